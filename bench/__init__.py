@@ -1,0 +1,44 @@
+"""Robustness bench for efficient vision models. The API loads heavy modules only when used."""
+from __future__ import annotations
+
+from typing import Any
+
+from bench.card import ModelCard, register_model
+from bench.errors import BenchError
+
+__all__ = ["BenchError", "ModelCard", "RunConfig", "load_model", "register_model", "report", "run"]
+
+
+def load_model(spec: str, dataset: str = "cluttered_fmnist") -> Any:
+    """A ready model (eval mode) for a spec such as 'mgnet_small', 'resnet18@random' or 'my.py:net'."""
+    from bench.data import cache_dir
+    from bench.specs import expand, load
+
+    names = expand(spec)
+    if len(names) != 1:
+        raise BenchError(f"{spec} names {len(names)} models; name one with file.py:factory")
+    return load(names[0], dataset, cache_dir()).model
+
+
+def run(config: "RunConfig") -> Any:
+    """Evaluate a RunConfig; returns the path of its results CSV."""
+    from bench.runner import run as _run
+
+    return _run(config)
+
+
+def report(run_dir: Any) -> Any:
+    """Rebuild report.md and figures of a run folder from its results CSV."""
+    from pathlib import Path
+
+    from bench.report import build
+
+    return build(Path(run_dir))
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RunConfig":
+        from bench.config import RunConfig
+
+        return RunConfig
+    raise AttributeError(name)

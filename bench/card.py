@@ -1,0 +1,62 @@
+"""What the harness knows about a model without building it (torch-free)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from bench.registry import MODELS
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelCard:
+    """Name, family, class count, input size and normalization of one comparable model."""
+
+    name: str
+    family: str  # plot series: mgnet, mgbase, resnet, user
+    build: Callable[[], Any]  # returns an nn.Module (a BenchModel, or a plain classifier)
+    num_classes: int
+    input_size: int
+    mean: tuple[float, ...] | None  # None: the module normalizes itself
+    std: tuple[float, ...] | None
+    exits: tuple[int, ...] = (1,)
+    source: str = "bench"  # bench | official | user
+    data: str = ""  # the data set the model is meant for ("" = any with matching classes)
+    hidden: bool = False  # tiny test models: listed only with --all
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.mean is None) != (self.std is None):
+            raise ValueError(f"model {self.name!r}: give both mean and std, or neither")
+        if self.num_classes < 2 or self.input_size < 1 or not self.exits:
+            raise ValueError(f"model {self.name!r}: bad num_classes, input_size or exits")
+
+
+def register_model(
+    name: str,
+    *,
+    num_classes: int,
+    input_size: int,
+    mean: tuple[float, ...] | None = (0.485, 0.456, 0.406),
+    std: tuple[float, ...] | None = (0.229, 0.224, 0.225),
+    exits: tuple[int, ...] = (1,),
+    family: str = "user",
+    source: str = "user",
+    data: str = "",
+    hidden: bool = False,
+    description: str = "",
+) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
+    """Decorator: register a zero-argument factory so the harness can compare it by name."""
+
+    def deco(factory: Callable[[], Any]) -> Callable[[], Any]:
+        MODELS.register(
+            name,
+            ModelCard(
+                name=name, family=family, build=factory, num_classes=num_classes,
+                input_size=input_size, mean=None if mean is None else tuple(mean),
+                std=None if std is None else tuple(std), exits=tuple(exits), source=source,
+                data=data, hidden=hidden, description=description or (factory.__doc__ or "").strip(),
+            ),
+        )
+        return factory
+
+    return deco

@@ -1,0 +1,212 @@
+"""`bench`: list models, build data, train, run suites, count FLOPs, write reports."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from bench.errors import BenchError
+
+EXAMPLES = {
+    "models": "bench models 'mgnet_*'",
+    "suites": "bench suites",
+    "data": "bench data build imagenet100 /data/imagenet /data/imagenet100",
+    "train": "bench train mgnet_small resnet_small --data cluttered_fmnist --if-missing",
+    "run": "bench run --config results/default/run.toml   |   bench run --models my_net.py --n-images 500",
+    "flops": "bench flops mgnet_r18 resnet18",
+    "report": "bench report results/default",
+}
+
+
+def _sub(sp: argparse._SubParsersAction, name: str, help_: str) -> argparse.ArgumentParser:
+    return sp.add_parser(name, help=help_, description=help_, epilog=f"example: {EXAMPLES[name]}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bench", description="Robustness bench for efficient vision models.",
+                                epilog="example: bench run --config results/default/run.toml && bench report results/default")
+    sp = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    m = _sub(sp, "models", "List registered models.")
+    m.add_argument("pattern", nargs="?", default="*", help="shell-style name filter")
+    m.add_argument("--all", action="store_true", help="include the tiny test models")
+
+    _sub(sp, "suites", "List the condition suites.")
+
+    d = _sub(sp, "data", "Build a data set folder.")
+    d.add_argument("action", choices=["build"])
+    d.add_argument("name", choices=["imagenet100", "cluttered_fmnist"])
+    d.add_argument("src", nargs="?", help="ImageNet root with train/ and val/ class folders")
+    d.add_argument("dst", nargs="?", help="folder to create for ImageNet100")
+
+    t = _sub(sp, "train", "Train models with the data set's recipe and cache their checkpoints.")
+    t.add_argument("models", nargs="+", help="model specs (registry names, file.py[:factory], module:factory)")
+    t.add_argument("--data", default="cluttered_fmnist")
+    t.add_argument("--data-root", default="")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto")
+    t.add_argument("--workers", type=int, default=0)
+    t.add_argument("--if-missing", action="store_true", help="skip models that already have a checkpoint")
+    t.add_argument("--download", action="store_true", help="allow torchvision to download Fashion-MNIST")
+
+    r = _sub(sp, "run", "Evaluate models under a suite and append rows to OUT/results.csv (resumable).")
+    r.add_argument("--config", type=Path, help="run.toml with any of the options below")
+    r.add_argument("--models", nargs="+", help="model specs: NAME[@random|@ckpt.pt|@official:FILE], file.py[:factory]")
+    r.add_argument("--suite")
+    r.add_argument("--data", dest="dataset")
+    r.add_argument("--data-root")
+    r.add_argument("--n-images", type=int)
+    r.add_argument("--seed", type=int)
+    r.add_argument("--device")
+    r.add_argument("--batch-size", type=int)
+    r.add_argument("--workers", type=int)
+    r.add_argument("--out")
+    r.add_argument("--no-report", action="store_true", help="do not rebuild report.md afterwards")
+
+    f = _sub(sp, "flops", "GMACs and parameters of models, per exit.")
+    f.add_argument("models", nargs="+")
+
+    rep = _sub(sp, "report", "Build report.md and figures from a run's results.csv (no torch needed).")
+    rep.add_argument("run", nargs="?", type=Path, default=Path("results/default"))
+    return p
+
+
+def _cmd_models(a: argparse.Namespace) -> int:
+    import models  # noqa: F401
+    from bench.registry import MODELS
+
+    for name in MODELS.names(a.pattern):
+        c = MODELS.get(name)
+        if c.hidden and not a.all:
+            continue
+        print(f"{name:16s} {c.family:7s} {c.num_classes:4d} classes {c.input_size:4d}px "
+              f"exits={len(c.exits)} data={c.data or 'any'}  {c.description}")
+    return 0
+
+
+def _cmd_suites(a: argparse.Namespace) -> int:
+    from bench.conditions import SUITES
+
+    for name, conds in SUITES.items():
+        print(f"{name:12s} {len(conds)} condition(s): {', '.join(c.name for c in conds)}")
+    return 0
+
+
+def _cmd_data(a: argparse.Namespace) -> int:
+    if a.name == "imagenet100":
+        from bench.data import imagenet
+
+        if not a.src or not a.dst:
+            raise BenchError("usage: bench data build imagenet100 SRC DST")
+        print(f"ImageNet100 linked under {imagenet.build(Path(a.src), Path(a.dst))}")
+        return 0
+    from bench.data import load_split
+
+    for split in ("train", "test"):
+        s = load_split("cluttered_fmnist", split)
+        print(f"cluttered_fmnist {split}: {len(s)} images {s.get(0)[0].shape}")
+    return 0
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from bench.data import cache_dir, check_name, load_split
+    from bench.specs import default_checkpoint, expand, load
+    from bench.train import RECIPES, train
+
+    check_name(a.data)
+    if a.data not in RECIPES:
+        raise BenchError(f"no training recipe for data set {a.data!r} (known: {', '.join(RECIPES)})")
+    recipe = dataclasses.replace(RECIPES[a.data], **{k: v for k, v in
+                                 dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr).items() if v is not None})
+    cache = cache_dir()
+    specs = [s for spec in a.models for s in expand(spec)]
+    root = Path(a.data_root) if a.data_root else None
+    sets = None
+    for spec in specs:
+        name = spec.partition("@")[0]
+        out = default_checkpoint(cache, a.data, name)
+        if a.if_missing and out.is_file():
+            print(f"{name}: checkpoint exists ({out}), skipped")
+            continue
+        lm = load(f"{name}@random", a.data, cache)
+        if sets is None:
+            sets = (load_split(a.data, "train", root, a.download), load_split(a.data, "test", root, a.download))
+        if lm.card.num_classes != len(sets[0].classes):
+            raise BenchError(f"{name} has {lm.card.num_classes} classes but {a.data} has {len(sets[0].classes)}")
+        path = train(lm.model, name, sets[0], sets[1], recipe, out, seed=a.seed, device=a.device,
+                     workers=a.workers)
+        import json
+
+        meta = json.loads(path.with_suffix(".json").read_text())
+        print(f"{name}: test accuracy {100 * meta['accuracy']:.2f}% after {recipe.epochs} epochs "
+              f"({meta['train_seconds']} s) -> {path}")
+    return 0
+
+
+def _cmd_run(a: argparse.Namespace) -> int:
+    from bench.config import RunConfig, load_toml
+    from bench.runner import run
+
+    base = load_toml(a.config) if a.config else {}
+    if a.models:
+        base["models"] = tuple(a.models)
+    if "models" not in base:
+        raise BenchError("no models given (use --models or --config)")
+    cfg = RunConfig(**base).with_overrides(suite=a.suite, dataset=a.dataset, data_root=a.data_root,
+                                           n_images=a.n_images, seed=a.seed, device=a.device,
+                                           batch_size=a.batch_size, workers=a.workers, out=a.out)
+    path = run(cfg)
+    print(f"results: {path}")
+    if not a.no_report:
+        from bench.report import build
+
+        print(f"report:  {build(path.parent)}")
+    return 0
+
+
+def _cmd_flops(a: argparse.Namespace) -> int:
+    from bench import flops
+    from bench.data import cache_dir
+    from bench.specs import expand, load
+
+    print(f"{'model':16s} {'exit':>4s} {'GMACs':>10s} {'params(M)':>10s}  uncounted ops")
+    for spec in [s for spec in a.models for s in expand(spec)]:
+        name = spec.partition("@")[0]
+        lm = load(f"{name}@random", "", cache_dir())
+        for t in lm.card.exits:
+            c = flops.count(lm.model, t, lm.card.input_size)
+            print(f"{name:16s} {t:4d} {c.gmacs:10.4f} {c.params_m:10.3f}  {', '.join(sorted(c.uncounted))}")
+    return 0
+
+
+def _cmd_report(a: argparse.Namespace) -> int:
+    from bench.report import build
+
+    print(f"report: {build(a.run)}")
+    return 0
+
+
+COMMANDS = {"models": _cmd_models, "suites": _cmd_suites, "data": _cmd_data, "train": _cmd_train,
+            "run": _cmd_run, "flops": _cmd_flops, "report": _cmd_report}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (2 with one line on stderr for bad input)."""
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.cmd](args)
+    except BenchError as e:
+        print(f"bench: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("bench: interrupted; rows of finished cells are kept, rerun to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""A run's configuration: from the command line or a small TOML file kept beside its results."""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunConfig:
+    """Which models, data, conditions and seed; everything a result depends on that is not code."""
+
+    models: tuple[str, ...]
+    dataset: str = "cluttered_fmnist"
+    data_root: str = ""
+    suite: str = "clean"
+    n_images: int | None = None  # None: the whole test split
+    seed: int = 0
+    device: str = "auto"
+    batch_size: int = 256
+    workers: int = 0
+    out: str = "results/default"
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise BenchError("no models given (use --models or a config file's `models = [...]`)")
+        if self.n_images is not None and self.n_images < 1:
+            raise BenchError(f"--n-images must be positive, got {self.n_images}")
+        if self.batch_size < 1 or self.workers < 0:
+            raise BenchError("--batch-size must be positive and --workers not negative")
+
+    def with_overrides(self, **kw: Any) -> "RunConfig":
+        """Apply the command-line values that were actually given (None = not given)."""
+        return replace(self, **{k: v for k, v in kw.items() if v is not None})
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """Keys of a run.toml; `out` defaults to the file's folder."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as e:
+        raise BenchError(f"cannot read config {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise BenchError(f"{path}: invalid TOML: {e}") from None
+    known = {f.name for f in fields(RunConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise BenchError(f"{path}: unknown keys {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    if "models" in data:
+        data["models"] = tuple(data["models"])
+    data.setdefault("out", str(path.parent))
+    return data

@@ -1,0 +1,51 @@
+"""Data sets by name: the embedded cluttered Fashion-MNIST and ImageNet100."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from bench.data.imageset import (ArrayImageSet, FolderImageSet, ImageSet, iter_batches, subset_indices,
+                                 to_unit)
+from bench.errors import BenchError
+
+DATASETS = ("cluttered_fmnist", "imagenet100")
+DEFAULT = "cluttered_fmnist"
+
+
+def cache_dir() -> Path:
+    """Where built data, checkpoints and FLOP counts are cached ($BENCH_CACHE or .cache/bench)."""
+    return Path(os.environ.get("BENCH_CACHE", ".cache/bench")).resolve()
+
+
+def check_name(name: str) -> str:
+    """Reject unknown data set names early, with the closest known ones."""
+    if name not in DATASETS:
+        import difflib
+
+        close = difflib.get_close_matches(name, DATASETS, n=2)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise BenchError(f"unknown data set {name!r}{hint} (known: {', '.join(DATASETS)})")
+    return name
+
+
+def load_split(name: str, split: str, root: Path | None = None, download: bool = False) -> ImageSet:
+    """The named data set's split ('train' or 'test'); ImageNet100's 'test' is its val folder."""
+    check_name(name)
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be train or test, got {split!r}")
+    if name == "cluttered_fmnist":
+        from bench.data import cluttered, fmnist
+
+        source = fmnist.find_dir(download=download, cache=cache_dir() / "downloads")
+        return cluttered.build(split, cluttered.ClutterSpec(), source, cache_dir() / "data")
+    from bench.data import imagenet
+
+    base = root or (Path(os.environ["BENCH_DATA"]) / "imagenet100" if "BENCH_DATA" in os.environ else None)
+    if base is None:
+        raise BenchError("imagenet100 needs --data-root (a folder made by `bench data build imagenet100`) "
+                         "or $BENCH_DATA/imagenet100")
+    return imagenet.load(base, "train" if split == "train" else "val", train=split == "train")
+
+
+__all__ = ["ArrayImageSet", "DATASETS", "check_name", "DEFAULT", "FolderImageSet", "ImageSet", "cache_dir",
+           "iter_batches", "load_split", "subset_indices", "to_unit"]

@@ -1,0 +1,101 @@
+"""Cluttered Fashion-MNIST: the embedded default data set, built deterministically from the real images.
+
+Each Fashion-MNIST item is scaled and placed at a random position on a coloured RGB canvas among
+fragments cut from other items of the same split (after the cluttered MNIST of recurrent
+attention models), so a model must find the object: the setting glimpse networks are made for.
+Image i of a split depends only on (seed, split, i), never on how many images are built.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from bench.data import fmnist
+from bench.data.imageset import ArrayImageSet
+
+VERSION = 1  # bump when rendering changes: it is part of the cache key
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClutterSpec:
+    """Geometry and size of the cluttered set."""
+
+    canvas: int = 64
+    item_min: int = 26
+    item_max: int = 44
+    n_clutter: int = 6
+    fragment: int = 12
+    n_train: int = 12000
+    n_test: int = 2000
+    seed: int = 0
+
+    def key(self) -> str:
+        blob = json.dumps({**asdict(self), "version": VERSION}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _colour_far_from(rng: np.random.Generator, ref: np.ndarray, min_dist: float) -> np.ndarray:
+    for _ in range(32):
+        c = rng.uniform(0, 255, 3)
+        if np.linalg.norm(c - ref) >= min_dist:
+            return c
+    return 255.0 - ref  # the complement is always far enough
+
+
+def render(items: np.ndarray, i: int, split_id: int, spec: ClutterSpec) -> np.ndarray:
+    """Image i: a coloured gradient, clutter fragments of other items, then item i on top."""
+    rng = np.random.default_rng([spec.seed, split_id, i])
+    n = spec.canvas
+    c0, c1 = rng.uniform(0, 150, 3), rng.uniform(0, 150, 3)
+    angle = rng.uniform(0, 2 * np.pi)
+    yy, xx = np.mgrid[0:n, 0:n] / (n - 1)
+    ramp = (np.cos(angle) * xx + np.sin(angle) * yy)
+    ramp = (ramp - ramp.min()) / max(np.ptp(ramp), 1e-6)
+    canvas = c0 + (c1 - c0) * ramp[..., None]
+    bg_mean = (c0 + c1) / 2
+    f = spec.fragment
+    for _ in range(spec.n_clutter):
+        src = items[rng.integers(len(items))]
+        oy, ox = rng.integers(0, src.shape[0] - f + 1, 2)
+        alpha = src[oy:oy + f, ox:ox + f, None] / 255.0 * 0.8
+        py, px = rng.integers(0, n - f + 1, 2)
+        colour = rng.uniform(0, 255, 3)
+        patch = canvas[py:py + f, px:px + f]
+        canvas[py:py + f, px:px + f] = patch * (1 - alpha) + colour * alpha
+    side = int(rng.integers(spec.item_min, spec.item_max + 1))
+    item = np.asarray(Image.fromarray(items[i]).resize((side, side), Image.BILINEAR), dtype=np.float64)
+    alpha = item[..., None] / 255.0
+    py, px = rng.integers(0, n - side + 1, 2)
+    colour = _colour_far_from(rng, bg_mean, 140.0)
+    region = canvas[py:py + side, px:px + side]
+    canvas[py:py + side, px:px + side] = region * (1 - alpha) + colour * alpha
+    return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+
+
+def build(split: str, spec: ClutterSpec, source: Path, cache: Path | None = None) -> ArrayImageSet:
+    """The train or test split; cached as .npz under `cache` when given."""
+    count = spec.n_train if split == "train" else spec.n_test
+    items, labels = fmnist.load(split, source)
+    count = min(count, len(items))
+    name = "cluttered_fmnist"
+    path = None if cache is None else cache / f"{name}-{split}-{spec.key()}-{count}.npz"
+    if path is not None and path.is_file():
+        try:
+            with np.load(path) as z:
+                return ArrayImageSet(name, split, fmnist.CLASSES, z["images"], z["labels"])
+        except (OSError, ValueError, KeyError):
+            path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt, never trusted
+    split_id = 0 if split == "train" else 1
+    images = np.stack([render(items, i, split_id, spec) for i in range(count)])
+    out = ArrayImageSet(name, split, fmnist.CLASSES, images, labels[:count].copy())
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, images=out.images, labels=out.labels)
+        tmp.replace(path)
+    return out

@@ -1,0 +1,112 @@
+"""Image sets: uint8 HxWx3 images with integer labels, after the data set's fixed preprocessing."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Protocol, Sequence
+
+import numpy as np
+
+
+class ImageSet(Protocol):
+    """What evaluation and training read: indexable uint8 images with labels."""
+
+    name: str
+    split: str
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int: ...
+    def get(self, i: int) -> tuple[np.ndarray, int]: ...
+
+
+@dataclass(frozen=True, eq=False)
+class ArrayImageSet:
+    """An image set held in memory as one (N,H,W,3) uint8 array."""
+
+    name: str
+    split: str
+    classes: tuple[str, ...]
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[3] != 3:
+            raise ValueError(f"{self.name}: images must be uint8 (N,H,W,3), got {self.images.dtype} {self.images.shape}")
+        if len(self.labels) != len(self.images):
+            raise ValueError(f"{self.name}: {len(self.images)} images but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def get(self, i: int) -> tuple[np.ndarray, int]:
+        return self.images[i], int(self.labels[i])
+
+
+@dataclass(frozen=True, eq=False)
+class FolderImageSet:
+    """Image files decoded on demand; `transform` maps a PIL image to uint8 HxWx3."""
+
+    name: str
+    split: str
+    classes: tuple[str, ...]
+    paths: Sequence[Path]
+    labels: np.ndarray
+    transform: Callable[..., np.ndarray] = field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def get(self, i: int) -> tuple[np.ndarray, int]:
+        from PIL import Image
+
+        from bench.errors import BenchError
+
+        try:
+            with Image.open(self.paths[i]) as im:
+                img = self.transform(im.convert("RGB"))
+        except OSError as e:
+            raise BenchError(f"{self.name}: cannot read image {self.paths[i]}: {e}") from None
+        return img, int(self.labels[i])
+
+
+def subset_indices(n_total: int, n: int | None) -> tuple[np.ndarray, str]:
+    """The evaluated images: all, or the first n of a fixed permutation (seed 0, never the run seed).
+
+    Returns the indices and the label written to the `subset` column.
+    """
+    if n is None or n >= n_total:
+        return np.arange(n_total), "all"
+    if n <= 0:
+        raise ValueError(f"number of images must be positive, got {n}")
+    perm = np.random.default_rng(0).permutation(n_total)
+    return np.sort(perm[:n]), f"perm0:{n}"
+
+
+def iter_batches(images: ImageSet, indices: np.ndarray, batch_size: int, workers: int = 0,
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield (indices, uint8 images (B,H,W,3), labels) in order; folder sets decode in workers."""
+    if isinstance(images, ArrayImageSet):
+        for s in range(0, len(indices), batch_size):
+            idx = indices[s:s + batch_size]
+            yield idx, images.images[idx], images.labels[idx]
+        return
+    import torch.utils.data as tud
+
+    class _DS(tud.Dataset):
+        def __len__(self) -> int:
+            return len(indices)
+
+        def __getitem__(self, k: int):  # type: ignore[no-untyped-def]
+            img, lab = images.get(int(indices[k]))
+            return int(indices[k]), img, lab
+
+    loader = tud.DataLoader(_DS(), batch_size=batch_size, num_workers=workers,
+                            collate_fn=lambda b: tuple(np.stack(c) for c in zip(*b)))
+    yield from loader
+
+
+def to_unit(images: np.ndarray, device: "torch.device | str" = "cpu") -> "torch.Tensor":
+    """uint8 (N,H,W,3) -> float (N,3,H,W) in [0,1]: the one conversion between data and models."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float().div_(255)

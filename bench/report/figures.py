@@ -1,0 +1,42 @@
+"""Figures drawn from result tables only (matplotlib, no torch)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bench.report.tables import pareto_front  # noqa: E402
+
+FAMILY_STYLE = {"mgnet": ("tab:red", "o"), "mgbase": ("tab:blue", "s"), "resnet": ("tab:green", "^")}
+
+
+def accuracy_vs_gmacs(table: pd.DataFrame, path: Path, title: str) -> Path:
+    """Accuracy against GMACs: multi-exit models as anytime curves, the Pareto front dashed."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    for i, (model, g) in enumerate(table.groupby("model", sort=True)):
+        colour, marker = FAMILY_STYLE.get(g.family.iloc[0], (f"C{(i + 3) % 10}", "D"))
+        g = g.sort_values("exit")
+        ax.plot(g.gmacs, 100 * g.accuracy, marker=marker, color=colour, label=model,
+                linestyle="-" if len(g) > 1 else "none", markersize=7)
+        if len(g) > 1:
+            for _, r in g.iterrows():
+                ax.annotate(f"{int(r.exit)}", (r.gmacs, 100 * r.accuracy), textcoords="offset points",
+                            xytext=(4, -10), fontsize=8, color=colour)
+    front = pareto_front(table)
+    ax.plot(front.gmacs, 100 * front.accuracy, color="grey", linestyle="--", linewidth=1, label="Pareto front",
+            zorder=0)
+    ax.set_xscale("log")
+    ax.set_xlabel("GMACs per image (log scale; numbers = MGNet exits)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

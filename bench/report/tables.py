@@ -1,0 +1,37 @@
+"""Tables derived from the results CSV (pandas only)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from bench.results import COLUMNS, read_rows
+
+
+def load_results(path: Path) -> pd.DataFrame:
+    """The results CSV as a frame with the schema's types (validated by bench.results)."""
+    rows = read_rows(path)
+    return pd.DataFrame([[getattr(r, c) for c in COLUMNS] for r in rows], columns=list(COLUMNS))
+
+
+def pareto_front(df: pd.DataFrame, cost: str = "gmacs", value: str = "accuracy") -> pd.DataFrame:
+    """Rows no other row beats on both lower cost and higher value, by increasing cost."""
+    d = df.sort_values([cost, value], ascending=[True, False])
+    keep, best = [], -float("inf")
+    for i, v in zip(d.index, d[value]):
+        if v > best:
+            keep.append(i)
+            best = v
+    return d.loc[keep]
+
+
+def clean_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per model and exit: GMACs, parameters and clean accuracy (latest row per key wins)."""
+    clean = df[df.kind == "clean"]
+    if clean.empty:
+        return clean
+    cols = ["model", "family", "exit", "exits_total", "gmacs", "params_m", "accuracy", "n_images",
+            "weights", "dataset", "seed"]
+    t = clean.sort_values("created").drop_duplicates(["model", "weights", "dataset", "subset", "exit", "seed"],
+                                                     keep="last")[cols]
+    return t.sort_values(["family", "model", "exit"]).reset_index(drop=True)

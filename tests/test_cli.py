@@ -1,0 +1,153 @@
+"""End to end through the CLI: train, run, resume, report; and every bad input fails cleanly."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench import checkpoint
+from bench.cli import main
+from bench.data import cache_dir
+from bench.results import read_rows
+from bench.specs import default_checkpoint
+
+REPO = Path(__file__).resolve().parent.parent
+TRAIN = ["train", "mgnet_tiny", "resnet_tiny", "--data", "cluttered_fmnist", "--epochs", "1", "--batch-size", "64"]
+
+
+@pytest.fixture(scope="module")
+def trained() -> None:
+    """Tiny models trained once on the generated data (checkpoints in the session cache)."""
+    assert main(TRAIN + ["--if-missing"]) == 0
+
+
+def test_train_run_resume_report(trained: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert main(["run", "--models", "mgnet_tiny", "resnet_tiny", "--n-images", "50", "--out", str(out)]) == 0
+    rows = read_rows(out / "results.csv")
+    assert [(r.model, r.exit) for r in rows] == [("mgnet_tiny", t) for t in (1, 2, 3, 4)] + [("resnet_tiny", 1)]
+    for r in rows:
+        assert r.n_images == 50 and r.subset == "perm0:50" and 0 <= r.n_correct <= 50
+        assert r.accuracy == r.n_correct / 50 and r.kind == "clean" and r.torch == torch.__version__
+        assert r.gmacs > 0 and r.params_m > 0 and len(r.weights) == 12
+    mg = [r.gmacs for r in rows if r.model == "mgnet_tiny"]
+    assert mg == sorted(mg), "later exits cost more"
+    before = (out / "results.csv").read_bytes()
+    assert main(["run", "--models", "mgnet_tiny", "resnet_tiny", "--n-images", "50", "--out", str(out)]) == 0
+    assert (out / "results.csv").read_bytes() == before, "a rerun skips stored cells"
+    report = (out / "report.md").read_text()
+    assert "mgnet_tiny" in report and "figures/clean_accuracy_vs_gmacs_cluttered_fmnist.png" in report
+    assert (out / "figures" / "clean_accuracy_vs_gmacs_cluttered_fmnist.png").stat().st_size > 5000
+    assert f"results: {out / 'results.csv'}" in capsys.readouterr().out
+
+
+def test_resume_completes_only_missing_cells(trained: None, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(["run", "--models", "resnet_tiny", "--n-images", "20", "--out", str(out), "--no-report"]) == 0
+    first = read_rows(out / "results.csv")
+    assert main(["run", "--models", "resnet_tiny", "mgnet_tiny", "--n-images", "20", "--out", str(out)]) == 0
+    rows = read_rows(out / "results.csv")
+    assert rows[:1] == first and len(rows) == 5
+
+
+def test_evaluation_is_deterministic_across_batch_sizes(trained: None, tmp_path: Path) -> None:
+    for bs in ("7", "64"):
+        assert main(["run", "--models", "mgnet_tiny", "--n-images", "40", "--batch-size", bs,
+                     "--out", str(tmp_path / bs), "--no-report"]) == 0
+    a, b = (read_rows(tmp_path / bs / "results.csv") for bs in ("7", "64"))
+    assert [r.n_correct for r in a] == [r.n_correct for r in b]
+
+
+def test_report_needs_no_torch(trained: None, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(["run", "--models", "resnet_tiny", "--n-images", "10", "--out", str(out), "--no-report"]) == 0
+    code = (f"import sys; from pathlib import Path; from bench.report import build; build(Path({str(out)!r})); "
+            "assert 'torch' not in sys.modules, 'report imported torch'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+    assert (out / "report.md").is_file()
+
+
+def test_training_is_seeded(trained: None, tmp_path: Path) -> None:
+    from bench.data import load_split
+    from bench.specs import load
+    from bench.train import Recipe, train
+
+    tr, te = load_split("cluttered_fmnist", "train"), load_split("cluttered_fmnist", "test")
+    sds = []
+    for i in range(2):
+        lm = load("mgnet_tiny@random", "cluttered_fmnist", tmp_path)
+        p = train(lm.model, "mgnet_tiny", tr, te, Recipe(epochs=1, batch_size=64, lr=0.05), tmp_path / f"{i}.pt")
+        sds.append(checkpoint.load(p)[0])
+    assert all(torch.equal(sds[0][k], sds[1][k]) for k in sds[0])
+
+
+def _fails(argv: list[str], capsys: pytest.CaptureFixture[str], match: str) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("bench: error: ") and "\n" not in err and match in err, err
+    return err
+
+
+def test_bad_inputs_fail_with_one_line_and_no_results(trained: None, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "run"
+    run = ["run", "--n-images", "5", "--out", str(out), "--models"]
+    _fails(run + ["mgnet_smal"], capsys, "did you mean mgnet_small")
+    _fails(run + ["resnet_tiny", "--data", "cifar"], capsys, "unknown data set 'cifar'")
+    _fails(run + ["resnet18@random"], capsys, "resnet18 has 100 classes but cluttered_fmnist has 10")
+    _fails(run + ["mgnet_small"], capsys, "no trained weights for mgnet_small")
+    (tmp_path / "file").write_text("")
+    _fails(["run", "--models", "resnet_tiny", "--out", str(tmp_path / "file" / "x")], capsys, "cannot write")
+    _fails(run + ["resnet_tiny", "--n-images", "0"], capsys, "--n-images must be positive")
+    ckpt = default_checkpoint(cache_dir(), "cluttered_fmnist", "resnet_tiny")
+    _fails(run + [f"mgnet_tiny@{ckpt}"], capsys, "trained for resnet_tiny")
+    sd, meta, _ = checkpoint.load(ckpt)
+    sd["net.fc.weight"] = torch.zeros(5, 8)
+    checkpoint.save(tmp_path / "bad.pt", "resnet_tiny", sd, meta)
+    _fails(run + [f"resnet_tiny@{tmp_path / 'bad.pt'}"], capsys, "shape mismatches (e.g. net.fc.weight (5, 8) vs (10, 8))")
+    tampered = tmp_path / "t.pt"
+    checkpoint.save(tampered, "resnet_tiny", checkpoint.load(ckpt)[0], meta)
+    tampered.write_bytes(tampered.read_bytes() + b"x")
+    _fails(run + [f"resnet_tiny@{tampered}"], capsys, "does not match its sidecar")
+    monkeypatch.setenv("BENCH_FMNIST_DIR", str(tmp_path / "none"))
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    _fails(run + ["resnet_tiny@random"], capsys, "Fashion-MNIST not found")
+    assert not out.exists()
+
+
+def test_user_model_file_joins_the_comparison(trained: None, tmp_path: Path) -> None:
+    f = tmp_path / "my_net.py"
+    f.write_text(textwrap.dedent('''
+        import torch.nn as nn
+        from bench import register_model
+
+        @register_model("my_net", num_classes=10, input_size=64, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+        def my_net() -> nn.Module:
+            return nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                 nn.Linear(8, 10))
+    '''))
+    assert main(["train", f"{f}:my_net", "--epochs", "1", "--batch-size", "64"]) == 0
+    out = tmp_path / "run"
+    assert main(["run", "--models", str(f), "resnet_tiny", "--n-images", "20", "--out", str(out)]) == 0
+    assert [r.model for r in read_rows(out / "results.csv")] == ["my_net", "resnet_tiny"]
+    assert read_rows(out / "results.csv")[0].family == "user"
+
+
+def test_models_listing(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models"]) == 0
+    shown = capsys.readouterr().out
+    assert "mgnet_small" in shown and "resnet50" in shown and "mgnet_tiny" not in shown
+    assert main(["models", "*_tiny", "--all"]) == 0
+    assert "mgnet_tiny" in capsys.readouterr().out
+
+
+def test_ci_runs_the_readme_commands() -> None:
+    readme = (REPO / "README.md").read_text()
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "make setup" in readme and "make test" in readme
+    assert ci.strip().splitlines()[-2:] == ["make setup", "make test"]

@@ -1,0 +1,116 @@
+"""Data: idx parsing, the cluttered default set, the ImageNet100 builder and loader."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.data import cluttered, fmnist, imagenet, load_split, subset_indices
+from bench.errors import BenchError
+from tests.conftest import write_idx
+
+
+def test_idx_round_trip_and_damaged_files(tmp_path: Path) -> None:
+    arr = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    write_idx(tmp_path / "a.gz", arr)
+    assert np.array_equal(fmnist.read_idx(tmp_path / "a.gz"), arr)
+    raw = (tmp_path / "b").write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 9, 1, 2]))  # says 9, holds 2
+    assert raw
+    with pytest.raises(BenchError, match="truncated"):
+        fmnist.read_idx(tmp_path / "b")
+    (tmp_path / "c.gz").write_bytes(b"not gzip")
+    with pytest.raises(BenchError, match="cannot read"):
+        fmnist.read_idx(tmp_path / "c.gz")
+
+
+def test_missing_fashion_mnist_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("BENCH_FMNIST_DIR", str(tmp_path / "empty"))
+    with pytest.raises(BenchError, match="apt-get install dataset-fashion-mnist"):
+        load_split("cluttered_fmnist", "test")
+
+
+def test_cluttered_images_are_deterministic_and_independent_of_count(fmnist_dir: Path) -> None:
+    items, _ = fmnist.load("test", fmnist_dir)
+    spec = cluttered.ClutterSpec()
+    a = cluttered.build("test", cluttered.ClutterSpec(n_test=50), fmnist_dir)
+    b = cluttered.build("test", cluttered.ClutterSpec(n_test=20), fmnist_dir)
+    assert a.images.shape == (50, 64, 64, 3) and a.images.dtype == np.uint8
+    assert np.array_equal(a.images[:20], b.images)
+    assert np.array_equal(cluttered.render(items, 7, 1, spec), a.images[7])
+    assert not np.array_equal(cluttered.render(items, 7, 0, spec), a.images[7]), "splits must differ"
+    assert a.classes == fmnist.CLASSES and np.array_equal(a.labels, fmnist.load("test", fmnist_dir)[1][:50])
+
+
+def test_cluttered_cache_is_used_and_a_damaged_entry_rebuilt(fmnist_dir: Path, tmp_path: Path) -> None:
+    spec = cluttered.ClutterSpec(n_test=10)
+    first = cluttered.build("test", spec, fmnist_dir, tmp_path)
+    (entry,) = tmp_path.glob("*.npz")
+    assert np.array_equal(cluttered.build("test", spec, fmnist_dir, tmp_path).images, first.images)
+    entry.write_bytes(b"garbage")
+    assert np.array_equal(cluttered.build("test", spec, fmnist_dir, tmp_path).images, first.images)
+
+
+def test_subset_is_a_fixed_permutation_prefix() -> None:
+    idx, label = subset_indices(100, 10)
+    assert label == "perm0:10" and len(idx) == 10 and np.array_equal(idx, np.sort(idx))
+    assert set(idx) < set(subset_indices(100, 20)[0])
+    assert subset_indices(100, None)[1] == "all" and subset_indices(100, 500)[1] == "all"
+
+
+def test_imagenet100_class_list() -> None:
+    ids = imagenet.wnids()
+    assert len(ids) == 100 and ids[0] == "n01440764" and ids[-1] == "n01855672" and "n01860187" not in ids
+
+
+def _fake_imagenet(root: Path, skip: str | None = None, per_class: int = 1) -> None:
+    for split in ("train", "val"):
+        for k, w in enumerate(imagenet.wnids() + ("n01860187",)):
+            if w == skip:
+                continue
+            d = root / split / w
+            d.mkdir(parents=True)
+            for j in range(per_class):
+                Image.new("RGB", (300, 260), (k, j, 0)).save(d / f"{w}_{j}.JPEG")
+
+
+def test_imagenet100_builder_refuses_missing_classes(tmp_path: Path) -> None:
+    _fake_imagenet(tmp_path / "in", skip="n01530575")
+    with pytest.raises(BenchError, match="1 of 100 class folders missing.*n01530575"):
+        imagenet.build(tmp_path / "in", tmp_path / "in100")
+    assert not (tmp_path / "in100").exists()
+
+
+def test_imagenet100_build_load_and_preprocessing(tmp_path: Path) -> None:
+    _fake_imagenet(tmp_path / "in")
+    out = imagenet.build(tmp_path / "in", tmp_path / "in100")
+    imagenet.build(tmp_path / "in", tmp_path / "in100")  # re-runnable
+    assert sorted(p.name for p in (out / "val").iterdir()) == list(imagenet.wnids())  # 101st class not linked
+    ds = imagenet.load(out, "val")
+    assert len(ds) == 100 and list(ds.labels) == list(range(100))
+    img, label = ds.get(42)
+    assert img.shape == (224, 224, 3) and img.dtype == np.uint8 and label == 42
+    assert abs(int(img[100, 100, 0]) - 42) <= 1  # the file's own colour survives resize/crop
+    (out / "val" / imagenet.wnids()[3]).unlink()
+    (out / "val" / imagenet.wnids()[3]).symlink_to(tmp_path / "gone")  # dangling link
+    with pytest.raises(BenchError, match="missing or dangling"):
+        imagenet.load(out, "val")
+
+
+def test_imagenet_eval_transform_is_resize_256_then_center_crop_224() -> None:
+    from torchvision import transforms
+
+    im = Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8))
+    ours = imagenet.eval_transform()(im)
+    ref = np.asarray(transforms.CenterCrop(224)(transforms.Resize(256)(im)))
+    assert ours.shape == (224, 224, 3) and np.array_equal(ours, ref)
+
+
+def test_corrupt_image_file_is_named(tmp_path: Path) -> None:
+    _fake_imagenet(tmp_path / "in")
+    bad = tmp_path / "in" / "val" / imagenet.wnids()[0] / f"{imagenet.wnids()[0]}_0.JPEG"
+    bad.write_bytes(b"\xff\xd8 broken")
+    ds = imagenet.load(imagenet.build(tmp_path / "in", tmp_path / "in100"), "val")
+    with pytest.raises(BenchError, match="cannot read image .*_0.JPEG"):
+        ds.get(0)

@@ -1,0 +1,136 @@
+"""The model contract and MGNet's architecture as described in the reference."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import models  # noqa: F401
+from bench.registry import MODELS
+from models.base import BenchModel, as_bench_model, true_gradient
+from models.glimpse import glimpse_side, take_glimpse
+from models.mgnet import MGNet
+
+
+def build(name: str, seed: int = 0) -> BenchModel:
+    torch.manual_seed(seed)
+    card = MODELS.get(name)
+    return as_bench_model(card.build(), card.mean, card.std).eval()
+
+
+@pytest.mark.parametrize("name", MODELS.names("*_tiny") + ["mgnet_small"])
+def test_contract_exits_forward_and_views_agree(name: str) -> None:
+    m = build(name)
+    x = torch.rand(3, 3, 64, 64)
+    with torch.no_grad():
+        ex = m.exits(x)
+        assert ex.logits.shape == (m.n_exits, 3, 10)
+        assert torch.equal(ex.logits[-1], m(x))
+        for t in range(1, m.n_exits + 1):
+            assert torch.allclose(m.at_exit(t)(x), ex.logits[t - 1], atol=1e-6)
+        assert torch.equal(m(x), m(x)), "eval forward must be deterministic"
+
+
+def test_exit_out_of_range_is_rejected() -> None:
+    with pytest.raises(ValueError, match="exit 5"):
+        build("mgnet_tiny").at_exit(5)
+
+
+def test_normalization_happens_inside_the_model() -> None:
+    m = build("resnet_tiny")
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = m.net((x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+                         / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+        assert torch.allclose(m(x), expected)
+
+
+def test_glimpse_side_and_identity_glimpse() -> None:
+    assert glimpse_side(224, 2.33) == 96 and glimpse_side(224, 1.0) == 224 and glimpse_side(64, 2.33) == 27
+    x = torch.rand(2, 3, 224, 224)
+    g = take_glimpse(x, torch.tensor([[1.0, 0.0, 0.0]] * 2), 224)
+    assert (g - x).abs().max() < 1e-4  # scale 1.0 reproduces the image (reference: 1.3e-4)
+
+
+def test_glimpse_window_is_the_box_it_claims() -> None:
+    x = torch.arange(64.0).repeat(64, 1)[None, None].repeat(1, 3, 1, 1)  # value = column index
+    g = take_glimpse(x, torch.tensor([[0.5, 0.5, 0.0]]), 33)
+    # window u±s = [0, 1] in normalized coordinates -> columns 31.5 .. 63 (align_corners=True)
+    assert torch.allclose(g[0, 0, 0, 0], torch.tensor(31.5)) and torch.allclose(g[0, 0, 0, -1], torch.tensor(63.0))
+
+
+def test_tight_crop_keeps_windows_inside_and_in_scale_range() -> None:
+    m = build("mgnet_small")
+    with torch.no_grad():
+        boxes = m.exits(torch.rand(16, 3, 64, 64)).boxes
+    assert boxes is not None and boxes.shape == (4, 16, 4)
+    assert torch.allclose(boxes[0], torch.tensor([0.0, 0.0, 1.0, 1.0]).expand(16, 4))
+    later = boxes[1:]
+    assert (later >= -1e-6).all() and (later <= 1 + 1e-6).all()
+    side = later[..., 2] - later[..., 0]
+    assert (side >= 0.2 - 1e-6).all() and (side <= 0.5 + 1e-6).all()
+
+
+def test_fusion_with_last_query_equals_full_self_attention() -> None:
+    m = build("mgnet_small")
+    tokens = torch.randn(3, 5, 131)
+    full = m.feat_fusion.mha(tokens, tokens, tokens, need_weights=False)[0]
+    expected = F.relu(m.feat_fusion.norm(full))[-1]
+    assert torch.allclose(m.feat_fusion(tokens), expected, atol=1e-5)
+
+
+def test_rescaler_scales_localization_gradient_by_s_and_can_be_switched_off() -> None:
+    # Two glimpses: the localization net runs once, so its weight gradient is exactly s x the true one
+    # (with more glimpses, paths through several rescalers scale by s^k).
+    from models.mgnet import MGNetConfig
+    from models.resnet import backbone
+
+    torch.manual_seed(0)
+    net, dim = backbone("resnet_tiny")
+    m = MGNet(net, dim, 10, 64, MGNetConfig(n_iter=2), (0.5,) * 3, (0.25,) * 3).eval()
+    assert m.cfg.grad_scale == 0.02
+    x, y = torch.rand(4, 3, 64, 64), torch.tensor([0, 1, 2, 3])
+
+    def loc_grad() -> torch.Tensor:
+        m.zero_grad()
+        F.cross_entropy(m(x), y).backward()
+        return m.loc_network.fc.weight.grad.clone()
+
+    scaled = loc_grad()
+    with true_gradient(m):
+        true = loc_grad()
+    assert torch.allclose(scaled, 0.02 * true, rtol=1e-4, atol=1e-9)
+    assert true.abs().sum() > 0
+    assert m.loc_network.grad_factor.enabled, "true_gradient must restore the rescaler"
+
+
+def test_train_loss_is_the_mgnet_objective() -> None:
+    m = build("mgnet_tiny")
+    x, y = torch.rand(4, 3, 64, 64), torch.tensor([0, 1, 2, 3])
+    logits, _, feats = m._run(x, 4)
+    ce = torch.stack([F.cross_entropy(lg, y) for lg in logits]).mean()
+    aux = torch.stack([F.cross_entropy(m.glimpse_fc.fc(h), y) for h in feats[1:]]).mean()
+    assert torch.allclose(m.train_loss(x, y), 0.4 * ce + 0.6 * aux)
+    base = build("mgbase_tiny")
+    assert base.glimpse_fc is None and base.n_exits == 1
+    assert torch.allclose(base.train_loss(x, y), F.cross_entropy(base(x), y))
+
+
+@pytest.mark.parametrize("name,total_m,inference_m", [
+    ("mgnet_r18", 12.345, 12.294), ("mgbase_r18", 12.294, 12.294),
+])
+def test_parameter_counts_match_the_official_model(name: str, total_m: float, inference_m: float) -> None:
+    from bench.flops import inference_params
+
+    m = build(name)
+    assert round(sum(p.numel() for p in m.parameters()) / 1e6, 3) == total_m
+    assert round(inference_params(m) / 1e6, 3) == inference_m
+
+
+def test_official_submodule_names_and_key_count() -> None:
+    keys = list(build("mgnet_r18").state_dict())
+    assert len(keys) == 132 and len(list(build("mgbase_r18").state_dict())) == 130
+    for k in ("feat_fusion.mha.in_proj_weight", "feat_fusion.norm.weight", "loc_network.fc.weight",
+              "global_fc.fc.weight", "glimpse_fc.fc.weight", "backbone.layer4.1.bn2.running_var"):
+        assert k in keys
+    assert build("mgnet_r18").state_dict()["feat_fusion.mha.in_proj_weight"].shape == (1545, 515)

@@ -1,0 +1,88 @@
+"""Official MGNet (Lightning) checkpoints: built here with the official key names, never downloaded."""
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+import models  # noqa: F401
+from bench.errors import BenchError
+from bench.registry import MODELS
+from bench.specs import load
+
+
+def _lightning_file(path: Path, name: str, hp: dict, drop: str | None = None) -> dict:
+    """A checkpoint shaped like PL 1.0.8's, pickling classes that will not exist at load time."""
+    torch.manual_seed(1)
+    model = MODELS.get(name).build()
+    sd = {f"model.{k}": v for k, v in model.state_dict().items() if not (drop and k.startswith(drop))}
+    mod = types.ModuleType("pytorch_lightning.callbacks.model_checkpoint")
+
+    class ModelCheckpoint:  # stands in for the callback class used as a dict key
+        def __init__(self) -> None:
+            self.best = 0.5
+
+    ModelCheckpoint.__module__ = mod.__name__
+    ModelCheckpoint.__qualname__ = "ModelCheckpoint"
+    mod.ModelCheckpoint = ModelCheckpoint
+    parents = {n: types.ModuleType(n) for n in ("pytorch_lightning", "pytorch_lightning.callbacks")}
+    sys.modules.update(parents)
+    sys.modules[mod.__name__] = mod
+    try:
+        ckpt = {"epoch": 399, "global_step": 1, "pytorch-lightning_version": "1.0.8",
+                "callbacks": {ModelCheckpoint: {"best_model_score": 0.5}},
+                "optimizer_states": [{"state": {}}], "lr_schedulers": [{"obj": ModelCheckpoint()}],
+                "state_dict": sd, "hparams_name": "kwargs", "hyper_parameters": hp}
+        torch.save(ckpt, path)
+    finally:
+        for n in [*parents, mod.__name__]:
+            del sys.modules[n]
+    with pytest.raises(Exception):  # the file really needs more than weights_only
+        torch.load(path, weights_only=True)
+    return {k[len("model."):]: v for k, v in sd.items()}
+
+
+OURS_HP = {"model": "resnet18", "num_class": 100, "n_iter": 4, "scale": 2.33, "scale_min": 0.2,
+           "scale_max": 0.5, "trans_method": "tight-crop", "s": 0.02, "alpha": 0.6}
+BASE_HP = {**OURS_HP, "n_iter": 1, "scale": 1.0, "s": 1.0, "alpha": 0.0}
+
+
+def test_official_mgnet_checkpoint_loads_and_matches(tmp_path: Path) -> None:
+    path = tmp_path / "resnet18_ours.ckpt"
+    sd = _lightning_file(path, "mgnet_r18", OURS_HP)
+    lm = load(f"mgnet_r18@official:{path}", "imagenet100", tmp_path)
+    assert lm.weights.startswith("official:") and lm.meta["epoch"] == 399
+    for k, v in lm.model.state_dict().items():
+        assert torch.equal(v, sd[k]), k
+
+
+def test_official_baseline_loads(tmp_path: Path) -> None:
+    path = tmp_path / "resnet18_baseline.ckpt"
+    _lightning_file(path, "mgbase_r18", BASE_HP)
+    assert load(f"mgbase_r18@official:{path}", "imagenet100", tmp_path).model.n_exits == 1
+
+
+def test_baseline_file_into_mgnet_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "resnet18_baseline.ckpt"
+    _lightning_file(path, "mgbase_r18", {})
+    with pytest.raises(BenchError, match="missing .*glimpse_fc"):
+        load(f"mgnet_r18@official:{path}", "imagenet100", tmp_path)
+
+
+def test_hyperparameter_mismatch_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "x.ckpt"
+    _lightning_file(path, "mgnet_r18", {**OURS_HP, "scale": 1.0})
+    with pytest.raises(BenchError, match="scale=1.0"):
+        load(f"mgnet_r18@official:{path}", "imagenet100", tmp_path)
+
+
+def test_shape_mismatch_and_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "r50.ckpt"
+    _lightning_file(path, "mgnet_r18", {})
+    with pytest.raises(BenchError, match="shape mismatches"):
+        load(f"mgnet_r50@official:{path}", "imagenet100", tmp_path)
+    with pytest.raises(BenchError, match="does not exist"):
+        load(f"mgnet_r18@official:{tmp_path / 'nope.ckpt'}", "imagenet100", tmp_path)

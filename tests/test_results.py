@@ -1,0 +1,62 @@
+"""The results CSV: exact round trip, atomic appends, refusal of foreign files."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from bench.errors import BenchError
+from bench.results import COLUMNS, KEY_FIELDS, Row, append_rows, read_rows
+
+
+def make_row(**kw: object) -> Row:
+    base = dict(model="m", weights="random", dataset="d", subset="all", kind="clean", condition="clean",
+                source="dataset", protocol="", severity=0, norm="", epsilon=0.0, steps=0, step_size=0.0,
+                restarts=0, params="{}", exit=1, seed=0, precision="fp32", n_images=3, n_correct=1,
+                accuracy=1 / 3, gmacs=0.1 + 0.2, params_m=1.5, input_size=64, flops_uncounted='{"aten::add_": 2}',
+                seconds=0.25, family="resnet", exits_total=1, device="cpu (2 threads)", torch="2.14.1",
+                versions='{"torch":"2.14.1"}', code="", created="2026-11-25T00:00:00+00:00")
+    return Row(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_round_trip_is_exact(tmp_path: Path) -> None:
+    path = tmp_path / "results.csv"
+    rows = [make_row(), make_row(exit=2, epsilon=4 / 255, params='{"a,b":"x\\"y"}')]
+    append_rows(path, rows[:1])
+    append_rows(path, rows[1:])
+    assert read_rows(path) == rows
+    assert path.read_text().splitlines()[0].split(",") == list(COLUMNS)
+    assert KEY_FIELDS[0] == "model" and KEY_FIELDS[-1] == "precision" and "accuracy" not in KEY_FIELDS
+
+
+def test_failed_append_leaves_the_old_file_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "results.csv"
+    append_rows(path, [make_row()])
+    before = path.read_bytes()
+
+    def boom(*a: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.fsync", boom)
+    with pytest.raises(OSError):
+        append_rows(path, [make_row(exit=2)])
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["results.csv"]  # no temp file left behind
+
+
+def test_foreign_or_damaged_files_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "results.csv"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(BenchError, match="header does not match"):
+        read_rows(path)
+    append_rows(tmp_path / "ok.csv", [make_row()])
+    text = (tmp_path / "ok.csv").read_text()
+    (tmp_path / "cut.csv").write_text(text + "m,random,d\n")
+    with pytest.raises(BenchError, match="expected"):
+        read_rows(tmp_path / "cut.csv")
+
+
+def test_rows_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        make_row().accuracy = 1.0  # type: ignore[misc]
