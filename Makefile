@@ -7,7 +7,6 @@ DEFAULT_MODELS := mgnet_small mgbase_small resnet_small
 
 setup: data
 	test -x $(PY) || python3 -m venv .venv
-	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@echo "setup done: try 'make bench' or '$(BENCH) --help'"
 

@@ -6,7 +6,7 @@ from typing import Any
 from bench.card import ModelCard, register_model
 from bench.errors import BenchError
 
-__all__ = ["BenchError", "ModelCard", "RunConfig", "load_model", "register_model", "report", "run"]
+__all__ = ["BenchError", "ModelCard", "RunConfig", "build_report", "load_model", "register_model", "run"]
 
 
 def load_model(spec: str, dataset: str = "cluttered_fmnist") -> Any:
@@ -27,7 +27,7 @@ def run(config: "RunConfig") -> Any:
     return _run(config)
 
 
-def report(run_dir: Any) -> Any:
+def build_report(run_dir: Any) -> Any:
     """Rebuild report.md and figures of a run folder from its results CSV."""
     from pathlib import Path
 

@@ -65,8 +65,10 @@ def inference_params(model: nn.Module) -> int:
 
 def count(model: BenchModel, exit: int, input_size: int) -> FlopCount:
     """Trace exit `exit` of `model` at batch 1 on the CPU and count its multiply-accumulates."""
-    import fvcore
-    from fvcore.nn import FlopCountAnalysis
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit deprecation, raised by fvcore on import
+        import fvcore
+        from fvcore.nn import FlopCountAnalysis
 
     view = model.at_exit(exit)
     was_training = [m.training for m in model.modules()]
@@ -75,7 +77,7 @@ def count(model: BenchModel, exit: int, input_size: int) -> FlopCount:
     try:
         x = torch.rand(1, 3, input_size, input_size)
         with true_gradient(model), torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # torch.jit deprecation, raised by fvcore's tracer
+            warnings.simplefilter("ignore", FutureWarning)
             fa = FlopCountAnalysis(view, (x,))
             for op, h in EXTRA_HANDLES.items():
                 fa.set_op_handle(op, h)
@@ -88,5 +90,4 @@ def count(model: BenchModel, exit: int, input_size: int) -> FlopCount:
         for m, t in zip(model.modules(), was_training):
             m.training = t
     return FlopCount(gmacs=total / 1e9, params_m=inference_params(model) / 1e6, uncounted=uncounted,
-                     by_operator=by_op, counter=f"fvcore {fvcore.__version__}" if hasattr(fvcore, "__version__")
-                     else "fvcore")
+                     by_operator=by_op, counter=f"fvcore {getattr(fvcore, '__version__', '')}".strip())

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -83,7 +84,9 @@ def train(model: torch.nn.Module, name: str, train_set: ImageSet, test_set: Imag
     model.eval()
     correct = clean_correct(model, test_set, np.arange(len(test_set)), batch_size=256, device=dev)
     acc = [float(c.mean()) for c in correct.correct]
-    meta = {"dataset": train_set.name, "epoch": recipe.epochs, "seed": seed, "recipe": asdict(recipe),
+    cfg = getattr(model, "cfg", None)
+    meta = {"dataset": train_set.name, "epoch": recipe.epochs,
+            "model_config": asdict(cfg) if dataclasses.is_dataclass(cfg) else {}, "seed": seed, "recipe": asdict(recipe),
             "test_accuracy_per_exit": acc, "accuracy": acc[-1], "n_train": len(train_set),
             "n_test": len(test_set), "train_seconds": round(time.perf_counter() - start, 1),
             "device": str(dev), "versions": versions(),

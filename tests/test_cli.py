@@ -151,3 +151,38 @@ def test_ci_runs_the_readme_commands() -> None:
     ci = (REPO / ".ci" / "run").read_text()
     assert "make setup" in readme and "make test" in readme
     assert ci.strip().splitlines()[-2:] == ["make setup", "make test"]
+
+
+def test_imagenet100_through_the_cli_with_loader_workers(tmp_path: Path) -> None:
+    from tests.test_data import _fake_imagenet
+
+    _fake_imagenet(tmp_path / "in")
+    assert main(["data", "build", "imagenet100", str(tmp_path / "in"), str(tmp_path / "in100")]) == 0
+    out = tmp_path / "run"
+    assert main(["run", "--models", "resnet18@random", "mgbase_r18@random", "--data", "imagenet100",
+                 "--data-root", str(tmp_path / "in100"), "--n-images", "6", "--workers", "2",
+                 "--out", str(out), "--no-report"]) == 0
+    rows = read_rows(out / "results.csv")
+    assert [(r.model, r.dataset, r.n_images, r.input_size) for r in rows] == [
+        ("resnet18", "imagenet100", 6, 224), ("mgbase_r18", "imagenet100", 6, 224)]
+
+
+def test_module_factory_spec_and_python_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bench
+
+    (tmp_path / "zoo_mod.py").write_text(textwrap.dedent('''
+        import torch.nn as nn
+        from bench import register_model
+
+        @register_model("zoo_net", num_classes=10, input_size=64, mean=None, std=None)
+        def zoo_net() -> nn.Module:
+            return nn.Sequential(nn.Flatten(), nn.Linear(3 * 64 * 64, 10))
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    model = bench.load_model("zoo_mod:zoo_net@random")
+    assert model(torch.rand(2, 3, 64, 64)).shape == (2, 10) and not model.normalizes
+    path = bench.run(bench.RunConfig(models=("zoo_mod:zoo_net@random",), n_images=8, out=str(tmp_path / "r")))
+    assert [r.model for r in read_rows(path)] == ["zoo_net"]
+    assert bench.build_report(tmp_path / "r").name == "report.md"
+    with pytest.raises(bench.BenchError, match="has no attribute 'nope'"):
+        bench.load_model("zoo_mod:nope")

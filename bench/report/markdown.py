@@ -52,7 +52,7 @@ def build(run_dir: Path) -> Path:
             best = t.accuracy.max()
             shown = pd.DataFrame({
                 "model": t.model, "exit": [f"{e}/{n}" for e, n in zip(t.exit, t.exits_total)],
-                "GMACs": t.gmacs.map(lambda v: f"{v:.4f}"), "params (M)": t.params_m.map(lambda v: f"{v:.3f}"),
+                "GMACs": t.gmacs.map(lambda v: f"{v:.4g}"), "params (M)": t.params_m.map(lambda v: f"{v:.3f}"),
                 "accuracy (%)": [f"**{100 * a:.2f}**" if a == best else f"{100 * a:.2f}" for a in t.accuracy],
                 "images": t.n_images, "weights": t.weights})
             fig = accuracy_vs_gmacs(t, run_dir / "figures" / f"clean_accuracy_vs_gmacs_{dataset}.png",
