@@ -27,8 +27,8 @@ class ModelCard:
     def __post_init__(self) -> None:
         if (self.mean is None) != (self.std is None):
             raise ValueError(f"model {self.name!r}: give both mean and std, or neither")
-        if self.num_classes < 2 or self.input_size < 1 or not self.exits:
-            raise ValueError(f"model {self.name!r}: bad num_classes, input_size or exits")
+        if self.num_classes < 2 or self.input_size < 1 or self.exits != tuple(range(1, len(self.exits) + 1)):
+            raise ValueError(f"model {self.name!r}: num_classes >= 2, input_size >= 1 and exits = (1, ..., E) required")
 
 
 def register_model(

@@ -90,10 +90,10 @@ def _cmd_models(a: argparse.Namespace) -> int:
 
 
 def _cmd_suites(a: argparse.Namespace) -> int:
-    from bench.conditions import SUITES
+    from bench.conditions import SUITE_HELP, SUITES
 
-    for name, conds in SUITES.items():
-        print(f"{name:12s} {len(conds)} condition(s): {', '.join(c.name for c in conds)}")
+    for name, cells in SUITES.items():
+        print(f"{name:10s} {len(cells):3d} cells  {SUITE_HELP[name]}")
     return 0
 
 

@@ -1,6 +1,7 @@
 """Conditions an image is evaluated under (clean, corruption, attack) and the named suites."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,19 +31,94 @@ class Condition:
             raise BenchError(f"unknown condition kind {self.kind!r} (known: {', '.join(KINDS)})")
         if self.kind == "corruption" and not 1 <= self.severity <= 5:
             raise BenchError(f"severity must be in 1..5, got {self.severity}")
-        if not 0.0 <= self.epsilon <= 1.0:
-            raise BenchError(f"epsilon must be in [0, 1] (pixel units), got {self.epsilon}")
+        if self.epsilon < 0 or (self.norm != "l2" and self.epsilon > 1):
+            raise BenchError(f"epsilon must be in [0, 1] (pixel units; l2 radii may exceed 1), got {self.epsilon}")
+        if self.kind == "attack":
+            if self.norm not in ("linf", "l2"):
+                raise BenchError(f"unknown norm {self.norm!r} (known: linf, l2)")
+            if self.protocol not in ("strict", "paper"):
+                raise BenchError(f"unknown protocol {self.protocol!r} (known: strict, paper)")
+
+    def label(self) -> str:
+        """A short human name: 'pgd linf 4/255 (strict)'."""
+        if self.kind != "attack":
+            return self.name if not self.severity else f"{self.name} s{self.severity}"
+        eps = f"{self.epsilon * 255:g}/255" if self.norm == "linf" else f"{self.epsilon:g}"
+        return f"{self.name} {self.norm} {eps} ({self.protocol})"
 
 
 CLEAN = Condition(kind="clean", name="clean", source="dataset")
+LINF_EPS = tuple(k / 255 for k in (0, 1, 2, 4, 8, 16))
+L2_EPS = (0.0, 0.25, 0.5, 1.0)
+HEADLINE_EPS = 4 / 255
+TRANSFER_AUTO = "auto"  # the runner replaces it with the run's ResNet baseline
 
-SUITES: dict[str, tuple[Condition, ...]] = {
-    "clean": (CLEAN,),
+
+def fgsm(eps: float, source: str = "bench") -> Condition:
+    return Condition(kind="attack", name="fgsm", source=source, protocol="strict", norm="linf",
+                     epsilon=eps, steps=1, step_size=eps)
+
+
+def pgd(eps: float, norm: str = "linf", steps: int = 10, restarts: int = 1, source: str = "bench") -> Condition:
+    """PGD with step ε/4 (2.5ε of travel over 10 steps, Madry et al.'s ratio)."""
+    return Condition(kind="attack", name="pgd", source=source, protocol="strict", norm=norm,  # type: ignore[arg-type]
+                     epsilon=eps, steps=steps, step_size=eps / 4, restarts=restarts)
+
+
+def autoattack(eps: float = HEADLINE_EPS, norm: str = "linf", version: str = "standard",
+               batch_size: int = 100) -> Condition:
+    # the chunk size is part of the key: AutoAttack's randomness is drawn per chunk
+    return Condition(kind="attack", name="autoattack", source="pyautoattack", protocol="strict",
+                     norm=norm, epsilon=eps, params=json.dumps({"batch_size": batch_size, "version": version},  # type: ignore[arg-type]
+                                                               sort_keys=True, separators=(",", ":")))
+
+
+PAPER_PGD = Condition(kind="attack", name="paper_pgd", source="bench", protocol="paper", norm="linf",
+                      epsilon=4 / 255, steps=10, step_size=1 / 255,
+                      params='{"space":"normalized"}')
+
+
+def transfer(source_model: str = TRANSFER_AUTO, eps: float = HEADLINE_EPS) -> Condition:
+    return Condition(kind="attack", name="transfer_pgd", source="bench", protocol="strict", norm="linf",
+                     epsilon=eps, steps=10, step_size=eps / 4,
+                     params=json.dumps({"from": source_model}, separators=(",", ":")))
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """A condition, how many images it runs on (None: the whole test split) and at which exits."""
+
+    condition: Condition
+    n_images: int | None = None
+    last_exit_only: bool = False  # for the costliest attacks in CPU-sized suites
+
+
+def _attack_sweep(n: int | None, n_aa: int | None, aa_last_only: bool = False) -> tuple[Cell, ...]:
+    return (tuple(Cell(fgsm(e), n) for e in LINF_EPS) + tuple(Cell(pgd(e), n) for e in LINF_EPS)
+            + tuple(Cell(pgd(e, "l2"), n) for e in L2_EPS) + (Cell(PAPER_PGD, n), Cell(transfer(), n),
+                                                               Cell(autoattack(), n_aa, aa_last_only)))
+
+
+SUITES: dict[str, tuple[Cell, ...]] = {
+    "clean": (Cell(CLEAN),),
+    "attacks": _attack_sweep(1000, 200),
+    "paper": (Cell(CLEAN), Cell(PAPER_PGD, 1000), Cell(pgd(4 / 255), 1000)),
+    "default": (Cell(CLEAN),) + _attack_sweep(200, 10, aa_last_only=True),  # `make bench` on the CPU
+    "smoke": (Cell(CLEAN, 16), Cell(fgsm(4 / 255), 16), Cell(pgd(4 / 255, steps=2), 16)),
+}
+SUITE_HELP = {
+    "clean": "clean accuracy on the whole test split",
+    "attacks": "FGSM and PGD-10 L∞ at 0-16/255, PGD-10 L2 at 0-1, paper PGD, transfer from the ResNet "
+               "baseline (1,000 images), AutoAttack standard L∞ 4/255 (200 images)",
+    "paper": "the official MGNet PGD beside strict PGD at the same nominal ε",
+    "default": "clean (all images) + the attack sweep on 200 images; AutoAttack on 10 images at each "
+               "model's last exit only (make bench, sized for 2 CPU cores)",
+    "smoke": "a few images, cheap attacks: a quick check that everything runs",
 }
 
 
-def suite(name: str) -> tuple[Condition, ...]:
-    """The conditions of a named suite."""
+def suite(name: str) -> tuple[Cell, ...]:
+    """The cells of a named suite."""
     try:
         return SUITES[name]
     except KeyError:

@@ -17,7 +17,7 @@ class RunConfig:
     dataset: str = "cluttered_fmnist"
     data_root: str = ""
     suite: str = "clean"
-    n_images: int | None = None  # None: the whole test split
+    n_images: int | None = None  # cap on every cell's image count (None: the suite's own counts)
     seed: int = 0
     device: str = "auto"
     batch_size: int = 256

@@ -1,8 +1,11 @@
 """Where a model meets a condition: images in, per-image correctness per exit out."""
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -11,36 +14,24 @@ from tqdm import tqdm
 from bench.conditions import Condition
 from bench.data import ImageSet, iter_batches, to_unit
 from bench.errors import BenchError
+from bench.seeds import image_seeds
 
 
 @dataclass(frozen=True)
 class Correct:
-    """Per-image correctness: index (N,), correct (E,N) bool; plus the cost of producing it."""
+    """Per-image correctness: index (N,), correct (E,N) bool; plus the passes and time it cost."""
 
     index: np.ndarray
     correct: np.ndarray
     seconds: float
-    n_forward: int
+    n_forward: np.ndarray  # (E,) images forward through the model that produced each exit's row
+    n_backward: np.ndarray  # (E,)
+    notes: tuple[tuple[int, str], ...] = ()  # (exit, message) raised by the attack library's own checks
 
 
-def clean_correct(model: torch.nn.Module, images: ImageSet, indices: np.ndarray, *, batch_size: int,
-                  device: torch.device, workers: int = 0, desc: str = "") -> Correct:
-    """Score every exit of `model` on the clean images in one pass per batch."""
-    model.eval()
-    out = []
-    n_forward = 0
-    start = time.perf_counter()
-    batches = iter_batches(images, indices, batch_size, workers)
-    total = -(-len(indices) // batch_size)
-    with torch.inference_mode():
-        for _, imgs, labels in tqdm(batches, total=total, desc=desc or "clean", leave=False, unit="batch",
-                                    disable=None if desc else True):
-            logits = model.exits(to_unit(imgs, device)).logits
-            _check_logits(logits, len(labels))
-            out.append((logits.argmax(-1).cpu() == torch.from_numpy(labels)[None]).numpy())
-            n_forward += len(labels)
-    seconds = time.perf_counter() - start
-    return Correct(index=indices, correct=np.concatenate(out, axis=1), seconds=seconds, n_forward=n_forward)
+def _bar(batches, total: int, desc: str):  # type: ignore[no-untyped-def]
+    return tqdm(batches, total=total, desc=desc or "eval", leave=False, unit="batch",
+                disable=None if desc else True)
 
 
 def _check_logits(logits: object, n: int) -> None:
@@ -49,10 +40,121 @@ def _check_logits(logits: object, n: int) -> None:
         raise BenchError(f"model returned {shape}; expected per-exit logits (E, {n}, K)")
 
 
+def _exit_hits(model: torch.nn.Module, x: torch.Tensor, labels: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        logits = model.exits(x).logits
+    _check_logits(logits, len(labels))
+    return (logits.argmax(-1).cpu() == torch.from_numpy(labels)[None]).numpy()
+
+
+def clean_correct(model: torch.nn.Module, images: ImageSet, indices: np.ndarray, *, batch_size: int,
+                  device: torch.device, workers: int = 0, desc: str = "") -> Correct:
+    """Score every exit of `model` on the clean images in one pass per batch."""
+    model.eval()
+    start = time.perf_counter()
+    batches = iter_batches(images, indices, batch_size, workers)
+    out = [_exit_hits(model, to_unit(imgs, device), labels)
+           for _, imgs, labels in _bar(batches, -(-len(indices) // batch_size), desc)]
+    e = model.n_exits
+    return Correct(indices, np.concatenate(out, axis=1), time.perf_counter() - start,
+                   np.full(e, len(indices)), np.zeros(e, dtype=np.int64))
+
+
+def attack_correct(model: torch.nn.Module, images: ImageSet, indices: np.ndarray, cond: Condition, *,
+                   seed: int, batch_size: int, device: torch.device, workers: int = 0, desc: str = "",
+                   sources: Mapping[str, torch.nn.Module] | None = None, state: Path | None = None,
+                   exits: Sequence[int] | None = None) -> Correct:
+    """Per-exit robust correctness under one attack condition (rows of exits not attacked stay False).
+
+    strict: every exit is attacked through its own truncated model with the true gradient;
+    paper: one attack on the last exit (rescaler active, normalized space) scores every exit;
+    transfer: examples crafted on another model of the run score every exit of this one.
+    """
+    import attacks
+    from attacks.autoattack import Flags
+    from models.base import true_gradient
+
+    atk = attacks.build(cond)
+    e = model.n_exits
+    wanted = list(exits or range(1, e + 1))
+    correct = np.zeros((e, len(indices)), dtype=bool)
+    n_fwd, n_bwd = np.zeros(e, dtype=np.int64), np.zeros(e, dtype=np.int64)
+    tag = f"{cond.name}|{cond.norm}|{cond.epsilon!r}|{cond.params}"
+    start = time.perf_counter()
+    if isinstance(atk, attacks.AutoAttack):
+        x = torch.cat([to_unit(b, device) for _, b, _ in iter_batches(images, indices, batch_size, workers)])
+        y = torch.from_numpy(images_labels(images, indices)).to(device)
+        chunk = json.loads(cond.params).get("batch_size", batch_size)
+        notes: list[tuple[int, str]] = []
+        for t in wanted:
+            counter = attacks.PassCounter(attacks.LogitsGuard(model.at_exit(t)))
+            flags = Flags()
+            with true_gradient(model), attacks.attack_mode(model):
+                robust = atk.robust(counter, x, y, seed=seed, batch_size=chunk, flags=flags,
+                                    state=None if state is None else state.with_name(f"{state.name}-exit{t}.json"))
+            correct[t - 1] = robust.numpy()
+            n_fwd[t - 1], n_bwd[t - 1] = counter.n_forward, counter.n_backward
+            notes += [(t, m) for m in dict.fromkeys(flags.messages)]
+        return Correct(indices, correct, time.perf_counter() - start, n_fwd, n_bwd, tuple(notes))
+    if cond.name == "transfer_pgd":
+        src_name = json.loads(cond.params)["from"]
+        if not sources or src_name not in sources:
+            raise BenchError(f"transfer attack needs source model {src_name!r} in the run")
+        source = sources[src_name].to(device)
+    pos = 0
+    for idx, imgs, labels in _bar(iter_batches(images, indices, batch_size, workers),
+                                  -(-len(indices) // batch_size), desc):
+        x, y = to_unit(imgs, device), torch.from_numpy(labels).to(device)
+        sl = slice(pos, pos + len(idx))
+        pos += len(idx)
+        if cond.protocol == "paper":
+            counter = attacks.PassCounter(attacks.LogitsGuard(model))
+            with attacks.attack_mode(model):  # the rescaler stays active, as in the official code
+                x_adv = atk.with_space(model)(counter, x, y, seeds=_seeds(seed, idx, tag, 0))
+            correct[:, sl] = _exit_hits(model, x_adv, labels)
+            n_fwd += counter.n_forward
+            n_bwd += counter.n_backward
+        elif cond.name == "transfer_pgd":
+            counter = attacks.PassCounter(attacks.LogitsGuard(source))
+            with true_gradient(source), attacks.attack_mode(source):
+                x_adv = atk(counter, x, y, seeds=_seeds(seed, idx, tag, 0))
+            correct[:, sl] = _exit_hits(model, x_adv, labels)
+            n_fwd += counter.n_forward + len(idx)
+            n_bwd += counter.n_backward
+        else:
+            for t in wanted:
+                view = model.at_exit(t)
+                counter = attacks.PassCounter(attacks.LogitsGuard(view))
+                with true_gradient(model), attacks.attack_mode(model):
+                    x_adv = atk(counter, x, y, seeds=_seeds(seed, idx, tag, t))
+                with torch.inference_mode():
+                    correct[t - 1, sl] = (view(x_adv).argmax(1) == y).cpu().numpy()
+                n_fwd[t - 1] += counter.n_forward + len(idx)
+                n_bwd[t - 1] += counter.n_backward
+    return Correct(indices, correct, time.perf_counter() - start, n_fwd, n_bwd)
+
+
+def _seeds(seed: int, idx: np.ndarray, tag: str, exit_: int) -> torch.Tensor:
+    return torch.from_numpy(image_seeds(seed, idx, tag, exit_))
+
+
+def images_labels(images: ImageSet, indices: np.ndarray) -> np.ndarray:
+    """Labels of the given images without decoding them where the set holds labels."""
+    labels = getattr(images, "labels", None)
+    if labels is not None:
+        return np.asarray(labels)[indices]
+    return np.array([images.get(int(i))[1] for i in indices])
+
+
 def evaluate(model: torch.nn.Module, images: ImageSet, indices: np.ndarray, cond: Condition, *,
-             batch_size: int, device: torch.device, workers: int = 0, desc: str = "") -> Correct:
-    """Per-image correctness of every exit under one condition."""
+             seed: int, batch_size: int, device: torch.device, workers: int = 0, desc: str = "",
+             sources: Mapping[str, torch.nn.Module] | None = None, state: Path | None = None,
+             exits: Sequence[int] | None = None) -> Correct:
+    """Per-image correctness of every exit (or of `exits`, for white-box attacks) under one condition."""
     if cond.kind == "clean":
         return clean_correct(model, images, indices, batch_size=batch_size, device=device,
                              workers=workers, desc=desc)
+    if cond.kind == "attack":
+        return attack_correct(model, images, indices, cond, seed=seed, batch_size=batch_size, device=device,
+                              workers=workers, desc=desc, sources=sources, state=state, exits=exits)
     raise BenchError(f"condition kind {cond.kind!r} is not supported by this version of the harness")

@@ -4,15 +4,12 @@ Torch-free: the report reads this module's schema without importing torch.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
-import os
-import tempfile
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import Iterable
 
+from bench.csvfile import append_records, read_records
 from bench.errors import BenchError
 
 SCHEMA_VERSION = 1
@@ -51,6 +48,8 @@ class Row:
     input_size: int
     flops_uncounted: str  # JSON {op: occurrences} the counter skipped
     seconds: float  # wall time of the cell's evaluation, split evenly over its exit rows
+    n_forward: int  # images passed forward through the evaluated model to produce this row
+    n_backward: int  # images passed backward (input gradients)
     # provenance
     family: str
     exits_total: int
@@ -69,10 +68,6 @@ KEY_FIELDS: tuple[str, ...] = COLUMNS[:COLUMNS.index("precision") + 1]
 _TYPES = {f.name: f.type for f in fields(Row)}
 
 
-def _fmt(v: object) -> str:
-    return repr(v) if isinstance(v, float) else str(v)
-
-
 def _parse(name: str, text: str) -> object:
     t = _TYPES[name]
     if t == "int":
@@ -84,49 +79,16 @@ def _parse(name: str, text: str) -> object:
 
 def read_rows(path: Path) -> list[Row]:
     """All rows of a results CSV; a damaged or foreign file is an error, never guessed around."""
-    if not path.exists():
-        return []
     try:
-        with path.open(newline="") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            if header is None:
-                return []
-            if tuple(header) != COLUMNS:
-                raise BenchError(f"{path}: header does not match results schema v{SCHEMA_VERSION}; "
-                                 "move the file away or choose another --out")
-            rows = []
-            for n, rec in enumerate(reader, start=2):
-                if len(rec) != len(COLUMNS):
-                    raise BenchError(f"{path}:{n}: expected {len(COLUMNS)} fields, found {len(rec)}")
-                rows.append(Row(**{c: _parse(c, v) for c, v in zip(COLUMNS, rec)}))
-            return rows
-    except (ValueError, UnicodeDecodeError) as e:
+        return [Row(**{c: _parse(c, v) for c, v in zip(COLUMNS, rec)})
+                for rec in read_records(path, COLUMNS, f"results v{SCHEMA_VERSION}")]
+    except ValueError as e:
         raise BenchError(f"{path}: cannot parse results file: {e}") from None
 
 
 def append_rows(path: Path, rows: Iterable[Row]) -> None:
-    """Add rows all-or-nothing: write a complete new file beside the old one, fsync, rename."""
-    rows = list(rows)
-    if not rows:
-        return
-    old = path.read_bytes() if path.exists() else b""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    if not old:
-        w.writerow(COLUMNS)
-    for r in rows:
-        w.writerow([_fmt(v) for v in astuple(r)])
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(old + buf.getvalue().encode())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Add rows all-or-nothing (a killed run loses at most the cell in flight)."""
+    append_records(path, COLUMNS, [astuple(r) for r in rows])
 
 
 def canonical_json(obj: object) -> str:

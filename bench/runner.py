@@ -1,17 +1,21 @@
 """Plan the cells of a run, skip those already stored, evaluate the rest, append their rows."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from bench import flops
-from bench.conditions import Condition, suite
+from bench import flops, per_image
+from bench.conditions import TRANSFER_AUTO, Cell, Condition, suite
 from bench.config import RunConfig
-from bench.data import cache_dir, check_name, load_split, subset_indices
+from bench.checks import CheckRow, append_checks, model_checks, read_checks
+from bench.data import ImageSet, cache_dir, check_name, iter_batches, load_split, subset_indices, to_unit
 from bench.device import device_name, resolve_device
 from bench.errors import BenchError
 from bench.evaluate import evaluate
@@ -39,17 +43,58 @@ def _check_fits(lm: LoadedModel, n_classes: int, image_shape: tuple[int, ...], d
                          f"{image_shape[0]}x{image_shape[1]}")
 
 
-def _key_rows(lm: LoadedModel, cfg: RunConfig, subset: str, cond: Condition) -> list[dict]:
+def _key_rows(lm: LoadedModel, cfg: RunConfig, subset: str, cond: Condition, exits: tuple[int, ...]) -> list[dict]:
     return [dict(model=lm.card.name, weights=lm.weights, dataset=cfg.dataset, subset=subset, kind=cond.kind,
                  condition=cond.name, source=cond.source, protocol=cond.protocol, severity=cond.severity,
                  norm=cond.norm, epsilon=cond.epsilon, steps=cond.steps, step_size=cond.step_size,
                  restarts=cond.restarts, params=cond.params, exit=t, seed=cfg.seed, precision="fp32")
-            for t in lm.card.exits]
+            for t in exits]
+
+
+def _run_checks(lm: LoadedModel, images: ImageSet, indices: np.ndarray, cfg: RunConfig, dev: torch.device,
+                path: Path) -> None:
+    """Model sanity checks on up to 32 images of the first attacked subset, kept in checks.csv."""
+    _, imgs, labels = next(iter_batches(images, indices[:32], 32, 0))
+    created = utc_now()
+    rows = [CheckRow(model=lm.card.name, weights=lm.weights, dataset=cfg.dataset, exit=t, check=name,
+                     status=status, value=value, detail=detail, created=created)
+            for t, name, status, value, detail in model_checks(lm.model, to_unit(imgs, dev),
+                                                                torch.from_numpy(labels).to(dev))]
+    append_checks(path, rows)
+
+
+def _transfer_source(loaded: list[LoadedModel]) -> LoadedModel | None:
+    """The run's ResNet baseline (else the official baseline): the model transfer attacks start from."""
+    for family in ("resnet", "mgbase"):
+        for lm in loaded:
+            if lm.card.family == family:
+                return lm
+    return None
+
+
+def _resolve(cond: Condition, target: LoadedModel, loaded: list[LoadedModel]) -> Condition | None:
+    """Fill in run-dependent parts of a condition; None when it does not apply to this model."""
+    if cond.name != "transfer_pgd":
+        return cond
+    wanted = json.loads(cond.params)["from"]
+    src = _transfer_source(loaded) if wanted == TRANSFER_AUTO else next(
+        (lm for lm in loaded if lm.card.name == wanted), None)
+    if src is None or src.card.name == target.card.name:
+        return None
+    return dataclasses.replace(cond, params=canonical_json({"from": src.card.name, "from_weights": src.weights}))
+
+
+def _cells(cfg: RunConfig) -> list[Cell]:
+    """The suite's cells with the run's image cap applied."""
+    cap = cfg.n_images
+    return [dataclasses.replace(c, n_images=cap if c.n_images is None else
+                                (c.n_images if cap is None else min(cap, c.n_images)))
+            for c in suite(cfg.suite)]
 
 
 def run(cfg: RunConfig, progress: bool = True) -> Path:
     """Evaluate every model under every condition of the suite; returns the results CSV path."""
-    conditions = suite(cfg.suite)
+    cells = _cells(cfg)
     check_name(cfg.dataset)
     specs = [s for spec in cfg.models for s in expand(spec)]
     cache = cache_dir()
@@ -62,31 +107,54 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
     _probe_writable(out)
     path = out / "results.csv"
     done = {r.key() for r in read_rows(path)}
-    indices, subset = subset_indices(len(images), cfg.n_images)
     dev = resolve_device(cfg.device)
     provenance = dict(device=device_name(dev), torch=torch.__version__,
                       versions=canonical_json(versions()), code=code_version())
+    sources = {lm.card.name: lm.model for lm in loaded}
+    checks_path = out / "checks.csv"
+    checked = {(c.model, c.weights, c.dataset) for c in read_checks(checks_path) if c.check == "deterministic"}
     for lm in loaded:
         costs: dict[int, flops.FlopCount] = {}
-        for cond in conditions:
-            keys = _key_rows(lm, cfg, subset, cond)
-            if all(tuple(k.values()) in done for k in keys):
-                log.info("skip %s %s (stored)", lm.card.name, cond.name)
+        for cell in cells:
+            cond = _resolve(cell.condition, lm, loaded)
+            if cond is None:
+                log.info("skip %s %s: no transfer source in this run", lm.card.name, cell.condition.name)
                 continue
-            for t in lm.card.exits:
+            indices, subset = subset_indices(len(images), cell.n_images)
+            exits = lm.card.exits[-1:] if cell.last_exit_only else lm.card.exits
+            keys = _key_rows(lm, cfg, subset, cond, exits)
+            if all(tuple(k.values()) in done for k in keys):
+                log.info("skip %s %s (stored)", lm.card.name, cond.label())
+                continue
+            for t in exits:
                 costs.setdefault(t, flops.count(lm.model, t, lm.card.input_size))
             lm.model.to(dev)
-            correct = evaluate(lm.model, images, indices, cond, batch_size=cfg.batch_size, device=dev,
-                               workers=cfg.workers, desc=f"{lm.card.name} {cond.name}" if progress else "")
+            if cond.kind == "attack" and (lm.card.name, lm.weights, cfg.dataset) not in checked:
+                _run_checks(lm, images, indices, cfg, dev, checks_path)
+                checked.add((lm.card.name, lm.weights, cfg.dataset))
+            state = out / ".state" / hashlib.sha256(repr(keys[0]).encode()).hexdigest()[:16]
+            correct = evaluate(lm.model, images, indices, cond, seed=cfg.seed, batch_size=cfg.batch_size,
+                               device=dev, workers=cfg.workers, sources=sources, state=state, exits=exits,
+                               desc=f"{lm.card.name} {cond.label()}" if progress else "")
             lm.model.cpu()
             created = utc_now()
             rows = []
-            for k, t, c in zip(keys, lm.card.exits, correct.correct):
+            for k, t in zip(keys, exits):
+                c = correct.correct[t - 1]
                 cost = costs[t]
                 rows.append(Row(**k, n_images=int(c.size), n_correct=int(c.sum()), accuracy=float(c.mean()),
                                 gmacs=cost.gmacs, params_m=cost.params_m, input_size=lm.card.input_size,
                                 flops_uncounted=json.dumps(cost.uncounted, sort_keys=True),
-                                seconds=correct.seconds / len(lm.card.exits), family=lm.card.family,
-                                exits_total=len(lm.card.exits), created=created, **provenance))
+                                seconds=correct.seconds / len(exits),
+                                n_forward=int(correct.n_forward[t - 1]), n_backward=int(correct.n_backward[t - 1]),
+                                family=lm.card.family, exits_total=len(lm.card.exits), created=created,
+                                **provenance))
+            per_image.append(out / "per_image.csv", [(r, indices, correct.correct[t - 1])
+                                                     for r, t in zip(rows, exits)])
             append_rows(path, rows)
+            append_checks(checks_path, [CheckRow(model=lm.card.name, weights=lm.weights, dataset=cfg.dataset,
+                                                 exit=t, check="autoattack_flag", status="warn", value=1.0,
+                                                 detail=msg, created=created) for t, msg in correct.notes])
+            for f in state.parent.glob(f"{state.name}*"):
+                f.unlink()
     return path

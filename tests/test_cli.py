@@ -186,3 +186,42 @@ def test_module_factory_spec_and_python_api(tmp_path: Path, monkeypatch: pytest.
     assert bench.build_report(tmp_path / "r").name == "report.md"
     with pytest.raises(bench.BenchError, match="has no attribute 'nope'"):
         bench.load_model("zoo_mod:nope")
+
+
+def test_attack_suite_end_to_end(trained: None, tmp_path: Path) -> None:
+    """The default suite on 4 images: every attack condition runs, writes rows, checks and a report."""
+    from bench.checks import read_checks
+
+    out = tmp_path / "run"
+    assert main(["run", "--suite", "default", "--models", "mgnet_tiny", "resnet_tiny", "--n-images", "4",
+                 "--out", str(out)]) == 0
+    rows = read_rows(out / "results.csv")
+    mg = [r for r in rows if r.model == "mgnet_tiny"]
+    kinds = {(r.condition, r.norm, r.protocol) for r in mg}
+    assert {("clean", "", ""), ("fgsm", "linf", "strict"), ("pgd", "linf", "strict"), ("pgd", "l2", "strict"),
+            ("paper_pgd", "linf", "paper"), ("transfer_pgd", "linf", "strict"),
+            ("autoattack", "linf", "strict")} == kinds
+    assert not any(r.condition == "transfer_pgd" for r in rows if r.model == "resnet_tiny"), "no self-transfer"
+    aa = [r for r in mg if r.condition == "autoattack"]
+    assert [r.exit for r in aa] == [4], "the default suite runs AutoAttack at the last exit only"
+    pgd4 = [r for r in mg if r.condition == "pgd" and r.norm == "linf" and r.epsilon == 4 / 255]
+    assert [r.exit for r in pgd4] == [1, 2, 3, 4] and all(r.n_backward == 40 for r in pgd4)
+    for r in rows:
+        if r.kind == "attack" and r.epsilon > 0:
+            assert r.n_correct <= 4 and r.n_forward > 0
+    clean = {r.exit: r.n_correct for r in mg if r.condition == "clean"}
+    zero = {r.exit: r.n_correct for r in mg if r.condition == "pgd" and r.epsilon == 0}
+    assert zero == clean, "PGD at ε = 0 scores exactly the clean images (same 4-image subset)"
+    from bench import per_image
+
+    images = per_image.read(out / "per_image.csv")
+    assert all(int(images[per_image.row_key(r)][1].sum()) == r.n_correct for r in rows)
+    checks = read_checks(out / "checks.csv")
+    assert {c.check for c in checks} >= {"deterministic", "zero_gradient_fraction", "rescaler_effect"}
+    report = (out / "report.md").read_text()
+    assert "Paper protocol vs strict protocol" in report and "accuracy_vs_eps_pgd_linf.png" in report
+    before = (out / "results.csv").read_bytes()
+    assert main(["run", "--suite", "default", "--models", "mgnet_tiny", "resnet_tiny", "--n-images", "4",
+                 "--out", str(out), "--no-report"]) == 0
+    assert (out / "results.csv").read_bytes() == before
+    assert not any((out / ".state").glob("*")), "AutoAttack state files are removed once rows are written"

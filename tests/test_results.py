@@ -15,7 +15,7 @@ def make_row(**kw: object) -> Row:
                 source="dataset", protocol="", severity=0, norm="", epsilon=0.0, steps=0, step_size=0.0,
                 restarts=0, params="{}", exit=1, seed=0, precision="fp32", n_images=3, n_correct=1,
                 accuracy=1 / 3, gmacs=0.1 + 0.2, params_m=1.5, input_size=64, flops_uncounted='{"aten::add_": 2}',
-                seconds=0.25, family="resnet", exits_total=1, device="cpu (2 threads)", torch="2.14.1",
+                seconds=0.25, n_forward=3, n_backward=0, family="resnet", exits_total=1, device="cpu (2 threads)", torch="2.14.1",
                 versions='{"torch":"2.14.1"}', code="", created="2026-11-25T00:00:00+00:00")
     return Row(**{**base, **kw})  # type: ignore[arg-type]
 

@@ -109,4 +109,5 @@ def to_unit(images: np.ndarray, device: "torch.device | str" = "cpu") -> "torch.
     """uint8 (N,H,W,3) -> float (N,3,H,W) in [0,1]: the one conversion between data and models."""
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float().div_(255)
+    x = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2)
+    return x.float().div_(255).contiguous()  # contiguous: pyautoattack .view()s input gradients

@@ -40,3 +40,27 @@ def accuracy_vs_gmacs(table: pd.DataFrame, path: Path, title: str) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def accuracy_vs_eps(df: pd.DataFrame, path: Path, title: str, l2: bool) -> Path:
+    """Robust accuracy against ε, one line per model and exit (MGNet's exits in fading shades)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    for i, (model, g) in enumerate(df.groupby("model", sort=True)):
+        colour, marker = FAMILY_STYLE.get(g.family.iloc[0], (f"C{(i + 3) % 10}", "D"))
+        n_exits = int(g.exits_total.iloc[0])
+        for ex, s in g.groupby("exit"):
+            s = s.sort_values("epsilon")
+            xs = s.epsilon if l2 else s.epsilon * 255
+            label = model if n_exits == 1 else f"{model} exit {ex}"
+            ax.plot(xs, 100 * s.accuracy, marker=marker, color=colour, label=label, markersize=5,
+                    alpha=0.35 + 0.65 * ex / n_exits)
+    ax.set_xlabel("ε (L2, [0,1] pixel units)" if l2 else "ε (L∞, k/255)")
+    ax.set_ylabel("robust accuracy (%)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

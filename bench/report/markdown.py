@@ -1,4 +1,4 @@
-"""report.md: tables and figures of one run, rebuilt from its results CSV alone."""
+"""report.md: tables and figures of one run, rebuilt from its results CSV (and checks.csv) alone."""
 from __future__ import annotations
 
 import json
@@ -6,8 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report.figures import accuracy_vs_gmacs
-from bench.report.tables import clean_table, load_results
+from bench.report.figures import accuracy_vs_eps, accuracy_vs_gmacs
+from bench.report.sanity import attack_findings
+from bench.report.tables import clean_table, latest, load_results
+
+HEADLINE_EPS = 4 / 255
+CHECKS_DOC = "../../docs/checks.md"  # from results/<run>/report.md
 
 
 def _md_table(df: pd.DataFrame) -> str:
@@ -17,18 +21,136 @@ def _md_table(df: pd.DataFrame) -> str:
     return "\n".join([head, sep, *body])
 
 
+def _pct(v: float | None, best: float | None = None) -> str:
+    if v is None or pd.isna(v):
+        return "–"
+    s = f"{100 * v:.1f}"
+    return f"**{s}**" if best is not None and v == best else s
+
+
 def _provenance(df: pd.DataFrame) -> list[str]:
     vers = json.loads(df.versions.iloc[-1]) if len(df) else {}
-    lines = [
-        f"- data set(s): {', '.join(sorted(df.dataset.unique()))}; images per cell: "
-        f"{', '.join(str(n) for n in sorted(df.n_images.unique()))} (subset: {', '.join(sorted(df.subset.unique()))})",
+    return [
+        f"- data set(s): {', '.join(sorted(df.dataset.unique()))}; image subsets: "
+        f"{', '.join(sorted(df.subset.unique()))}",
         f"- seed(s): {', '.join(str(s) for s in sorted(df.seed.unique()))}; device(s): {', '.join(sorted(df.device.unique()))}",
-        f"- versions: {', '.join(f'{k} {v}' for k, v in vers.items() if v)}",
+        f"- versions: torch {df.torch.iloc[-1]}; {', '.join(f'{k} {v}' for k, v in vers.items() if v and k != 'torch')}",
         f"- harness commit(s): {', '.join(sorted(c or 'unknown' for c in df.code.unique()))}",
-        f"- rows: {len(df)}; evaluation time: {df.seconds.sum():.1f} s; "
-        f"rows written {df.created.min()} to {df.created.max()} (UTC)",
+        f"- rows: {len(df)}; evaluation time: {df.seconds.sum():.1f} s; forward/backward image passes: "
+        f"{int(df.n_forward.sum()):,} / {int(df.n_backward.sum()):,}; rows written {df.created.min()} to "
+        f"{df.created.max()} (UTC)",
     ]
+
+
+def _clean_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
+    table = clean_table(df)
+    lines = ["## Clean accuracy and compute", ""]
+    if table.empty:
+        return lines + ["No clean rows in this run: nothing to show here.", ""]
+    for dataset, t in table.groupby("dataset"):
+        best = t.accuracy.max()
+        shown = pd.DataFrame({
+            "model": t.model, "exit": [f"{e}/{n}" for e, n in zip(t.exit, t.exits_total)],
+            "GMACs": t.gmacs.map(lambda v: f"{v:.4g}"), "params (M)": t.params_m.map(lambda v: f"{v:.3f}"),
+            "accuracy (%)": [_pct(a, best) for a in t.accuracy], "images": t.n_images, "weights": t.weights})
+        fig = accuracy_vs_gmacs(t, run_dir / "figures" / f"clean_accuracy_vs_gmacs_{dataset}.png",
+                                f"Clean accuracy vs compute ({dataset})")
+        lines += [f"### {dataset}", "", _md_table(shown), "",
+                  "Best accuracy in bold. MGNet exit t has seen t glimpses; the official baseline "
+                  "(`mgbase_*`) is MGNet with one full-resolution glimpse.", "",
+                  f"![clean accuracy vs GMACs]({fig.relative_to(run_dir).as_posix()})", ""]
     return lines
+
+
+def _attack_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
+    att = latest(df[df.kind == "attack"])
+    if att.empty:
+        return ["## Adversarial robustness", "", "No attack rows in this run (use `--suite attacks` or `default`).", ""]
+    lines = ["## Adversarial robustness", "",
+             "Strict protocol unless marked: ε in [0,1] pixel units, random start, projection and clamp to "
+             "[0,1], every exit attacked through its own truncated model with MGNet's gradient rescaler off.", ""]
+    clean = latest(df[df.kind == "clean"]).set_index(["model", "exit"]).accuracy
+    at = att[(att.epsilon - HEADLINE_EPS).abs() < 1e-9]
+
+    def pick(name: str, **kw: object) -> pd.Series:
+        s = at[at.condition == name]
+        for k, v in kw.items():
+            s = s[s[k] == v]
+        return s.set_index(["model", "exit"]).accuracy
+
+    cols = {"clean": clean, "FGSM": pick("fgsm"), "PGD-10 L∞": pick("pgd", norm="linf"),
+            "AutoAttack": pick("autoattack"), "transfer PGD": pick("transfer_pgd"),
+            "paper PGD (official protocol)": pick("paper_pgd")}
+    models = att[["model", "exit", "exits_total", "gmacs", "family"]].drop_duplicates(["model", "exit"])
+    models = models.sort_values(["family", "model", "exit"])
+    rows = []
+    for r in models.itertuples():
+        row = {"model": r.model, "exit": f"{r.exit}/{r.exits_total}", "GMACs": f"{r.gmacs:.4g}"}
+        for c, s in cols.items():
+            v = s.get((r.model, r.exit))
+            best = s.max() if len(s) else None
+            row[c + " (%)"] = _pct(v, best if c != "paper PGD (official protocol)" else None)
+        rows.append(row)
+    counts = ", ".join(f"{name} {int(n)}" for name, n in at.groupby("condition").n_images.max().items())
+    n_clean = latest(df[df.kind == "clean"]).n_images.max() if (df.kind == "clean").any() else 0
+    lines += [f"### Robust accuracy at ε = 4/255 (L∞)", "", _md_table(pd.DataFrame(rows)), "",
+              f"Images per column: {counts}, clean {int(n_clean)}. Best per column in bold; "
+              "– = not run (the `default` suite runs AutoAttack at each model's last exit only). Transfer: "
+              "PGD-10 examples crafted on the run's ResNet baseline.", ""]
+    pgd_head = at[(at.condition == "pgd") & (at.norm == "linf")]
+    if not pgd_head.empty:
+        fig = accuracy_vs_gmacs(pgd_head, run_dir / "figures" / "pgd_accuracy_vs_gmacs.png",
+                                "PGD-10 L∞ 4/255 robust accuracy vs compute")
+        lines += [f"![robust accuracy vs GMACs]({fig.relative_to(run_dir).as_posix()})", ""]
+    for name, norm, title in (("fgsm", "linf", "FGSM"), ("pgd", "linf", "PGD-10 L∞"), ("pgd", "l2", "PGD-10 L2")):
+        s = att[(att.condition == name) & (att.norm == norm) & (att.protocol == "strict")]
+        if s.epsilon.nunique() > 1:
+            fig = accuracy_vs_eps(s, run_dir / "figures" / f"accuracy_vs_eps_{name}_{norm}.png",
+                                  f"{title}: robust accuracy vs ε", l2=norm == "l2")
+            lines += [f"![{title} accuracy vs eps]({fig.relative_to(run_dir).as_posix()})", ""]
+    lines += _paper_section(att)
+    return lines
+
+
+def _paper_section(att: pd.DataFrame) -> list[str]:
+    paper = att[att.protocol == "paper"].set_index(["model", "exit"])
+    strict = att[(att.condition == "pgd") & (att.norm == "linf") &
+                 ((att.epsilon - HEADLINE_EPS).abs() < 1e-9)].set_index(["model", "exit"])
+    both = paper.index.intersection(strict.index)
+    if not len(both):
+        return []
+    rows = [{"model": m, "exit": e, "paper PGD (%)": _pct(paper.loc[(m, e), "accuracy"]),
+             "strict PGD-10 4/255 (%)": _pct(strict.loc[(m, e), "accuracy"]),
+             "difference (points)": f"{100 * (paper.loc[(m, e), 'accuracy'] - strict.loc[(m, e), 'accuracy']):+.1f}"}
+            for m, e in sorted(both)]
+    return ["### Paper protocol vs strict protocol", "",
+            "The official MGNet evaluation attacks normalized tensors (nominal 4/255 ≈ 0.9/255 in pixels), "
+            "with no random start and no clamp, 10 steps of 1/255 (normalized), the loss on the last exit only "
+            "while every exit is scored, and the gradient rescaler active. The difference is how much reported "
+            "robustness does not survive the strict protocol.", "", _md_table(pd.DataFrame(rows)), ""]
+
+
+def _sanity_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
+    from bench import per_image
+    from bench.checks import read_checks
+
+    images = per_image.read(run_dir / "per_image.csv")
+    findings = attack_findings(df, images)
+    checks = read_checks(run_dir / "checks.csv")
+    if not findings and not checks:
+        return []
+    warn = [f for f in findings if f.status == "warn"] + [c for c in checks if c.status == "warn"]
+    lines = ["## Sanity checks", "",
+             f"{len(findings) + len(checks) - len(warn)} passed, {len(warn)} raised. Each check is explained "
+             f"in [docs/checks.md]({CHECKS_DOC}).", ""]
+    if warn:
+        rows = [{"model": f.model, "exit": f.exit, "check": f"[{f.check}]({CHECKS_DOC}#{f.check})",
+                 "detail": f.detail} for f in warn]
+        lines += [_md_table(pd.DataFrame(rows)), ""]
+    info = [c for c in checks if c.check == "rescaler_effect"]
+    for c in info:
+        lines += [f"- {c.model}: {c.detail}."]
+    return lines + ([""] if info else [])
 
 
 def build(run_dir: Path) -> Path:
@@ -43,24 +165,9 @@ def build(run_dir: Path) -> Path:
              "Built from `results.csv` alone by `bench report`. Accuracy is top-1 on the evaluated images; "
              "cost is GMACs (multiply-accumulates, 1e9) per image up to the exit, counted by fvcore at batch 1 "
              "(GFLOPs ≈ 2 × GMACs); parameters exclude training-only heads.", ""]
-    table = clean_table(df)
-    lines += ["## Clean accuracy and compute", ""]
-    if table.empty:
-        lines += ["No clean rows in this run: nothing to show here.", ""]
-    else:
-        for dataset, t in table.groupby("dataset"):
-            best = t.accuracy.max()
-            shown = pd.DataFrame({
-                "model": t.model, "exit": [f"{e}/{n}" for e, n in zip(t.exit, t.exits_total)],
-                "GMACs": t.gmacs.map(lambda v: f"{v:.4g}"), "params (M)": t.params_m.map(lambda v: f"{v:.3f}"),
-                "accuracy (%)": [f"**{100 * a:.2f}**" if a == best else f"{100 * a:.2f}" for a in t.accuracy],
-                "images": t.n_images, "weights": t.weights})
-            fig = accuracy_vs_gmacs(t, run_dir / "figures" / f"clean_accuracy_vs_gmacs_{dataset}.png",
-                                    f"Clean accuracy vs compute ({dataset})")
-            lines += [f"### {dataset}", "", _md_table(shown), "",
-                      "Best accuracy in bold. MGNet exit t has seen t glimpses; the official baseline "
-                      "(`mgbase_*`) is MGNet with one full-resolution glimpse.", "",
-                      f"![clean accuracy vs GMACs]({fig.relative_to(run_dir).as_posix()})", ""]
+    lines += _clean_section(df, run_dir)
+    lines += _attack_section(df, run_dir)
+    lines += _sanity_section(df, run_dir)
     uncounted = sorted({op for u in df.flops_uncounted for op in json.loads(u)})
     lines += ["## How compute was counted", "",
               "Counted: convolutions, linear layers and matmuls, batch/layer norm, pooling, grid_sample, "

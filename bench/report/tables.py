@@ -10,8 +10,12 @@ from bench.results import COLUMNS, read_rows
 
 def load_results(path: Path) -> pd.DataFrame:
     """The results CSV as a frame with the schema's types (validated by bench.results)."""
+    from bench.per_image import row_key
+
     rows = read_rows(path)
-    return pd.DataFrame([[getattr(r, c) for c in COLUMNS] for r in rows], columns=list(COLUMNS))
+    df = pd.DataFrame([[getattr(r, c) for c in COLUMNS] for r in rows], columns=list(COLUMNS))
+    df["row_key"] = [row_key(r) for r in rows]
+    return df
 
 
 def pareto_front(df: pd.DataFrame, cost: str = "gmacs", value: str = "accuracy") -> pd.DataFrame:
@@ -23,6 +27,15 @@ def pareto_front(df: pd.DataFrame, cost: str = "gmacs", value: str = "accuracy")
             keep.append(i)
             best = v
     return d.loc[keep]
+
+
+KEY = ["model", "weights", "dataset", "subset", "kind", "condition", "source", "protocol", "severity", "norm",
+       "epsilon", "steps", "step_size", "restarts", "params", "exit", "seed", "precision"]
+
+
+def latest(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per key: the most recently written."""
+    return df.sort_values("created").drop_duplicates(KEY, keep="last")
 
 
 def clean_table(df: pd.DataFrame) -> pd.DataFrame:

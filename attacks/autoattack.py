@@ -1,0 +1,172 @@
+"""AutoAttack (Croce & Hein, ICML 2020) through `pyautoattack` 0.2.0, with the project's own resume.
+
+pyautoattack's state file cannot be reloaded as shipped, so the cascade is driven here with the
+library's configured attack objects (APGD-CE, APGD-T, FAB-T, Square for `standard`; APGD-CE,
+APGD-DLR with 20-sample EOT for `rand`): each attack runs only on images still robust, over fixed
+chunks of `batch_size` images in subset order, seeded per (seed, chunk, attack). Per-image robust
+flags and finished chunks are written to a JSON state file after every chunk, so a killed run
+continues where it stopped and gives the same flags as an uninterrupted one. The number of target
+classes is min(9, K − 1): it never grows with K and works below 10 classes.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal
+
+import torch
+from torch import Tensor, nn
+
+from attacks.base import check_args
+from bench.seeds import image_seed
+
+STANDARD = ("apgd-ce", "apgd-t", "fab-t", "square")
+RAND = ("apgd-ce", "apgd-dlr")
+
+
+@dataclass
+class Flags:
+    """AutoAttack's checks as they were raised (pyautoattack logs them as warnings)."""
+
+    messages: list[str] = field(default_factory=list)
+
+
+class _Capture(logging.Handler):
+    def __init__(self, flags: Flags) -> None:
+        super().__init__(logging.WARNING)
+        self.flags = flags
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.flags.messages.append(record.getMessage())
+
+
+@dataclass(frozen=True, slots=True)
+class AutoAttack:
+    """AutoAttack `standard` or `rand` at one ε."""
+
+    eps: float
+    norm: Literal["linf", "l2"] = "linf"
+    version: Literal["standard", "rand"] = "standard"
+
+    def __post_init__(self) -> None:
+        check_args(self.eps, self.norm)
+        if self.version not in ("standard", "rand"):
+            raise ValueError(f"unknown AutoAttack version {self.version!r} (standard, rand)")
+
+    def attacks(self, n_classes: int) -> tuple[str, ...]:
+        """The cascade for this class count (targeted DLR needs at least 4 classes, DLR 3)."""
+        names = STANDARD if self.version == "standard" else RAND
+        if n_classes < 4:
+            names = tuple(a for a in names if a not in ("apgd-t", "fab-t"))
+        if n_classes < 3:
+            names = tuple(a for a in names if a != "apgd-dlr")
+        return names
+
+    def _objects(self, model: nn.Module, n_classes: int, device: torch.device):  # type: ignore[no-untyped-def]
+        from pyautoattack import AutoAttack as PyAA
+
+        aa = PyAA(model, eps=self.eps, norm="Linf" if self.norm == "linf" else "L2", seed=0,
+                  version=self.version, device=device)
+        targets = max(1, min(9, n_classes - 1))
+        aa.apgd_targeted.n_target_classes = targets
+        aa.fab.n_target_classes = targets
+        return aa
+
+    def robust(self, model: nn.Module, x: Tensor, y: Tensor, *, seed: int, batch_size: int,
+               state: Path | None = None, flags: Flags | None = None,
+               progress: Callable[[str], None] | None = None) -> Tensor:
+        """Per-image robustness (N,) bool of `model` on (x, y), resuming from `state` if it exists."""
+        from pyautoattack import checks
+
+        x = x.contiguous()  # the library .view()s gradients shaped like x
+        device = x.device
+        with torch.no_grad():
+            n_classes = model(x[:1]).shape[1]
+        names = self.attacks(n_classes)
+        saved = _load_state(state, names, len(x), self)
+        robust = torch.tensor(saved["robust"], dtype=torch.bool) if saved else None
+        done: dict[str, list[int]] = saved["done"] if saved else {a: [] for a in names}
+        log = logging.getLogger("auto-attack")
+        handler = _Capture(flags or Flags())
+        log.addHandler(handler)
+        try:
+            aa = self._objects(model, n_classes, device)
+            if robust is None:
+                checks.check_randomized(model, x[:batch_size], y[:batch_size], bs=batch_size, logger=log)
+                checks.check_range_output(model, x[:batch_size], logger=log)
+                checks.check_dynamic(model, x[:batch_size], False, logger=log)
+                with torch.no_grad():
+                    robust = torch.cat([model(x[s:s + batch_size]).argmax(1).eq(y[s:s + batch_size]).cpu()
+                                        for s in range(0, len(x), batch_size)])
+                _save_state(state, names, robust, done, self)
+            accuracy = {"clean": float(robust.float().mean())}
+            chunks = range(-(-len(x) // batch_size))
+            for name in names:
+                for c in chunks:
+                    if c in done[name]:
+                        continue
+                    lo = c * batch_size
+                    idx = lo + robust[lo:lo + batch_size].nonzero().squeeze(1)
+                    if len(idx):
+                        adv = self._run_one(aa, name, x[idx], y[idx], image_seed(seed, c, name), device)
+                        with torch.no_grad():
+                            still = model(adv).argmax(1).eq(y[idx]).cpu()
+                        robust[idx] = still
+                    done[name].append(c)
+                    _save_state(state, names, robust, done, self)
+                    if progress:
+                        progress(name)
+                accuracy[name] = float(robust.float().mean())
+            checks.check_square_sr(accuracy, logger=log)
+        finally:
+            log.removeHandler(handler)
+        return robust
+
+    @staticmethod
+    def _run_one(aa, name: str, x: Tensor, y: Tensor, seed: int, device: torch.device) -> Tensor:  # type: ignore[no-untyped-def]
+        devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # the library seeds the global RNG
+            if name in ("apgd-ce", "apgd-dlr"):
+                aa.apgd.loss = "ce" if name == "apgd-ce" else "dlr"
+                aa.apgd.seed = seed
+                return aa.apgd.perturb(x, y)
+            if name == "apgd-t":
+                aa.apgd_targeted.seed = seed
+                return aa.apgd_targeted.perturb(x, y)
+            if name == "fab-t":
+                aa.fab.targeted = True
+                aa.fab.n_restarts = 1
+                aa.fab.seed = seed
+                return aa.fab.perturb(x, y)
+            aa.square.seed = seed
+            return aa.square.perturb(x, y)
+
+
+def _fingerprint(names: tuple[str, ...], n: int, atk: AutoAttack) -> dict:
+    return {"attacks": list(names), "n": n, "eps": atk.eps, "norm": atk.norm, "version": atk.version}
+
+
+def _load_state(path: Path | None, names: tuple[str, ...], n: int, atk: AutoAttack) -> dict | None:
+    if path is None or not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except ValueError:
+        return None  # a torn state file: start the cell again
+    if data.get("fingerprint") != _fingerprint(names, n, atk):
+        return None
+    data["done"] = {k: list(v) for k, v in data["done"].items()}
+    return data
+
+
+def _save_state(path: Path | None, names: tuple[str, ...], robust: Tensor, done: dict, atk: AutoAttack) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps({"fingerprint": _fingerprint(names, len(robust), atk),
+                               "robust": robust.tolist(), "done": done}))
+    os.replace(tmp, path)

@@ -1,0 +1,127 @@
+"""What every attack shares: the contract, argument checks, projections and model guards.
+
+An attack maps clean [0,1] images to adversarial [0,1] images. It sees a model that returns one
+logits tensor (N, K) from [0,1] inputs; normalization stays inside the model.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Iterator, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from bench.errors import BenchError
+
+NORMS = ("linf", "l2")
+
+
+class Attack(Protocol):
+    """Clean [0,1] images -> adversarial [0,1] images. No metrics, no printing, no files."""
+
+    def __call__(self, model: nn.Module, x: Tensor, y: Tensor, *, seeds: Tensor) -> Tensor: ...
+
+
+def check_args(eps: float, norm: str, steps: int = 1, step_size: float = 0.0) -> None:
+    """Reject out-of-range settings with one clear message (ε in pixel units of the [0,1] range)."""
+    if norm not in NORMS:
+        raise BenchError(f"unknown norm {norm!r} (known: {', '.join(NORMS)})")
+    if not math.isfinite(eps) or eps < 0 or (norm == "linf" and eps > 1):
+        raise BenchError(f"epsilon must be in [0, 1] for linf (pixel units; 4/255 = {4 / 255:.5f}) "
+                         f"and non-negative for l2, got {eps}")
+    if steps < 1:
+        raise BenchError(f"steps must be positive, got {steps}")
+    if step_size < 0:
+        raise BenchError(f"step size must be non-negative, got {step_size}")
+
+
+def per_image_noise(seeds: Tensor, shape: torch.Size, kind: str, device: torch.device) -> Tensor:
+    """One draw per image from its own generator: uniform in [-1, 1] or standard normal."""
+    out = torch.empty(shape)
+    for i, s in enumerate(seeds.tolist()):
+        g = torch.Generator().manual_seed(int(s))
+        if kind == "uniform":
+            out[i] = torch.rand(shape[1:], generator=g) * 2 - 1
+        else:
+            out[i] = torch.randn(shape[1:], generator=g)
+    return out.to(device)
+
+
+def l2_norms(d: Tensor) -> Tensor:
+    """Per-image L2 norm, shaped to broadcast over (N, C, H, W)."""
+    return d.flatten(1).norm(p=2, dim=1).view(-1, *([1] * (d.ndim - 1)))
+
+
+def project(x: Tensor, x_adv: Tensor, eps: float, norm: str) -> Tensor:
+    """Onto the ε-ball around x, then into [0,1]."""
+    d = x_adv - x
+    if norm == "linf":
+        d = d.clamp(-eps, eps)
+    else:
+        d = d * torch.clamp(eps / (l2_norms(d) + 1e-12), max=1.0)
+    return (x + d).clamp(0.0, 1.0)
+
+
+class LogitsGuard(nn.Module):
+    """Lets only a tensor of logits (N, K) through: dicts, tuples and probabilities are errors."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self._checked = False
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.model(x)
+        if not isinstance(out, Tensor):
+            raise BenchError(f"model returned {type(out).__name__}; attacks need a tensor of logits (N, K)")
+        if out.ndim != 2 or out.shape[0] != x.shape[0]:
+            raise BenchError(f"model returned shape {tuple(out.shape)}; attacks need logits ({x.shape[0]}, K)")
+        if not self._checked:
+            with torch.no_grad():
+                probs = bool(((out >= 0) & (out <= 1)).all()) and bool(
+                    torch.allclose(out.sum(1), torch.ones_like(out[:, 0]), atol=1e-4))
+            if probs:
+                raise BenchError("model outputs look like probabilities (in [0,1], rows sum to 1); "
+                                 "return logits: cross-entropy on probabilities gives vanishing gradients")
+            self._checked = True
+        return out
+
+
+class PassCounter(nn.Module):
+    """Counts images through forward and backward, whatever the attack library does."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.n_forward = 0
+        self.n_backward = 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.model(x)
+        self.n_forward += x.shape[0]
+        if out.requires_grad:
+            n = x.shape[0]
+
+            def hook(g: Tensor) -> None:
+                self.n_backward += n
+
+            out.register_hook(hook)
+        return out
+
+
+@contextlib.contextmanager
+def attack_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and frozen weights for the attack; every module's flags restored after, even on error."""
+    modes = [(m, m.training) for m in model.modules()]
+    grads = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    for p, _ in grads:
+        p.requires_grad_(False)  # only input gradients are needed: skip weight-gradient work
+    try:
+        yield model
+    finally:
+        for m, t in modes:
+            m.training = t
+        for p, r in grads:
+            p.requires_grad_(r)

@@ -1,0 +1,61 @@
+"""Append-only CSV files written all-or-nothing (torch-free): results.csv and checks.csv."""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from bench.errors import BenchError
+
+
+def read_records(path: Path, columns: Sequence[str], what: str) -> list[list[str]]:
+    """Records of a CSV whose header must equal `columns`; [] if the file does not exist."""
+    if not path.exists():
+        return []
+    try:
+        with path.open(newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is None:
+                return []
+            if tuple(header) != tuple(columns):
+                raise BenchError(f"{path}: header does not match the {what} schema; "
+                                 "move the file away or choose another --out")
+            records = []
+            for n, rec in enumerate(reader, start=2):
+                if len(rec) != len(columns):
+                    raise BenchError(f"{path}:{n}: expected {len(columns)} fields, found {len(rec)}")
+                records.append(rec)
+            return records
+    except UnicodeDecodeError as e:
+        raise BenchError(f"{path}: cannot parse {what} file: {e}") from None
+
+
+def append_records(path: Path, columns: Sequence[str], records: Iterable[Sequence[object]]) -> None:
+    """Add records all-or-nothing: write a complete new file beside the old one, fsync, rename.
+
+    Floats are written with repr so they read back exactly.
+    """
+    records = list(records)
+    if not records:
+        return
+    old = path.read_bytes() if path.exists() else b""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    if not old:
+        w.writerow(columns)
+    for rec in records:
+        w.writerow([repr(v) if isinstance(v, float) else str(v) for v in rec])
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(old + buf.getvalue().encode())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

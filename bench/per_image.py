@@ -1,0 +1,37 @@
+"""Per-image correctness behind every results row (torch-free), so rows can be compared image by image.
+
+per_image.csv holds one record per results row: the row's key hash, the image indices and a 0/1
+string of correctness in the same order. Sanity checks use it to compare attacks run on different
+subsets on the images they share (subsets are prefixes of one fixed permutation).
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from bench.csvfile import append_records, read_records
+from bench.results import Row
+
+COLUMNS = ("row_key", "indices", "correct")
+
+
+def row_key(row: Row) -> str:
+    """A stable hash of a results row's key columns."""
+    return hashlib.sha256(repr(row.key()).encode()).hexdigest()[:20]
+
+
+def append(path: Path, items: Iterable[tuple[Row, np.ndarray, np.ndarray]]) -> None:
+    """Store (row, indices, correct) triples atomically."""
+    append_records(path, COLUMNS, [(row_key(r), " ".join(map(str, idx.tolist())),
+                                    "".join("1" if c else "0" for c in ok.tolist())) for r, idx, ok in items])
+
+
+def read(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """row_key -> (indices, correct bool); the latest record wins."""
+    out = {}
+    for key, idx, ok in read_records(path, COLUMNS, "per-image"):
+        out[key] = (np.array(idx.split(), dtype=np.int64), np.array([c == "1" for c in ok], dtype=bool))
+    return out

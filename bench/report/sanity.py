@@ -1,0 +1,96 @@
+"""Sanity checks on attack results, derived from the CSV (and checks.csv) alone.
+
+Each finding names a check documented in docs/checks.md: when it is raised, what it means and
+what to do. Tolerances are in images, so small subsets do not raise noise.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bench.report.tables import latest
+
+LARGE_EPS_MAX_ACC = 0.05  # accuracy allowed at the largest L∞ radius of the sweep
+MAX_PGD_GAP = 0.10  # PGD may overestimate robustness relative to AutoAttack by this much
+TOL_IMAGES = 1  # an accuracy may exceed its bound by this many images before a warning
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One check's result for one model and exit."""
+
+    model: str
+    exit: int
+    check: str
+    status: str  # ok | warn
+    detail: str
+
+
+def _tol(n: int) -> float:
+    return TOL_IMAGES / max(n, 1)
+
+
+def _on_shared_images(r, ref, images: dict | None) -> tuple[float, float, int] | None:  # type: ignore[no-untyped-def]
+    """(accuracy of r, accuracy of ref, n) on the images both rows scored; None if unknown."""
+    if r.subset == ref.subset:
+        return float(r.accuracy), float(ref.accuracy), int(r.n_images)
+    if not images or r.row_key not in images or ref.row_key not in images:
+        return None
+    (ia, ca), (ib, cb) = images[r.row_key], images[ref.row_key]
+    shared, pa, pb = np.intersect1d(ia, ib, return_indices=True)
+    if not len(shared):
+        return None
+    return float(ca[pa].mean()), float(cb[pb].mean()), len(shared)
+
+
+def attack_findings(df: pd.DataFrame, images: dict | None = None) -> list[Finding]:  # type: ignore[type-arg]
+    """Monotone in ε, PGD <= FGSM, ~0 at a large ε, AutoAttack <= PGD, transfer >= white-box.
+
+    `images` (per_image.read) lets rows on different subsets be compared on their shared images;
+    the frame then needs a `row_key` column.
+    """
+    att = latest(df[(df.kind == "attack") & (df.protocol == "strict")])
+    out: list[Finding] = []
+    for (model, ex), g in att.groupby(["model", "exit"]):
+        for (name, norm), s in g[g.condition.isin(["fgsm", "pgd"])].groupby(["condition", "norm"]):
+            s = s.sort_values("epsilon")
+            rises = [(a, b) for a, b in zip(s.itertuples(), s.iloc[1:].itertuples())
+                     if b.accuracy > a.accuracy + _tol(b.n_images)]
+            out.append(Finding(model, ex, "monotone_in_eps", "warn" if rises else "ok",
+                               f"{name} {norm}: accuracy rises from ε={rises[0][0].epsilon:.4g} to "
+                               f"{rises[0][1].epsilon:.4g}" if rises else f"{name} {norm}: non-increasing in ε"))
+            if norm == "linf" and name == "pgd" and len(s):
+                top = s.iloc[-1]
+                bad = top.accuracy > LARGE_EPS_MAX_ACC
+                out.append(Finding(model, ex, "large_eps_accuracy", "warn" if bad else "ok",
+                                   f"PGD L∞ at {top.epsilon * 255:.3g}/255 leaves {100 * top.accuracy:.1f} % "
+                                   f"(expected ≤ {100 * LARGE_EPS_MAX_ACC:.0f} %)"))
+        f = g[(g.condition == "fgsm")].set_index("epsilon")
+        p = g[(g.condition == "pgd") & (g.norm == "linf") & (g.steps > 1)].set_index("epsilon")
+        both = f.index.intersection(p.index)
+        worse = [e for e in both if p.loc[e, "accuracy"] > f.loc[e, "accuracy"] + _tol(p.loc[e, "n_images"])]
+        if len(both):
+            out.append(Finding(model, ex, "pgd_not_weaker_than_fgsm", "warn" if worse else "ok",
+                               f"PGD above FGSM at ε={worse[0] * 255:.3g}/255" if worse else
+                               f"PGD ≤ FGSM at {len(both)} radii"))
+        for other, check, relation in (("autoattack", "autoattack_not_weaker_than_pgd", "above"),
+                                       ("transfer_pgd", "transfer_not_stronger_than_whitebox", "below")):
+            o = g[g.condition == other]
+            for r in o.itertuples():
+                ref = p.loc[r.epsilon] if r.epsilon in p.index else None
+                both = None if ref is None else _on_shared_images(r, ref, images)
+                if both is None:
+                    continue  # nothing comparable: other images, and no per-image record
+                acc, ref_acc, n = both
+                bad = (acc > ref_acc + _tol(n)) if relation == "above" else (acc < ref_acc - _tol(n))
+                out.append(Finding(model, ex, check, "warn" if bad else "ok",
+                                   f"{other} {100 * acc:.1f} % vs white-box PGD {100 * ref_acc:.1f} % "
+                                   f"at {r.epsilon * 255:.3g}/255 on the same {n} images"))
+                if other == "autoattack":
+                    gap = ref_acc - acc
+                    out.append(Finding(model, ex, "pgd_gap_to_autoattack", "warn" if gap > MAX_PGD_GAP else "ok",
+                                       f"PGD-10 leaves {100 * gap:.1f} points more than AutoAttack at "
+                                       f"{r.epsilon * 255:.3g}/255 on the same {n} images"))
+    return out

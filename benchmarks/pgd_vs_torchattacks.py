@@ -1,0 +1,90 @@
+"""PGD-10 throughput and robust accuracy: this suite's PGD against torchattacks, same model, images, seed.
+
+Usage: python benchmarks/pgd_vs_torchattacks.py [--model resnet_small] [--n 256] [--repeats 3]
+Needs the trained default checkpoint (`make bench`), or a spec with weights (NAME@random works but
+its robust accuracy says nothing). Prints images/s (median of runs that alternate their order) and
+robust accuracy of both, and their ratio. Random starts differ (per-image seeds vs torchattacks'
+global RNG), so robust accuracies agree statistically, not image by image.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from attacks import PGD, TorchattacksAttack, attack_mode
+from bench.data import cache_dir, load_split, subset_indices, to_unit
+from bench.device import device_name, resolve_device
+from bench.seeds import image_seeds
+from bench.specs import expand, load
+from models.base import true_gradient
+
+
+def _interleaved(fns: dict, repeats: int) -> tuple[dict, dict]:  # type: ignore[type-arg]
+    """Median wall time of each function, alternating their order every round (machine noise is shared)."""
+    times: dict = {k: [] for k in fns}
+    outs: dict = {}
+    for r in range(repeats):
+        for k in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
+            t0 = time.perf_counter()
+            outs[k] = fns[k]()
+            times[k].append(time.perf_counter() - t0)
+    return {k: float(np.median(v)) for k, v in times.items()}, outs
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="resnet_small")
+    p.add_argument("--data", default="cluttered_fmnist")
+    p.add_argument("--n", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--eps", type=float, default=4 / 255)
+    p.add_argument("--repeats", type=int, default=6)
+    p.add_argument("--device", default="auto")
+    a = p.parse_args()
+    dev = resolve_device(a.device)
+    lm = load(expand(a.model)[0], a.data, cache_dir())
+    model = lm.model.to(dev).eval()
+    images = load_split(a.data, "test")
+    idx, _ = subset_indices(len(images), a.n)
+    x = to_unit(images.images[idx], dev)  # type: ignore[attr-defined]
+    y = torch.from_numpy(images.labels[idx]).to(dev)  # type: ignore[attr-defined]
+    seeds = torch.from_numpy(image_seeds(0, idx, "bench"))
+    ours, peer = PGD(a.eps, a.eps / 4, 10), TorchattacksAttack("pgd", a.eps, "linf", a.eps / 4, 10)
+
+    def run(atk) -> torch.Tensor:  # type: ignore[no-untyped-def]
+        outs = []
+        with true_gradient(model):
+            for s in range(0, len(x), a.batch_size):
+                sl = slice(s, s + a.batch_size)
+                if isinstance(atk, PGD):
+                    with attack_mode(model):
+                        outs.append(atk(model, x[sl], y[sl], seeds=seeds[sl]))
+                else:
+                    outs.append(atk(model, x[sl], y[sl], seeds=seeds[sl]))
+        return torch.cat(outs)
+
+    run(ours)  # warm-up
+    run(peer)
+    t, adv = _interleaved({"ours": lambda: run(ours), "peer": lambda: run(peer)}, a.repeats)
+    t_ours, t_peer, adv_ours, adv_peer = t["ours"], t["peer"], adv["ours"], adv["peer"]
+    with torch.no_grad():
+        acc_ours = (model(adv_ours).argmax(1) == y).float().mean().item()
+        acc_peer = (model(adv_peer).argmax(1) == y).float().mean().item()
+        clean = (model(x).argmax(1) == y).float().mean().item()
+    n = len(x)
+    print(f"model {lm.card.name} ({lm.weights}) on {device_name(dev)}, {n} images of {a.data}, "
+          f"PGD-10 L∞ ε={a.eps * 255:.3g}/255, step ε/4, median of {a.repeats} interleaved runs; "
+          f"clean accuracy {100 * clean:.1f} %")
+    print(f"{'':14s} {'images/s':>10s} {'robust acc':>11s}")
+    print(f"{'bench PGD':14s} {n / t_ours:10.1f} {100 * acc_ours:10.1f} %")
+    print(f"{'torchattacks':14s} {n / t_peer:10.1f} {100 * acc_peer:10.1f} %")
+    print(f"throughput ratio (bench / torchattacks): {t_peer / t_ours:.2f}x; "
+          f"robust accuracy difference: {100 * (acc_ours - acc_peer):+.1f} points")
+    assert np.isfinite(t_ours)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""Attacks: threat-model bounds, determinism, parity with torchattacks, guards, AutoAttack resume."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import attacks
+from attacks import FGSM, PGD, AutoAttack, LogitsGuard, PaperPGD, TorchattacksAttack, attack_mode
+from bench.errors import BenchError
+from models.base import Classifier
+
+
+def _data(n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two-class 16x16 images: class 1 has a brighter centre; both classes fill [0,1]."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 2
+    x = torch.rand(n, 3, 16, 16, generator=g) * 0.6 + 0.2
+    x[:, :, 4:12, 4:12] += (y.float() * 0.1 - 0.05).view(-1, 1, 1, 1)
+    return x.clamp(0, 1), y
+
+
+@pytest.fixture(scope="module")
+def toy() -> nn.Module:
+    """A small conv net trained to near-perfect accuracy in well under a second."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(),
+                        nn.Linear(128, 2))
+    model = Classifier(net, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    x, y = _data(256, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    model.eval()
+    assert (model(x).argmax(1) == y).float().mean() > 0.95
+    return model
+
+
+def acc(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return (model(x).argmax(1) == y).float().mean().item()
+
+
+SEEDS = torch.arange(64)
+
+
+@pytest.mark.parametrize("atk", [
+    FGSM(8 / 255), PGD(8 / 255, 2 / 255, 10), PGD(0.5, 0.125, 10, norm="l2"), PGD(8 / 255, 2 / 255, 5, restarts=3),
+    TorchattacksAttack("pgd", 8 / 255, "linf", 2 / 255, 10), TorchattacksAttack("pgd", 0.5, "l2", 0.125, 10),
+])
+def test_adversarial_examples_stay_in_the_ball_and_the_image_range(toy: nn.Module, atk) -> None:  # type: ignore[no-untyped-def]
+    x, y = _data()
+    x_adv = atk(toy, x, y, seeds=SEEDS)
+    assert x_adv.shape == x.shape and x_adv.min() >= 0 and x_adv.max() <= 1
+    d = (x_adv - x).flatten(1)
+    if getattr(atk, "norm", "linf") == "l2":
+        assert d.norm(dim=1).max() <= atk.eps + 1e-5
+    else:
+        assert d.abs().max() <= atk.eps + 1e-6
+    assert acc(toy, x_adv, y) < acc(toy, x, y) - 0.3, "the attack lowers accuracy on a trained model"
+
+
+@pytest.mark.parametrize("atk", [FGSM(0.0), PGD(0.0, 0.0, 10), PGD(0.0, 0.0, 10, norm="l2")])
+def test_zero_epsilon_changes_nothing(toy: nn.Module, atk) -> None:  # type: ignore[no-untyped-def]
+    x, y = _data()
+    assert torch.equal(atk(toy, x, y, seeds=SEEDS), x)
+
+
+def test_seeded_per_image_and_independent_of_batch_size(toy: nn.Module) -> None:
+    x, y = _data()
+    atk = PGD(8 / 255, 2 / 255, 3)
+    a = atk(toy, x, y, seeds=SEEDS)
+    assert torch.equal(a, atk(toy, x, y, seeds=SEEDS))
+    parts = torch.cat([atk(toy, x[s:s + 5], y[s:s + 5], seeds=SEEDS[s:s + 5]) for s in range(0, 64, 5)])
+    assert torch.allclose(a, parts, atol=1e-6)
+    assert not torch.equal(a, atk(toy, x, y, seeds=SEEDS + 1))
+
+
+@pytest.mark.parametrize("norm,eps,step", [("linf", 8 / 255, 2 / 255), ("l2", 0.5, 0.1)])
+def test_pgd_matches_torchattacks_without_random_start(toy: nn.Module, norm: str, eps: float, step: float) -> None:
+    import torchattacks
+
+    x, y = _data()
+    ours = PGD(eps, step, 10, norm=norm, random_start=False)(toy, x, y, seeds=SEEDS)  # type: ignore[arg-type]
+    cls = torchattacks.PGD if norm == "linf" else torchattacks.PGDL2
+    ref = cls(toy, eps=eps, alpha=step, steps=10, random_start=False)(x, y)
+    assert torch.allclose(ours, ref, atol=1e-6)
+
+
+def test_fgsm_matches_torchattacks(toy: nn.Module) -> None:
+    import torchattacks
+
+    x, y = _data()
+    assert torch.allclose(FGSM(4 / 255)(toy, x, y, seeds=SEEDS), torchattacks.FGSM(toy, eps=4 / 255)(x, y), atol=1e-6)
+
+
+def test_strict_attack_runs_in_pixel_space_and_paper_in_normalized_space(toy: nn.Module) -> None:
+    x, y = _data()
+    strict = PGD(4 / 255, 1 / 255, 10, random_start=False)(toy, x, y, seeds=SEEDS)
+    assert (strict - x).abs().max().item() == pytest.approx(4 / 255, abs=1e-6)  # reaches ε in pixels
+    paper = PaperPGD().with_space(toy)
+    assert paper.std == (0.25, 0.25, 0.25)
+    adv = paper(toy, x, y, seeds=SEEDS)
+    # ε = 4/255 in normalized units is 4/255 * std in pixels, and nothing clamps to [0,1]
+    assert (adv - x).abs().max().item() == pytest.approx(4 / 255 * 0.25, abs=1e-6)
+    x_edge = x.clone()
+    x_edge[:, :, 0, 0] = 1.0
+    adv_edge = paper(toy, x_edge, y, seeds=SEEDS)
+    assert adv_edge.max() > 1.0 or adv_edge.min() < 0.0 or (adv_edge - x_edge).abs().max() > 0
+
+
+def test_bad_attack_arguments_are_clear_errors() -> None:
+    for make, match in [(lambda: PGD(-0.1, 0.01, 10), "epsilon"), (lambda: PGD(1.5, 0.01, 10), "epsilon"),
+                        (lambda: PGD(0.1, 0.01, 0), "steps must be positive"),
+                        (lambda: PGD(0.1, 0.01, 10, norm="l1"), "unknown norm"),  # type: ignore[arg-type]
+                        (lambda: FGSM(float("nan")), "epsilon")]:
+        with pytest.raises(BenchError, match=match):
+            make()
+
+
+class DictModel(nn.Module):
+    def forward(self, x: torch.Tensor) -> dict:
+        return {"logits": x.mean((2, 3))}
+
+
+class ProbModel(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean((2, 3)).softmax(1)
+
+
+def test_guard_refuses_dicts_and_probabilities() -> None:
+    x, y = _data(4)
+    with pytest.raises(BenchError, match="returned dict"):
+        FGSM(0.1)(LogitsGuard(DictModel()), x, y, seeds=SEEDS[:4])
+    with pytest.raises(BenchError, match="look like probabilities"):
+        FGSM(0.1)(LogitsGuard(ProbModel()), x, y, seeds=SEEDS[:4])
+
+
+def test_attack_mode_restores_every_flag_even_on_error(toy: nn.Module) -> None:
+    toy.train()
+    toy.net[0].eval()
+    toy.net[4].weight.requires_grad_(False)
+    with pytest.raises(RuntimeError):
+        with attack_mode(toy):
+            assert not toy.training and not any(p.requires_grad for p in toy.parameters())
+            raise RuntimeError("boom")
+    assert toy.training and not toy.net[0].training and toy.net[1].training
+    assert toy.net[0].weight.requires_grad and not toy.net[4].weight.requires_grad
+    toy.net[4].weight.requires_grad_(True)
+    toy.eval()
+
+
+def _five_class(seed: int = 0) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(seed)
+    model = Classifier(nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 5)), None, None).eval()
+    x = torch.rand(12, 3, 8, 8)
+    with torch.no_grad():
+        y = model(x).argmax(1)  # every image starts correctly classified
+    return model, x, y
+
+
+def test_autoattack_runs_below_ten_classes_and_resumes(tmp_path: Path) -> None:
+    model, x, y = _five_class()
+    atk = AutoAttack(0.5 / 255)
+    assert atk.attacks(5) == ("apgd-ce", "apgd-t", "fab-t", "square") and atk.attacks(3) == ("apgd-ce", "square")
+    full = atk.robust(model, x, y, seed=0, batch_size=5)
+    assert full.dtype == torch.bool and full.shape == (12,)
+    calls = {"n": 0}
+
+    def die_after_two(name: str) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+
+    state = tmp_path / "aa.json"
+    with pytest.raises(KeyboardInterrupt):
+        atk.robust(model, x, y, seed=0, batch_size=5, state=state, progress=die_after_two)
+    assert state.is_file()
+    resumed = atk.robust(model, x, y, seed=0, batch_size=5, state=state)
+    assert torch.equal(resumed, full)
+    strong = AutoAttack(64 / 255).robust(model, x, y, seed=0, batch_size=5)
+    assert strong.sum() < full.sum() or full.sum() == 0
+
+
+def test_registry_builds_from_conditions() -> None:
+    from bench.conditions import PAPER_PGD, autoattack, fgsm, pgd
+
+    assert isinstance(attacks.build(fgsm(2 / 255)), FGSM)
+    p = attacks.build(pgd(8 / 255, "l2"))
+    assert isinstance(p, PGD) and p.norm == "l2" and p.step_size == pytest.approx(2 / 255)
+    assert isinstance(attacks.build(pgd(8 / 255, source="torchattacks")), TorchattacksAttack)
+    assert isinstance(attacks.build(PAPER_PGD), PaperPGD)
+    assert isinstance(attacks.build(autoattack()), AutoAttack)
