@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=int)
     r.add_argument("--workers", type=int)
     r.add_argument("--out")
+    r.add_argument("--attack-backend", choices=["bench", "torchattacks"], help="who runs FGSM and PGD")
+    r.add_argument("--eps", nargs="+", metavar="E", help="L∞ radii of the FGSM/PGD sweeps, e.g. 0 2/255 8/255")
+    r.add_argument("--eps-l2", nargs="+", metavar="E", help="L2 radii of the PGD-L2 sweep")
+    r.add_argument("--pgd-steps", type=int)
+    r.add_argument("--restarts", type=int, help="PGD restarts (each image keeps the first success)")
     r.add_argument("--no-report", action="store_true", help="do not rebuild report.md afterwards")
 
     f = _sub(sp, "flops", "GMACs and parameters of models, per exit.")
@@ -149,7 +154,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
 
 def _cmd_run(a: argparse.Namespace) -> int:
-    from bench.config import RunConfig, load_toml
+    from bench.config import RunConfig, load_toml, parse_eps
     from bench.runner import run
 
     base = load_toml(a.config) if a.config else {}
@@ -159,7 +164,11 @@ def _cmd_run(a: argparse.Namespace) -> int:
         raise BenchError("no models given (use --models or --config)")
     cfg = RunConfig(**base).with_overrides(suite=a.suite, dataset=a.dataset, data_root=a.data_root,
                                            n_images=a.n_images, seed=a.seed, device=a.device,
-                                           batch_size=a.batch_size, workers=a.workers, out=a.out)
+                                           batch_size=a.batch_size, workers=a.workers, out=a.out,
+                                           attack_backend=a.attack_backend, pgd_steps=a.pgd_steps,
+                                           restarts=a.restarts,
+                                           eps=tuple(map(parse_eps, a.eps)) if a.eps else None,
+                                           eps_l2=tuple(map(parse_eps, a.eps_l2)) if a.eps_l2 else None)
     path = run(cfg)
     print(f"results: {path}")
     if not a.no_report:

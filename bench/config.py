@@ -23,6 +23,11 @@ class RunConfig:
     batch_size: int = 256
     workers: int = 0
     out: str = "results/default"
+    attack_backend: str = "bench"  # bench | torchattacks: who runs FGSM and PGD
+    eps: tuple[float, ...] | None = None  # L∞ radii of the FGSM/PGD sweeps (None: the suite's)
+    eps_l2: tuple[float, ...] | None = None  # L2 radii of the PGD-L2 sweep
+    pgd_steps: int | None = None
+    restarts: int | None = None
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -31,6 +36,16 @@ class RunConfig:
             raise BenchError(f"--n-images must be positive, got {self.n_images}")
         if self.batch_size < 1 or self.workers < 0:
             raise BenchError("--batch-size must be positive and --workers not negative")
+        if self.attack_backend not in ("bench", "torchattacks"):
+            raise BenchError(f"unknown attack backend {self.attack_backend!r} (bench, torchattacks)")
+        if (self.pgd_steps is not None and self.pgd_steps < 1) or (self.restarts is not None and self.restarts < 1):
+            raise BenchError("--pgd-steps and --restarts must be positive")
+        for e in self.eps or ():
+            if not 0 <= e <= 1:
+                raise BenchError(f"--eps {e} is outside [0, 1] (pixel units; write 4/255 for four levels)")
+        for e in self.eps_l2 or ():
+            if e < 0:
+                raise BenchError(f"--eps-l2 {e} is negative")
 
     def with_overrides(self, **kw: Any) -> "RunConfig":
         """Apply the command-line values that were actually given (None = not given)."""
@@ -49,7 +64,19 @@ def load_toml(path: Path) -> dict[str, Any]:
     unknown = sorted(set(data) - known)
     if unknown:
         raise BenchError(f"{path}: unknown keys {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    if "models" in data:
-        data["models"] = tuple(data["models"])
+    for key in ("models", "eps", "eps_l2"):
+        if key in data:
+            data[key] = tuple(data[key])
     data.setdefault("out", str(path.parent))
     return data
+
+
+def parse_eps(text: str) -> float:
+    """'4/255', '0.0157' or '0' -> a float in pixel units."""
+    try:
+        if "/" in text:
+            num, den = text.split("/", 1)
+            return float(num) / float(den)
+        return float(text)
+    except (ValueError, ZeroDivisionError):
+        raise BenchError(f"cannot read epsilon {text!r} (write e.g. 4/255 or 0.0157)") from None

@@ -53,7 +53,8 @@ def _key_rows(lm: LoadedModel, cfg: RunConfig, subset: str, cond: Condition, exi
 
 def _run_checks(lm: LoadedModel, images: ImageSet, indices: np.ndarray, cfg: RunConfig, dev: torch.device,
                 path: Path) -> None:
-    """Model sanity checks on up to 32 images of the first attacked subset, kept in checks.csv."""
+    """Model sanity checks on a batch of test images, kept in checks.csv."""
+    lm.model.to(dev)
     _, imgs, labels = next(iter_batches(images, indices[:32], 32, 0))
     created = utc_now()
     rows = [CheckRow(model=lm.card.name, weights=lm.weights, dataset=cfg.dataset, exit=t, check=name,
@@ -61,6 +62,7 @@ def _run_checks(lm: LoadedModel, images: ImageSet, indices: np.ndarray, cfg: Run
             for t, name, status, value, detail in model_checks(lm.model, to_unit(imgs, dev),
                                                                 torch.from_numpy(labels).to(dev))]
     append_checks(path, rows)
+    lm.model.cpu()
 
 
 def _transfer_source(loaded: list[LoadedModel]) -> LoadedModel | None:
@@ -72,8 +74,15 @@ def _transfer_source(loaded: list[LoadedModel]) -> LoadedModel | None:
     return None
 
 
-def _resolve(cond: Condition, target: LoadedModel, loaded: list[LoadedModel]) -> Condition | None:
-    """Fill in run-dependent parts of a condition; None when it does not apply to this model."""
+def _resolve(cond: Condition, target: LoadedModel, loaded: list[LoadedModel], randomized: bool = False,
+             ) -> Condition | None:
+    """Fill in run-dependent parts of a condition; None when it does not apply to this model.
+
+    AutoAttack switches to its `rand` version (EOT) for a model whose evaluation is not deterministic.
+    """
+    if cond.name == "autoattack" and randomized:
+        params = json.loads(cond.params)
+        return dataclasses.replace(cond, params=canonical_json({**params, "version": "rand"}))
     if cond.name != "transfer_pgd":
         return cond
     wanted = json.loads(cond.params)["from"]
@@ -85,11 +94,29 @@ def _resolve(cond: Condition, target: LoadedModel, loaded: list[LoadedModel]) ->
 
 
 def _cells(cfg: RunConfig) -> list[Cell]:
-    """The suite's cells with the run's image cap applied."""
+    """The suite's cells with the run's overrides: image cap, ε radii, PGD steps, restarts, backend."""
     cap = cfg.n_images
-    return [dataclasses.replace(c, n_images=cap if c.n_images is None else
-                                (c.n_images if cap is None else min(cap, c.n_images)))
-            for c in suite(cfg.suite)]
+    cells: list[Cell] = []
+    for c in suite(cfg.suite):
+        cond = c.condition
+        if cond.name in ("fgsm", "pgd") and cond.protocol == "strict":
+            radii = cfg.eps_l2 if cond.norm == "l2" else cfg.eps
+            if radii is not None:  # one sweep cell per radius, built from the suite's first one
+                if any(x.condition.name == cond.name and x.condition.norm == cond.norm for x in cells):
+                    continue
+                variants = [dataclasses.replace(cond, epsilon=e, step_size=e if cond.name == "fgsm" else e / 4)
+                            for e in radii]
+            else:
+                variants = [cond]
+            if cond.name == "pgd":
+                variants = [dataclasses.replace(v, steps=cfg.pgd_steps or v.steps, restarts=cfg.restarts or v.restarts)
+                            for v in variants]
+            variants = [dataclasses.replace(v, source=cfg.attack_backend) for v in variants]
+        else:
+            variants = [cond]
+        n = cap if c.n_images is None else (c.n_images if cap is None else min(cap, c.n_images))
+        cells += [dataclasses.replace(c, condition=v, n_images=n) for v in variants]
+    return cells
 
 
 def run(cfg: RunConfig, progress: bool = True) -> Path:
@@ -112,11 +139,17 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
                       versions=canonical_json(versions()), code=code_version())
     sources = {lm.card.name: lm.model for lm in loaded}
     checks_path = out / "checks.csv"
-    checked = {(c.model, c.weights, c.dataset) for c in read_checks(checks_path) if c.check == "deterministic"}
+    if any(c.condition.kind == "attack" for c in cells):
+        checked = {(c.model, c.weights, c.dataset) for c in read_checks(checks_path) if c.check == "deterministic"}
+        for lm in loaded:
+            if (lm.card.name, lm.weights, cfg.dataset) not in checked:
+                _run_checks(lm, images, subset_indices(len(images), 32)[0], cfg, dev, checks_path)
+    randomized = {(c.model, c.weights) for c in read_checks(checks_path)
+                  if c.check == "deterministic" and c.status == "warn" and c.dataset == cfg.dataset}
     for lm in loaded:
         costs: dict[int, flops.FlopCount] = {}
         for cell in cells:
-            cond = _resolve(cell.condition, lm, loaded)
+            cond = _resolve(cell.condition, lm, loaded, (lm.card.name, lm.weights) in randomized)
             if cond is None:
                 log.info("skip %s %s: no transfer source in this run", lm.card.name, cell.condition.name)
                 continue
@@ -129,9 +162,6 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
             for t in exits:
                 costs.setdefault(t, flops.count(lm.model, t, lm.card.input_size))
             lm.model.to(dev)
-            if cond.kind == "attack" and (lm.card.name, lm.weights, cfg.dataset) not in checked:
-                _run_checks(lm, images, indices, cfg, dev, checks_path)
-                checked.add((lm.card.name, lm.weights, cfg.dataset))
             state = out / ".state" / hashlib.sha256(repr(keys[0]).encode()).hexdigest()[:16]
             correct = evaluate(lm.model, images, indices, cond, seed=cfg.seed, batch_size=cfg.batch_size,
                                device=dev, workers=cfg.workers, sources=sources, state=state, exits=exits,

@@ -196,3 +196,24 @@ def test_registry_builds_from_conditions() -> None:
     assert isinstance(attacks.build(pgd(8 / 255, source="torchattacks")), TorchattacksAttack)
     assert isinstance(attacks.build(PAPER_PGD), PaperPGD)
     assert isinstance(attacks.build(autoattack()), AutoAttack)
+
+
+def test_model_checks_flag_randomized_models_and_zero_gradients() -> None:
+    from bench.checks import model_checks
+    from models.base import Classifier
+
+    class Noisy(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.dropout(x.mean((2, 3)), 0.5, training=True)  # random even in eval mode
+
+    x, y = torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 0])
+    res = {c[1]: c for c in model_checks(Classifier(Noisy(), None, None), x, y)}
+    assert res["deterministic"][2] == "warn"
+
+    class Corner(nn.Module):  # looks at one pixel only: almost every input entry has zero gradient
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x[:, :, 0, 0]
+
+    res = {c[1]: c for c in model_checks(Classifier(Corner(), None, None), x, y)}
+    assert res["deterministic"][2] == "ok" and res["zero_gradient_fraction"][2] == "warn"
+    assert res["zero_gradient_fraction"][3] == pytest.approx(63 / 64)

@@ -225,3 +225,32 @@ def test_attack_suite_end_to_end(trained: None, tmp_path: Path) -> None:
                  "--out", str(out), "--no-report"]) == 0
     assert (out / "results.csv").read_bytes() == before
     assert not any((out / ".state").glob("*")), "AutoAttack state files are removed once rows are written"
+
+
+def test_attack_options_backend_radii_steps(trained: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert main(["run", "--suite", "smoke", "--models", "resnet_tiny", "--attack-backend", "torchattacks",
+                 "--eps", "0", "8/255", "--pgd-steps", "3", "--out", str(out), "--no-report"]) == 0
+    att = [r for r in read_rows(out / "results.csv") if r.kind == "attack"]
+    assert sorted((r.condition, r.source, r.epsilon, r.steps) for r in att) == [
+        ("fgsm", "torchattacks", 0.0, 1), ("fgsm", "torchattacks", 8 / 255, 1),
+        ("pgd", "torchattacks", 0.0, 3), ("pgd", "torchattacks", 8 / 255, 3)]
+    bad = ["run", "--suite", "smoke", "--models", "resnet_tiny", "--out", str(tmp_path / "bad")]
+    _fails(bad + ["--eps", "2"], capsys, "outside [0, 1]")
+    _fails(bad + ["--eps", "four"], capsys, "cannot read epsilon 'four'")
+    _fails(bad + ["--eps-l2", "-1"], capsys, "--eps-l2 -1.0 is negative")
+    _fails(bad + ["--pgd-steps", "0"], capsys, "--pgd-steps and --restarts must be positive")
+    _fails(bad + ["--suite", "atacks"], capsys, "unknown suite 'atacks'")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_autoattack_switches_to_rand_for_randomized_models() -> None:
+    import json
+
+    from bench.conditions import autoattack
+    from bench.runner import _resolve
+
+    cond = autoattack()
+    assert _resolve(cond, None, [], randomized=False) is cond  # type: ignore[arg-type]
+    rand = _resolve(cond, None, [], randomized=True)  # type: ignore[arg-type]
+    assert rand is not None and json.loads(rand.params)["version"] == "rand"
