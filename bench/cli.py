@@ -12,7 +12,8 @@ from bench.errors import BenchError
 EXAMPLES = {
     "models": "bench models 'mgnet_*'",
     "suites": "bench suites",
-    "data": "bench data build imagenet100 /data/imagenet /data/imagenet100",
+    "data": "bench data build imagenet100 /data/imagenet /data/imagenet100   |   "
+            "bench data build imagenet100-c /data/imagenet-c /data/imagenet100-c",
     "train": "bench train mgnet_small resnet_small --data cluttered_fmnist --if-missing",
     "run": "bench run --config results/default/run.toml   |   bench run --models my_net.py --n-images 500",
     "flops": "bench flops mgnet_r18 resnet18",
@@ -37,9 +38,9 @@ def _parser() -> argparse.ArgumentParser:
 
     d = _sub(sp, "data", "Build a data set folder.")
     d.add_argument("action", choices=["build"])
-    d.add_argument("name", choices=["imagenet100", "cluttered_fmnist"])
-    d.add_argument("src", nargs="?", help="ImageNet root with train/ and val/ class folders")
-    d.add_argument("dst", nargs="?", help="folder to create for ImageNet100")
+    d.add_argument("name", choices=["imagenet100", "imagenet100-c", "cluttered_fmnist"])
+    d.add_argument("src", nargs="?", help="ImageNet root with train/ and val/ class folders, or an ImageNet-C root")
+    d.add_argument("dst", nargs="?", help="folder to create for ImageNet100 or ImageNet100-C")
 
     t = _sub(sp, "train", "Train models with the data set's recipe and cache their checkpoints.")
     t.add_argument("models", nargs="+", help="model specs (registry names, file.py[:factory], module:factory)")
@@ -71,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--eps-l2", nargs="+", metavar="E", help="L2 radii of the PGD-L2 sweep")
     r.add_argument("--pgd-steps", type=int)
     r.add_argument("--restarts", type=int, help="PGD restarts (each image keeps the first success)")
+    r.add_argument("--extra-corruptions", action="store_true", default=None,
+                   help="add the 4 held-out corruptions (speckle_noise, gaussian_blur, spatter, saturate)")
+    r.add_argument("--corruption-root", help="ImageNet100-C folder for --suite corruptions_rendered")
+    r.add_argument("--skip-corrupt-files", action="store_true", default=None,
+                   help="skip (and report) unreadable pre-rendered files instead of failing")
     r.add_argument("--no-report", action="store_true", help="do not rebuild report.md afterwards")
 
     f = _sub(sp, "flops", "GMACs and parameters of models, per exit.")
@@ -78,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
 
     rep = _sub(sp, "report", "Build report.md and figures from a run's results.csv (no torch needed).")
     rep.add_argument("run", nargs="?", type=Path, default=Path("results/default"))
+    rep.add_argument("--baseline", help="model that normalises mCE (default: the run's ResNet baseline)")
     return p
 
 
@@ -109,6 +116,13 @@ def _cmd_data(a: argparse.Namespace) -> int:
         if not a.src or not a.dst:
             raise BenchError("usage: bench data build imagenet100 SRC DST")
         print(f"ImageNet100 linked under {imagenet.build(Path(a.src), Path(a.dst))}")
+        return 0
+    if a.name == "imagenet100-c":
+        from corruptions import rendered
+
+        if not a.src or not a.dst:
+            raise BenchError("usage: bench data build imagenet100-c IMAGENET_C_ROOT DST")
+        print(f"ImageNet100-C linked under {rendered.build(Path(a.src), Path(a.dst))}")
         return 0
     from bench.data import load_split
 
@@ -166,7 +180,8 @@ def _cmd_run(a: argparse.Namespace) -> int:
                                            n_images=a.n_images, seed=a.seed, device=a.device,
                                            batch_size=a.batch_size, workers=a.workers, out=a.out,
                                            attack_backend=a.attack_backend, pgd_steps=a.pgd_steps,
-                                           restarts=a.restarts,
+                                           restarts=a.restarts, extra_corruptions=a.extra_corruptions,
+                                           corruption_root=a.corruption_root, skip_corrupt_files=a.skip_corrupt_files,
                                            eps=tuple(map(parse_eps, a.eps)) if a.eps else None,
                                            eps_l2=tuple(map(parse_eps, a.eps_l2)) if a.eps_l2 else None)
     path = run(cfg)
@@ -196,7 +211,7 @@ def _cmd_flops(a: argparse.Namespace) -> int:
 def _cmd_report(a: argparse.Namespace) -> int:
     from bench.report import build
 
-    print(f"report: {build(a.run)}")
+    print(f"report: {build(a.run, a.baseline)}")
     return 0
 
 

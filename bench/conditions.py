@@ -54,6 +54,22 @@ HEADLINE_EPS = 4 / 255
 TRANSFER_AUTO = "auto"  # the runner replaces it with the run's ResNet baseline
 
 
+COMMON_CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
+                      "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform",
+                      "pixelate", "jpeg_compression")  # the 15 of mCE (corruptions.base.COMMON)
+EXTRA_CORRUPTIONS = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
+
+
+def corruption(name: str, severity: int, source: str = "reference") -> Condition:
+    """One ImageNet-C corruption at one severity; source `reference` (on the fly) or `rendered` (files)."""
+    return Condition(kind="corruption", name=name, source=source, severity=severity)
+
+
+def _corruption_sweep(n: int | None, names: tuple[str, ...] = COMMON_CORRUPTIONS,
+                      source: str = "reference") -> tuple["Cell", ...]:
+    return tuple(Cell(corruption(c, s, source), n) for c in names for s in range(1, 6))
+
+
 def fgsm(eps: float, source: str = "bench") -> Condition:
     return Condition(kind="attack", name="fgsm", source=source, protocol="strict", norm="linf",
                      epsilon=eps, steps=1, step_size=eps)
@@ -101,18 +117,25 @@ def _attack_sweep(n: int | None, n_aa: int | None, aa_last_only: bool = False) -
 
 SUITES: dict[str, tuple[Cell, ...]] = {
     "clean": (Cell(CLEAN),),
+    "corruptions": (Cell(CLEAN),) + _corruption_sweep(None),
+    "corruptions_rendered": (Cell(CLEAN),) + _corruption_sweep(None, source="rendered"),
     "attacks": _attack_sweep(1000, 200),
     "paper": (Cell(CLEAN), Cell(PAPER_PGD, 1000), Cell(pgd(4 / 255), 1000)),
-    "default": (Cell(CLEAN),) + _attack_sweep(200, 10, aa_last_only=True),  # `make bench` on the CPU
-    "smoke": (Cell(CLEAN, 16), Cell(fgsm(4 / 255), 16), Cell(pgd(4 / 255, steps=2), 16)),
+    "default": (Cell(CLEAN),) + _corruption_sweep(300) + _attack_sweep(200, 10, aa_last_only=True),
+    "smoke": (Cell(CLEAN, 16), Cell(corruption("fog", 3), 16), Cell(fgsm(4 / 255), 16),
+              Cell(pgd(4 / 255, steps=2), 16)),
 }
 SUITE_HELP = {
     "clean": "clean accuracy on the whole test split",
+    "corruptions": "the 15 ImageNet-C corruptions x 5 severities generated on the fly (imagecorruptions-imaug, "
+                   "seeded per image), whole test split (--extra-corruptions adds the 4 held-out ones)",
+    "corruptions_rendered": "the 15 x 5 from pre-rendered ImageNet100-C files (--corruption-root), read "
+                            "without resize or crop",
     "attacks": "FGSM and PGD-10 L∞ at 0-16/255, PGD-10 L2 at 0-1, paper PGD, transfer from the ResNet "
                "baseline (1,000 images), AutoAttack standard L∞ 4/255 (200 images)",
     "paper": "the official MGNet PGD beside strict PGD at the same nominal ε",
-    "default": "clean (all images) + the attack sweep on 200 images; AutoAttack on 10 images at each "
-               "model's last exit only (make bench, sized for 2 CPU cores)",
+    "default": "clean (all images), 15 x 5 corruptions on 300 images, the attack sweep on 200 images; "
+               "AutoAttack on 10 images at each model's last exit only (make bench, sized for 2 CPU cores)",
     "smoke": "a few images, cheap attacks: a quick check that everything runs",
 }
 

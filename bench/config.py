@@ -28,6 +28,9 @@ class RunConfig:
     eps_l2: tuple[float, ...] | None = None  # L2 radii of the PGD-L2 sweep
     pgd_steps: int | None = None
     restarts: int | None = None
+    extra_corruptions: bool = False  # add speckle_noise, gaussian_blur, spatter, saturate
+    corruption_root: str = ""  # an ImageNet100-C folder, for the rendered source
+    skip_corrupt_files: bool = False  # report and skip unreadable rendered files instead of failing
 
     def __post_init__(self) -> None:
         if not self.models:

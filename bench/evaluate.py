@@ -151,10 +151,10 @@ def evaluate(model: torch.nn.Module, images: ImageSet, indices: np.ndarray, cond
              sources: Mapping[str, torch.nn.Module] | None = None, state: Path | None = None,
              exits: Sequence[int] | None = None) -> Correct:
     """Per-image correctness of every exit (or of `exits`, for white-box attacks) under one condition."""
-    if cond.kind == "clean":
+    if cond.kind in ("clean", "corruption"):  # corruption cells get images already corrupted
         return clean_correct(model, images, indices, batch_size=batch_size, device=device,
                              workers=workers, desc=desc)
     if cond.kind == "attack":
         return attack_correct(model, images, indices, cond, seed=seed, batch_size=batch_size, device=device,
                               workers=workers, desc=desc, sources=sources, state=state, exits=exits)
-    raise BenchError(f"condition kind {cond.kind!r} is not supported by this version of the harness")
+    raise BenchError(f"unknown condition kind {cond.kind!r}")

@@ -5,15 +5,18 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from bench import flops, per_image
-from bench.conditions import TRANSFER_AUTO, Cell, Condition, suite
+from bench.conditions import EXTRA_CORRUPTIONS, TRANSFER_AUTO, Cell, Condition, corruption, suite
 from bench.config import RunConfig
+from bench.corrupted_data import CorruptedData
 from bench.checks import CheckRow, append_checks, model_checks, read_checks
 from bench.data import ImageSet, cache_dir, check_name, iter_batches, load_split, subset_indices, to_unit
 from bench.device import device_name, resolve_device
@@ -65,6 +68,29 @@ def _run_checks(lm: LoadedModel, images: ImageSet, indices: np.ndarray, cfg: Run
     lm.model.cpu()
 
 
+def _prepare_corruptions(cells: list[Cell], images: ImageSet, cfg: RunConfig, cache: Path, out: Path,
+                         shape: tuple[int, ...]) -> CorruptedData:
+    """Check the image size, then generate every on-the-fly corruption of the run in worker processes."""
+    data = CorruptedData(images, cfg.seed, cache / "corruptions", cfg.workers or os.cpu_count() or 1,
+                         cfg.corruption_root, cfg.skip_corrupt_files)
+    fly = [c for c in cells if c.condition.kind == "corruption" and c.condition.source == "reference"]
+    if not fly:
+        return data
+    from corruptions.base import check_size
+
+    check_size(shape[0], shape[1])
+    wanted: dict[bytes, tuple[np.ndarray, list[tuple[str, int]]]] = {}
+    for c in fly:
+        idx, _ = subset_indices(len(images), c.n_images)
+        wanted.setdefault(idx.tobytes(), (idx, []))[1].append((c.condition.name, c.condition.severity))
+    total = sum(len(v[1]) for v in wanted.values())
+    with tqdm(total=total, desc="corruptions", unit="cond", leave=False, disable=None) as bar:
+        data.prepare(wanted, progress=lambda name, sev: bar.update(1))
+    names = list(dict.fromkeys(c.condition.name for c in fly))
+    data.example_grid(out / "examples" / "corruptions.png", names)
+    return data
+
+
 def _transfer_source(loaded: list[LoadedModel]) -> LoadedModel | None:
     """The run's ResNet baseline (else the official baseline): the model transfer attacks start from."""
     for family in ("resnet", "mgbase"):
@@ -97,7 +123,12 @@ def _cells(cfg: RunConfig) -> list[Cell]:
     """The suite's cells with the run's overrides: image cap, ε radii, PGD steps, restarts, backend."""
     cap = cfg.n_images
     cells: list[Cell] = []
-    for c in suite(cfg.suite):
+    base = list(suite(cfg.suite))
+    if cfg.extra_corruptions:
+        for source in dict.fromkeys(c.condition.source for c in base if c.condition.kind == "corruption"):
+            n = next(c.n_images for c in base if c.condition.kind == "corruption" and c.condition.source == source)
+            base += [Cell(corruption(name, sv, source), n) for name in EXTRA_CORRUPTIONS for sv in range(1, 6)]
+    for c in base:
         cond = c.condition
         if cond.name in ("fgsm", "pgd") and cond.protocol == "strict":
             radii = cfg.eps_l2 if cond.norm == "l2" else cfg.eps
@@ -138,6 +169,7 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
     provenance = dict(device=device_name(dev), torch=torch.__version__,
                       versions=canonical_json(versions()), code=code_version())
     sources = {lm.card.name: lm.model for lm in loaded}
+    corrupted = _prepare_corruptions(cells, images, cfg, cache, out, first.shape)
     checks_path = out / "checks.csv"
     if any(c.condition.kind == "attack" for c in cells):
         checked = {(c.model, c.weights, c.dataset) for c in read_checks(checks_path) if c.check == "deterministic"}
@@ -153,7 +185,12 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
             if cond is None:
                 log.info("skip %s %s: no transfer source in this run", lm.card.name, cell.condition.name)
                 continue
-            indices, subset = subset_indices(len(images), cell.n_images)
+            if cond.kind == "corruption":
+                cell_images, indices, data_indices, subset = corrupted.images(cond, cell.n_images)
+            else:
+                cell_images = images
+                indices, subset = subset_indices(len(images), cell.n_images)
+                data_indices = indices
             exits = lm.card.exits[-1:] if cell.last_exit_only else lm.card.exits
             keys = _key_rows(lm, cfg, subset, cond, exits)
             if all(tuple(k.values()) in done for k in keys):
@@ -163,7 +200,7 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
                 costs.setdefault(t, flops.count(lm.model, t, lm.card.input_size))
             lm.model.to(dev)
             state = out / ".state" / hashlib.sha256(repr(keys[0]).encode()).hexdigest()[:16]
-            correct = evaluate(lm.model, images, indices, cond, seed=cfg.seed, batch_size=cfg.batch_size,
+            correct = evaluate(lm.model, cell_images, indices, cond, seed=cfg.seed, batch_size=cfg.batch_size,
                                device=dev, workers=cfg.workers, sources=sources, state=state, exits=exits,
                                desc=f"{lm.card.name} {cond.label()}" if progress else "")
             lm.model.cpu()
@@ -179,7 +216,7 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
                                 n_forward=int(correct.n_forward[t - 1]), n_backward=int(correct.n_backward[t - 1]),
                                 family=lm.card.family, exits_total=len(lm.card.exits), created=created,
                                 **provenance))
-            per_image.append(out / "per_image.csv", [(r, indices, correct.correct[t - 1])
+            per_image.append(out / "per_image.csv", [(r, data_indices, correct.correct[t - 1])
                                                      for r, t in zip(rows, exits)])
             append_rows(path, rows)
             append_checks(checks_path, [CheckRow(model=lm.card.name, weights=lm.weights, dataset=cfg.dataset,

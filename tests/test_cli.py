@@ -197,7 +197,11 @@ def test_attack_suite_end_to_end(trained: None, tmp_path: Path) -> None:
                  "--out", str(out)]) == 0
     rows = read_rows(out / "results.csv")
     mg = [r for r in rows if r.model == "mgnet_tiny"]
-    kinds = {(r.condition, r.norm, r.protocol) for r in mg}
+    kinds = {(r.condition, r.norm, r.protocol) for r in mg if r.kind != "corruption"}
+    corr = [r for r in mg if r.kind == "corruption"]
+    assert len(corr) == 15 * 5 * 4 and {r.severity for r in corr} == {1, 2, 3, 4, 5}
+    assert all(r.source == "reference" and r.n_images == 4 for r in corr)
+    assert (out / "examples" / "corruptions.png").is_file()
     assert {("clean", "", ""), ("fgsm", "linf", "strict"), ("pgd", "linf", "strict"), ("pgd", "l2", "strict"),
             ("paper_pgd", "linf", "paper"), ("transfer_pgd", "linf", "strict"),
             ("autoattack", "linf", "strict")} == kinds

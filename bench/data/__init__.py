@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench.data.imageset import (ArrayImageSet, FolderImageSet, ImageSet, iter_batches, subset_indices,
-                                 to_unit)
+from bench.data.imageset import (ArrayImageSet, FolderImageSet, ImageSet, fingerprint, iter_batches, load_arrays,
+                                 subset_indices, to_unit)
 from bench.errors import BenchError
 
 DATASETS = ("cluttered_fmnist", "imagenet100")
@@ -47,5 +47,5 @@ def load_split(name: str, split: str, root: Path | None = None, download: bool =
     return imagenet.load(base, "train" if split == "train" else "val", train=split == "train")
 
 
-__all__ = ["ArrayImageSet", "DATASETS", "check_name", "DEFAULT", "FolderImageSet", "ImageSet", "cache_dir",
-           "iter_batches", "load_split", "subset_indices", "to_unit"]
+__all__ = ["ArrayImageSet", "DATASETS", "DEFAULT", "FolderImageSet", "ImageSet", "cache_dir", "check_name",
+           "fingerprint", "iter_batches", "load_arrays", "load_split", "subset_indices", "to_unit"]

@@ -111,3 +111,25 @@ def to_unit(images: np.ndarray, device: "torch.device | str" = "cpu") -> "torch.
 
     x = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2)
     return x.float().div_(255).contiguous()  # contiguous: pyautoattack .view()s input gradients
+
+
+def fingerprint(images: ImageSet) -> str:
+    """Identity of an image set's content, for cache keys (array bytes, or file names and sizes)."""
+    import hashlib
+
+    h = hashlib.sha256(f"{images.name}|{images.split}|{len(images)}".encode())
+    if isinstance(images, ArrayImageSet):
+        h.update(np.ascontiguousarray(images.images).tobytes())
+        h.update(np.ascontiguousarray(images.labels).tobytes())
+    else:
+        for p in getattr(images, "paths", []):
+            h.update(f"{p}|{Path(p).stat().st_size}".encode())
+    return h.hexdigest()[:16]
+
+
+def load_arrays(images: ImageSet, indices: np.ndarray, workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The subset as in-memory uint8 (N,H,W,3) images and labels (decoded in workers for folders)."""
+    if isinstance(images, ArrayImageSet):
+        return images.images[indices], images.labels[indices]
+    parts = [(imgs, labels) for _, imgs, labels in iter_batches(images, indices, 64, workers)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

@@ -64,3 +64,26 @@ def accuracy_vs_eps(df: pd.DataFrame, path: Path, title: str, l2: bool) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def corruption_heatmap(rows: pd.DataFrame, path: Path, title: str) -> Path:
+    """Accuracy per corruption (rows) and severity (columns) of one model at one exit."""
+    table = rows.pivot_table(index="condition", columns="severity", values="accuracy", aggfunc="mean")
+    order = [c for c in rows.condition.drop_duplicates()]
+    table = table.reindex(order) * 100
+    fig, ax = plt.subplots(figsize=(5.2, 0.32 * len(table) + 1.2), dpi=120)
+    im = ax.imshow(table.values, cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    ax.set_xticks(range(table.shape[1]), [str(c) for c in table.columns])
+    ax.set_yticks(range(table.shape[0]), table.index, fontsize=8)
+    ax.set_xlabel("severity")
+    for i in range(table.shape[0]):
+        for j in range(table.shape[1]):
+            v = table.values[i, j]
+            ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black")
+    fig.colorbar(im, ax=ax, label="accuracy (%)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.report import corruption_section
 from bench.report.figures import accuracy_vs_eps, accuracy_vs_gmacs
 from bench.report.sanity import attack_findings
 from bench.report.tables import clean_table, latest, load_results
@@ -153,8 +154,11 @@ def _sanity_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
     return lines + ([""] if info else [])
 
 
-def build(run_dir: Path) -> Path:
-    """Write run_dir/report.md and run_dir/figures/*.png from run_dir/results.csv."""
+def build(run_dir: Path, baseline: str | None = None) -> Path:
+    """Write run_dir/report.md and run_dir/figures/*.png from run_dir/results.csv.
+
+    `baseline` names the model mCE is normalised by (default: the run's ResNet baseline).
+    """
     from bench.errors import BenchError
 
     csv = run_dir / "results.csv"
@@ -165,7 +169,11 @@ def build(run_dir: Path) -> Path:
              "Built from `results.csv` alone by `bench report`. Accuracy is top-1 on the evaluated images; "
              "cost is GMACs (multiply-accumulates, 1e9) per image up to the exit, counted by fvcore at batch 1 "
              "(GFLOPs ≈ 2 × GMACs); parameters exclude training-only heads.", ""]
+    from bench import per_image
+
+    images = per_image.read(run_dir / "per_image.csv")
     lines += _clean_section(df, run_dir)
+    lines += corruption_section.section(df, run_dir, baseline, images)
     lines += _attack_section(df, run_dir)
     lines += _sanity_section(df, run_dir)
     uncounted = sorted({op for u in df.flops_uncounted for op in json.loads(u)})

@@ -1,0 +1,82 @@
+"""Where a corruption cell's images come from: generated on the fly (cached) or pre-rendered files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bench.conditions import Condition
+from bench.data import ArrayImageSet, ImageSet, fingerprint, load_arrays, subset_indices
+from bench.errors import BenchError
+
+
+class CorruptedData:
+    """Serves (image set, indices) for corruption conditions of one run; clean subsets are loaded once."""
+
+    def __init__(self, clean: ImageSet, seed: int, cache: Path, workers: int, root: str = "",
+                 skip_corrupt: bool = False) -> None:
+        self.clean, self.seed, self.cache, self.workers = clean, seed, cache, workers
+        self.root, self.skip_corrupt = Path(root) if root else None, skip_corrupt
+        self._arrays: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+        self._fp = ""
+
+    def _subset(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        key = indices.tobytes()
+        if key not in self._arrays:
+            self._arrays[key] = load_arrays(self.clean, indices, self.workers)
+        return self._arrays[key]
+
+    @property
+    def fp(self) -> str:
+        if not self._fp:
+            self._fp = fingerprint(self.clean)
+        return self._fp
+
+    def prepare(self, wanted: dict[bytes, tuple[np.ndarray, list[tuple[str, int]]]], progress=None) -> None:  # type: ignore[no-untyped-def]
+        """Generate (in worker processes) every on-the-fly condition the run will need."""
+        from corruptions import generate
+
+        for indices, conds in wanted.values():
+            images, _ = self._subset(indices)
+            generate.prepare(images, indices, conds, self.seed, cache=self.cache, fingerprint=self.fp,
+                             workers=self.workers, progress=progress)
+
+    def images(self, cond: Condition, n_images: int | None) -> tuple[ImageSet, np.ndarray, np.ndarray, str]:
+        """The cell's image set, the positions to evaluate in it, their data set indices, the subset label."""
+        if cond.source == "rendered":
+            from corruptions import rendered
+
+            if self.root is None:
+                raise BenchError("rendered corruptions need --corruption-root (an ImageNet100-C folder, "
+                                 "see `bench data build imagenet100-c`)")
+            rset = rendered.load(self.root, cond.name, cond.severity, self.skip_corrupt)
+            idx, label = subset_indices(len(rset), n_images)
+            return rset, idx, idx, label
+        from corruptions import generate
+
+        idx, label = subset_indices(len(self.clean), n_images)
+        images, labels = self._subset(idx)
+        out = generate.corrupted(images, idx, cond.name, cond.severity, self.seed, cache=self.cache,
+                                 fingerprint=self.fp, workers=self.workers)
+        return (ArrayImageSet(f"{self.clean.name}-c", self.clean.split, self.clean.classes, out, labels),
+                np.arange(len(idx)), idx, label)
+
+    def example_grid(self, path: Path, names: list[str], index: int = 0) -> Path | None:
+        """A PNG grid: one row per corruption, clean then severities 1-5, of the run's first image."""
+        from PIL import Image
+
+        from corruptions import generate
+
+        idx, _ = subset_indices(len(self.clean), None)
+        first = idx[:1] if index == 0 else np.array([index])
+        clean, _ = self._subset(first)
+        rows = [np.concatenate([clean[0]] + [generate.corrupted(clean, first, n, s, self.seed, cache=self.cache,
+                                                                   fingerprint=self.fp)[0] for s in range(1, 6)], 1)
+                for n in names]
+        if not rows:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        grid = np.concatenate(rows, 0)
+        scale = max(1, 96 // grid.shape[1] * 6) if grid.shape[1] < 96 * 6 else 1
+        Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST).save(path)
+        return path

@@ -1,0 +1,111 @@
+"""The report's common-corruption section: summary with mCE, per-corruption table, heatmaps, curves."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.report import figures
+from bench.report.metrics import COMMON, errors, mce, relative_mce
+from bench.report.tables import latest
+
+
+def pick_baseline(df: pd.DataFrame, wanted: str | None) -> str | None:
+    """The mCE reference: the named model, else the run's ResNet baseline, else the official baseline."""
+    models = df.model.unique()
+    if wanted:
+        return wanted if wanted in models else None
+    for family in ("resnet", "mgbase"):
+        fam = df[df.family == family].model.unique()
+        if len(fam):
+            return str(sorted(fam)[0])
+    return None
+
+
+def _clean_error(df: pd.DataFrame, model: str, ex: int, subset_rows: pd.DataFrame,
+                 images: dict | None) -> float:  # type: ignore[type-arg]
+    """Clean error on the images the corruption rows used (per-image records), else on the clean rows."""
+    clean = df[(df.kind == "clean") & (df.model == model) & (df.exit == ex)]
+    if clean.empty:
+        return math.nan
+    c = clean.iloc[-1]
+    if images and c.row_key in images and len(subset_rows):
+        cid, cok = images[c.row_key]
+        r = subset_rows.iloc[0]
+        if r.row_key in images:
+            idx = images[r.row_key][0]
+            pos = np.searchsorted(cid, idx)
+            if np.all(pos < len(cid)) and np.array_equal(cid[np.minimum(pos, len(cid) - 1)], idx):
+                return 1.0 - float(cok[pos].mean())
+    return 1.0 - float(c.accuracy)
+
+
+def section(df: pd.DataFrame, run_dir: Path, baseline: str | None, images: dict | None) -> list[str]:  # type: ignore[type-arg]
+    cor = latest(df[df.kind == "corruption"])
+    if cor.empty:
+        return ["## Common corruptions", "", "No corruption rows in this run (use `--suite corruptions` or `default`).",
+                ""]
+    lines = ["## Common corruptions", ""]
+    ref_name = pick_baseline(cor, baseline)
+    for source, g in cor.groupby("source"):
+        full = g[g.condition.isin(COMMON)]
+        ref_rows = full[full.model == ref_name] if ref_name else full.iloc[0:0]
+        ref_exit = int(ref_rows.exit.max()) if len(ref_rows) else 0
+        ref_rows = ref_rows[ref_rows.exit == ref_exit]
+        ref_err = errors(ref_rows)
+        ref_clean = _clean_error(df, ref_name, ref_exit, ref_rows, images) if ref_name else math.nan
+        rows = []
+        per_corr = []
+        for (model, ex), m in full.groupby(["model", "exit"]):
+            err = errors(m)
+            complete = len(m) == 75
+            mce_v, _ = mce(err, ref_err) if ref_name else (math.nan, {})
+            rel, why = relative_mce(err, _clean_error(df, model, ex, m, images), ref_err, ref_clean) \
+                if ref_name else (math.nan, "no baseline")
+            rows.append({"model": model, "exit": f"{ex}/{int(m.exits_total.iloc[0])}",
+                         "GMACs": f"{m.gmacs.iloc[0]:.4g}",
+                         "clean (%)": _fmt(1 - _clean_error(df, model, ex, m, images)),
+                         "mean corruption acc (%)": _fmt(m.accuracy.mean()) + ("" if complete else " (partial)"),
+                         "mCE": "–" if math.isnan(mce_v) else f"{mce_v:.1f}",
+                         "relative mCE": "–" if math.isnan(rel) else f"{rel:.1f}",
+                         "_acc": m.accuracy.mean(), "_why": why})
+            per_corr.append({"model": model, "exit": ex, **{c: _fmt(m[m.condition == c].accuracy.mean())
+                                                            for c in COMMON}})
+        table = pd.DataFrame(rows)
+        best = table._acc.max()
+        table["mean corruption acc (%)"] = [f"**{v}**" if a == best else v
+                                            for v, a in zip(table["mean corruption acc (%)"], table._acc)]
+        whys = sorted({w for w in table._why if w})
+        n = int(full.n_images.max())
+        lines += [f"### Source: {source} ({n} images per condition)", "",
+                  _md(table.drop(columns=["_acc", "_why"])), "",
+                  f"Mean corruption accuracy = plain mean over the 15 corruptions × 5 severities. mCE and relative "
+                  f"mCE are normalised by `{ref_name}` (exit {ref_exit}) of this run (= 100 for it); the AlexNet "
+                  "table applies only to ImageNet-1k." + (f" Relative mCE not defined: {whys[0]}." if whys else ""),
+                  "", "Accuracy (%) per corruption, mean over severities:", "", _md(pd.DataFrame(per_corr)), ""]
+        last = full[full.exit == full.exits_total]
+        for model, m in last.groupby("model"):
+            fig = figures.corruption_heatmap(m, run_dir / "figures" / f"corruption_heatmap_{source}_{model}.png",
+                                             f"{model} (exit {int(m.exit.iloc[0])}): accuracy under corruption")
+            lines += [f"![{model} heatmap]({fig.relative_to(run_dir).as_posix()})", ""]
+        mean = full.groupby(["model", "exit"]).agg(accuracy=("accuracy", "mean"), gmacs=("gmacs", "first"),
+                                                   family=("family", "first")).reset_index()
+        fig = figures.accuracy_vs_gmacs(mean, run_dir / "figures" / f"corruption_accuracy_vs_gmacs_{source}.png",
+                                        "Mean corruption accuracy vs compute")
+        lines += [f"![corruption accuracy vs GMACs]({fig.relative_to(run_dir).as_posix()})", ""]
+    if (run_dir / "examples" / "corruptions.png").is_file():
+        lines += ["Example (first test image; columns: clean, severities 1–5):", "",
+                  "![corruption examples](examples/corruptions.png)", ""]
+    return lines
+
+
+def _fmt(v: float) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
+
+
+def _md(df: pd.DataFrame) -> str:
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    sep = "|" + "|".join("---" for _ in df.columns) + "|"
+    return "\n".join([head, sep, *("| " + " | ".join(str(v) for v in r) + " |" for r in df.itertuples(index=False))])

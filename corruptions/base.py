@@ -1,0 +1,40 @@
+"""The ImageNet-C corruptions by name: the 15 of mCE, the 4 held-out extras, their groups, checks."""
+from __future__ import annotations
+
+import difflib
+
+from bench.errors import BenchError
+
+COMMON = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
+          "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
+          "jpeg_compression")
+EXTRA = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
+ALL = COMMON + EXTRA
+CORRUPTION_ID = {name: i for i, name in enumerate(ALL)}  # imagecorruptions' corruption_number
+GROUP = {**{n: "noise" for n in ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")},
+         **{n: "blur" for n in ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur", "gaussian_blur")},
+         **{n: "weather" for n in ("snow", "frost", "fog", "brightness", "spatter")},
+         **{n: "digital" for n in ("contrast", "elastic_transform", "pixelate", "jpeg_compression", "saturate")}}
+SEVERITIES = (1, 2, 3, 4, 5)
+MIN_SIDE = 32  # imagecorruptions refuses smaller images
+
+
+def check_name(name: str) -> str:
+    """Reject unknown corruption names with the closest known ones."""
+    if name not in CORRUPTION_ID:
+        close = difflib.get_close_matches(name, ALL, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise BenchError(f"unknown corruption {name!r}{hint} (known: {', '.join(ALL)})")
+    return name
+
+
+def check_severity(severity: int) -> int:
+    if severity not in SEVERITIES:
+        raise BenchError(f"severity must be an integer in 1..5, got {severity!r}")
+    return severity
+
+
+def check_size(height: int, width: int) -> None:
+    if min(height, width) < MIN_SIDE:
+        raise BenchError(f"images of {height}x{width} px are too small for the ImageNet-C corruptions "
+                         f"(at least {MIN_SIDE} px a side)")

@@ -1,0 +1,56 @@
+"""The reference corruptions: imagecorruptions-imaug 1.1.5, one image at a time, seeded per image.
+
+The library draws from NumPy's global RNG (most corruptions) or from a `seed=` keyword
+(impulse_noise, glass_blur). Each call here seeds both from a per-image seed and restores the
+global state afterwards, so an image's corruption depends only on (seed, index, corruption,
+severity): not on batch size, worker count or order. The global RNG is per process and not
+thread-safe, so parallel generation uses processes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from bench.seeds import image_seed
+from corruptions.base import CORRUPTION_ID, check_name, check_severity, check_size
+
+OWN_SEED = ("impulse_noise", "glass_blur")
+SOURCE = "reference"
+
+
+def seed_for(seed: int, index: int, name: str, severity: int) -> int:
+    """The one per-image seed of a corruption."""
+    return image_seed(seed, index, CORRUPTION_ID[name], severity)
+
+
+def corrupt(img: np.ndarray, name: str, severity: int, seed: int) -> np.ndarray:
+    """Corrupt one uint8 HxWx3 image with the reference implementation; returns uint8 HxWx3."""
+    from imagecorruptions import corrupt as _corrupt
+
+    check_name(name)
+    check_severity(severity)
+    check_size(img.shape[0], img.shape[1])
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        kw = {"seed": seed} if name in OWN_SEED else {}
+        out = _corrupt(np.ascontiguousarray(img), severity=severity, corruption_name=name, **kw)
+    finally:
+        np.random.set_state(state)
+    if out.shape != img.shape:  # the library may return other sizes for non-square inputs
+        raise ValueError(f"{name} returned {out.shape} for an input of {img.shape}")
+    return out
+
+
+def corrupt_many(images: np.ndarray, indices: np.ndarray, name: str, severity: int, seed: int) -> np.ndarray:
+    """Corrupt a stack of images whose dataset indices are `indices`."""
+    return np.stack([corrupt(im, name, severity, seed_for(seed, int(i), name, severity))
+                     for im, i in zip(images, indices)])
+
+
+def version() -> str:
+    from importlib import metadata
+
+    try:
+        return f"imagecorruptions-imaug {metadata.version('imagecorruptions-imaug')}"
+    except metadata.PackageNotFoundError:
+        return "imagecorruptions (unknown version)"

@@ -1,0 +1,155 @@
+"""Corruptions: seeded per image, isolated from the global RNG, cached, and read from rendered folders."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.errors import BenchError
+from corruptions import base, generate, reference, rendered
+
+
+def _images(n: int = 6, side: int = 40) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (n, side, side, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("name", ["gaussian_noise", "impulse_noise", "glass_blur", "fog", "frost", "brightness"])
+def test_same_seed_same_bytes_and_the_global_rng_is_untouched(name: str) -> None:
+    img = _images(1)[0]
+    np.random.seed(123)
+    before = np.random.get_state()[1].copy()
+    a = reference.corrupt(img, name, 3, 7)
+    assert np.array_equal(np.random.get_state()[1], before), "the caller's NumPy RNG state is restored"
+    b = reference.corrupt(img, name, 3, 7)
+    assert a.dtype == np.uint8 and a.shape == img.shape and np.array_equal(a, b)
+    c = reference.corrupt(img, name, 3, 8)
+    if name == "brightness":
+        assert np.array_equal(a, c), "deterministic corruptions ignore the seed"
+    else:
+        assert not np.array_equal(a, c), "random corruptions follow the seed"
+
+
+def test_results_do_not_depend_on_workers_batch_or_subset(tmp_path: Path) -> None:
+    imgs, idx = _images(6), np.array([3, 8, 11, 20, 21, 40])
+    one = reference.corrupt_many(imgs, idx, "shot_noise", 2, 0)
+    generate.prepare(imgs, idx, [("shot_noise", 2), ("snow", 1)], 0, cache=tmp_path, fingerprint="f", workers=2)
+    two = generate.corrupted(imgs, idx, "shot_noise", 2, 0, cache=tmp_path, fingerprint="f")
+    assert np.array_equal(one, two)
+    part = reference.corrupt_many(imgs[[1, 4]], idx[[1, 4]], "shot_noise", 2, 0)
+    assert np.array_equal(part, one[[1, 4]])
+
+
+def test_cache_is_reused_and_a_damaged_entry_regenerated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    imgs, idx = _images(3), np.arange(3)
+    first = generate.corrupted(imgs, idx, "fog", 2, 0, cache=tmp_path, fingerprint="f")
+    (entry,) = tmp_path.glob("fog-s2-*.npy")
+
+    def refuse(*a: object) -> None:
+        raise AssertionError("regenerated although cached")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(reference, "corrupt_many", refuse)
+        assert np.array_equal(generate.corrupted(imgs, idx, "fog", 2, 0, cache=tmp_path, fingerprint="f"), first)
+    entry.write_bytes(b"damaged")
+    assert np.array_equal(generate.corrupted(imgs, idx, "fog", 2, 0, cache=tmp_path, fingerprint="f"), first)
+    other = generate.cache_path(tmp_path, "f", idx, "fog", 2, 1)
+    assert other != entry, "the seed is part of the key"
+
+
+def test_bad_corruption_input_is_named() -> None:
+    img = _images(1)[0]
+    with pytest.raises(BenchError, match="did you mean gaussian_noise"):
+        reference.corrupt(img, "gausian_noise", 1, 0)
+    for s in (0, 6):
+        with pytest.raises(BenchError, match="severity must be an integer in 1..5"):
+            reference.corrupt(img, "fog", s, 0)
+    with pytest.raises(BenchError, match="28x28 px are too small"):
+        reference.corrupt(_images(1, 28)[0], "fog", 1, 0)
+    assert base.ALL[:15] == base.COMMON and len(base.EXTRA) == 4 and base.GROUP["fog"] == "weather"
+
+
+def _fake_c_tree(root: Path, names: tuple[str, ...], side: int = 224) -> None:
+    """An ImageNet-C-shaped tree: one image per class, every corruption/severity linked to one copy."""
+    from bench.data import imagenet
+
+    shared = root.parent / f"{root.name}-classes"
+    for k, w in enumerate(imagenet.wnids()):
+        (shared / w).mkdir(parents=True)
+        Image.new("RGB", (side, side), (k, 10, 20)).save(shared / w / f"ILSVRC2012_val_{k:08d}.JPEG", quality=95)
+    for n in names:
+        for s in range(1, 6):
+            (root / n).mkdir(parents=True, exist_ok=True)
+            (root / n / str(s)).symlink_to(shared, target_is_directory=True)
+
+
+def test_imagenet100c_builder_and_loader_without_resize(tmp_path: Path) -> None:
+    _fake_c_tree(tmp_path / "inc", ("fog", "snow"), side=230)
+    out = rendered.build(tmp_path / "inc", tmp_path / "in100c")
+    rendered.build(tmp_path / "inc", tmp_path / "in100c")  # re-runnable
+    ds = rendered.load(out, "fog", 3)
+    img, label = ds.get(7)
+    assert len(ds) == 100 and label == 7 and img.shape == (230, 230, 3), "no resize or crop of rendered files"
+    assert abs(int(img[100, 100, 0]) - 7) <= 2
+    with pytest.raises(BenchError, match="missing contrast/1"):
+        rendered.check_tree(out, ("fog", "contrast"))
+
+
+def test_imagenet100c_builder_refuses_missing_classes_and_severities(tmp_path: Path) -> None:
+    _fake_c_tree(tmp_path / "inc", ("fog",))
+    (tmp_path / "inc" / "fog" / "5").unlink()
+    with pytest.raises(BenchError, match="missing fog/5"):
+        rendered.build(tmp_path / "inc", tmp_path / "out")
+    with pytest.raises(BenchError, match="no ImageNet-C corruption folders"):
+        rendered.build(tmp_path / "empty", tmp_path / "out2")
+
+
+def test_corrupt_rendered_files_fail_unless_skipped(tmp_path: Path) -> None:
+    from bench.data import imagenet
+
+    _fake_c_tree(tmp_path / "inc", ("fog",))
+    w = imagenet.wnids()[0]
+    (tmp_path / "inc-classes" / w / f"ILSVRC2012_val_{0:08d}.JPEG").write_bytes(b"\xff\xd8 broken")
+    ds = rendered.load(tmp_path / "inc", "fog", 1)
+    with pytest.raises(BenchError, match="cannot read image .*val_00000000.JPEG"):
+        ds.get(0)
+    assert len(rendered.load(tmp_path / "inc", "fog", 1, skip_corrupt=True)) == 99
+
+
+def test_rendered_suite_through_the_cli(tmp_path: Path) -> None:
+    from bench.cli import main
+    from bench.results import read_rows
+    from tests.test_data import _fake_imagenet
+
+    _fake_imagenet(tmp_path / "in")
+    assert main(["data", "build", "imagenet100", str(tmp_path / "in"), str(tmp_path / "in100")]) == 0
+    _fake_c_tree(tmp_path / "inc", base.COMMON)
+    assert main(["data", "build", "imagenet100-c", str(tmp_path / "inc"), str(tmp_path / "in100c")]) == 0
+    out = tmp_path / "run"
+    assert main(["run", "--suite", "corruptions_rendered", "--models", "resnet18@random", "--data", "imagenet100",
+                 "--data-root", str(tmp_path / "in100"), "--corruption-root", str(tmp_path / "in100c"),
+                 "--n-images", "2", "--out", str(out)]) == 0
+    rows = [r for r in read_rows(out / "results.csv") if r.kind == "corruption"]
+    assert len(rows) == 75 and {r.source for r in rows} == {"rendered"} and all(r.n_images == 2 for r in rows)
+    assert "Source: rendered" in (out / "report.md").read_text()
+
+
+def test_metric_formulas_on_a_hand_made_table() -> None:
+    from bench.report.metrics import COMMON, alexnet_reference, mce, relative_mce
+
+    ref = {c: {s: 0.2 + 0.1 * s for s in range(1, 6)} for c in COMMON}  # errors 0.3 .. 0.7, sum 2.5
+    half = {c: {s: e / 2 for s, e in v.items()} for c, v in ref.items()}
+    assert mce(ref, ref)[0] == pytest.approx(100.0)
+    assert mce(half, ref)[0] == pytest.approx(50.0)
+    assert relative_mce(ref, 0.2, ref, 0.2)[0] == pytest.approx(100.0)
+    # relative: Σ(E - 0.1) = 2.0 for the model vs Σ(E - 0.2) = 1.5 for the reference
+    assert relative_mce(ref, 0.1, ref, 0.2)[0] == pytest.approx(100 * 2.0 / 1.5)
+    flat = {c: {s: 0.1 for s in range(1, 6)} for c in COMMON}
+    value, why = relative_mce(ref, 0.2, flat, 0.5)
+    assert math.isnan(value) and "denominator" in why
+    assert math.isnan(mce({k: v for k, v in ref.items() if k != "fog"}, ref)[0]), "a missing corruption gives NaN"
+    alex, alex_clean = alexnet_reference()
+    assert mce(alex, alex)[0] == pytest.approx(100.0) and alex_clean == pytest.approx(0.4348)
+    assert sum(alex["gaussian_noise"].values()) / 5 == pytest.approx(0.886428)
