@@ -5,7 +5,7 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
-from bench.errors import BenchError
+from bench.errors import BenchError, unknown
 
 KINDS = ("clean", "corruption", "attack")
 
@@ -145,4 +145,4 @@ def suite(name: str) -> tuple[Cell, ...]:
     try:
         return SUITES[name]
     except KeyError:
-        raise BenchError(f"unknown suite {name!r} (known: {', '.join(SUITES)})") from None
+        raise unknown("suite", name, SUITES) from None

@@ -1,11 +1,10 @@
 """A small typed name -> object registry, so every lookup fails the same helpful way."""
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from typing import Generic, Iterator, TypeVar
 
-from bench.errors import BenchError
+from bench.errors import unknown
 
 T = TypeVar("T")
 
@@ -29,11 +28,7 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            close = difflib.get_close_matches(name, list(self._items), n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise BenchError(
-                f"unknown {self.kind} {name!r}{hint} (known: {', '.join(sorted(self._items)) or 'none'})"
-            ) from None
+            raise unknown(self.kind, name, self._items) from None
 
     def names(self, pattern: str = "*") -> list[str]:
         """Sorted names matching a shell-style pattern."""

@@ -1,9 +1,7 @@
 """The ImageNet-C corruptions by name: the 15 of mCE, the 4 held-out extras, their groups, checks."""
 from __future__ import annotations
 
-import difflib
-
-from bench.errors import BenchError
+from bench.errors import BenchError, unknown
 
 COMMON = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
           "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
@@ -22,9 +20,7 @@ MIN_SIDE = 32  # imagecorruptions refuses smaller images
 def check_name(name: str) -> str:
     """Reject unknown corruption names with the closest known ones."""
     if name not in CORRUPTION_ID:
-        close = difflib.get_close_matches(name, ALL, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise BenchError(f"unknown corruption {name!r}{hint} (known: {', '.join(ALL)})")
+        raise unknown("corruption", name, ALL)
     return name
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bench.data.imageset import (ArrayImageSet, FolderImageSet, ImageSet, fingerprint, iter_batches, load_arrays,
                                  subset_indices, to_unit)
-from bench.errors import BenchError
+from bench.errors import BenchError, unknown
 
 DATASETS = ("cluttered_fmnist", "imagenet100")
 DEFAULT = "cluttered_fmnist"
@@ -20,11 +20,7 @@ def cache_dir() -> Path:
 def check_name(name: str) -> str:
     """Reject unknown data set names early, with the closest known ones."""
     if name not in DATASETS:
-        import difflib
-
-        close = difflib.get_close_matches(name, DATASETS, n=2)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise BenchError(f"unknown data set {name!r}{hint} (known: {', '.join(DATASETS)})")
+        raise unknown("data set", name, DATASETS)
     return name
 
 

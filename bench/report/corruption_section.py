@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from bench.report import figures
+from bench.report.fmt import md_table, pct
 from bench.report.metrics import COMMON, errors, mce, relative_mce
 from bench.report.tables import latest
 
@@ -66,12 +67,12 @@ def section(df: pd.DataFrame, run_dir: Path, baseline: str | None, images: dict 
                 if ref_name else (math.nan, "no baseline")
             rows.append({"model": model, "exit": f"{ex}/{int(m.exits_total.iloc[0])}",
                          "GMACs": f"{m.gmacs.iloc[0]:.4g}",
-                         "clean (%)": _fmt(1 - _clean_error(df, model, ex, m, images)),
-                         "mean corruption acc (%)": _fmt(m.accuracy.mean()) + ("" if complete else " (partial)"),
+                         "clean (%)": pct(1 - _clean_error(df, model, ex, m, images)),
+                         "mean corruption acc (%)": pct(m.accuracy.mean()) + ("" if complete else " (partial)"),
                          "mCE": "–" if math.isnan(mce_v) else f"{mce_v:.1f}",
                          "relative mCE": "–" if math.isnan(rel) else f"{rel:.1f}",
                          "_acc": m.accuracy.mean(), "_why": why})
-            per_corr.append({"model": model, "exit": ex, **{c: _fmt(m[m.condition == c].accuracy.mean())
+            per_corr.append({"model": model, "exit": ex, **{c: pct(m[m.condition == c].accuracy.mean())
                                                             for c in COMMON}})
         table = pd.DataFrame(rows)
         best = table._acc.max()
@@ -80,11 +81,11 @@ def section(df: pd.DataFrame, run_dir: Path, baseline: str | None, images: dict 
         whys = sorted({w for w in table._why if w})
         n = int(full.n_images.max())
         lines += [f"### Source: {source} ({n} images per condition)", "",
-                  _md(table.drop(columns=["_acc", "_why"])), "",
+                  md_table(table.drop(columns=["_acc", "_why"])), "",
                   f"Mean corruption accuracy = plain mean over the 15 corruptions × 5 severities. mCE and relative "
                   f"mCE are normalised by `{ref_name}` (exit {ref_exit}) of this run (= 100 for it); the AlexNet "
                   "table applies only to ImageNet-1k." + (f" Relative mCE not defined: {whys[0]}." if whys else ""),
-                  "", "Accuracy (%) per corruption, mean over severities:", "", _md(pd.DataFrame(per_corr)), ""]
+                  "", "Accuracy (%) per corruption, mean over severities:", "", md_table(pd.DataFrame(per_corr)), ""]
         last = full[full.exit == full.exits_total]
         for model, m in last.groupby("model"):
             fig = figures.corruption_heatmap(m, run_dir / "figures" / f"corruption_heatmap_{source}_{model}.png",
@@ -99,13 +100,3 @@ def section(df: pd.DataFrame, run_dir: Path, baseline: str | None, images: dict 
         lines += ["Example (first test image; columns: clean, severities 1–5):", "",
                   "![corruption examples](examples/corruptions.png)", ""]
     return lines
-
-
-def _fmt(v: float) -> str:
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
-
-
-def _md(df: pd.DataFrame) -> str:
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
-    sep = "|" + "|".join("---" for _ in df.columns) + "|"
-    return "\n".join([head, sep, *("| " + " | ".join(str(v) for v in r) + " |" for r in df.itertuples(index=False))])

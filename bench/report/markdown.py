@@ -8,25 +8,12 @@ import pandas as pd
 
 from bench.report import corruption_section
 from bench.report.figures import accuracy_vs_eps, accuracy_vs_gmacs
+from bench.report.fmt import md_table, pct
 from bench.report.sanity import attack_findings
 from bench.report.tables import clean_table, latest, load_results
 
 HEADLINE_EPS = 4 / 255
 CHECKS_DOC = "../../docs/checks.md"  # from results/<run>/report.md
-
-
-def _md_table(df: pd.DataFrame) -> str:
-    head = "| " + " | ".join(df.columns) + " |"
-    sep = "|" + "|".join("---" for _ in df.columns) + "|"
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join([head, sep, *body])
-
-
-def _pct(v: float | None, best: float | None = None) -> str:
-    if v is None or pd.isna(v):
-        return "–"
-    s = f"{100 * v:.1f}"
-    return f"**{s}**" if best is not None and v == best else s
 
 
 def _provenance(df: pd.DataFrame) -> list[str]:
@@ -53,10 +40,10 @@ def _clean_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
         shown = pd.DataFrame({
             "model": t.model, "exit": [f"{e}/{n}" for e, n in zip(t.exit, t.exits_total)],
             "GMACs": t.gmacs.map(lambda v: f"{v:.4g}"), "params (M)": t.params_m.map(lambda v: f"{v:.3f}"),
-            "accuracy (%)": [_pct(a, best) for a in t.accuracy], "images": t.n_images, "weights": t.weights})
+            "accuracy (%)": [pct(a, best) for a in t.accuracy], "images": t.n_images, "weights": t.weights})
         fig = accuracy_vs_gmacs(t, run_dir / "figures" / f"clean_accuracy_vs_gmacs_{dataset}.png",
                                 f"Clean accuracy vs compute ({dataset})")
-        lines += [f"### {dataset}", "", _md_table(shown), "",
+        lines += [f"### {dataset}", "", md_table(shown), "",
                   "Best accuracy in bold. MGNet exit t has seen t glimpses; the official baseline "
                   "(`mgbase_*`) is MGNet with one full-resolution glimpse.", "",
                   f"![clean accuracy vs GMACs]({fig.relative_to(run_dir).as_posix()})", ""]
@@ -90,11 +77,11 @@ def _attack_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
         for c, s in cols.items():
             v = s.get((r.model, r.exit))
             best = s.max() if len(s) else None
-            row[c + " (%)"] = _pct(v, best if c != "paper PGD (official protocol)" else None)
+            row[c + " (%)"] = pct(v, best if c != "paper PGD (official protocol)" else None)
         rows.append(row)
     counts = ", ".join(f"{name} {int(n)}" for name, n in at.groupby("condition").n_images.max().items())
     n_clean = latest(df[df.kind == "clean"]).n_images.max() if (df.kind == "clean").any() else 0
-    lines += [f"### Robust accuracy at ε = 4/255 (L∞)", "", _md_table(pd.DataFrame(rows)), "",
+    lines += [f"### Robust accuracy at ε = 4/255 (L∞)", "", md_table(pd.DataFrame(rows)), "",
               f"Images per column: {counts}, clean {int(n_clean)}. Best per column in bold; "
               "– = not run (the `default` suite runs AutoAttack at each model's last exit only). Transfer: "
               "PGD-10 examples crafted on the run's ResNet baseline.", ""]
@@ -120,15 +107,15 @@ def _paper_section(att: pd.DataFrame) -> list[str]:
     both = paper.index.intersection(strict.index)
     if not len(both):
         return []
-    rows = [{"model": m, "exit": e, "paper PGD (%)": _pct(paper.loc[(m, e), "accuracy"]),
-             "strict PGD-10 4/255 (%)": _pct(strict.loc[(m, e), "accuracy"]),
+    rows = [{"model": m, "exit": e, "paper PGD (%)": pct(paper.loc[(m, e), "accuracy"]),
+             "strict PGD-10 4/255 (%)": pct(strict.loc[(m, e), "accuracy"]),
              "difference (points)": f"{100 * (paper.loc[(m, e), 'accuracy'] - strict.loc[(m, e), 'accuracy']):+.1f}"}
             for m, e in sorted(both)]
     return ["### Paper protocol vs strict protocol", "",
             "The official MGNet evaluation attacks normalized tensors (nominal 4/255 ≈ 0.9/255 in pixels), "
             "with no random start and no clamp, 10 steps of 1/255 (normalized), the loss on the last exit only "
             "while every exit is scored, and the gradient rescaler active. The difference is how much reported "
-            "robustness does not survive the strict protocol.", "", _md_table(pd.DataFrame(rows)), ""]
+            "robustness does not survive the strict protocol.", "", md_table(pd.DataFrame(rows)), ""]
 
 
 def _sanity_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
@@ -147,7 +134,7 @@ def _sanity_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
     if warn:
         rows = [{"model": f.model, "exit": f.exit, "check": f"[{f.check}]({CHECKS_DOC}#{f.check})",
                  "detail": f.detail} for f in warn]
-        lines += [_md_table(pd.DataFrame(rows)), ""]
+        lines += [md_table(pd.DataFrame(rows)), ""]
     info = [c for c in checks if c.check == "rescaler_effect"]
     for c in info:
         lines += [f"- {c.model}: {c.detail}."]

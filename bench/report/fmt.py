@@ -1,0 +1,21 @@
+"""Markdown formatting shared by the report sections."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+
+def md_table(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured markdown table of a frame's values as shown."""
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    sep = "|" + "|".join("---" for _ in df.columns) + "|"
+    return "\n".join([head, sep, *("| " + " | ".join(str(v) for v in r) + " |" for r in df.itertuples(index=False))])
+
+
+def pct(v: float | None, best: float | None = None) -> str:
+    """A fraction as a percentage with one decimal, bold when it equals `best`; '–' when missing."""
+    if v is None or (isinstance(v, float) and math.isnan(v)) or pd.isna(v):
+        return "–"
+    s = f"{100 * v:.1f}"
+    return f"**{s}**" if best is not None and v == best else s
