@@ -75,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--extra-corruptions", action="store_true", default=None,
                    help="add the 4 held-out corruptions (speckle_noise, gaussian_blur, spatter, saturate)")
     r.add_argument("--corruption-root", help="ImageNet100-C folder for --suite corruptions_rendered")
+    r.add_argument("--corruption-backend", choices=["auto", "reference"],
+                   help="auto (default): batched torch where parity with the reference is tested")
     r.add_argument("--skip-corrupt-files", action="store_true", default=None,
                    help="skip (and report) unreadable pre-rendered files instead of failing")
     r.add_argument("--no-report", action="store_true", help="do not rebuild report.md afterwards")
@@ -182,6 +184,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
                                            attack_backend=a.attack_backend, pgd_steps=a.pgd_steps,
                                            restarts=a.restarts, extra_corruptions=a.extra_corruptions,
                                            corruption_root=a.corruption_root, skip_corrupt_files=a.skip_corrupt_files,
+                                           corruption_backend=a.corruption_backend,
                                            eps=tuple(map(parse_eps, a.eps)) if a.eps else None,
                                            eps_l2=tuple(map(parse_eps, a.eps_l2)) if a.eps_l2 else None)
     path = run(cfg)

@@ -29,6 +29,7 @@ class RunConfig:
     pgd_steps: int | None = None
     restarts: int | None = None
     extra_corruptions: bool = False  # add speckle_noise, gaussian_blur, spatter, saturate
+    corruption_backend: str = "auto"  # auto: batched torch where parity is tested, else reference
     corruption_root: str = ""  # an ImageNet100-C folder, for the rendered source
     skip_corrupt_files: bool = False  # report and skip unreadable rendered files instead of failing
 
@@ -39,6 +40,8 @@ class RunConfig:
             raise BenchError(f"--n-images must be positive, got {self.n_images}")
         if self.batch_size < 1 or self.workers < 0:
             raise BenchError("--batch-size must be positive and --workers not negative")
+        if self.corruption_backend not in ("auto", "reference"):
+            raise BenchError(f"unknown corruption backend {self.corruption_backend!r} (auto, reference)")
         if self.attack_backend not in ("bench", "torchattacks"):
             raise BenchError(f"unknown attack backend {self.attack_backend!r} (bench, torchattacks)")
         if (self.pgd_steps is not None and self.pgd_steps < 1) or (self.restarts is not None and self.restarts < 1):

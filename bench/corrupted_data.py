@@ -14,8 +14,8 @@ class CorruptedData:
     """Serves (image set, indices) for corruption conditions of one run; clean subsets are loaded once."""
 
     def __init__(self, clean: ImageSet, seed: int, cache: Path, workers: int, root: str = "",
-                 skip_corrupt: bool = False) -> None:
-        self.clean, self.seed, self.cache, self.workers = clean, seed, cache, workers
+                 skip_corrupt: bool = False, device: str = "cpu") -> None:
+        self.clean, self.seed, self.cache, self.workers, self.device = clean, seed, cache, workers, device
         self.root, self.skip_corrupt = Path(root) if root else None, skip_corrupt
         self._arrays: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
         self._fp = ""
@@ -56,23 +56,28 @@ class CorruptedData:
 
         idx, label = subset_indices(len(self.clean), n_images)
         images, labels = self._subset(idx)
-        out = generate.corrupted(images, idx, cond.name, cond.severity, self.seed, cache=self.cache,
-                                 fingerprint=self.fp, workers=self.workers)
+        if cond.source == "torch":
+            import torch
+
+            from corruptions import fast
+
+            out = fast.corrupt_batch(images, idx, cond.name, cond.severity, self.seed, torch.device(self.device))
+        else:
+            out = generate.corrupted(images, idx, cond.name, cond.severity, self.seed, cache=self.cache,
+                                     fingerprint=self.fp, workers=self.workers)
         return (ArrayImageSet(f"{self.clean.name}-c", self.clean.split, self.clean.classes, out, labels),
                 np.arange(len(idx)), idx, label)
 
-    def example_grid(self, path: Path, names: list[str], index: int = 0) -> Path | None:
-        """A PNG grid: one row per corruption, clean then severities 1-5, of the run's first image."""
+    def example_grid(self, path: Path, conds: list[Condition]) -> Path | None:
+        """A PNG grid: one row per corruption, clean then severities 1-5, of the test split's first image."""
+        import dataclasses
+
         from PIL import Image
 
-        from corruptions import generate
-
-        idx, _ = subset_indices(len(self.clean), None)
-        first = idx[:1] if index == 0 else np.array([index])
+        first = np.array([0])
         clean, _ = self._subset(first)
-        rows = [np.concatenate([clean[0]] + [generate.corrupted(clean, first, n, s, self.seed, cache=self.cache,
-                                                                   fingerprint=self.fp)[0] for s in range(1, 6)], 1)
-                for n in names]
+        rows = [np.concatenate([clean[0]] + [self.images(dataclasses.replace(c, severity=s), 1)[0].images[0]
+                                             for s in range(1, 6)], 1) for c in conds]
         if not rows:
             return None
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -69,16 +69,17 @@ def _run_checks(lm: LoadedModel, images: ImageSet, indices: np.ndarray, cfg: Run
 
 
 def _prepare_corruptions(cells: list[Cell], images: ImageSet, cfg: RunConfig, cache: Path, out: Path,
-                         shape: tuple[int, ...]) -> CorruptedData:
-    """Check the image size, then generate every on-the-fly corruption of the run in worker processes."""
+                         shape: tuple[int, ...], dev: torch.device) -> CorruptedData:
+    """Check the image size, then generate every reference corruption of the run in worker processes."""
     data = CorruptedData(images, cfg.seed, cache / "corruptions", cfg.workers or os.cpu_count() or 1,
-                         cfg.corruption_root, cfg.skip_corrupt_files)
-    fly = [c for c in cells if c.condition.kind == "corruption" and c.condition.source == "reference"]
-    if not fly:
+                         cfg.corruption_root, cfg.skip_corrupt_files, str(dev))
+    made = [c for c in cells if c.condition.kind == "corruption" and c.condition.source != "rendered"]
+    if not made:
         return data
     from corruptions.base import check_size
 
     check_size(shape[0], shape[1])
+    fly = [c for c in made if c.condition.source == "reference"]
     wanted: dict[bytes, tuple[np.ndarray, list[tuple[str, int]]]] = {}
     for c in fly:
         idx, _ = subset_indices(len(images), c.n_images)
@@ -86,8 +87,8 @@ def _prepare_corruptions(cells: list[Cell], images: ImageSet, cfg: RunConfig, ca
     total = sum(len(v[1]) for v in wanted.values())
     with tqdm(total=total, desc="corruptions", unit="cond", leave=False, disable=None) as bar:
         data.prepare(wanted, progress=lambda name, sev: bar.update(1))
-    names = list(dict.fromkeys(c.condition.name for c in fly))
-    data.example_grid(out / "examples" / "corruptions.png", names)
+    data.example_grid(out / "examples" / "corruptions.png",
+                      list(dict.fromkeys(dataclasses.replace(c.condition, severity=1) for c in made)))
     return data
 
 
@@ -130,6 +131,11 @@ def _cells(cfg: RunConfig) -> list[Cell]:
             base += [Cell(corruption(name, sv, source), n) for name in EXTRA_CORRUPTIONS for sv in range(1, 6)]
     for c in base:
         cond = c.condition
+        if cond.kind == "corruption" and cond.source == "reference" and cfg.corruption_backend == "auto":
+            from corruptions.base import PARITY
+
+            if cond.name in PARITY:
+                cond = dataclasses.replace(cond, source="torch")
         if cond.name in ("fgsm", "pgd") and cond.protocol == "strict":
             radii = cfg.eps_l2 if cond.norm == "l2" else cfg.eps
             if radii is not None:  # one sweep cell per radius, built from the suite's first one
@@ -169,7 +175,7 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
     provenance = dict(device=device_name(dev), torch=torch.__version__,
                       versions=canonical_json(versions()), code=code_version())
     sources = {lm.card.name: lm.model for lm in loaded}
-    corrupted = _prepare_corruptions(cells, images, cfg, cache, out, first.shape)
+    corrupted = _prepare_corruptions(cells, images, cfg, cache, out, first.shape, dev)
     checks_path = out / "checks.csv"
     if any(c.condition.kind == "attack" for c in cells):
         checked = {(c.model, c.weights, c.dataset) for c in read_checks(checks_path) if c.check == "deterministic"}

@@ -4,12 +4,15 @@ Cache entries are keyed by the data set's fingerprint, the image indices, corrup
 seed and the source's version, so a second run (or another model) reuses them; a damaged entry is
 regenerated, never trusted. `prepare` fills the cache for many conditions with one process pool
 (each worker compiles glass_blur's numba kernel once); `corrupted` reads one condition back.
+Workers are spawned, not forked (forking a process that has run torch's thread pools can hang
+it), and read the clean images from a memory-mapped .npy instead of receiving copies.
 """
 from __future__ import annotations
 
 import hashlib
 import multiprocessing as mp
 import os
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
@@ -19,7 +22,6 @@ import numpy as np
 from corruptions import reference
 
 CODE_VERSION = 1  # bump when this module's seeding or output changes
-_SHARED: dict = {}  # the images, inherited by forked workers instead of pickled per task
 
 
 def cache_path(cache: Path, fingerprint: str, indices: np.ndarray, name: str, severity: int, seed: int) -> Path:
@@ -50,10 +52,11 @@ def _save(path: Path, arr: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def _job(task: tuple[str, int, int, str]) -> tuple[str, int]:
-    name, severity, seed, path = task
-    images, indices = _SHARED["images"], _SHARED["indices"]
-    _save(Path(path), reference.corrupt_many(images, indices, name, severity, seed))
+def _job(task: tuple[str, int, int, str, str, str]) -> tuple[str, int]:
+    name, severity, seed, path, images_path, indices_path = task
+    images = np.load(images_path, mmap_mode="r")
+    indices = np.load(indices_path)
+    _save(Path(path), reference.corrupt_many(np.asarray(images), indices, name, severity, seed))
     return name, severity
 
 
@@ -61,14 +64,17 @@ def prepare(images: np.ndarray, indices: np.ndarray, conditions: Sequence[tuple[
             cache: Path, fingerprint: str, workers: int = 0,
             progress: Callable[[str, int], None] | None = None) -> None:
     """Make sure every (corruption, severity) of `conditions` is in the cache for these images."""
-    todo = [(n, s, seed, str(cache_path(cache, fingerprint, indices, n, s, seed))) for n, s in conditions]
-    todo = [t for t in todo if _load(Path(t[3]), images.shape) is None]
-    if not todo:
+    paths = [(n, s, str(cache_path(cache, fingerprint, indices, n, s, seed))) for n, s in conditions]
+    paths = [p for p in paths if _load(Path(p[2]), images.shape) is None]
+    if not paths:
         return
-    _SHARED.update(images=images, indices=indices)
-    try:
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache, prefix=".clean-") as tmp:
+        np.save(Path(tmp) / "images.npy", images)
+        np.save(Path(tmp) / "indices.npy", indices)
+        todo = [(n, s, seed, p, str(Path(tmp) / "images.npy"), str(Path(tmp) / "indices.npy")) for n, s, p in paths]
         if workers > 1 and len(todo) > 1:
-            with ProcessPoolExecutor(min(workers, len(todo)), mp_context=mp.get_context("fork")) as pool:
+            with ProcessPoolExecutor(min(workers, len(todo)), mp_context=mp.get_context("spawn")) as pool:
                 for name, severity in pool.map(_job, todo):
                     if progress:
                         progress(name, severity)
@@ -77,8 +83,6 @@ def prepare(images: np.ndarray, indices: np.ndarray, conditions: Sequence[tuple[
                 _job(t)
                 if progress:
                     progress(t[0], t[1])
-    finally:
-        _SHARED.clear()
 
 
 def corrupted(images: np.ndarray, indices: np.ndarray, name: str, severity: int, seed: int, *,

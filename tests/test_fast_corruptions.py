@@ -1,0 +1,70 @@
+"""Parity of the batched torch corruptions with imagecorruptions-imaug (the reference)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from corruptions import fast, reference
+from corruptions.base import PARITY
+
+
+def _real_images(n: int, side: int) -> np.ndarray:
+    """Cluttered Fashion-MNIST test images (the generated stand-in in tests), resized to `side`."""
+    from PIL import Image
+
+    from bench.data import load_split
+
+    imgs = load_split("cluttered_fmnist", "test").images[:n]  # type: ignore[attr-defined]
+    if side == imgs.shape[1]:
+        return imgs
+    return np.stack([np.asarray(Image.fromarray(im).resize((side, side), Image.BILINEAR)) for im in imgs])
+
+
+def _both(images: np.ndarray, name: str, severity: int) -> tuple[np.ndarray, np.ndarray]:
+    idx = np.arange(len(images))
+    ref = reference.corrupt_many(images, idx, name, severity, 0)
+    out = fast.corrupt_batch(images, idx, name, severity, 0, torch.device("cpu"))
+    return ref.astype(int), out.astype(int)
+
+
+PM1 = sorted(n for n, p in PARITY.items() if p == "pm1")
+STATS = sorted(n for n, p in PARITY.items() if p == "stats")
+
+
+@pytest.mark.parametrize("name", PM1)
+def test_deterministic_corruptions_within_one_level(name: str) -> None:
+    images = _real_images(6, 64)
+    for severity in range(1, 6):
+        ref, out = _both(images, name, severity)
+        assert np.abs(ref - out).max() <= 1, (name, severity)
+        assert (ref != out).mean() < 0.05, (name, severity)
+
+
+@pytest.mark.parametrize("name", PM1)
+def test_deterministic_corruptions_within_one_level_at_224_px(name: str) -> None:
+    ref, out = _both(_real_images(1, 224), name, 3)
+    assert np.abs(ref - out).max() <= 1
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(255 ** 2 / ((a.astype(float) - b.astype(float)) ** 2).mean()))
+
+
+@pytest.mark.parametrize("name", STATS)
+def test_random_corruptions_match_in_distribution(name: str) -> None:
+    images = _real_images(40, 64)
+    for severity in (1, 3, 5):
+        ref, out = _both(images, name, severity)
+        assert abs(ref.mean() - out.mean()) < 0.5, (name, severity)
+        assert abs(ref.std() - out.std()) < 0.5, (name, severity)
+        assert abs(_psnr(ref, images) - _psnr(out, images)) < 0.15, (name, severity)
+
+
+def test_fast_corruptions_are_seeded_per_image() -> None:
+    images = _real_images(6, 64)
+    idx = np.arange(10, 16)
+    a = fast.corrupt_batch(images, idx, "gaussian_noise", 3, 0, torch.device("cpu"))
+    b = fast.corrupt_batch(images[[2, 5]], idx[[2, 5]], "gaussian_noise", 3, 0, torch.device("cpu"), batch_size=1)
+    assert np.array_equal(a[[2, 5]], b)
+    assert not np.array_equal(a, fast.corrupt_batch(images, idx, "gaussian_noise", 3, 1, torch.device("cpu")))
