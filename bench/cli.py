@@ -72,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--eps-l2", nargs="+", metavar="E", help="L2 radii of the PGD-L2 sweep")
     r.add_argument("--pgd-steps", type=int)
     r.add_argument("--restarts", type=int, help="PGD restarts (each image keeps the first success)")
+    r.add_argument("--corruptions", nargs="+", metavar="NAME", help="only these corruptions, e.g. fog snow")
     r.add_argument("--extra-corruptions", action="store_true", default=None,
                    help="add the 4 held-out corruptions (speckle_noise, gaussian_blur, spatter, saturate)")
     r.add_argument("--corruption-root", help="ImageNet100-C folder for --suite corruptions_rendered")
@@ -185,6 +186,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
                                            restarts=a.restarts, extra_corruptions=a.extra_corruptions,
                                            corruption_root=a.corruption_root, skip_corrupt_files=a.skip_corrupt_files,
                                            corruption_backend=a.corruption_backend,
+                                           corruptions=tuple(a.corruptions) if a.corruptions else None,
                                            eps=tuple(map(parse_eps, a.eps)) if a.eps else None,
                                            eps_l2=tuple(map(parse_eps, a.eps_l2)) if a.eps_l2 else None)
     path = run(cfg)

@@ -30,6 +30,7 @@ class RunConfig:
     restarts: int | None = None
     extra_corruptions: bool = False  # add speckle_noise, gaussian_blur, spatter, saturate
     corruption_backend: str = "auto"  # auto: batched torch where parity is tested, else reference
+    corruptions: tuple[str, ...] | None = None  # only these corruptions (None: the suite's)
     corruption_root: str = ""  # an ImageNet100-C folder, for the rendered source
     skip_corrupt_files: bool = False  # report and skip unreadable rendered files instead of failing
 
@@ -46,6 +47,11 @@ class RunConfig:
             raise BenchError(f"unknown attack backend {self.attack_backend!r} (bench, torchattacks)")
         if (self.pgd_steps is not None and self.pgd_steps < 1) or (self.restarts is not None and self.restarts < 1):
             raise BenchError("--pgd-steps and --restarts must be positive")
+        if self.corruptions is not None:
+            from corruptions.base import check_name
+
+            for name in self.corruptions:
+                check_name(name)
         for e in self.eps or ():
             if not 0 <= e <= 1:
                 raise BenchError(f"--eps {e} is outside [0, 1] (pixel units; write 4/255 for four levels)")
@@ -70,7 +76,7 @@ def load_toml(path: Path) -> dict[str, Any]:
     unknown = sorted(set(data) - known)
     if unknown:
         raise BenchError(f"{path}: unknown keys {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    for key in ("models", "eps", "eps_l2"):
+    for key in ("models", "eps", "eps_l2", "corruptions"):
         if key in data:
             data[key] = tuple(data[key])
     data.setdefault("out", str(path.parent))

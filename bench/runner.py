@@ -129,6 +129,8 @@ def _cells(cfg: RunConfig) -> list[Cell]:
         for source in dict.fromkeys(c.condition.source for c in base if c.condition.kind == "corruption"):
             n = next(c.n_images for c in base if c.condition.kind == "corruption" and c.condition.source == source)
             base += [Cell(corruption(name, sv, source), n) for name in EXTRA_CORRUPTIONS for sv in range(1, 6)]
+    if cfg.corruptions is not None:
+        base = [c for c in base if c.condition.kind != "corruption" or c.condition.name in cfg.corruptions]
     for c in base:
         cond = c.condition
         if cond.kind == "corruption" and cond.source == "reference" and cfg.corruption_backend == "auto":

@@ -217,3 +217,11 @@ def test_model_checks_flag_randomized_models_and_zero_gradients() -> None:
     res = {c[1]: c for c in model_checks(Classifier(Corner(), None, None), x, y)}
     assert res["deterministic"][2] == "ok" and res["zero_gradient_fraction"][2] == "warn"
     assert res["zero_gradient_fraction"][3] == pytest.approx(63 / 64)
+
+
+def test_autoattack_rand_version_runs_eot_apgd() -> None:
+    model, x, y = _five_class(1)
+    atk = AutoAttack(8 / 255, version="rand")
+    assert atk.attacks(5) == ("apgd-ce", "apgd-dlr")
+    robust = atk.robust(model, x[:4], y[:4], seed=0, batch_size=4)
+    assert robust.shape == (4,) and robust.dtype == torch.bool

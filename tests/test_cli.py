@@ -260,3 +260,18 @@ def test_autoattack_switches_to_rand_for_randomized_models() -> None:
     assert _resolve(cond, None, [], randomized=False) is cond  # type: ignore[arg-type]
     rand = _resolve(cond, None, [], randomized=True)  # type: ignore[arg-type]
     assert rand is not None and json.loads(rand.params)["version"] == "rand"
+
+
+def test_corruption_selection_and_backends(trained: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert main(["run", "--suite", "corruptions", "--models", "resnet_tiny", "--corruptions", "fog", "contrast",
+                 "--extra-corruptions", "--n-images", "3", "--out", str(out), "--no-report"]) == 0
+    rows = [r for r in read_rows(out / "results.csv") if r.kind == "corruption"]
+    assert sorted({(r.condition, r.source) for r in rows}) == [("contrast", "torch"), ("fog", "reference")]
+    assert main(["run", "--suite", "corruptions", "--models", "resnet_tiny", "--corruptions", "contrast",
+                 "--corruption-backend", "reference", "--n-images", "3", "--out", str(out), "--no-report"]) == 0
+    ref = [r for r in read_rows(out / "results.csv") if r.condition == "contrast" and r.source == "reference"]
+    assert len(ref) == 5
+    _fails(["run", "--suite", "corruptions", "--models", "resnet_tiny", "--corruptions", "fgo",
+            "--out", str(tmp_path / "bad")], capsys, "unknown corruption 'fgo'; did you mean fog")
+    assert not (tmp_path / "bad").exists()

@@ -114,3 +114,15 @@ def test_corrupt_image_file_is_named(tmp_path: Path) -> None:
     ds = imagenet.load(imagenet.build(tmp_path / "in", tmp_path / "in100"), "val")
     with pytest.raises(BenchError, match="cannot read image .*_0.JPEG"):
         ds.get(0)
+
+
+def test_fashion_mnist_in_torchvisions_download_folder_is_found(fmnist_dir: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    raw = tmp_path / "FashionMNIST" / "raw"
+    shutil.copytree(fmnist_dir, raw)
+    monkeypatch.delenv("BENCH_FMNIST_DIR")
+    assert fmnist.find_dir(download=False, cache=tmp_path) == raw
+    with pytest.raises(BenchError, match="Fashion-MNIST not found"):
+        fmnist.find_dir(download=False, cache=tmp_path / "elsewhere")
