@@ -226,6 +226,9 @@ def test_attack_suite_end_to_end(trained: None, tmp_path: Path) -> None:
     assert {c.check for c in checks} >= {"deterministic", "zero_gradient_fraction", "rescaler_effect"}
     report = (out / "report.md").read_text()
     assert "Paper protocol vs strict protocol" in report and "accuracy_vs_eps_pgd_linf.png" in report
+    assert "generated on the fly" in report and "(partial)" not in report, "torch and reference rows form one sweep"
+    base_row = next(line for line in report.splitlines() if line.startswith("| resnet_tiny | 1/1 |") and "| 100.0 |" in line)
+    assert base_row, "the baseline's own mCE is 100"
     before = (out / "results.csv").read_bytes()
     assert main(["run", "--suite", "default", "--models", "mgnet_tiny", "resnet_tiny", "--n-images", "4",
                  "--out", str(out), "--no-report"]) == 0

@@ -50,7 +50,9 @@ def section(df: pd.DataFrame, run_dir: Path, baseline: str | None, images: dict 
                 ""]
     lines = ["## Common corruptions", ""]
     ref_name = pick_baseline(cor, baseline)
-    for source, g in cor.groupby("source"):
+    # one sweep per origin: images generated on the fly (reference and parity-tested torch mixed) or files
+    origin = cor.source.map(lambda s: "rendered" if s == "rendered" else "generated")
+    for source, g in cor.groupby(origin):
         full = g[g.condition.isin(COMMON)]
         ref_rows = full[full.model == ref_name] if ref_name else full.iloc[0:0]
         ref_exit = int(ref_rows.exit.max()) if len(ref_rows) else 0
@@ -80,7 +82,10 @@ def section(df: pd.DataFrame, run_dir: Path, baseline: str | None, images: dict 
                                             for v, a in zip(table["mean corruption acc (%)"], table._acc)]
         whys = sorted({w for w in table._why if w})
         n = int(full.n_images.max())
-        lines += [f"### Source: {source} ({n} images per condition)", "",
+        per_source = g.drop_duplicates(["condition", "severity", "source"]).groupby("source").size()
+        mix = ", ".join(f"{v} by {k}" for k, v in per_source.items())
+        title = ("pre-rendered files" if source == "rendered" else "generated on the fly") + f" ({mix} conditions)"
+        lines += [f"### {title}, {n} images per condition", "",
                   md_table(table.drop(columns=["_acc", "_why"])), "",
                   f"Mean corruption accuracy = plain mean over the 15 corruptions × 5 severities. mCE and relative "
                   f"mCE are normalised by `{ref_name}` (exit {ref_exit}) of this run (= 100 for it); the AlexNet "
