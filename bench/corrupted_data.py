@@ -41,6 +41,18 @@ class CorruptedData:
             generate.prepare(images, indices, conds, self.seed, cache=self.cache, fingerprint=self.fp,
                              workers=self.workers, progress=progress)
 
+    def subset(self, cond: Condition, n_images: int | None) -> tuple[np.ndarray, str]:
+        """The data set indices a cell evaluates and their label, without producing any image."""
+        if cond.source == "rendered":
+            from corruptions import rendered
+
+            if self.root is None:
+                raise BenchError("rendered corruptions need --corruption-root (an ImageNet100-C folder, "
+                                 "see `bench data build imagenet100-c`)")
+            return subset_indices(len(rendered.load(self.root, cond.name, cond.severity, self.skip_corrupt)),
+                                  n_images)
+        return subset_indices(len(self.clean), n_images)
+
     def images(self, cond: Condition, n_images: int | None) -> tuple[ImageSet, np.ndarray, np.ndarray, str]:
         """The cell's image set, the positions to evaluate in it, their data set indices, the subset label."""
         if cond.source == "rendered":

@@ -193,17 +193,19 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
             if cond is None:
                 log.info("skip %s %s: no transfer source in this run", lm.card.name, cell.condition.name)
                 continue
-            if cond.kind == "corruption":
-                cell_images, indices, data_indices, subset = corrupted.images(cond, cell.n_images)
-            else:
-                cell_images = images
-                indices, subset = subset_indices(len(images), cell.n_images)
-                data_indices = indices
+            _, subset = (corrupted.subset(cond, cell.n_images) if cond.kind == "corruption"
+                         else subset_indices(len(images), cell.n_images))
             exits = lm.card.exits[-1:] if cell.last_exit_only else lm.card.exits
             keys = _key_rows(lm, cfg, subset, cond, exits)
             if all(tuple(k.values()) in done for k in keys):
                 log.info("skip %s %s (stored)", lm.card.name, cond.label())
                 continue
+            if cond.kind == "corruption":
+                cell_images, indices, data_indices, _ = corrupted.images(cond, cell.n_images)
+            else:
+                cell_images = images
+                indices, _ = subset_indices(len(images), cell.n_images)
+                data_indices = indices
             for t in exits:
                 costs.setdefault(t, flops.count(lm.model, t, lm.card.input_size))
             lm.model.to(dev)

@@ -133,7 +133,7 @@ def test_rendered_suite_through_the_cli(tmp_path: Path) -> None:
                  "--n-images", "2", "--out", str(out)]) == 0
     rows = [r for r in read_rows(out / "results.csv") if r.kind == "corruption"]
     assert len(rows) == 75 and {r.source for r in rows} == {"rendered"} and all(r.n_images == 2 for r in rows)
-    assert "Source: rendered" in (out / "report.md").read_text()
+    assert "### pre-rendered files (75 by rendered conditions)" in (out / "report.md").read_text()
 
 
 def test_metric_formulas_on_a_hand_made_table() -> None:
