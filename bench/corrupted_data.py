@@ -81,12 +81,12 @@ class CorruptedData:
                 np.arange(len(idx)), idx, label)
 
     def example_grid(self, path: Path, conds: list[Condition]) -> Path | None:
-        """A PNG grid: one row per corruption, clean then severities 1-5, of the test split's first image."""
+        """A PNG grid: one row per corruption, clean then severities 1-5, of one test image."""
         import dataclasses
 
         from PIL import Image
 
-        first = np.array([0])
+        first, _ = subset_indices(len(self.clean), 1)  # the image the 1-image cells below use
         clean, _ = self._subset(first)
         rows = [np.concatenate([clean[0]] + [self.images(dataclasses.replace(c, severity=s), 1)[0].images[0]
                                              for s in range(1, 6)], 1) for c in conds]

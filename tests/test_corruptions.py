@@ -153,3 +153,17 @@ def test_metric_formulas_on_a_hand_made_table() -> None:
     alex, alex_clean = alexnet_reference()
     assert mce(alex, alex)[0] == pytest.approx(100.0) and alex_clean == pytest.approx(0.4348)
     assert sum(alex["gaussian_noise"].values()) / 5 == pytest.approx(0.886428)
+
+
+def test_example_grid_shows_one_image_clean_then_corrupted(tmp_path: Path) -> None:
+    from bench.conditions import corruption
+    from bench.corrupted_data import CorruptedData
+    from bench.data import load_split
+
+    data = CorruptedData(load_split("cluttered_fmnist", "test"), 0, tmp_path / "c", 1)
+    path = data.example_grid(tmp_path / "grid.png", [corruption("brightness", 1, "torch")])
+    grid = np.asarray(Image.open(path))
+    side = grid.shape[0]
+    clean, s1 = grid[:, :side].astype(int), grid[:, side:2 * side].astype(int)
+    # brightness only raises V in HSV: the corrupted cell is the same picture, never darker
+    assert (s1 >= clean - 1).all() and np.corrcoef(clean.ravel(), s1.ravel())[0, 1] > 0.9

@@ -102,6 +102,6 @@ def section(df: pd.DataFrame, run_dir: Path, baseline: str | None, images: dict 
                                         "Mean corruption accuracy vs compute")
         lines += [f"![corruption accuracy vs GMACs]({fig.relative_to(run_dir).as_posix()})", ""]
     if (run_dir / "examples" / "corruptions.png").is_file():
-        lines += ["Example (first test image; columns: clean, severities 1–5):", "",
+        lines += ["Example (one test image; columns: clean, severities 1–5):", "",
                   "![corruption examples](examples/corruptions.png)", ""]
     return lines
