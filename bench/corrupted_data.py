@@ -18,6 +18,7 @@ class CorruptedData:
         self.clean, self.seed, self.cache, self.workers, self.device = clean, seed, cache, workers, device
         self.root, self.skip_corrupt = Path(root) if root else None, skip_corrupt
         self._arrays: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+        self._rendered: dict[tuple[str, int], ImageSet] = {}
         self._fp = ""
 
     def _subset(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -41,27 +42,27 @@ class CorruptedData:
             generate.prepare(images, indices, conds, self.seed, cache=self.cache, fingerprint=self.fp,
                              workers=self.workers, progress=progress)
 
-    def subset(self, cond: Condition, n_images: int | None) -> tuple[np.ndarray, str]:
-        """The data set indices a cell evaluates and their label, without producing any image."""
-        if cond.source == "rendered":
+    def _rendered_set(self, cond: Condition) -> ImageSet:
+        """One pre-rendered corruption/severity folder, listed once per run."""
+        key = (cond.name, cond.severity)
+        if key not in self._rendered:
             from corruptions import rendered
 
             if self.root is None:
                 raise BenchError("rendered corruptions need --corruption-root (an ImageNet100-C folder, "
                                  "see `bench data build imagenet100-c`)")
-            return subset_indices(len(rendered.load(self.root, cond.name, cond.severity, self.skip_corrupt)),
-                                  n_images)
-        return subset_indices(len(self.clean), n_images)
+            self._rendered[key] = rendered.load(self.root, cond.name, cond.severity, self.skip_corrupt)
+        return self._rendered[key]
+
+    def subset(self, cond: Condition, n_images: int | None) -> tuple[np.ndarray, str]:
+        """The data set indices a cell evaluates and their label, without producing any image."""
+        source = self._rendered_set(cond) if cond.source == "rendered" else self.clean
+        return subset_indices(len(source), n_images)
 
     def images(self, cond: Condition, n_images: int | None) -> tuple[ImageSet, np.ndarray, np.ndarray, str]:
         """The cell's image set, the positions to evaluate in it, their data set indices, the subset label."""
         if cond.source == "rendered":
-            from corruptions import rendered
-
-            if self.root is None:
-                raise BenchError("rendered corruptions need --corruption-root (an ImageNet100-C folder, "
-                                 "see `bench data build imagenet100-c`)")
-            rset = rendered.load(self.root, cond.name, cond.severity, self.skip_corrupt)
+            rset = self._rendered_set(cond)
             idx, label = subset_indices(len(rset), n_images)
             return rset, idx, idx, label
         from corruptions import generate

@@ -82,8 +82,9 @@ def attack_correct(model: torch.nn.Module, images: ImageSet, indices: np.ndarray
     tag = f"{cond.name}|{cond.norm}|{cond.epsilon!r}|{cond.params}"
     start = time.perf_counter()
     if isinstance(atk, attacks.AutoAttack):
-        x = torch.cat([to_unit(b, device) for _, b, _ in iter_batches(images, indices, batch_size, workers)])
-        y = torch.from_numpy(images_labels(images, indices)).to(device)
+        batches = list(iter_batches(images, indices, batch_size, workers))
+        x = torch.cat([to_unit(b, device) for _, b, _ in batches])
+        y = torch.from_numpy(np.concatenate([lab for _, _, lab in batches])).to(device)
         chunk = json.loads(cond.params).get("batch_size", batch_size)
         notes: list[tuple[int, str]] = []
         for t in wanted:
@@ -136,14 +137,6 @@ def attack_correct(model: torch.nn.Module, images: ImageSet, indices: np.ndarray
 
 def _seeds(seed: int, idx: np.ndarray, tag: str, exit_: int) -> torch.Tensor:
     return torch.from_numpy(image_seeds(seed, idx, tag, exit_))
-
-
-def images_labels(images: ImageSet, indices: np.ndarray) -> np.ndarray:
-    """Labels of the given images without decoding them where the set holds labels."""
-    labels = getattr(images, "labels", None)
-    if labels is not None:
-        return np.asarray(labels)[indices]
-    return np.array([images.get(int(i))[1] for i in indices])
 
 
 def evaluate(model: torch.nn.Module, images: ImageSet, indices: np.ndarray, cond: Condition, *,

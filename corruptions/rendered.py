@@ -65,21 +65,13 @@ def load(root: Path, name: str, severity: int, skip_corrupt: bool = False) -> Fo
     """One corruption/severity as an image set in ImageNet100's label order, read without resizing."""
     check_name(name)
     check_severity(severity)
-    folder = root / name / str(severity)
-    imagenet.check_tree(folder, f"ImageNet100-C {name}/{severity}")
-    paths: list[Path] = []
-    labels: list[int] = []
-    for k, w in enumerate(imagenet.wnids()):
-        imgs = sorted(p for p in (folder / w).iterdir() if p.suffix.lower() in imagenet.IMAGE_SUFFIXES)
-        paths += imgs
-        labels += [k] * len(imgs)
+    paths, labels = imagenet.class_files(root / name / str(severity), f"ImageNet100-C {name}/{severity}")
     if skip_corrupt:
         paths, labels = _readable(paths, labels)
-    return FolderImageSet(f"imagenet100-c/{name}/{severity}", "val", imagenet.wnids(), paths,
-                          np.asarray(labels, dtype=np.int64), _as_is)
+    return FolderImageSet(f"imagenet100-c/{name}/{severity}", "val", imagenet.wnids(), paths, labels, _as_is)
 
 
-def _readable(paths: list[Path], labels: list[int]) -> tuple[list[Path], list[int]]:
+def _readable(paths: list[Path], labels: np.ndarray) -> tuple[list[Path], np.ndarray]:
     """Drop files PIL cannot read, and say which (only when the user asked to skip them)."""
     import logging
 
@@ -96,4 +88,4 @@ def _readable(paths: list[Path], labels: list[int]) -> tuple[list[Path], list[in
             bad.append(p)
     if bad:
         logging.getLogger(__name__).warning("skipped %d unreadable file(s), first: %s", len(bad), bad[0])
-    return keep_p, keep_l
+    return keep_p, np.asarray(keep_l, dtype=np.int64)

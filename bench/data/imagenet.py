@@ -75,15 +75,20 @@ def train_transform(size: int = 224):  # type: ignore[no-untyped-def]
     return lambda im: np.asarray(t(im), dtype=np.uint8)
 
 
-def load(root: Path, split: str = "val", size: int = 224, train: bool = False) -> FolderImageSet:
-    """ImageNet100 `split` under root (as made by `build`): eval preprocessing, or the training crop."""
-    folder = root / split
-    check_tree(folder, f"ImageNet100 {split}")
+def class_files(folder: Path, what: str) -> tuple[list[Path], np.ndarray]:
+    """Image files of the 100 class folders under `folder` (checked), labelled by ImageNet-1k index."""
+    check_tree(folder, what)
     paths: list[Path] = []
     labels: list[int] = []
     for k, w in enumerate(wnids()):
         imgs = _class_images(folder / w)
         paths += imgs
         labels += [k] * len(imgs)
-    return FolderImageSet("imagenet100", split, wnids(), paths, np.asarray(labels, dtype=np.int64),
+    return paths, np.asarray(labels, dtype=np.int64)
+
+
+def load(root: Path, split: str = "val", size: int = 224, train: bool = False) -> FolderImageSet:
+    """ImageNet100 `split` under root (as made by `build`): eval preprocessing, or the training crop."""
+    paths, labels = class_files(root / split, f"ImageNet100 {split}")
+    return FolderImageSet("imagenet100", split, wnids(), paths, labels,
                           train_transform(size) if train else eval_transform(size))
