@@ -10,13 +10,17 @@ setup: data
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@echo "setup done: try 'make bench' or '$(BENCH) --help'"
 
-# Fashion-MNIST, base of the embedded default data set, from Debian where apt and root are available.
+# Debian packages: Fashion-MNIST (base of the embedded default data set) and chromium (renders
+# report.html headlessly in a test), installed where apt and root are available.
+DEBIAN_PKGS := dataset-fashion-mnist chromium
 data:
-	@if [ -d /usr/share/datasets/fashion-mnist ]; then echo "Fashion-MNIST: present"; \
+	@missing=""; [ -d /usr/share/datasets/fashion-mnist ] || missing="dataset-fashion-mnist"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -z "$$missing" ]; then echo "Debian packages: present"; \
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist) \
-	  || echo "warning: could not install dataset-fashion-mnist; 'bench train --download' can fetch it"; \
-	else echo "note: no root apt: install dataset-fashion-mnist, set BENCH_FMNIST_DIR, or use --download"; fi
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) \
+	  || echo "warning: could not install$$missing; 'bench train --download' can fetch Fashion-MNIST"; \
+	else echo "note: no root apt: install$$missing (or set BENCH_FMNIST_DIR / use --download)"; fi
 
 test:
 	$(PY) -m pytest

@@ -17,4 +17,5 @@ def unknown(kind: str, name: str, known: "Iterable[str]") -> BenchError:
     known = sorted(known)
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return BenchError(f"unknown {kind} {name!r}{hint} (known: {', '.join(known) or 'none'})")
+    listed = ", ".join(known[:30]) + (f", … ({len(known)} in all)" if len(known) > 30 else "")
+    return BenchError(f"unknown {kind} {name!r}{hint} (known: {listed or 'none'})")

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-BACKENDS = ("torch", "torchvision", "numpy", "fvcore", "pandas", "matplotlib")
+BACKENDS = ("torch", "torchvision", "numpy", "fvcore", "pandas", "matplotlib", "timm", "robustbench")
 
 
 @functools.cache

@@ -1,4 +1,5 @@
-"""Model specs -> ready models: `NAME[@WEIGHTS]`, `file.py[:factory]`, `pkg.module:factory`.
+"""Model specs -> ready models: `NAME[@WEIGHTS]`, `file.py[:factory]`, `pkg.module:factory`, and other
+libraries' models `tv:NAME[@ENUM|@FILE]`, `timm:NAME[@FILE]`, `rb:[DATASET/THREAT/]NAME` (models/sources).
 
 WEIGHTS is empty (the cached checkpoint that `bench train` wrote for the data set), `random`
 (seeded initialisation), a path to one of our checkpoints, or `official:PATH` (Lightning file).
@@ -35,6 +36,8 @@ def default_checkpoint(cache: Path, dataset: str, name: str) -> Path:
     """Where `bench train` keeps the weights of model `name` trained on `dataset`."""
     return cache / "checkpoints" / dataset / f"{name}.pt"
 
+
+EXTERNAL_SOURCES = ("torchvision", "timm", "robustbench")
 
 _IMPORTED: dict[str, tuple[Any, list[str]]] = {}
 
@@ -78,10 +81,13 @@ def _import_user(target: str) -> list[str]:
 def expand(spec: str) -> list[str]:
     """Registry names behind one spec (a user file may register several), each with its weights part."""
     import models  # noqa: F401  (registers the built-in models)
+    from models import sources
 
     target, at, weights = spec.partition("@")
     if target in MODELS:
         return [spec]
+    if sources.is_external(target):
+        return [sources.register(target) + at + weights]
     if target.endswith(".py") or ":" in target:
         return [n + at + weights for n in _import_user(target)]
     MODELS.get(target)  # raises with close matches
@@ -107,6 +113,11 @@ def load(spec: str, dataset: str, cache: Path) -> LoadedModel:
         raise BenchError(f"{name}: its card declares exits {card.exits} but the model has {model.n_exits}")
     if weights == "random":
         label = "random"
+    elif card.source in EXTERNAL_SOURCES:
+        from models import sources
+
+        net, label, meta = sources.load(card, weights, cache)
+        model = as_bench_model(net, card.mean, card.std)
     elif weights.startswith("official:"):
         from models import official
         from models.mgnet import MGNet

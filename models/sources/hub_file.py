@@ -1,0 +1,62 @@
+"""Files in the torch hub and Hugging Face caches, checked against the checksum their name carries."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+from bench import checkpoint
+from bench.errors import BenchError
+
+_HUB_HASH = re.compile(r"-([a-f0-9]{6,})\.")  # torch.hub's convention: name-<sha256 prefix>.ext
+_SHA256 = re.compile(r"^[a-f0-9]{64}$")
+
+
+def hub_cache_path(url: str) -> Path:
+    """Where torch.hub.load_state_dict_from_url keeps `url` ($TORCH_HOME/hub/checkpoints/<name>)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(url.split("?")[0]).name
+
+
+def verify_hub_file(path: Path) -> str:
+    """sha256 of a torch hub file; raises if it does not start with the prefix in the file's name.
+
+    torch.hub checks the hash only while downloading, so a damaged or replaced cache file would load silently.
+    """
+    digest = checkpoint.sha256(path)
+    m = _HUB_HASH.search(path.name)
+    if m and not digest.startswith(m.group(1)):
+        raise BenchError(f"checksum mismatch: {path} has sha256 {digest[:12]}…, its name says {m.group(1)}; "
+                         "delete it so it is downloaded again")
+    return digest
+
+
+def verify_hf_file(path: Path) -> str:
+    """sha256 of a Hugging Face cache file; raises if it differs from the blob name (LFS files are named by it)."""
+    digest = checkpoint.sha256(path)
+    blob = path.resolve().name
+    if _SHA256.match(blob) and digest != blob:
+        raise BenchError(f"checksum mismatch: {path} has sha256 {digest[:12]}…, the hub recorded {blob[:12]}…; "
+                         "delete it so it is downloaded again")
+    return digest
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from a local .pth/.pt (tensors only) or .safetensors file."""
+    if not path.is_file():
+        raise BenchError(f"weights file {path} does not exist")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            sd = load_file(str(path))
+        else:
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001  (torch and safetensors raise many types for a bad file)
+        raise BenchError(f"weights file {path} cannot be loaded: {type(e).__name__}: {e}") from None
+    for key in ("state_dict", "model"):  # common training-script wrappers
+        if isinstance(sd, dict) and isinstance(sd.get(key), dict):
+            sd = sd[key]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise BenchError(f"weights file {path} does not hold a state dict of tensors")
+    return sd

@@ -1,0 +1,89 @@
+"""`timm:NAME[@FILE]`: timm models with their pretrained weights (Hugging Face cache; ImageNet-1k -> ImageNet100)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from bench import checkpoint
+from bench.card import ModelCard
+from bench.errors import BenchError, unknown
+from models.sources.hub_file import hub_cache_path, read_state_dict, verify_hf_file, verify_hub_file
+from models.sources.imagenet100_head import bench_classes, for_imagenet100
+
+HF_FILES = ("model.safetensors", "pytorch_model.bin")  # what timm looks for in a hub repo, in order
+
+
+def _cfg(name: str) -> dict:
+    """The pretrained config timm uses for `name` (`arch` means its default tag)."""
+    import timm
+    from timm.models import get_pretrained_cfg
+
+    if not timm.is_model(name):
+        raise unknown("timm model", name, timm.list_models())
+    try:
+        cfg = get_pretrained_cfg(name)
+    except RuntimeError as e:  # an existing architecture with an unknown tag
+        raise BenchError(f"timm:{name}: {e} Known: {', '.join(timm.list_pretrained(name.split('.')[0] + '.*'))}") from None
+    if cfg is None:
+        raise BenchError(f"timm:{name} has no pretrained configuration (classes, input size, normalization)")
+    return cfg.to_dict()
+
+
+def card(target: str, name: str) -> ModelCard:
+    """Card of a timm model: classes, input size and normalization from its pretrained config."""
+    import timm
+
+    cfg = _cfg(name)
+    classes = int(cfg.get("num_classes") or 1000)
+    size = int(cfg["input_size"][-1])
+    return ModelCard(
+        name=target, family="timm", num_classes=bench_classes(classes), input_size=size,
+        build=lambda: for_imagenet100(timm.create_model(name, pretrained=False), classes),
+        mean=tuple(cfg["mean"]), std=tuple(cfg["std"]), source="timm",
+        data="imagenet100" if classes == 1000 else "", description=f"timm {name}")
+
+
+def _cached_file(name: str) -> Path | None:
+    """The pretrained file timm would load, if it is already in a local cache."""
+    import huggingface_hub
+
+    cfg = _cfg(name)
+    hub_id = cfg.get("hf_hub_id")
+    if hub_id:
+        repo, _, rev = hub_id.partition("@")
+        for fname in [cfg["hf_hub_filename"]] if cfg.get("hf_hub_filename") else HF_FILES:
+            p = huggingface_hub.try_to_load_from_cache(repo, fname, revision=rev or None)
+            if isinstance(p, str):
+                return Path(p)
+    elif cfg.get("url") and hub_cache_path(cfg["url"]).is_file():
+        return hub_cache_path(cfg["url"])
+    return None
+
+
+def load(card_: ModelCard, name: str, weights: str, cache: Path) -> tuple[nn.Module, str, dict]:
+    """Weights from a local file, timm's pretrained file from the cache, or a download by timm."""
+    import timm
+
+    net = card_.build()
+    inner = getattr(net, "net", net)
+    if weights:
+        path = Path(weights)
+        checkpoint.load_weights(inner, read_state_dict(path), f"weights file {path}")
+        return net, "file:" + checkpoint.sha256(path)[:12], {"file": str(path)}
+    path = _cached_file(name)
+    if path is not None:
+        digest = verify_hf_file(path) if "huggingface" in str(path) or "models--" in str(path) else verify_hub_file(path)
+        overlay = {"file": str(path)}
+    else:
+        digest, overlay = "", {}
+    try:
+        loaded = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay)
+    except Exception as e:  # noqa: BLE001  (hub, network and format errors of several libraries)
+        raise BenchError(f"pretrained weights of timm:{name} are not in the local cache and could not be "
+                         f"downloaded: {type(e).__name__}: {e}") from None
+    if not digest:
+        path = _cached_file(name)
+        digest = checkpoint.sha256(path) if path else "downloaded"
+    inner.load_state_dict(loaded.state_dict())
+    return net, f"timm:{digest[:12]}", {"file": str(path) if path else ""}

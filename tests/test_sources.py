@@ -1,0 +1,146 @@
+"""Models from torchvision, timm and RobustBench, loaded from local files placed where each library looks."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+import models  # noqa: F401
+from bench.errors import BenchError
+from bench.specs import expand, load
+from models.resnet import IMAGENET_MEAN, IMAGENET_STD
+
+X = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+NORM = (X - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every download attempt fails at once (a closed local port), and every library cache is fresh."""
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("BENCH_RB_MODELS", str(tmp_path / "rb"))
+
+
+def _random_resnet18(seed: int = 3) -> torchvision.models.ResNet:
+    torch.manual_seed(seed)
+    return torchvision.models.resnet18().eval()
+
+
+def _hub_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, state: dict) -> Path:
+    """Save `state` in torch.hub's cache under a name that carries its real sha256 prefix; point the enum at it."""
+    blob = tmp_path / "blob.pth"
+    torch.save(state, blob)
+    prefix = hashlib.sha256(blob.read_bytes()).hexdigest()[:8]
+    w = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+    monkeypatch.setattr(w.value, "url", f"https://download.pytorch.org/models/resnet18-{prefix}.pth")
+    path = tmp_path / "torch" / "hub" / "checkpoints" / f"resnet18-{prefix}.pth"
+    path.parent.mkdir(parents=True)
+    blob.rename(path)
+    return path
+
+
+def test_torchvision_weights_enum_from_hub_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    ref = _random_resnet18()
+    _hub_file(monkeypatch, tmp_path, ref.state_dict())
+    [name] = expand("tv:resnet18")
+    lm = load(name, "imagenet100", tmp_path)
+    assert lm.card.num_classes == 100 and lm.card.input_size == 224 and lm.card.family == "torchvision"
+    assert lm.weights.startswith("ResNet18_Weights.IMAGENET1K_V1:")
+    with torch.no_grad():
+        assert torch.allclose(lm.model(X), ref(NORM)[:, :100], atol=1e-5)
+
+
+def test_torchvision_checksum_mismatch_and_missing_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = _hub_file(monkeypatch, tmp_path, _random_resnet18().state_dict())
+    torch.save(_random_resnet18(4).state_dict(), path)  # replaced after the fact: the name's prefix is now wrong
+    with pytest.raises(BenchError, match="checksum mismatch"):
+        load(expand("tv:resnet18")[0], "imagenet100", tmp_path)
+    path.unlink()
+    with pytest.raises(BenchError, match="not in the torch hub cache .* could not be downloaded"):
+        load("tv:resnet18", "imagenet100", tmp_path)
+
+
+def test_torchvision_local_file_enum_names_and_bad_specs(tmp_path: Path) -> None:
+    ref = _random_resnet18()
+    f = tmp_path / "mine.pth"
+    torch.save({"state_dict": ref.state_dict()}, f)
+    lm = load(expand(f"tv:resnet18@{f}")[0], "imagenet100", tmp_path)
+    assert lm.weights.startswith("file:")
+    with torch.no_grad():
+        assert torch.allclose(lm.model(X), ref(NORM)[:, :100], atol=1e-5)
+    torch.save(torchvision.models.resnet34().state_dict(), f)
+    with pytest.raises(BenchError, match="does not fit the model"):
+        load(f"tv:resnet18@{f}", "imagenet100", tmp_path)
+    with pytest.raises(BenchError, match="unknown weights of torchvision resnet18 'IMAGENET1K_V9'.*IMAGENET1K_V1"):
+        load("tv:resnet18@IMAGENET1K_V9", "imagenet100", tmp_path)
+    with pytest.raises(BenchError, match="unknown torchvision classification model 'resnet19'; did you mean"):
+        expand("tv:resnet19")
+    assert load("tv:resnet18@random", "imagenet100", tmp_path).weights == "random"
+
+
+def _hf_cache(root: Path, repo: str, fname: str, data: bytes) -> Path:
+    """A Hugging Face hub cache entry laid out as huggingface_hub writes it (blob named by its sha256)."""
+    sha = hashlib.sha256(data).hexdigest()
+    folder = root / f"models--{repo.replace('/', '--')}"
+    (folder / "blobs").mkdir(parents=True)
+    (folder / "blobs" / sha).write_bytes(data)
+    commit = "0" * 40
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text(commit)
+    snap = folder / "snapshots" / commit
+    snap.mkdir(parents=True)
+    (snap / fname).symlink_to(Path("../../blobs") / sha)
+    return folder / "blobs" / sha
+
+
+def test_timm_pretrained_from_hf_cache_and_checksum(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import timm
+    from safetensors.torch import save
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    torch.manual_seed(5)
+    ref = timm.create_model("resnet18", pretrained=False).eval()
+    blob = _hf_cache(tmp_path / "hf", "timm/resnet18.a1_in1k", "model.safetensors",
+                     save({k: v.contiguous() for k, v in ref.state_dict().items()}))
+    lm = load(expand("timm:resnet18.a1_in1k")[0], "imagenet100", tmp_path)
+    assert lm.card.num_classes == 100 and lm.card.family == "timm" and lm.weights.startswith("timm:")
+    with torch.no_grad():
+        norm = (X - torch.tensor(lm.card.mean).view(1, 3, 1, 1)) / torch.tensor(lm.card.std).view(1, 3, 1, 1)
+        assert torch.allclose(lm.model(X), ref(norm)[:, :100], atol=1e-5)
+    blob.write_bytes(blob.read_bytes()[:-1] + b"\x00")
+    with pytest.raises(BenchError, match="checksum mismatch"):
+        load("timm:resnet18.a1_in1k", "imagenet100", tmp_path)
+    with pytest.raises(BenchError, match="not in the local cache and could not be downloaded"):
+        load(expand("timm:resnet34.a1_in1k")[0], "imagenet100", tmp_path)
+    with pytest.raises(BenchError, match="Invalid pretrained tag"):
+        expand("timm:resnet18.nope")
+
+
+def test_robustbench_zoo_model_from_model_dir(tmp_path: Path) -> None:
+    ref = _random_resnet18(6)
+    path = tmp_path / "rb" / "imagenet" / "Linf" / "Salman2020Do_R18.pt"
+    path.parent.mkdir(parents=True)
+    torch.save({"state_dict": {f"module.{k}": v for k, v in ref.state_dict().items()}}, path)
+    lm = load(expand("rb:Salman2020Do_R18")[0], "imagenet100", tmp_path)
+    assert lm.card.mean is None and lm.card.num_classes == 100 and lm.weights.startswith("rb:")
+    with torch.no_grad():
+        assert torch.allclose(lm.model(X), ref(NORM)[:, :100], atol=1e-5)
+    import autoattack  # the adapter robustbench imports
+
+    assert autoattack.AutoAttack.__mro__[1].__module__.startswith("pyautoattack")
+    path.unlink()
+    with pytest.raises(BenchError, match="Salman2020Do_R18.pt is not there"):
+        load("rb:Salman2020Do_R18", "imagenet100", tmp_path)
+    with pytest.raises(BenchError, match="unknown RobustBench imagenet model 'Salman2020Do_R19'"):
+        expand("rb:Salman2020Do_R19")
+    with pytest.raises(BenchError, match="use tv:resnet50@IMAGENET1K_V1"):
+        expand("rb:Standard_R50")
