@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
 
     r = _sub(sp, "run", "Evaluate models under a suite and append rows to OUT/results.csv (resumable).")
     r.add_argument("--config", type=Path, help="run.toml with any of the options below")
-    r.add_argument("--models", nargs="+", help="model specs: NAME[@random|@ckpt.pt|@official:FILE], file.py[:factory]")
+    r.add_argument("--models", nargs="+", help="model specs: NAME[@random|@ckpt.pt|@official:FILE], file.py[:factory], "
+                   "module:factory, tv:NAME[@ENUM|@FILE], timm:NAME[@FILE], rb:[DATASET/THREAT/]NAME")
     r.add_argument("--suite")
     r.add_argument("--data", dest="dataset")
     r.add_argument("--data-root")
@@ -80,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="auto (default): batched torch where parity with the reference is tested")
     r.add_argument("--skip-corrupt-files", action="store_true", default=None,
                    help="skip (and report) unreadable pre-rendered files instead of failing")
+    r.add_argument("--speed-budget", type=float, metavar="S",
+                   help="seconds per exit for timing latency and throughput on clean cells (0: skip; default 1)")
     r.add_argument("--no-report", action="store_true", help="do not rebuild report.md afterwards")
 
     f = _sub(sp, "flops", "GMACs and parameters of models, per exit.")
@@ -185,7 +188,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
                                            attack_backend=a.attack_backend, pgd_steps=a.pgd_steps,
                                            restarts=a.restarts, extra_corruptions=a.extra_corruptions,
                                            corruption_root=a.corruption_root, skip_corrupt_files=a.skip_corrupt_files,
-                                           corruption_backend=a.corruption_backend,
+                                           corruption_backend=a.corruption_backend, speed_budget=a.speed_budget,
                                            corruptions=tuple(a.corruptions) if a.corruptions else None,
                                            eps=tuple(map(parse_eps, a.eps)) if a.eps else None,
                                            eps_l2=tuple(map(parse_eps, a.eps_l2)) if a.eps_l2 else None)

@@ -33,12 +33,15 @@ class RunConfig:
     corruptions: tuple[str, ...] | None = None  # only these corruptions (None: the suite's)
     corruption_root: str = ""  # an ImageNet100-C folder, for the rendered source
     skip_corrupt_files: bool = False  # report and skip unreadable rendered files instead of failing
+    speed_budget: float = 1.0  # seconds per exit for timing latency/throughput on clean cells; 0: skip
 
     def __post_init__(self) -> None:
         if not self.models:
             raise BenchError("no models given (use --models or a config file's `models = [...]`)")
         if self.n_images is not None and self.n_images < 1:
             raise BenchError(f"--n-images must be positive, got {self.n_images}")
+        if not 0 <= self.speed_budget <= 60:
+            raise BenchError(f"--speed-budget must be within [0, 60] seconds, got {self.speed_budget}")
         if self.batch_size < 1 or self.workers < 0:
             raise BenchError("--batch-size must be positive and --workers not negative")
         if self.corruption_backend not in ("auto", "reference"):

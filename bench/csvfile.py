@@ -34,15 +34,25 @@ def read_records(path: Path, columns: Sequence[str], what: str) -> list[list[str
         raise BenchError(f"{path}: cannot parse {what} file: {e}") from None
 
 
-def append_records(path: Path, columns: Sequence[str], records: Iterable[Sequence[object]]) -> None:
-    """Add records all-or-nothing: write a complete new file beside the old one, fsync, rename.
+def header(path: Path) -> tuple[str, ...] | None:
+    """The first line's fields, or None for a missing or empty file."""
+    if not path.exists():
+        return None
+    with path.open(newline="") as f:
+        first = next(csv.reader(f), None)
+    return None if first is None else tuple(first)
+
+
+def append_records(path: Path, columns: Sequence[str], records: Iterable[Sequence[object]],
+                   replace: bool = False) -> None:
+    """Add records all-or-nothing (or, with `replace`, rewrite the file): a complete new file, fsync, rename.
 
     Floats are written with repr so they read back exactly.
     """
     records = list(records)
     if not records:
         return
-    old = path.read_bytes() if path.exists() else b""
+    old = path.read_bytes() if path.exists() and not replace else b""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     if not old:

@@ -9,10 +9,10 @@ from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import Iterable
 
-from bench.csvfile import append_records, read_records
+from bench.csvfile import append_records, header, read_records
 from bench.errors import BenchError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,6 +50,9 @@ class Row:
     seconds: float  # wall time of the cell's evaluation, split evenly over its exit rows
     n_forward: int  # images passed forward through the evaluated model to produce this row
     n_backward: int  # images passed backward (input gradients)
+    latency_ms: float  # clean rows: median batch-1 latency up to this exit on `device`; NaN elsewhere
+    throughput: float  # clean rows: best images/s over batch sizes 1, 2, 4, ...; NaN elsewhere
+    throughput_batch: int  # the batch size that reached `throughput` (0 when not measured)
     # provenance
     family: str
     exits_total: int
@@ -77,18 +80,30 @@ def _parse(name: str, text: str) -> object:
     return text
 
 
+# Columns added since v1, with the values v1 files read as (they were not measured then).
+_ADDED_V2 = {"latency_ms": "nan", "throughput": "nan", "throughput_batch": "0"}
+COLUMNS_V1 = tuple(c for c in COLUMNS if c not in _ADDED_V2)
+
+
 def read_rows(path: Path) -> list[Row]:
-    """All rows of a results CSV; a damaged or foreign file is an error, never guessed around."""
+    """All rows of a results CSV (v1 files upgraded); a damaged or foreign file is an error, never guessed around."""
+    legacy = header(path) == COLUMNS_V1
     try:
-        return [Row(**{c: _parse(c, v) for c, v in zip(COLUMNS, rec)})
-                for rec in read_records(path, COLUMNS, f"results v{SCHEMA_VERSION}")]
+        records = read_records(path, COLUMNS_V1 if legacy else COLUMNS, f"results v{SCHEMA_VERSION}")
+        if legacy:
+            records = [[dict(zip(COLUMNS_V1, rec)).get(c, _ADDED_V2.get(c)) for c in COLUMNS] for rec in records]
+        return [Row(**{c: _parse(c, v) for c, v in zip(COLUMNS, rec)}) for rec in records]
     except ValueError as e:
         raise BenchError(f"{path}: cannot parse results file: {e}") from None
 
 
 def append_rows(path: Path, rows: Iterable[Row]) -> None:
-    """Add rows all-or-nothing (a killed run loses at most the cell in flight)."""
-    append_records(path, COLUMNS, [astuple(r) for r in rows])
+    """Add rows all-or-nothing (a killed run loses at most the cell in flight); a v1 file is rewritten as v2."""
+    rows = list(rows)
+    if header(path) == COLUMNS_V1:
+        append_records(path, COLUMNS, [astuple(r) for r in read_rows(path) + rows], replace=True)
+    else:
+        append_records(path, COLUMNS, [astuple(r) for r in rows])
 
 
 def canonical_json(obj: object) -> str:

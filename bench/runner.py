@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bench import flops, per_image
+from bench import flops, glimpses, per_image
 from bench.conditions import EXTRA_CORRUPTIONS, TRANSFER_AUTO, Cell, Condition, corruption, suite
 from bench.config import RunConfig
 from bench.corrupted_data import CorruptedData
@@ -25,8 +25,10 @@ from bench.evaluate import evaluate
 from bench.provenance import code_version, utc_now, versions
 from bench.results import Row, append_rows, canonical_json, read_rows
 from bench.specs import LoadedModel, expand, load
+from bench.speed import Speed, measure
 
 log = logging.getLogger(__name__)
+NOT_TIMED = Speed(latency_ms=float("nan"), throughput=float("nan"), batch=0)
 
 
 def _probe_writable(out: Path) -> None:
@@ -213,17 +215,21 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
             correct = evaluate(lm.model, cell_images, indices, cond, seed=cfg.seed, batch_size=cfg.batch_size,
                                device=dev, workers=cfg.workers, sources=sources, state=state, exits=exits,
                                desc=f"{lm.card.name} {cond.label()}" if progress else "")
+            speeds = {t: measure(lm.model.at_exit(t), lm.card.input_size, dev, cfg.speed_budget)
+                      for t in exits} if cond.kind == "clean" and cfg.speed_budget > 0 else {}
             lm.model.cpu()
             created = utc_now()
             rows = []
             for k, t in zip(keys, exits):
                 c = correct.correct[t - 1]
                 cost = costs[t]
+                sp = speeds.get(t, NOT_TIMED)
                 rows.append(Row(**k, n_images=int(c.size), n_correct=int(c.sum()), accuracy=float(c.mean()),
                                 gmacs=cost.gmacs, params_m=cost.params_m, input_size=lm.card.input_size,
                                 flops_uncounted=json.dumps(cost.uncounted, sort_keys=True),
                                 seconds=correct.seconds / len(exits),
                                 n_forward=int(correct.n_forward[t - 1]), n_backward=int(correct.n_backward[t - 1]),
+                                latency_ms=sp.latency_ms, throughput=sp.throughput, throughput_batch=sp.batch,
                                 family=lm.card.family, exits_total=len(lm.card.exits), created=created,
                                 **provenance))
             per_image.append(out / "per_image.csv", [(r, data_indices, correct.correct[t - 1])
@@ -234,4 +240,18 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
                                                  detail=msg, created=created) for t, msg in correct.notes])
             for f in state.parent.glob(f"{state.name}*"):
                 f.unlink()
+        _record_glimpses(lm, cells, images, corrupted, cfg, out, dev)
     return path
+
+
+def _record_glimpses(lm: LoadedModel, cells: list[Cell], images: ImageSet, corrupted: CorruptedData, cfg: RunConfig,
+                     out: Path, dev: torch.device) -> None:
+    """Glimpse boxes on example images under the run's kinds of condition (models with glimpses only)."""
+    corr = next((c.condition for c in cells if c.condition.kind == "corruption"), None)
+    example = None
+    if corr is not None:
+        corr = dataclasses.replace(corr, severity=3)
+        cset, positions, _, _ = corrupted.images(corr, glimpses.N_EXAMPLES)
+        example = (corr, cset, positions)
+    glimpses.record(lm, images, cfg.dataset, cfg.seed, out, dev, example,
+                    attack=any(c.condition.kind == "attack" for c in cells))

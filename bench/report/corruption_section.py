@@ -43,6 +43,27 @@ def _clean_error(df: pd.DataFrame, model: str, ex: int, subset_rows: pd.DataFram
     return 1.0 - float(c.accuracy)
 
 
+def origin(source: pd.Series) -> pd.Series:
+    """One sweep per origin: images generated on the fly (reference and parity-tested torch mixed) or files."""
+    return source.map(lambda s: "rendered" if s == "rendered" else "generated")
+
+
+def headline(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
+    """Per (model, exit): mean corruption accuracy and mCE of the generated sweep (else the rendered one)."""
+    cor = latest(df[df.kind == "corruption"])
+    cor = cor[cor.condition.isin(COMMON)]
+    if cor.empty:
+        return pd.DataFrame(columns=["model", "exit", "corruption_acc", "mce"])
+    cor = cor[origin(cor.source) == sorted(origin(cor.source).unique())[0]]  # "generated" sorts first
+    ref_name = pick_baseline(cor, baseline)
+    ref = cor[cor.model == ref_name]
+    ref_err = errors(ref[ref.exit == ref.exit.max()]) if len(ref) else {}
+    rows = [{"model": m, "exit": e, "corruption_acc": g.accuracy.mean() if len(g) == 75 else math.nan,
+             "mce": mce(errors(g), ref_err)[0] if ref_err else math.nan}
+            for (m, e), g in cor.groupby(["model", "exit"])]
+    return pd.DataFrame(rows)
+
+
 def section(df: pd.DataFrame, run_dir: Path, baseline: str | None, images: dict | None) -> list[str]:  # type: ignore[type-arg]
     cor = latest(df[df.kind == "corruption"])
     if cor.empty:
@@ -50,9 +71,7 @@ def section(df: pd.DataFrame, run_dir: Path, baseline: str | None, images: dict 
                 ""]
     lines = ["## Common corruptions", ""]
     ref_name = pick_baseline(cor, baseline)
-    # one sweep per origin: images generated on the fly (reference and parity-tested torch mixed) or files
-    origin = cor.source.map(lambda s: "rendered" if s == "rendered" else "generated")
-    for source, g in cor.groupby(origin):
+    for source, g in cor.groupby(origin(cor.source)):
         full = g[g.condition.isin(COMMON)]
         ref_rows = full[full.model == ref_name] if ref_name else full.iloc[0:0]
         ref_exit = int(ref_rows.exit.max()) if len(ref_rows) else 0

@@ -11,8 +11,11 @@ import pandas as pd  # noqa: E402
 
 from bench.report.tables import pareto_front  # noqa: E402
 
-def _save(fig: "plt.Figure", path: Path) -> Path:
-    fig.tight_layout()
+
+def save(fig: "plt.Figure", path: Path, tight: bool = True) -> Path:
+    """Write a figure (PNG) and close it."""
+    if tight:
+        fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
@@ -43,7 +46,7 @@ def accuracy_vs_gmacs(table: pd.DataFrame, path: Path, title: str) -> Path:
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def accuracy_vs_eps(df: pd.DataFrame, path: Path, title: str, l2: bool) -> Path:
@@ -63,7 +66,7 @@ def accuracy_vs_eps(df: pd.DataFrame, path: Path, title: str, l2: bool) -> Path:
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="best")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def corruption_heatmap(rows: pd.DataFrame, path: Path, title: str) -> Path:
@@ -82,4 +85,4 @@ def corruption_heatmap(rows: pd.DataFrame, path: Path, title: str) -> Path:
             ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black")
     fig.colorbar(im, ax=ax, label="accuracy (%)")
     ax.set_title(title, fontsize=9)
-    return _save(fig, path)
+    return save(fig, path)

@@ -1,4 +1,7 @@
-"""report.md: tables and figures of one run, rebuilt from its results CSV (and checks.csv) alone."""
+"""report.md and report.html: tables and figures of one run, rebuilt from its stored results alone.
+
+Inputs: results.csv, plus per_image.csv, checks.csv and glimpses.csv (with examples/) when the run wrote them.
+"""
 from __future__ import annotations
 
 import json
@@ -6,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report import corruption_section
+from bench.report import corruption_section, glimpse_figure, headline, html
 from bench.report.figures import accuracy_vs_eps, accuracy_vs_gmacs
 from bench.report.fmt import md_table, pct
 from bench.report.sanity import attack_findings
@@ -23,6 +26,10 @@ def _provenance(df: pd.DataFrame) -> list[str]:
         f"{', '.join(sorted(df.subset.unique()))}",
         f"- seed(s): {', '.join(str(s) for s in sorted(df.seed.unique()))}; device(s): {', '.join(sorted(df.device.unique()))}",
         f"- versions: torch {df.torch.iloc[-1]}; {', '.join(f'{k} {v}' for k, v in vers.items() if v and k != 'torch')}",
+        f"- protocol(s): {', '.join(sorted(p for p in df.protocol.unique() if p)) or 'none (no attacks)'}; "
+        f"images per cell: " + "; ".join(f"{k} {int(g.n_images.min())}–{int(g.n_images.max())}"
+                                         if g.n_images.min() != g.n_images.max() else f"{k} {int(g.n_images.max())}"
+                                         for k, g in df.groupby("kind")),
         f"- harness commit(s): {', '.join(sorted(c or 'unknown' for c in df.code.unique()))}",
         f"- rows: {len(df)}; evaluation time: {df.seconds.sum():.1f} s; forward/backward image passes: "
         f"{int(df.n_forward.sum()):,} / {int(df.n_backward.sum()):,}; rows written {df.created.min()} to "
@@ -118,6 +125,19 @@ def _paper_section(att: pd.DataFrame) -> list[str]:
             "robustness does not survive the strict protocol.", "", md_table(pd.DataFrame(rows)), ""]
 
 
+def _glimpse_section(run_dir: Path) -> list[str]:
+    figs = glimpse_figure.draw(run_dir)
+    if not figs:
+        return []
+    lines = ["## Where MGNet looks", "",
+             "Glimpse boxes of every exit on the same test images, clean, under a corruption (severity 3) and "
+             "under strict PGD-10 L∞ 4/255 on the last exit (the attacked input is the one shown); titles give the "
+             "label and the last exit's prediction. Glimpse 1 of MGNet is the whole image at low resolution.", ""]
+    for model, fig in figs:
+        lines += [f"### {model}", "", f"![glimpses of {model}]({fig.relative_to(run_dir).as_posix()})", ""]
+    return lines
+
+
 def _sanity_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
     from bench import per_image
     from bench.checks import read_checks
@@ -159,9 +179,11 @@ def build(run_dir: Path, baseline: str | None = None) -> Path:
     from bench import per_image
 
     images = per_image.read(run_dir / "per_image.csv")
+    lines += headline.section(df, baseline)
     lines += _clean_section(df, run_dir)
     lines += corruption_section.section(df, run_dir, baseline, images)
     lines += _attack_section(df, run_dir)
+    lines += _glimpse_section(run_dir)
     lines += _sanity_section(df, run_dir)
     uncounted = sorted({op for u in df.flops_uncounted for op in json.loads(u)})
     lines += ["## How compute was counted", "",
@@ -173,4 +195,5 @@ def build(run_dir: Path, baseline: str | None = None) -> Path:
     tmp = out.with_name(".report.md.tmp")
     tmp.write_text("\n".join(lines))
     tmp.replace(out)
+    html.write("\n".join(lines), run_dir, f"Robustness bench report: {run_dir.name}")
     return out

@@ -1,0 +1,53 @@
+"""Figures of where glimpse models look, drawn from glimpses.csv and the stored example inputs."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.glimpses import read
+from bench.report.figures import plt, save
+
+EXIT_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
+
+
+def draw(run_dir: Path) -> list[tuple[str, Path]]:
+    """One figure per model with glimpses: rows = conditions, columns = example images, a box per exit."""
+    rows = read(run_dir / "glimpses.csv")
+    if not rows:
+        return []
+    from PIL import Image
+
+    g = pd.DataFrame([dataclasses.asdict(r) for r in rows])
+    out = []
+    for model, m in g.groupby("model", sort=True):
+        conds = list(dict.fromkeys(m.condition))
+        images = list(dict.fromkeys(m.image))
+        n_exits = int(m.exit.max())
+        fig, axes = plt.subplots(len(conds), len(images), figsize=(2.1 * len(images), 2.3 * len(conds)),
+                                 dpi=110, squeeze=False)
+        for i, cond in enumerate(conds):
+            c = m[m.condition == cond]
+            strip = np.asarray(Image.open(run_dir / c.inputs.iloc[0]).convert("RGB"))
+            side = strip.shape[0]
+            for j, image in enumerate(images):
+                ax = axes[i, j]
+                ax.imshow(strip[:, j * side:(j + 1) * side])
+                b = c[c.image == image].sort_values("exit")
+                for r in b.itertuples():
+                    colour = EXIT_COLOURS[(r.exit - 1) % len(EXIT_COLOURS)]
+                    ax.add_patch(plt.Rectangle((r.x0 * side - 0.5, r.y0 * side - 0.5), (r.x1 - r.x0) * side,
+                                               (r.y1 - r.y0) * side, fill=False, color=colour, linewidth=1.6))
+                last = b.iloc[-1]
+                ok = "✓" if last.predicted == last.label else "✗"
+                ax.set_title(f"{cond}\nlabel {last.label}, exit {n_exits}: {last.predicted} {ok}", fontsize=7)
+                ax.axis("off")
+        handles = [plt.Line2D([], [], color=EXIT_COLOURS[t % len(EXIT_COLOURS)], label=f"glimpse {t + 1}")
+                   for t in range(n_exits)]
+        fig.legend(handles=handles, loc="lower center", ncol=n_exits, fontsize=8, frameon=False)
+        fig.subplots_adjust(bottom=0.08)
+        out.append((str(model), save(fig, run_dir / "figures" / f"glimpses_{str(model).replace(':', '_')}.png",
+                                     tight=False)))
+    return out

@@ -1,0 +1,60 @@
+"""report.html: one self-contained page whose figures load in a real browser (headless Chromium)."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+
+PROBE = """<script>
+window.addEventListener("load", () => {
+  const imgs = Array.from(document.images);
+  document.body.setAttribute("data-probe", JSON.stringify(imgs.map(i => [i.alt, i.complete, i.naturalWidth])));
+});
+</script></body>"""
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("html") / "run"
+    assert main(["run", "--suite", "smoke", "--models", "mgnet_tiny@random", "resnet_tiny@random",
+                 "--n-images", "8", "--out", str(out)]) == 0
+    return out
+
+
+def test_html_is_self_contained_with_every_figure_of_the_markdown(run_dir: Path) -> None:
+    md = (run_dir / "report.md").read_text()
+    page = (run_dir / "report.html").read_text()
+    figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(figures) >= 5 and any("glimpses_mgnet_tiny" in f for f in figures)
+    assert page.count('src="data:image/png;base64,') == len(figures)
+    assert "src=\"figures/" not in page and "<table>" in page and "Headline" in page
+    assert "Where MGNet looks" in md and "latency (ms)" in md
+
+
+def test_missing_figure_is_said_not_drawn_empty(run_dir: Path, tmp_path: Path) -> None:
+    from bench.report.html import write
+
+    out = write("![gone](figures/none.png)\n", tmp_path, "t")
+    assert "figure figures/none.png is missing" in out.read_text()
+
+
+def test_report_renders_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed (make setup installs Debian's package as root)")
+    probe = tmp_path / "probe.html"
+    probe.write_text((run_dir / "report.html").read_text().replace("</body>", PROBE, 1))
+    res = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                          "--virtual-time-budget=10000", f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
+                          probe.as_uri()], capture_output=True, text=True, timeout=120)
+    m = re.search(r'data-probe="([^"]*)"', res.stdout)
+    assert m, res.stderr[-2000:]
+    images = json.loads(m.group(1).replace("&quot;", '"'))
+    assert len(images) == (run_dir / "report.html").read_text().count("<img")
+    assert images and all(complete and width > 0 for _, complete, width in images), images

@@ -1,0 +1,51 @@
+"""Latency and throughput: measured on the device, batch-1 latency and the best batch's throughput."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from bench.speed import measure
+
+
+class Sleeper(nn.Module):
+    """Costs 20 ms per call whatever the batch: latency 20 ms, throughput batch/0.02."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.02)
+        return x.mean((2, 3))
+
+
+def test_latency_is_batch_one_and_throughput_the_best_batch() -> None:
+    sp = measure(Sleeper(), 8, torch.device("cpu"), budget=1.0, max_batch=8)
+    assert 20 <= sp.latency_ms < 40
+    assert sp.batch == 8 and 8 / 0.04 < sp.throughput <= 8 / 0.02
+
+
+def test_measure_keeps_eval_mode_and_counts_batch_one() -> None:
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(2))
+    net(torch.rand(2, 3, 8, 8))
+    sp = measure(net, 8, torch.device("cpu"), budget=0.05, max_batch=4)
+    assert not net.training and sp.latency_ms > 0 and sp.throughput >= 1000 / sp.latency_ms - 1e-9
+    assert sp.batch in (1, 2, 4)
+
+
+def test_clean_rows_carry_speed_and_attack_rows_do_not(tmp_path: Path) -> None:
+    import math
+
+    from bench.cli import main
+    from bench.results import read_rows
+
+    out = tmp_path / "run"
+    assert main(["run", "--suite", "smoke", "--models", "mgnet_tiny@random", "--n-images", "4", "--out", str(out),
+                 "--no-report"]) == 0
+    rows = read_rows(out / "results.csv")
+    clean = [r for r in rows if r.kind == "clean"]
+    assert [r.exit for r in clean] == [1, 2, 3, 4]
+    assert all(r.latency_ms > 0 and r.throughput > 0 and r.throughput_batch >= 1 for r in clean)
+    assert all(math.isnan(r.latency_ms) and r.throughput_batch == 0 for r in rows if r.kind != "clean")
+    assert main(["run", "--models", "resnet_tiny@random", "--n-images", "4", "--out", str(tmp_path / "r2"),
+                 "--speed-budget", "0", "--no-report"]) == 0
+    assert all(math.isnan(r.latency_ms) for r in read_rows(tmp_path / "r2" / "results.csv"))
