@@ -11,12 +11,22 @@ from bench.errors import BenchError, unknown
 from models.sources.hub_file import hub_cache_path, read_state_dict, verify_hf_file, verify_hub_file
 from models.sources.imagenet100_head import bench_classes, for_imagenet100
 
+def _timm():  # type: ignore[no-untyped-def]
+    """timm, imported without its torch.jit deprecation warnings."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        import timm
+    return timm
+
+
 HF_FILES = ("model.safetensors", "pytorch_model.bin")  # what timm looks for in a hub repo, in order
 
 
 def _cfg(name: str) -> dict:
     """The pretrained config timm uses for `name` (`arch` means its default tag)."""
-    import timm
+    timm = _timm()
     from timm.models import get_pretrained_cfg
 
     if not timm.is_model(name):
@@ -32,7 +42,7 @@ def _cfg(name: str) -> dict:
 
 def card(target: str, name: str) -> ModelCard:
     """Card of a timm model: classes, input size and normalization from its pretrained config."""
-    import timm
+    timm = _timm()
 
     cfg = _cfg(name)
     classes = int(cfg.get("num_classes") or 1000)
@@ -63,7 +73,7 @@ def _cached_file(name: str) -> Path | None:
 
 def load(card_: ModelCard, name: str, weights: str, cache: Path) -> tuple[nn.Module, str, dict]:
     """Weights from a local file, timm's pretrained file from the cache, or a download by timm."""
-    import timm
+    timm = _timm()
 
     net = card_.build()
     inner = getattr(net, "net", net)
