@@ -35,6 +35,12 @@ def test_readme_compare_example_runs_as_written(tmp_path: Path, monkeypatch: pyt
 
     from bench import train
 
+    from bench import specs
+    from bench.registry import MODELS
+
+    # a registry of this test only: other tests register a my_net of their own
+    monkeypatch.setattr(MODELS, "_items", {k: v for k, v in MODELS._items.items() if k != "my_net"})
+    monkeypatch.setattr(specs, "_IMPORTED", {})
     monkeypatch.chdir(tmp_path)
     (tmp_path / "results" / "default").mkdir(parents=True)
     (tmp_path / "results" / "default" / "run.toml").write_text(
