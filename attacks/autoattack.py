@@ -15,7 +15,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable, Literal, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -77,8 +77,11 @@ class AutoAttack:
 
     def robust(self, model: nn.Module, x: Tensor, y: Tensor, *, seed: int, batch_size: int,
                state: Path | None = None, flags: Flags | None = None,
-               progress: Callable[[str], None] | None = None) -> Tensor:
-        """Per-image robustness (N,) bool of `model` on (x, y), resuming from `state` if it exists."""
+               progress: Callable[[str], None] | None = None, chunk_ids: Sequence[int] | None = None) -> Tensor:
+        """Per-image robustness (N,) bool of `model` on (x, y), resuming from `state` if it exists.
+
+        `chunk_ids` are the cell-wide numbers of x's chunks when x is one rank's share (they seed each chunk).
+        """
         from pyautoattack import checks
 
         x = x.contiguous()  # the library .view()s gradients shaped like x
@@ -111,7 +114,8 @@ class AutoAttack:
                     lo = c * batch_size
                     idx = lo + robust[lo:lo + batch_size].nonzero().squeeze(1)
                     if len(idx):
-                        adv = self._run_one(aa, name, x[idx], y[idx], image_seed(seed, c, name), device)
+                        chunk_seed = image_seed(seed, chunk_ids[c] if chunk_ids else c, name)
+                        adv = self._run_one(aa, name, x[idx], y[idx], chunk_seed, device)
                         with torch.no_grad():
                             still = model(adv).argmax(1).eq(y[idx]).cpu()
                         robust[idx] = still

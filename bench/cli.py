@@ -192,12 +192,17 @@ def _cmd_run(a: argparse.Namespace) -> int:
                                            corruptions=tuple(a.corruptions) if a.corruptions else None,
                                            eps=tuple(map(parse_eps, a.eps)) if a.eps else None,
                                            eps_l2=tuple(map(parse_eps, a.eps_l2)) if a.eps_l2 else None)
+    from bench import distributed
+
     path = run(cfg)
+    if not distributed.world().main:  # under torchrun rank 0 reports
+        return 0
     print(f"results: {path}")
     if not a.no_report:
         from bench.report import build
 
-        print(f"report:  {build(path.parent)}")
+        md = build(path.parent)
+        print(f"report:  {md} and {md.with_suffix('.html').name}")
     return 0
 
 

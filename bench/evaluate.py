@@ -29,6 +29,22 @@ class Correct:
     notes: tuple[tuple[int, str], ...] = ()  # (exit, message) raised by the attack library's own checks
 
 
+def merge(parts: Sequence[tuple[np.ndarray, "Correct | None"]], indices: np.ndarray, n_exits: int) -> Correct:
+    """One cell's Correct from the ranks' shares: (positions in `indices`, that share's result)."""
+    correct = np.zeros((n_exits, len(indices)), dtype=bool)
+    n_fwd, n_bwd = np.zeros(n_exits, dtype=np.int64), np.zeros(n_exits, dtype=np.int64)
+    seconds, notes = 0.0, []
+    for pos, part in parts:
+        if part is None:
+            continue
+        correct[:, pos] = part.correct
+        n_fwd += part.n_forward
+        n_bwd += part.n_backward
+        seconds = max(seconds, part.seconds)  # ranks run side by side: the cell took the slowest one's time
+        notes += [n for n in part.notes if n not in notes]
+    return Correct(indices, correct, seconds, n_fwd, n_bwd, tuple(notes))
+
+
 def _bar(batches, total: int, desc: str):  # type: ignore[no-untyped-def]
     return tqdm(batches, total=total, desc=desc or "eval", leave=False, unit="batch",
                 disable=None if desc else True)
@@ -63,7 +79,7 @@ def clean_correct(model: torch.nn.Module, images: ImageSet, indices: np.ndarray,
 def attack_correct(model: torch.nn.Module, images: ImageSet, indices: np.ndarray, cond: Condition, *,
                    seed: int, batch_size: int, device: torch.device, workers: int = 0, desc: str = "",
                    sources: Mapping[str, torch.nn.Module] | None = None, state: Path | None = None,
-                   exits: Sequence[int] | None = None) -> Correct:
+                   exits: Sequence[int] | None = None, chunk_ids: Sequence[int] | None = None) -> Correct:
     """Per-exit robust correctness under one attack condition (rows of exits not attacked stay False).
 
     strict: every exit is attacked through its own truncated model with the true gradient;
@@ -92,7 +108,8 @@ def attack_correct(model: torch.nn.Module, images: ImageSet, indices: np.ndarray
             flags = Flags()
             with true_gradient(model), attacks.attack_mode(model):
                 robust = atk.robust(counter, x, y, seed=seed, batch_size=chunk, flags=flags,
-                                    state=None if state is None else state.with_name(f"{state.name}-exit{t}.json"))
+                                    state=None if state is None else state.with_name(f"{state.name}-exit{t}.json"),
+                                    chunk_ids=chunk_ids)
             correct[t - 1] = robust.numpy()
             n_fwd[t - 1], n_bwd[t - 1] = counter.n_forward, counter.n_backward
             notes += [(t, m) for m in dict.fromkeys(flags.messages)]
@@ -142,12 +159,16 @@ def _seeds(seed: int, idx: np.ndarray, tag: str, exit_: int) -> torch.Tensor:
 def evaluate(model: torch.nn.Module, images: ImageSet, indices: np.ndarray, cond: Condition, *,
              seed: int, batch_size: int, device: torch.device, workers: int = 0, desc: str = "",
              sources: Mapping[str, torch.nn.Module] | None = None, state: Path | None = None,
-             exits: Sequence[int] | None = None) -> Correct:
-    """Per-image correctness of every exit (or of `exits`, for white-box attacks) under one condition."""
+             exits: Sequence[int] | None = None, chunk_ids: Sequence[int] | None = None) -> Correct:
+    """Per-image correctness of every exit (or of `exits`, for white-box attacks) under one condition.
+
+    `chunk_ids`: AutoAttack's cell-wide chunk numbers of `indices` when they are one rank's share.
+    """
     if cond.kind in ("clean", "corruption"):  # corruption cells get images already corrupted
         return clean_correct(model, images, indices, batch_size=batch_size, device=device,
                              workers=workers, desc=desc)
     if cond.kind == "attack":
         return attack_correct(model, images, indices, cond, seed=seed, batch_size=batch_size, device=device,
-                              workers=workers, desc=desc, sources=sources, state=state, exits=exits)
+                              workers=workers, desc=desc, sources=sources, state=state, exits=exits,
+                              chunk_ids=chunk_ids)
     raise BenchError(f"unknown condition kind {cond.kind!r}")

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bench import flops, glimpses, per_image
+from bench import distributed, flops, glimpses, per_image
 from bench.conditions import EXTRA_CORRUPTIONS, TRANSFER_AUTO, Cell, Condition, corruption, suite
 from bench.config import RunConfig
 from bench.corrupted_data import CorruptedData
@@ -21,7 +21,7 @@ from bench.checks import CheckRow, append_checks, model_checks, read_checks
 from bench.data import ImageSet, cache_dir, check_name, iter_batches, load_split, subset_indices, to_unit
 from bench.device import device_name, resolve_device
 from bench.errors import BenchError
-from bench.evaluate import evaluate
+from bench.evaluate import evaluate, merge
 from bench.provenance import code_version, utc_now, versions
 from bench.results import Row, append_rows, canonical_json, read_rows
 from bench.specs import LoadedModel, expand, load
@@ -71,7 +71,7 @@ def _run_checks(lm: LoadedModel, images: ImageSet, indices: np.ndarray, cfg: Run
 
 
 def _prepare_corruptions(cells: list[Cell], images: ImageSet, cfg: RunConfig, cache: Path, out: Path,
-                         shape: tuple[int, ...], dev: torch.device) -> CorruptedData:
+                         shape: tuple[int, ...], dev: torch.device, examples: bool = True) -> CorruptedData:
     """Check the image size, then generate every reference corruption of the run in worker processes."""
     data = CorruptedData(images, cfg.seed, cache / "corruptions", cfg.workers or os.cpu_count() or 1,
                          cfg.corruption_root, cfg.skip_corrupt_files, str(dev))
@@ -89,8 +89,9 @@ def _prepare_corruptions(cells: list[Cell], images: ImageSet, cfg: RunConfig, ca
     total = sum(len(v[1]) for v in wanted.values())
     with tqdm(total=total, desc="corruptions", unit="cond", leave=False, disable=None) as bar:
         data.prepare(wanted, progress=lambda name, sev: bar.update(1))
-    data.example_grid(out / "examples" / "corruptions.png",
-                      list(dict.fromkeys(dataclasses.replace(c.condition, severity=1) for c in made)))
+    if examples:
+        data.example_grid(out / "examples" / "corruptions.png",
+                          list(dict.fromkeys(dataclasses.replace(c.condition, severity=1) for c in made)))
     return data
 
 
@@ -174,18 +175,27 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
     out = Path(cfg.out)
     _probe_writable(out)
     path = out / "results.csv"
+    w = distributed.world()
     done = {r.key() for r in read_rows(path)}
+    distributed.barrier()  # every rank plans from the same stored rows before rank 0 appends any
     dev = resolve_device(cfg.device)
+    if dev.type == "cuda" and w.size > 1:
+        dev = torch.device("cuda", w.local_rank)
+    progress = progress and w.main
     provenance = dict(device=device_name(dev), torch=torch.__version__,
                       versions=canonical_json(versions()), code=code_version())
     sources = {lm.card.name: lm.model for lm in loaded}
-    corrupted = _prepare_corruptions(cells, images, cfg, cache, out, first.shape, dev)
+    for rank0_turn in (True, False):  # rank 0 generates and caches the corruptions, the others then read them
+        if w.main == rank0_turn:
+            corrupted = _prepare_corruptions(cells, images, cfg, cache, out, first.shape, dev, examples=w.main)
+        distributed.barrier()
     checks_path = out / "checks.csv"
-    if any(c.condition.kind == "attack" for c in cells):
+    if any(c.condition.kind == "attack" for c in cells) and w.main:
         checked = {(c.model, c.weights, c.dataset) for c in read_checks(checks_path) if c.check == "deterministic"}
         for lm in loaded:
             if (lm.card.name, lm.weights, cfg.dataset) not in checked:
                 _run_checks(lm, images, subset_indices(len(images), 32)[0], cfg, dev, checks_path)
+    distributed.barrier()
     randomized = {(c.model, c.weights) for c in read_checks(checks_path)
                   if c.check == "deterministic" and c.status == "warn" and c.dataset == cfg.dataset}
     for lm in loaded:
@@ -211,13 +221,20 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
             for t in exits:
                 costs.setdefault(t, flops.count(lm.model, t, lm.card.input_size))
             lm.model.to(dev)
-            state = out / ".state" / hashlib.sha256(repr(keys[0]).encode()).hexdigest()[:16]
-            correct = evaluate(lm.model, cell_images, indices, cond, seed=cfg.seed, batch_size=cfg.batch_size,
-                               device=dev, workers=cfg.workers, sources=sources, state=state, exits=exits,
-                               desc=f"{lm.card.name} {cond.label()}" if progress else "")
+            state = out / ".state" / (hashlib.sha256(repr(keys[0]).encode()).hexdigest()[:16]
+                                      + (f"-rank{w.rank}of{w.size}" if w.size > 1 else ""))
+            pos, chunk_ids = distributed.shard(len(indices), _aa_chunk(cond, cfg))
+            share = evaluate(lm.model, cell_images, indices[pos], cond, seed=cfg.seed, batch_size=cfg.batch_size,
+                             device=dev, workers=cfg.workers, sources=sources, state=state, exits=exits,
+                             desc=f"{lm.card.name} {cond.label()}" if progress else "",
+                             chunk_ids=chunk_ids) if len(pos) else None
+            correct = merge(distributed.gather((pos, share)), indices, lm.model.n_exits)
             speeds = {t: measure(lm.model.at_exit(t), lm.card.input_size, dev, cfg.speed_budget)
-                      for t in exits} if cond.kind == "clean" and cfg.speed_budget > 0 else {}
+                      for t in exits} if cond.kind == "clean" and cfg.speed_budget > 0 and w.main else {}
             lm.model.cpu()
+            if not w.main:  # rank 0 writes the rows
+                _remove_state(state)
+                continue
             created = utc_now()
             rows = []
             for k, t in zip(keys, exits):
@@ -238,10 +255,23 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
             append_checks(checks_path, [CheckRow(model=lm.card.name, weights=lm.weights, dataset=cfg.dataset,
                                                  exit=t, check="autoattack_flag", status="warn", value=1.0,
                                                  detail=msg, created=created) for t, msg in correct.notes])
-            for f in state.parent.glob(f"{state.name}*"):
-                f.unlink()
-        _record_glimpses(lm, cells, images, corrupted, cfg, out, dev)
+            _remove_state(state)
+        if w.main:
+            _record_glimpses(lm, cells, images, corrupted, cfg, out, dev)
+    distributed.barrier()
     return path
+
+
+def _remove_state(state: Path) -> None:
+    for f in state.parent.glob(f"{state.name}*"):
+        f.unlink()
+
+
+def _aa_chunk(cond: Condition, cfg: RunConfig) -> int | None:
+    """AutoAttack's chunk size (ranks take whole chunks, each seeded by its number); None for other conditions."""
+    if cond.name != "autoattack":
+        return None
+    return int(json.loads(cond.params).get("batch_size", cfg.batch_size))
 
 
 def _record_glimpses(lm: LoadedModel, cells: list[Cell], images: ImageSet, corrupted: CorruptedData, cfg: RunConfig,

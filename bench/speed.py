@@ -47,8 +47,8 @@ def measure(model: torch.nn.Module, input_size: int, device: torch.device, budge
             max_batch: int = MAX_BATCH) -> Speed:
     """Time `model` (one exit's view, eval mode) on random [0,1] images within about `budget` seconds.
 
-    A quarter of the budget goes to batch-1 latency, then batch sizes double (an eighth each) while
-    throughput improves, until the budget is spent, a single batch outlasts its share, or memory runs out.
+    A quarter of the budget goes to batch-1 latency, then batch sizes double (an eighth each) until the
+    budget is spent, two sizes in a row bring no gain, a single batch outlasts its share, or memory runs out.
     """
     now = _timer(device)
     gen = torch.Generator().manual_seed(0)
@@ -61,7 +61,7 @@ def measure(model: torch.nn.Module, input_size: int, device: torch.device, budge
             return _seconds_per_call(lambda: model(x), now, share)
 
     latency = at(1, budget / 4)
-    best, best_batch, batch = 1 / latency, 1, 2
+    best, best_batch, batch, drops = 1 / latency, 1, 2, 0
     while batch <= max_batch and time.perf_counter() - start < budget:
         try:
             s = at(batch, budget / 8)
@@ -69,9 +69,11 @@ def measure(model: torch.nn.Module, input_size: int, device: torch.device, budge
             torch.cuda.empty_cache()
             break
         if batch / s > best:
-            best, best_batch = batch / s, batch
-        elif batch / s < 0.95 * best:
-            break
+            best, best_batch, drops = batch / s, batch, 0
+        else:
+            drops += 1  # one slower size can be noise; two in a row end the search
+            if drops == 2:
+                break
         if s > budget / 8:
             break
         batch *= 2

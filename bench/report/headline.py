@@ -53,7 +53,7 @@ def _cell(v: float, column: str, best: float) -> str:
     if v is None or pd.isna(v):
         return "–"
     fmt, _ = COLUMNS[column]
-    s = fmt.format(100 * v if column in PERCENT else v)
+    s = fmt.format(100 * v + 1e-9 if column in PERCENT else v)  # half up, as fmt.pct
     return f"**{s}**" if v == best else s
 
 

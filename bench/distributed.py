@@ -1,0 +1,76 @@
+"""Runs under torchrun: ranks share a cell's images, gather per-image correctness, and rank 0 writes.
+
+Without torchrun (no WORLD_SIZE in the environment) everything is one process and nothing here
+does any communication. Images are split so that every image is evaluated exactly as in a single
+process: per-image seeds for FGSM/PGD, and whole AutoAttack chunks (seeded per chunk) per rank,
+so the gathered results and the CSV are the same as a single-process run.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True, slots=True)
+class World:
+    """This process's place among the ranks of a torchrun launch (rank 0 of 1 without one)."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+@functools.cache
+def world() -> World:
+    """Join the process group torchrun describes in the environment (gloo on CPU, NCCL on GPUs)."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size == 1:
+        return World()
+    import torch.distributed as dist
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        cuda = torch.cuda.is_available()
+        if cuda:
+            torch.cuda.set_device(local)
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return World(rank=dist.get_rank(), size=dist.get_world_size(), local_rank=local)
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op in a single process)."""
+    if world().size > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def gather(obj: Any) -> list[Any]:
+    """Every rank's `obj`, in rank order, on every rank."""
+    w = world()
+    if w.size == 1:
+        return [obj]
+    import torch.distributed as dist
+
+    out: list[Any] = [None] * w.size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def shard(n: int, chunk: int | None = None) -> tuple[np.ndarray, list[int] | None]:
+    """Positions 0..n-1 this rank evaluates: every size-th image, or whole chunks (with their numbers)."""
+    w = world()
+    if chunk is None:
+        return np.arange(w.rank, n, w.size), None
+    ids = list(range(w.rank, -(-n // chunk), w.size))
+    pos = [np.arange(c * chunk, min((c + 1) * chunk, n)) for c in ids]
+    return (np.concatenate(pos) if pos else np.zeros(0, dtype=np.int64)), ids
