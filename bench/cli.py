@@ -167,6 +167,10 @@ def _cmd_train(a: argparse.Namespace) -> int:
                      workers=a.workers)
         import json
 
+        from bench import distributed
+
+        if not distributed.world().main:
+            continue
         meta = json.loads(path.with_suffix(".json").read_text())
         print(f"{name}: test accuracy {100 * meta['accuracy']:.2f}% after {recipe.epochs} epochs "
               f"({meta['train_seconds']} s) -> {path}")

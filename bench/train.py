@@ -44,21 +44,46 @@ RECIPES = {
 }
 
 
-def _augment(x: torch.Tensor, gen: torch.Generator, recipe: Recipe) -> torch.Tensor:
-    """Random horizontal flips drawn from the training generator (reproducible per seed)."""
+def _augment(x: torch.Tensor, gen: torch.Generator, recipe: Recipe, n_global: int, share: slice) -> torch.Tensor:
+    """Random horizontal flips drawn from the training generator for the whole global batch (so every rank
+    draws the same numbers and a run is reproducible per seed), applied to this rank's share."""
     if recipe.hflip:
-        flip = torch.rand(x.shape[0], generator=gen) < 0.5
+        flip = (torch.rand(n_global, generator=gen) < 0.5)[share].to(x.device)
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
     return x
 
 
+class _Objective(torch.nn.Module):
+    """The model's training loss as a forward pass, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.model.train_loss(x, y)
+
+
 def train(model: torch.nn.Module, name: str, train_set: ImageSet, test_set: ImageSet, recipe: Recipe,
           out: Path, *, seed: int = 0, device: str = "auto", workers: int = 0) -> Path:
-    """Train `model` from its current weights and write a checkpoint with its sidecar to `out`."""
+    """Train `model` from its current weights and write a checkpoint with its sidecar to `out`.
+
+    Under torchrun it is data-parallel (DDP): every rank takes an equal share of each global batch
+    (the recipe's batch size), gradients are averaged, and rank 0 evaluates and writes the checkpoint.
+    """
+    from bench import distributed
+
+    w = distributed.world()
     dev = resolve_device(device)
+    if dev.type == "cuda" and w.size > 1:
+        dev = torch.device("cuda", w.local_rank)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model.to(dev).train()
+    objective: torch.nn.Module = _Objective(model)
+    if w.size > 1:
+        objective = torch.nn.parallel.DistributedDataParallel(objective, device_ids=[dev.index] if dev.type == "cuda"
+                                                              else None)
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                           weight_decay=recipe.weight_decay)
     steps_per_epoch = -(-len(train_set) // recipe.batch_size)
@@ -68,12 +93,20 @@ def train(model: torch.nn.Module, name: str, train_set: ImageSet, test_set: Imag
     for epoch in range(recipe.epochs):
         model.train()
         order = torch.randperm(len(train_set), generator=gen).numpy()
-        bar = tqdm(iter_batches(train_set, order, recipe.batch_size, workers), total=steps_per_epoch,
-                   desc=f"train {name} {epoch + 1}/{recipe.epochs}", leave=False, unit="batch",
-                   disable=None)  # None: bars on a terminal only, not in logs
-        for _, images, labels in bar:
-            x = _augment(to_unit(images, dev), gen, recipe)
-            loss = model.train_loss(x, torch.from_numpy(labels).to(dev))
+        # each rank loads its share of every global batch: positions rank, rank + size, ... of the batch
+        mine = np.concatenate([order[b:b + recipe.batch_size][w.rank::w.size]
+                               for b in range(0, len(order), recipe.batch_size)])
+        per_rank = [len(order[b:b + recipe.batch_size][w.rank::w.size]) for b in range(0, len(order), recipe.batch_size)]
+        if min(per_rank) == 0:
+            raise BenchError(f"batch size {recipe.batch_size} is too small to share among {w.size} ranks")
+        # a rank's share has the same size in every global batch but the last, so plain batching cuts it right
+        batches = ((images, labels) for _, images, labels in iter_batches(train_set, mine, per_rank[0], workers))
+        bar = tqdm(batches, total=steps_per_epoch, desc=f"train {name} {epoch + 1}/{recipe.epochs}", leave=False,
+                   unit="batch", disable=None if w.main else True)  # None: bars on a terminal only, not in logs
+        for b, (images, labels) in enumerate(bar):
+            n_global = min(recipe.batch_size, len(order) - b * recipe.batch_size)
+            x = _augment(to_unit(images, dev), gen, recipe, n_global, slice(w.rank, None, w.size))
+            loss = objective(x, torch.from_numpy(labels).to(dev))
             if not torch.isfinite(loss):
                 raise BenchError(f"training {name} diverged (loss {loss.item()}) at epoch {epoch + 1}")
             opt.zero_grad(set_to_none=True)
@@ -82,6 +115,10 @@ def train(model: torch.nn.Module, name: str, train_set: ImageSet, test_set: Imag
             sched.step()
             bar.set_postfix(loss=f"{loss.item():.3f}")
     model.eval()
+    if not w.main:
+        distributed.barrier()  # rank 0 evaluates and writes
+        model.cpu()
+        return out
     correct = clean_correct(model, test_set, np.arange(len(test_set)), batch_size=256, device=dev)
     acc = [float(c.mean()) for c in correct.correct]
     cfg = getattr(model, "cfg", None)
@@ -89,8 +126,10 @@ def train(model: torch.nn.Module, name: str, train_set: ImageSet, test_set: Imag
             "model_config": asdict(cfg) if dataclasses.is_dataclass(cfg) else {}, "seed": seed, "recipe": asdict(recipe),
             "test_accuracy_per_exit": acc, "accuracy": acc[-1], "n_train": len(train_set),
             "n_test": len(test_set), "train_seconds": round(time.perf_counter() - start, 1),
-            "device": str(dev), "versions": versions(),
+            "device": str(dev), "world_size": w.size, "versions": versions(),
             "created": utc_now()}
     checkpoint.save(out, name, model.state_dict(), meta)
     model.cpu()
+    distributed.barrier()
     return out
+

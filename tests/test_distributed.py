@@ -84,3 +84,30 @@ def test_autoattack_chunks_on_two_ranks_match_one_process() -> None:
         pos = torch.cat([torch.arange(c * 4, c * 4 + 4) for c in ids])
         got[pos] = atk.robust(model, x[pos], y[pos], seed=3, batch_size=4, chunk_ids=ids)
     assert torch.equal(got, full)
+
+
+def test_torchrun_ddp_training_matches_one_process_without_batchnorm(tmp_path: Path) -> None:
+    """With equal shares and no batch statistics, averaged gradients equal the full batch's: same weights."""
+    from bench import checkpoint
+
+    (tmp_path / "flat_net.py").write_text(
+        "import torch.nn as nn\nfrom bench import register_model\n\n"
+        "@register_model('flat_net', num_classes=10, input_size=64, mean=(0.5,) * 3, std=(0.25,) * 3)\n"
+        "def flat_net() -> nn.Module:\n"
+        "    return nn.Sequential(nn.Conv2d(3, 8, 5, 4, 2), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(),\n"
+        "                         nn.Linear(128, 10))\n")
+    weights = {}
+    for ranks in (1, 2):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "BENCH_CACHE": str(tmp_path / f"cache{ranks}")}
+        launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"] if ranks > 1 else []
+        res = subprocess.run([sys.executable, *launcher, "-m", "bench.cli", "train", str(tmp_path / "flat_net.py"),
+                              "--epochs", "1", "--batch-size", "64"], env=env, cwd=tmp_path, capture_output=True,
+                             text=True, timeout=240)
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert res.stdout.count("test accuracy") == 1
+        path = tmp_path / f"cache{ranks}" / "checkpoints" / "cluttered_fmnist" / "flat_net.pt"
+        sd, meta, _ = checkpoint.load(path)
+        assert meta["world_size"] == ranks
+        weights[ranks] = sd
+    for k, v in weights[1].items():
+        assert torch.allclose(v, weights[2][k], atol=1e-4, rtol=1e-3), k
