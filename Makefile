@@ -3,7 +3,7 @@ PY := .venv/bin/python
 BENCH := .venv/bin/bench
 DEFAULT_MODELS := mgnet_small mgbase_small resnet_small
 
-.PHONY: setup data test test-all bench report clean
+.PHONY: setup data test test-all bench perf report clean
 
 setup: data
 	test -x $(PY) || python3 -m venv .venv
@@ -32,6 +32,11 @@ bench:
 	$(BENCH) train $(DEFAULT_MODELS) --data cluttered_fmnist --if-missing
 	$(BENCH) run --config results/default/run.toml
 	@echo "open results/default/report.md"
+
+# Peer ratios (a benchmark, not a test): PGD, AutoAttack, corruptions, clean throughput, first make bench.
+perf:
+	$(BENCH) train $(DEFAULT_MODELS) --data cluttered_fmnist --if-missing
+	$(PY) benchmarks/perf.py
 
 report:
 	$(BENCH) report results/default

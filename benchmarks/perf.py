@@ -1,0 +1,195 @@
+"""`make perf`: this suite against its peers, same model, images and seed, in one run; writes results/perf/perf.csv.
+
+Ratios are peer time / our time (> 1: we are faster). Measured: PGD-10 vs torchattacks; AutoAttack
+standard (our resumable cascade) vs pyautoattack's run_standard_evaluation; generating the 15 x 5
+corruptions as a run does (torch path where parity is tested, reference in worker processes) vs
+imagecorruptions-imaug in one process; clean-accuracy throughput vs RobustBench's clean_accuracy; and,
+unless --skip-e2e, the first `make bench` from nothing (fresh cache, temporary output folder).
+Usage: python benchmarks/perf.py [--model resnet_small] [--device auto] [--skip-e2e]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pgd_vs_torchattacks import _interleaved  # noqa: E402
+
+from attacks import PGD, AutoAttack, TorchattacksAttack, attack_mode  # noqa: E402
+from bench.data import cache_dir, load_split, subset_indices, to_unit  # noqa: E402
+from bench.device import device_name, resolve_device  # noqa: E402
+from bench.seeds import image_seeds  # noqa: E402
+from bench.specs import expand, load  # noqa: E402
+from models.base import true_gradient  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+COLUMNS = ("date", "machine", "device", "measure", "model", "images", "ours", "peer", "unit", "ratio", "target",
+           "meets", "notes")
+
+
+def _row(measure: str, model: str, n: int, ours_s: float, peer_s: float, target: float, notes: str,
+         dev: torch.device) -> dict:
+    return {"date": date.today().isoformat(), "machine": f"{platform.machine()} {os.cpu_count()} cores",
+            "device": device_name(dev), "measure": measure, "model": model, "images": n,
+            "ours": f"{ours_s:.3f}", "peer": f"{peer_s:.3f}", "unit": "s", "ratio": f"{peer_s / ours_s:.2f}",
+            "target": f"{target:g}", "meets": str(peer_s / ours_s >= target).lower(), "notes": notes}
+
+
+def pgd(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, idx: np.ndarray,
+        dev: torch.device, repeats: int) -> dict:
+    """PGD-10 L∞ 4/255, step ε/4, batch 128: ours vs torchattacks 3.5.1."""
+    eps = 4 / 255
+    seeds = torch.from_numpy(image_seeds(0, idx, "perf"))
+    ours, peer = PGD(eps, eps / 4, 10), TorchattacksAttack("pgd", eps, "linf", eps / 4, 10)
+
+    def run(atk) -> torch.Tensor:  # type: ignore[no-untyped-def]
+        outs = []
+        with true_gradient(model), attack_mode(model):
+            for s in range(0, len(x), 128):
+                outs.append(atk(model, x[s:s + 128], y[s:s + 128], seeds=seeds[s:s + 128]))
+        return torch.cat(outs)
+
+    run(ours), run(peer)  # warm-up
+    t, adv = _interleaved({"ours": lambda: run(ours), "peer": lambda: run(peer)}, repeats)
+    with torch.no_grad():
+        acc = {k: (model(v).argmax(1) == y).float().mean().item() for k, v in adv.items()}
+    return _row("PGD-10 vs torchattacks", name, len(x), t["ours"], t["peer"], 1.0,
+                f"robust accuracy {100 * acc['ours']:.1f} % vs {100 * acc['peer']:.1f} %", dev)
+
+
+def autoattack(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, dev: torch.device) -> dict:
+    """AutoAttack standard L∞ 4/255: our cascade (per-chunk seeds, resumable) vs pyautoattack called directly."""
+    from pyautoattack import AutoAttack as PyAA
+
+    eps, bs = 4 / 255, 100
+    with true_gradient(model), attack_mode(model):
+        t0 = time.perf_counter()
+        ours = AutoAttack(eps).robust(model, x, y, seed=0, batch_size=bs)
+        t_ours = time.perf_counter() - t0
+        aa = PyAA(model, eps=eps, norm="Linf", version="standard", seed=0, device=str(dev))
+        aa.verbose = False
+        t0 = time.perf_counter()
+        adv, _ = aa.run_standard_evaluation(x, y, batch_size=bs)  # (x_adv, y_adv)
+        t_peer = time.perf_counter() - t0
+        with torch.no_grad():
+            peer_acc = (model(adv).argmax(1) == y).float().mean().item()
+    return _row("AutoAttack standard vs pyautoattack", name, len(x), t_ours, t_peer, 1.0,
+                f"robust accuracy {100 * ours.float().mean().item():.1f} % vs {100 * peer_acc:.1f} %", dev)
+
+
+def corruptions(images: np.ndarray, dev: torch.device) -> dict:
+    """All 15 x 5 conditions: the harness's generation vs imagecorruptions-imaug in one process."""
+    from corruptions import fast, generate, reference
+    from corruptions.base import COMMON, PARITY
+
+    idx = np.arange(len(images))
+    for name in COMMON:  # warm-up: numba compiles glass_blur on first use
+        reference.corrupt(images[0], name, 1, 0)
+    conds = [(n, s) for n in COMMON for s in range(1, 6)]
+    t0 = time.perf_counter()
+    for n, s in conds:
+        reference.corrupt_many(images, idx, n, s, 0)
+    t_peer = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        generate.prepare(images, idx, [c for c in conds if c[0] not in PARITY], 0, cache=Path(tmp),
+                         fingerprint="perf", workers=os.cpu_count() or 1)
+        for n, s in conds:
+            if n in PARITY:
+                fast.corrupt_batch(images, idx, n, s, 0, dev)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t_ours = time.perf_counter() - t0
+    target = 50.0 if dev.type == "cuda" else 5.0
+    return _row("15 x 5 corruptions vs imagecorruptions-imaug", "-", len(images), t_ours, t_peer, target,
+                f"{images.shape[1]} px; ours: torch path for {len([n for n in COMMON if n in PARITY])} of the 15, "
+                f"reference in "
+                f"{os.cpu_count()} worker processes for the rest", dev)
+
+
+def clean(model: torch.nn.Module, name: str, images, idx: np.ndarray, dev: torch.device, repeats: int) -> dict:  # type: ignore[no-untyped-def]
+    """Clean accuracy: our evaluation (uint8 batches converted on the fly) vs RobustBench's clean_accuracy."""
+    from bench.evaluate import clean_correct
+    from models.sources.autoattack_shim import import_robustbench
+
+    import_robustbench()
+    from robustbench.utils import clean_accuracy
+
+    x = to_unit(images.images[idx], torch.device("cpu"))
+    y = torch.from_numpy(images.labels[idx])
+    t, out = _interleaved({"ours": lambda: clean_correct(model, images, idx, batch_size=256, device=dev),
+                           "peer": lambda: clean_accuracy(model, x, y, batch_size=256, device=dev)}, repeats)
+    ours_acc = float(out["ours"].correct[-1].mean())
+    return _row("clean accuracy vs RobustBench clean_accuracy", name, len(idx), t["ours"], t["peer"], 1.0,
+                f"accuracy {100 * ours_acc:.1f} % vs {100 * out['peer']:.1f} %", dev)
+
+
+def make_bench(dev: torch.device) -> dict:
+    """The first `make bench` from nothing: data, training of 3 models, the default suite (fresh cache)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "BENCH_CACHE": str(Path(tmp) / "cache")}
+        bench = str(Path(sys.executable).parent / "bench")
+        t0 = time.perf_counter()
+        subprocess.run([bench, "train", "mgnet_small", "mgbase_small", "resnet_small", "--data", "cluttered_fmnist",
+                        "--if-missing"], env=env, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+        subprocess.run([bench, "run", "--config", "results/default/run.toml", "--out", str(Path(tmp) / "out")],
+                       env=env, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+        seconds = time.perf_counter() - t0
+    return _row("make bench, first run (target: at most 600 s)", "default models", 0, seconds, 600.0, 1.0,
+                "ours = wall time; peer column = the 10-minute target", dev)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="resnet_small")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--n-pgd", type=int, default=512)
+    p.add_argument("--n-aa", type=int, default=32)
+    p.add_argument("--n-corruptions", type=int, default=100)
+    p.add_argument("--repeats", type=int, default=4)
+    p.add_argument("--skip-e2e", action="store_true", help="do not time a first `make bench`")
+    p.add_argument("--out", type=Path, default=REPO / "results" / "perf" / "perf.csv")
+    a = p.parse_args()
+    dev = resolve_device(a.device)
+    lm = load(expand(a.model)[0], "cluttered_fmnist", cache_dir())
+    model = lm.model.to(dev).eval()
+    images = load_split("cluttered_fmnist", "test")
+    idx, _ = subset_indices(len(images), a.n_pgd)
+    x = to_unit(images.images[idx], dev)  # type: ignore[attr-defined]
+    y = torch.from_numpy(images.labels[idx]).to(dev)  # type: ignore[attr-defined]
+    rows = []
+    steps = [("PGD", lambda: pgd(model, lm.card.name, x, y, idx, dev, a.repeats)),
+             ("AutoAttack", lambda: autoattack(model, lm.card.name, x[:a.n_aa], y[:a.n_aa], dev)),
+             ("corruptions", lambda: corruptions(images.images[:a.n_corruptions], dev)),  # type: ignore[attr-defined]
+             ("clean", lambda: clean(model, lm.card.name, images, np.arange(len(images)), dev, a.repeats))]
+    if not a.skip_e2e:
+        steps.append(("make bench", lambda: make_bench(dev)))
+    for label, fn in steps:
+        print(f"measuring {label} ...", flush=True)
+        rows.append(fn())
+        r = rows[-1]
+        print(f"  {r['measure']}: ours {r['ours']} s, peer {r['peer']} s, ratio {r['ratio']}x "
+              f"(target {r['target']}x: {'met' if r['meets'] == 'true' else 'NOT met'}); {r['notes']}", flush=True)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    new = not a.out.exists()
+    with a.out.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
+        if new:
+            w.writeheader()
+        w.writerows(rows)
+    print(f"appended {len(rows)} rows to {a.out}")
+
+
+if __name__ == "__main__":
+    main()
