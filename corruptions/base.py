@@ -18,7 +18,7 @@ SEVERITIES = (1, 2, 3, 4, 5)
 # reference is tested: pm1 = every pixel within ±1 level; stats = same mean, std and PSNR to clean.
 PARITY = {"gaussian_noise": "stats", "shot_noise": "stats", "impulse_noise": "stats", "speckle_noise": "stats",
           "contrast": "pm1", "brightness": "pm1", "saturate": "pm1", "defocus_blur": "pm1",
-          "gaussian_blur": "pm1", "zoom_blur": "pm1"}
+          "gaussian_blur": "pm1", "zoom_blur": "pm1", "frost": "pm1"}
 MIN_SIDE = 32  # imagecorruptions refuses smaller images
 
 

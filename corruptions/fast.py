@@ -10,6 +10,7 @@ in float32), and truncation to uint8 as `np.uint8` does.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable
 
@@ -175,10 +176,51 @@ def zoom_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     return _to_u8((u + out) / (len(factors) + 1))
 
 
+FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg")
+FROST_MIX = ((1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75))
+
+
+@functools.cache
+def _frost_layers(h: int, w: int) -> tuple[np.ndarray, ...]:
+    """The library's six frost photos (BGR), rescaled as it rescales them for an h x w image; read once.
+
+    The reference reads and resizes a photo for every image, which is most of its time.
+    """
+    import importlib.resources
+
+    import cv2
+
+    layers = []
+    for name in FROST_FILES:
+        with importlib.resources.as_file(importlib.resources.files("imagecorruptions") / "frost" / name) as path:
+            frost_img = cv2.imread(str(path))
+        fh, fw = frost_img.shape[:2]
+        scale = 1.0 if fh >= h and fw >= w else max(h / fh if fh < h else 0.0, w / fw if fw < w else 0.0)
+        scale *= 1.1
+        size = (int(np.ceil(fw * scale)), int(np.ceil(fh * scale)))
+        layers.append(cv2.resize(frost_img, dsize=size, interpolation=cv2.INTER_CUBIC))
+    return tuple(layers)
+
+
+def frost(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
+    """A random crop of one of six frost photos blended in; photo and crop drawn exactly as the reference draws them."""
+    _, _, h, w = x.shape
+    layers = _frost_layers(h, w)
+    crops = []
+    for s in seeds.tolist():
+        rs = np.random.RandomState(s)  # the reference seeds NumPy's global RNG with s: the same stream
+        layer = layers[rs.randint(6)]
+        top, left = rs.randint(0, layer.shape[0] - h), rs.randint(0, layer.shape[1] - w)
+        crops.append(layer[top:top + h, left:left + w][..., [2, 1, 0]])
+    f = torch.from_numpy(np.stack(crops)).to(x.device).permute(0, 3, 1, 2)
+    c0, c1 = FROST_MIX[severity - 1]
+    return (c0 * x.to(torch.float64) + c1 * f.to(torch.float64)).clamp(0, 255).to(torch.uint8)
+
+
 FAST: dict[str, Callable[[Tensor, int, Tensor], Tensor]] = {
     "gaussian_noise": gaussian_noise, "shot_noise": shot_noise, "impulse_noise": impulse_noise,
     "speckle_noise": speckle_noise, "contrast": contrast, "brightness": brightness, "saturate": saturate,
-    "defocus_blur": defocus_blur, "gaussian_blur": gaussian_blur, "zoom_blur": zoom_blur,
+    "defocus_blur": defocus_blur, "gaussian_blur": gaussian_blur, "zoom_blur": zoom_blur, "frost": frost,
 }
 
 
