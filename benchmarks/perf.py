@@ -68,24 +68,26 @@ def pgd(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, idx
                 f"robust accuracy {100 * acc['ours']:.1f} % vs {100 * acc['peer']:.1f} %", dev)
 
 
-def autoattack(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, dev: torch.device) -> dict:
+def autoattack(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, dev: torch.device,
+               repeats: int) -> dict:
     """AutoAttack standard L∞ 4/255: our cascade (per-chunk seeds, resumable) vs pyautoattack called directly."""
     from pyautoattack import AutoAttack as PyAA
 
     eps, bs = 4 / 255, 100
-    with true_gradient(model), attack_mode(model):
-        t0 = time.perf_counter()
-        ours = AutoAttack(eps).robust(model, x, y, seed=0, batch_size=bs)
-        t_ours = time.perf_counter() - t0
+
+    def peer() -> float:
         aa = PyAA(model, eps=eps, norm="Linf", version="standard", seed=0, device=str(dev))
         aa.verbose = False
-        t0 = time.perf_counter()
         adv, _ = aa.run_standard_evaluation(x, y, batch_size=bs)  # (x_adv, y_adv)
-        t_peer = time.perf_counter() - t0
         with torch.no_grad():
-            peer_acc = (model(adv).argmax(1) == y).float().mean().item()
-    return _row("AutoAttack standard vs pyautoattack", name, len(x), t_ours, t_peer, 1.0,
-                f"robust accuracy {100 * ours.float().mean().item():.1f} % vs {100 * peer_acc:.1f} %", dev)
+            return (model(adv).argmax(1) == y).float().mean().item()
+
+    with true_gradient(model), attack_mode(model):
+        t, out = _interleaved({"ours": lambda: AutoAttack(eps).robust(model, x, y, seed=0, batch_size=bs)
+                               .float().mean().item(), "peer": peer}, repeats)
+    return _row("AutoAttack standard vs pyautoattack", name, len(x), t["ours"], t["peer"], 1.0,
+                f"robust accuracy {100 * out['ours']:.1f} % vs {100 * out['peer']:.1f} %; median of {repeats} "
+                "interleaved runs", dev)
 
 
 def corruptions(images: np.ndarray, dev: torch.device) -> dict:
@@ -158,6 +160,8 @@ def main() -> None:
     p.add_argument("--n-aa", type=int, default=32)
     p.add_argument("--n-corruptions", type=int, default=100)
     p.add_argument("--repeats", type=int, default=4)
+    p.add_argument("--aa-repeats", type=int, default=2)
+    p.add_argument("--only", nargs="+", metavar="STEP", help="only these steps: PGD AutoAttack corruptions clean")
     p.add_argument("--skip-e2e", action="store_true", help="do not time a first `make bench`")
     p.add_argument("--out", type=Path, default=REPO / "results" / "perf" / "perf.csv")
     a = p.parse_args()
@@ -170,11 +174,12 @@ def main() -> None:
     y = torch.from_numpy(images.labels[idx]).to(dev)  # type: ignore[attr-defined]
     rows = []
     steps = [("PGD", lambda: pgd(model, lm.card.name, x, y, idx, dev, a.repeats)),
-             ("AutoAttack", lambda: autoattack(model, lm.card.name, x[:a.n_aa], y[:a.n_aa], dev)),
+             ("AutoAttack", lambda: autoattack(model, lm.card.name, x[:a.n_aa], y[:a.n_aa], dev, a.aa_repeats)),
              ("corruptions", lambda: corruptions(images.images[:a.n_corruptions], dev)),  # type: ignore[attr-defined]
              ("clean", lambda: clean(model, lm.card.name, images, np.arange(len(images)), dev, a.repeats))]
-    if not a.skip_e2e:
+    if not a.skip_e2e and not a.only:
         steps.append(("make bench", lambda: make_bench(dev)))
+    steps = [st for st in steps if not a.only or st[0] in a.only]
     for label, fn in steps:
         print(f"measuring {label} ...", flush=True)
         rows.append(fn())
