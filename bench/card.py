@@ -31,6 +31,11 @@ class ModelCard:
             raise ValueError(f"model {self.name!r}: num_classes >= 2, input_size >= 1 and exits = (1, ..., E) required")
 
 
+def file_stem(name: str) -> str:
+    """A model or condition name as part of a file name (`tv:resnet50` -> `tv_resnet50`, no sub-folders)."""
+    return name.replace(":", "_").replace("/", "_")
+
+
 def register_model(
     name: str,
     *,

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import TYPE_CHECKING, Any
 
+from bench.card import file_stem
 from bench.csvfile import append_records, read_records
 
 if TYPE_CHECKING:  # the report reads glimpses.csv through this module without torch
@@ -62,7 +62,6 @@ def _save_strip(x: "torch.Tensor", path: Path) -> None:
 def record(lm: Any, images: "ImageSet", dataset: str, seed: int, out: Path, device: "torch.device",
            corrupted: "tuple[Condition, ImageSet, Any] | None", attack: bool) -> int:
     """Store the boxes of a model with glimpses (no-op for others or when stored); returns rows written."""
-    import numpy as np
     import torch
 
     from attacks import LogitsGuard, PassCounter, attack_mode
@@ -97,7 +96,7 @@ def record(lm: Any, images: "ImageSet", dataset: str, seed: int, out: Path, devi
                                                                                 seeds=seeds)
     rows = []
     for name, xi in inputs.items():
-        rel = f"examples/glimpses/{lm.card.name.replace(':', '_').replace('/', '_')}-{name.replace('/', '_')}.png"
+        rel = f"examples/glimpses/{file_stem(lm.card.name)}-{file_stem(name)}.png"
         _save_strip(xi, out / rel)
         with torch.inference_mode():
             ex = model.exits(xi)

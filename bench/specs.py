@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,7 +103,8 @@ def load(spec: str, dataset: str, cache: Path) -> LoadedModel:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # `@random` means the same random weights every time
         try:
-            model = as_bench_model(card.build(), card.mean, card.std)
+            net = card.build()
+            model = as_bench_model(net, card.mean, card.std)
         except BenchError:
             raise
         except Exception as e:  # noqa: BLE001
@@ -116,8 +116,7 @@ def load(spec: str, dataset: str, cache: Path) -> LoadedModel:
     elif card.source in EXTERNAL_SOURCES:
         from models import sources
 
-        net, label, meta = sources.load(card, weights, cache)
-        model = as_bench_model(net, card.mean, card.std)
+        label, meta = sources.load(card, net, weights, cache)
     elif weights.startswith("official:"):
         from models import official
         from models.mgnet import MGNet

@@ -94,13 +94,12 @@ def train(model: torch.nn.Module, name: str, train_set: ImageSet, test_set: Imag
         model.train()
         order = torch.randperm(len(train_set), generator=gen).numpy()
         # each rank loads its share of every global batch: positions rank, rank + size, ... of the batch
-        mine = np.concatenate([order[b:b + recipe.batch_size][w.rank::w.size]
-                               for b in range(0, len(order), recipe.batch_size)])
-        per_rank = [len(order[b:b + recipe.batch_size][w.rank::w.size]) for b in range(0, len(order), recipe.batch_size)]
-        if min(per_rank) == 0:
+        shares = [order[b:b + recipe.batch_size][w.rank::w.size] for b in range(0, len(order), recipe.batch_size)]
+        if min(map(len, shares)) == 0:
             raise BenchError(f"batch size {recipe.batch_size} is too small to share among {w.size} ranks")
         # a rank's share has the same size in every global batch but the last, so plain batching cuts it right
-        batches = ((images, labels) for _, images, labels in iter_batches(train_set, mine, per_rank[0], workers))
+        batches = ((images, labels) for _, images, labels in
+                   iter_batches(train_set, np.concatenate(shares), len(shares[0]), workers))
         bar = tqdm(batches, total=steps_per_epoch, desc=f"train {name} {epoch + 1}/{recipe.epochs}", leave=False,
                    unit="batch", disable=None if w.main else True)  # None: bars on a terminal only, not in logs
         for b, (images, labels) in enumerate(bar):

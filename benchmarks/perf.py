@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pgd_vs_torchattacks import _interleaved  # noqa: E402
+from pgd_vs_torchattacks import _interleaved, compare  # noqa: E402
 
-from attacks import PGD, AutoAttack, TorchattacksAttack, attack_mode  # noqa: E402
+from attacks import AutoAttack, attack_mode  # noqa: E402
 from bench.data import cache_dir, load_split, subset_indices, to_unit  # noqa: E402
 from bench.device import device_name, resolve_device  # noqa: E402
 from bench.seeds import image_seeds  # noqa: E402
@@ -49,21 +49,7 @@ def _row(measure: str, model: str, n: int, ours_s: float, peer_s: float, target:
 def pgd(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, idx: np.ndarray,
         dev: torch.device, repeats: int) -> dict:
     """PGD-10 L∞ 4/255, step ε/4, batch 128: ours vs torchattacks 3.5.1."""
-    eps = 4 / 255
-    seeds = torch.from_numpy(image_seeds(0, idx, "perf"))
-    ours, peer = PGD(eps, eps / 4, 10), TorchattacksAttack("pgd", eps, "linf", eps / 4, 10)
-
-    def run(atk) -> torch.Tensor:  # type: ignore[no-untyped-def]
-        outs = []
-        with true_gradient(model), attack_mode(model):
-            for s in range(0, len(x), 128):
-                outs.append(atk(model, x[s:s + 128], y[s:s + 128], seeds=seeds[s:s + 128]))
-        return torch.cat(outs)
-
-    run(ours), run(peer)  # warm-up
-    t, adv = _interleaved({"ours": lambda: run(ours), "peer": lambda: run(peer)}, repeats)
-    with torch.no_grad():
-        acc = {k: (model(v).argmax(1) == y).float().mean().item() for k, v in adv.items()}
+    t, acc = compare(model, x, y, torch.from_numpy(image_seeds(0, idx, "perf")), 4 / 255, 128, repeats)
     return _row("PGD-10 vs torchattacks", name, len(x), t["ours"], t["peer"], 1.0,
                 f"robust accuracy {100 * acc['ours']:.1f} % vs {100 * acc['peer']:.1f} %", dev)
 

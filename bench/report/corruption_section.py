@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.card import file_stem
 from bench.report import figures
 from bench.report.fmt import md_table, pct
 from bench.report.metrics import COMMON, errors, mce, relative_mce
@@ -48,6 +49,13 @@ def origin(source: pd.Series) -> pd.Series:
     return source.map(lambda s: "rendered" if s == "rendered" else "generated")
 
 
+def _reference(full: pd.DataFrame, ref_name: str | None) -> tuple[int, pd.DataFrame]:
+    """The mCE baseline's exit (its last one in the rows) and its rows at that exit; (0, empty) without one."""
+    rows = full[full.model == ref_name] if ref_name else full.iloc[0:0]
+    ex = int(rows.exit.max()) if len(rows) else 0
+    return ex, rows[rows.exit == ex]
+
+
 def headline(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     """Per (model, exit): mean corruption accuracy and mCE of the generated sweep (else the rendered one)."""
     cor = latest(df[df.kind == "corruption"])
@@ -55,9 +63,7 @@ def headline(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     if cor.empty:
         return pd.DataFrame(columns=["model", "exit", "corruption_acc", "mce"])
     cor = cor[origin(cor.source) == sorted(origin(cor.source).unique())[0]]  # "generated" sorts first
-    ref_name = pick_baseline(cor, baseline)
-    ref = cor[cor.model == ref_name]
-    ref_err = errors(ref[ref.exit == ref.exit.max()]) if len(ref) else {}
+    ref_err = errors(_reference(cor, pick_baseline(cor, baseline))[1])
     rows = [{"model": m, "exit": e, "corruption_acc": g.accuracy.mean() if len(g) == 75 else math.nan,
              "mce": mce(errors(g), ref_err)[0] if ref_err else math.nan}
             for (m, e), g in cor.groupby(["model", "exit"])]
@@ -73,9 +79,7 @@ def section(df: pd.DataFrame, run_dir: Path, baseline: str | None, images: dict 
     ref_name = pick_baseline(cor, baseline)
     for source, g in cor.groupby(origin(cor.source)):
         full = g[g.condition.isin(COMMON)]
-        ref_rows = full[full.model == ref_name] if ref_name else full.iloc[0:0]
-        ref_exit = int(ref_rows.exit.max()) if len(ref_rows) else 0
-        ref_rows = ref_rows[ref_rows.exit == ref_exit]
+        ref_exit, ref_rows = _reference(full, ref_name)
         ref_err = errors(ref_rows)
         ref_clean = _clean_error(df, ref_name, ref_exit, ref_rows, images) if ref_name else math.nan
         rows = []
@@ -112,7 +116,7 @@ def section(df: pd.DataFrame, run_dir: Path, baseline: str | None, images: dict 
                   "", "Accuracy (%) per corruption, mean over severities:", "", md_table(pd.DataFrame(per_corr)), ""]
         last = full[full.exit == full.exits_total]
         for model, m in last.groupby("model"):
-            fig = figures.corruption_heatmap(m, run_dir / "figures" / f"corruption_heatmap_{source}_{model}.png",
+            fig = figures.corruption_heatmap(m, run_dir / "figures" / f"corruption_heatmap_{source}_{file_stem(model)}.png",
                                              f"{model} (exit {int(m.exit.iloc[0])}): accuracy under corruption")
             lines += [f"![{model} heatmap]({fig.relative_to(run_dir).as_posix()})", ""]
         mean = full.groupby(["model", "exit"]).agg(accuracy=("accuracy", "mean"), gmacs=("gmacs", "first"),

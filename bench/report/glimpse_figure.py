@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.card import file_stem
 from bench.glimpses import read
 from bench.report.figures import plt, save
 
@@ -48,6 +49,6 @@ def draw(run_dir: Path) -> list[tuple[str, Path]]:
                    for t in range(n_exits)]
         fig.legend(handles=handles, loc="lower center", ncol=n_exits, fontsize=8, frameon=False)
         fig.subplots_adjust(bottom=0.08)
-        out.append((str(model), save(fig, run_dir / "figures" / f"glimpses_{str(model).replace(':', '_')}.png",
+        out.append((str(model), save(fig, run_dir / "figures" / f"glimpses_{file_stem(str(model))}.png",
                                      tight=False)))
     return out

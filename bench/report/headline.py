@@ -5,20 +5,18 @@ import math
 
 import pandas as pd
 
+from bench.conditions import HEADLINE_EPS
 from bench.report import corruption_section
-from bench.report.fmt import md_table
+from bench.report.fmt import md_table, pct
 from bench.report.tables import latest
 
-HEADLINE_EPS = 4 / 255
-
-# column -> (format, True when lower is better)
+# column -> (format, or None for a percentage shown by fmt.pct; True when lower is better)
 COLUMNS = {
     "GMACs": ("{:.4g}", True), "params (M)": ("{:.3f}", True), "latency (ms)": ("{:.2f}", True),
-    "throughput (img/s)": ("{:,.0f}", False), "clean (%)": ("{:.1f}", False),
-    "mean corruption acc (%)": ("{:.1f}", False), "mCE": ("{:.1f}", True),
-    "PGD-10 L∞ 4/255 (%)": ("{:.1f}", False), "AutoAttack L∞ 4/255 (%)": ("{:.1f}", False),
+    "throughput (img/s)": ("{:,.0f}", False), "clean (%)": (None, False),
+    "mean corruption acc (%)": (None, False), "mCE": ("{:.1f}", True),
+    "PGD-10 L∞ 4/255 (%)": (None, False), "AutoAttack L∞ 4/255 (%)": (None, False),
 }
-PERCENT = {c for c in COLUMNS if c.endswith("(%)")}
 
 
 def values(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
@@ -52,8 +50,10 @@ def values(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
 def _cell(v: float, column: str, best: float) -> str:
     if v is None or pd.isna(v):
         return "–"
-    fmt, _ = COLUMNS[column]
-    s = fmt.format(100 * v + 1e-9 if column in PERCENT else v)  # half up, as fmt.pct
+    fmt = COLUMNS[column][0]
+    if fmt is None:
+        return pct(v, best)
+    s = fmt.format(v)
     return f"**{s}**" if v == best else s
 
 

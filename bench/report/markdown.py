@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.conditions import HEADLINE_EPS
 from bench.report import corruption_section, glimpse_figure, headline, html
 from bench.report.figures import accuracy_vs_eps, accuracy_vs_gmacs
 from bench.report.fmt import md_table, pct
 from bench.report.sanity import attack_findings
 from bench.report.tables import clean_table, latest, load_results
 
-HEADLINE_EPS = 4 / 255
 CHECKS_DOC = "../../docs/checks.md"  # from results/<run>/report.md
 
 
@@ -88,7 +88,7 @@ def _attack_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
         rows.append(row)
     counts = ", ".join(f"{name} {int(n)}" for name, n in at.groupby("condition").n_images.max().items())
     n_clean = latest(df[df.kind == "clean"]).n_images.max() if (df.kind == "clean").any() else 0
-    lines += [f"### Robust accuracy at ε = 4/255 (L∞)", "", md_table(pd.DataFrame(rows)), "",
+    lines += ["### Robust accuracy at ε = 4/255 (L∞)", "", md_table(pd.DataFrame(rows)), "",
               f"Images per column: {counts}, clean {int(n_clean)}. Best per column in bold; "
               "– = not run (the `default` suite runs AutoAttack at each model's last exit only). Transfer: "
               "PGD-10 examples crafted on the run's ResNet baseline.", ""]

@@ -13,6 +13,7 @@ from torch import nn
 from bench.card import ModelCard
 from bench.errors import BenchError
 from bench.registry import MODELS
+from models.sources.imagenet100_head import classifier_of
 
 
 def _modules() -> dict[str, ModuleType]:
@@ -39,7 +40,7 @@ def register(target: str) -> str:
     return target
 
 
-def load(card: ModelCard, weights: str, cache: Path) -> tuple[nn.Module, str, dict]:
-    """(network with pretrained weights, weights label, meta) for an external card."""
+def load(card: ModelCard, net: nn.Module, weights: str, cache: Path) -> tuple[str, dict]:
+    """Load pretrained weights into `net` (what card.build() returned); returns the weights label and meta."""
     prefix, _, name = card.name.partition(":")
-    return _modules()[prefix].load(card, name, weights, cache)
+    return _modules()[prefix].load(classifier_of(net), name, weights, cache)

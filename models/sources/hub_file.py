@@ -41,6 +41,12 @@ def verify_hf_file(path: Path) -> str:
     return digest
 
 
+def load_file(net: torch.nn.Module, path: Path) -> tuple[str, dict]:
+    """Load a local weights file into `net`; returns the weights label and meta of a `@FILE` spec."""
+    checkpoint.load_weights(net, read_state_dict(path), f"weights file {path}")
+    return "file:" + checkpoint.sha256(path)[:12], {"file": str(path)}
+
+
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from a local .pth/.pt (tensors only) or .safetensors file."""
     if not path.is_file():

@@ -24,6 +24,11 @@ def for_imagenet100(net: nn.Module, num_classes: int) -> nn.Module:
     return FirstClasses(net) if num_classes == IMAGENET1K else net
 
 
+def classifier_of(net: nn.Module) -> nn.Module:
+    """The library's own network inside `net` (whose weights files address it without the wrapper)."""
+    return net.net if isinstance(net, FirstClasses) else net
+
+
 def bench_classes(num_classes: int) -> int:
     """The class count the harness sees for a library model with `num_classes` outputs."""
     return IMAGENET100 if num_classes == IMAGENET1K else num_classes

@@ -70,7 +70,7 @@ def card(target: str, name: str) -> ModelCard:
         description=f"RobustBench {dataset} {threat} {model}")
 
 
-def load(card_: ModelCard, name: str, weights: str, cache: Path) -> tuple[nn.Module, str, dict]:
+def load(net: nn.Module, name: str, weights: str, cache: Path) -> tuple[str, dict]:
     """robustbench.load_model from model_dir() (it downloads a missing file where there is internet)."""
     if weights:
         raise BenchError(f"rb:{name}: weights come from the zoo; put a file at "
@@ -80,10 +80,11 @@ def load(card_: ModelCard, name: str, weights: str, cache: Path) -> tuple[nn.Mod
     dataset, threat, model = parse(name)
     path = model_dir() / dataset / threat / f"{model}.pt"
     try:
-        net = load_model(model, model_dir=model_dir(), dataset=dataset, threat_model=threat)
+        loaded = load_model(model, model_dir=model_dir(), dataset=dataset, threat_model=threat)
     except Exception as e:  # noqa: BLE001  (gdown, requests, torch and key errors)
         state = "is not there" if not path.is_file() else "does not load"
         raise BenchError(f"RobustBench weights for {model} ({dataset}, {threat}): {path} {state} and "
                          f"robustbench failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    checkpoint.load_weights(net, loaded.state_dict(), f"RobustBench weights {path}")
     digest = checkpoint.sha256(path) if path.is_file() else "unknown"
-    return for_imagenet100(net, CLASSES[dataset]), f"rb:{digest[:12]}", {"file": str(path)}
+    return f"rb:{digest[:12]}", {"file": str(path)}

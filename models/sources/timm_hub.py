@@ -8,8 +8,9 @@ from torch import nn
 from bench import checkpoint
 from bench.card import ModelCard
 from bench.errors import BenchError, unknown
-from models.sources.hub_file import hub_cache_path, read_state_dict, verify_hf_file, verify_hub_file
+from models.sources.hub_file import hub_cache_path, load_file, verify_hf_file, verify_hub_file
 from models.sources.imagenet100_head import bench_classes, for_imagenet100
+
 
 def _timm():  # type: ignore[no-untyped-def]
     """timm, imported without its torch.jit deprecation warnings."""
@@ -54,8 +55,8 @@ def card(target: str, name: str) -> ModelCard:
         data="imagenet100" if classes == 1000 else "", description=f"timm {name}")
 
 
-def _cached_file(name: str) -> Path | None:
-    """The pretrained file timm would load, if it is already in a local cache."""
+def _cached_file(name: str) -> tuple[Path, str] | None:
+    """The pretrained file timm would load and its sha256 (checked), if it is already in a local cache."""
     import huggingface_hub
 
     cfg = _cfg(name)
@@ -65,35 +66,23 @@ def _cached_file(name: str) -> Path | None:
         for fname in [cfg["hf_hub_filename"]] if cfg.get("hf_hub_filename") else HF_FILES:
             p = huggingface_hub.try_to_load_from_cache(repo, fname, revision=rev or None)
             if isinstance(p, str):
-                return Path(p)
+                return Path(p), verify_hf_file(Path(p))
     elif cfg.get("url") and hub_cache_path(cfg["url"]).is_file():
-        return hub_cache_path(cfg["url"])
+        return hub_cache_path(cfg["url"]), verify_hub_file(hub_cache_path(cfg["url"]))
     return None
 
 
-def load(card_: ModelCard, name: str, weights: str, cache: Path) -> tuple[nn.Module, str, dict]:
+def load(net: nn.Module, name: str, weights: str, cache: Path) -> tuple[str, dict]:
     """Weights from a local file, timm's pretrained file from the cache, or a download by timm."""
-    timm = _timm()
-
-    net = card_.build()
-    inner = getattr(net, "net", net)
     if weights:
-        path = Path(weights)
-        checkpoint.load_weights(inner, read_state_dict(path), f"weights file {path}")
-        return net, "file:" + checkpoint.sha256(path)[:12], {"file": str(path)}
-    path = _cached_file(name)
-    if path is not None:
-        digest = verify_hf_file(path) if "huggingface" in str(path) or "models--" in str(path) else verify_hub_file(path)
-        overlay = {"file": str(path)}
-    else:
-        digest, overlay = "", {}
+        return load_file(net, Path(weights))
+    found = _cached_file(name)
     try:
-        loaded = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay)
+        loaded = _timm().create_model(name, pretrained=True,
+                                      pretrained_cfg_overlay={"file": str(found[0])} if found else {})
     except Exception as e:  # noqa: BLE001  (hub, network and format errors of several libraries)
         raise BenchError(f"pretrained weights of timm:{name} are not in the local cache and could not be "
                          f"downloaded: {type(e).__name__}: {e}") from None
-    if not digest:
-        path = _cached_file(name)
-        digest = checkpoint.sha256(path) if path else "downloaded"
-    inner.load_state_dict(loaded.state_dict())
-    return net, f"timm:{digest[:12]}", {"file": str(path) if path else ""}
+    found = found or _cached_file(name)  # after a download
+    checkpoint.load_weights(net, loaded.state_dict(), f"timm's pretrained weights of {name}")
+    return f"timm:{found[1][:12] if found else 'downloaded'}", {"file": str(found[0]) if found else ""}

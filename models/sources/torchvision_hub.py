@@ -10,7 +10,7 @@ from torch import nn
 from bench import checkpoint
 from bench.card import ModelCard
 from bench.errors import BenchError, unknown
-from models.sources.hub_file import hub_cache_path, read_state_dict, verify_hub_file
+from models.sources.hub_file import hub_cache_path, load_file, verify_hub_file
 from models.sources.imagenet100_head import bench_classes, for_imagenet100
 
 
@@ -46,15 +46,10 @@ def _weights_enum(name: str, member: str) -> torchvision.models.WeightsEnum:
         raise unknown(f"weights of torchvision {name}", member, [m.name for m in enum]) from None
 
 
-def load(card_: ModelCard, name: str, weights: str, cache: Path) -> tuple[nn.Module, str, dict]:
+def load(net: nn.Module, name: str, weights: str, cache: Path) -> tuple[str, dict]:
     """Weights from a local state-dict file, or from a weights enum via torch.hub's cache (download if absent)."""
-    net = card_.build()
-    inner = getattr(net, "net", net)
     if weights.endswith((".pth", ".pt", ".safetensors")) or "/" in weights:
-        path = Path(weights)
-        sd = read_state_dict(path)
-        checkpoint.load_weights(inner, sd, f"weights file {path}")
-        return net, "file:" + checkpoint.sha256(path)[:12], {"file": str(path)}
+        return load_file(net, Path(weights))
     w = _weights_enum(name, weights)
     path = hub_cache_path(w.url)
     if path.is_file():
@@ -68,5 +63,5 @@ def load(card_: ModelCard, name: str, weights: str, cache: Path) -> tuple[nn.Mod
         raise BenchError(f"weights {w} for tv:{name} are not in the torch hub cache ({path}) and could not be "
                          f"downloaded: {type(e).__name__}: {e}") from None
     digest = digest or verify_hub_file(path)
-    checkpoint.load_weights(inner, sd, f"torchvision weights {w}")
-    return net, f"{type(w).__name__}.{w.name}:{digest[:8]}", {"url": w.url}
+    checkpoint.load_weights(net, sd, f"torchvision weights {w}")
+    return f"{type(w).__name__}.{w.name}:{digest[:8]}", {"url": w.url}
