@@ -3,7 +3,8 @@
 Cache entries are keyed by the data set's fingerprint, the image indices, corruption, severity,
 seed and the source's version, so a second run (or another model) reuses them; a damaged entry is
 regenerated, never trusted. `prepare` fills the cache for many conditions with one process pool
-(each worker compiles glass_blur's numba kernel once); `corrupted` reads one condition back.
+when there is enough work to pay for starting the workers (imports and numba compilation take
+seconds); `corrupted` reads one condition back.
 Workers are spawned, not forked (forking a process that has run torch's thread pools can hang
 it), and read the clean images from a memory-mapped .npy instead of receiving copies.
 """
@@ -22,6 +23,7 @@ import numpy as np
 from corruptions import reference
 
 CODE_VERSION = 1  # bump when this module's seeding or output changes
+WORKER_BYTES = 200_000_000  # below this many clean bytes x conditions (some seconds of reference work), no worker start-up
 
 
 def cache_path(cache: Path, fingerprint: str, indices: np.ndarray, name: str, severity: int, seed: int) -> Path:
@@ -73,7 +75,7 @@ def prepare(images: np.ndarray, indices: np.ndarray, conditions: Sequence[tuple[
         np.save(Path(tmp) / "images.npy", images)
         np.save(Path(tmp) / "indices.npy", indices)
         todo = [(n, s, seed, p, str(Path(tmp) / "images.npy"), str(Path(tmp) / "indices.npy")) for n, s, p in paths]
-        if workers > 1 and len(todo) > 1:
+        if workers > 1 and len(todo) > 1 and images.nbytes * len(todo) >= WORKER_BYTES:
             with ProcessPoolExecutor(min(workers, len(todo)), mp_context=mp.get_context("spawn")) as pool:
                 for name, severity in pool.map(_job, todo):
                     if progress:

@@ -267,10 +267,10 @@ def test_autoattack_switches_to_rand_for_randomized_models() -> None:
 
 def test_corruption_selection_and_backends(trained: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
-    assert main(["run", "--suite", "corruptions", "--models", "resnet_tiny", "--corruptions", "fog", "contrast",
+    assert main(["run", "--suite", "corruptions", "--models", "resnet_tiny", "--corruptions", "pixelate", "contrast",
                  "--extra-corruptions", "--n-images", "3", "--out", str(out), "--no-report"]) == 0
     rows = [r for r in read_rows(out / "results.csv") if r.kind == "corruption"]
-    assert sorted({(r.condition, r.source) for r in rows}) == [("contrast", "torch"), ("fog", "reference")]
+    assert sorted({(r.condition, r.source) for r in rows}) == [("contrast", "torch"), ("pixelate", "reference")]
     assert main(["run", "--suite", "corruptions", "--models", "resnet_tiny", "--corruptions", "contrast",
                  "--corruption-backend", "reference", "--n-images", "3", "--out", str(out), "--no-report"]) == 0
     ref = [r for r in read_rows(out / "results.csv") if r.condition == "contrast" and r.source == "reference"]

@@ -32,9 +32,10 @@ def test_same_seed_same_bytes_and_the_global_rng_is_untouched(name: str) -> None
         assert not np.array_equal(a, c), "random corruptions follow the seed"
 
 
-def test_results_do_not_depend_on_workers_batch_or_subset(tmp_path: Path) -> None:
+def test_results_do_not_depend_on_workers_batch_or_subset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     imgs, idx = _images(6), np.array([3, 8, 11, 20, 21, 40])
     one = reference.corrupt_many(imgs, idx, "shot_noise", 2, 0)
+    monkeypatch.setattr(generate, "WORKER_BYTES", 0)  # start the workers even for this little work
     generate.prepare(imgs, idx, [("shot_noise", 2), ("snow", 1)], 0, cache=tmp_path, fingerprint="f", workers=2)
     two = generate.corrupted(imgs, idx, "shot_noise", 2, 0, cache=tmp_path, fingerprint="f")
     assert np.array_equal(one, two)
