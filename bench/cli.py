@@ -83,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="skip (and report) unreadable pre-rendered files instead of failing")
     r.add_argument("--speed-budget", type=float, metavar="S",
                    help="seconds per exit for timing latency and throughput on clean cells (0: skip; default 1)")
+    r.add_argument("--precision", choices=("auto", "fp32", "bf16"),
+                   help="clean and corruption cells: bf16 autocast where a model's clean accuracy matches fp32 "
+                        "within 0.1 point (auto: on CUDA only; default), or fp32; attacks always run strict fp32")
+    r.add_argument("--peak-tflops", type=float, metavar="T",
+                   help="the device's peak TFLOP/s for the MFU column, when bench/accel.py does not list it")
     r.add_argument("--no-report", action="store_true", help="do not rebuild report.md afterwards")
 
     f = _sub(sp, "flops", "GMACs and parameters of models, per exit.")
@@ -193,6 +198,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
                                            restarts=a.restarts, extra_corruptions=a.extra_corruptions,
                                            corruption_root=a.corruption_root, skip_corrupt_files=a.skip_corrupt_files,
                                            corruption_backend=a.corruption_backend, speed_budget=a.speed_budget,
+                                           precision=a.precision, peak_tflops=a.peak_tflops,
                                            corruptions=tuple(a.corruptions) if a.corruptions else None,
                                            eps=tuple(map(parse_eps, a.eps)) if a.eps else None,
                                            eps_l2=tuple(map(parse_eps, a.eps_l2)) if a.eps_l2 else None)

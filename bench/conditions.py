@@ -124,6 +124,7 @@ SUITES: dict[str, tuple[Cell, ...]] = {
     "default": (Cell(CLEAN),) + _corruption_sweep(300) + _attack_sweep(200, 10, aa_last_only=True),
     "smoke": (Cell(CLEAN, 16), Cell(corruption("fog", 3), 16), Cell(fgsm(4 / 255), 16),
               Cell(pgd(4 / 255, steps=2), 16)),
+    "scale": (Cell(CLEAN),) + _corruption_sweep(None) + tuple(Cell(pgd(e)) for e in LINF_EPS),
 }
 SUITE_HELP = {
     "clean": "clean accuracy on the whole test split",
@@ -137,6 +138,8 @@ SUITE_HELP = {
     "default": "clean (all images), 15 x 5 corruptions on 300 images, the attack sweep on 200 images; "
                "AutoAttack on 10 images at each model's last exit only (make bench, sized for 2 CPU cores)",
     "smoke": "a few images, cheap attacks: a quick check that everything runs",
+    "scale": "clean, the 15 x 5 corruptions and the PGD-10 L∞ sweep at 0-16/255 on every image (the GPU "
+             "wall-time target: 5,000 ImageNet100 images, benchmarks/gpu_suite.py)",
 }
 
 

@@ -34,6 +34,8 @@ class RunConfig:
     corruption_root: str = ""  # an ImageNet100-C folder, for the rendered source
     skip_corrupt_files: bool = False  # report and skip unreadable rendered files instead of failing
     speed_budget: float = 1.0  # seconds per exit for timing latency/throughput on clean cells; 0: skip
+    precision: str = "auto"  # clean/corruption cells: auto (bf16 autocast on CUDA if it passes the parity check), fp32, bf16
+    peak_tflops: float = 0.0  # the device's peak for MFU when it is not in bench/accel.PEAK_TFLOPS (0: look it up)
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -46,6 +48,12 @@ class RunConfig:
             raise BenchError("--batch-size must be positive and --workers not negative")
         if self.corruption_backend not in ("auto", "reference"):
             raise BenchError(f"unknown corruption backend {self.corruption_backend!r} (auto, reference)")
+        from bench.accel import PRECISIONS
+
+        if self.precision not in PRECISIONS:
+            raise BenchError(f"unknown precision {self.precision!r} ({', '.join(PRECISIONS)})")
+        if not 0 <= self.peak_tflops < 1e5:
+            raise BenchError(f"--peak-tflops must be a positive number of TFLOP/s, got {self.peak_tflops}")
         if self.attack_backend not in ("bench", "torchattacks"):
             raise BenchError(f"unknown attack backend {self.attack_backend!r} (bench, torchattacks)")
         if (self.pgd_steps is not None and self.pgd_steps < 1) or (self.restarts is not None and self.restarts < 1):

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from bench.accel import autocast
 from bench.conditions import Condition
 from bench.data import ImageSet, iter_batches, to_unit
 from bench.errors import BenchError
@@ -56,20 +57,20 @@ def _check_logits(logits: object, n: int) -> None:
         raise BenchError(f"model returned {shape}; expected per-exit logits (E, {n}, K)")
 
 
-def _exit_hits(model: torch.nn.Module, x: torch.Tensor, labels: np.ndarray) -> np.ndarray:
-    with torch.inference_mode():
+def _exit_hits(model: torch.nn.Module, x: torch.Tensor, labels: np.ndarray, precision: str = "fp32") -> np.ndarray:
+    with torch.inference_mode(), autocast(precision, x.device):
         logits = model.exits(x).logits
     _check_logits(logits, len(labels))
     return (logits.argmax(-1).cpu() == torch.from_numpy(labels)[None]).numpy()
 
 
 def clean_correct(model: torch.nn.Module, images: ImageSet, indices: np.ndarray, *, batch_size: int,
-                  device: torch.device, workers: int = 0, desc: str = "") -> Correct:
-    """Score every exit of `model` on the clean images in one pass per batch."""
+                  device: torch.device, workers: int = 0, desc: str = "", precision: str = "fp32") -> Correct:
+    """Score every exit of `model` on the clean images in one pass per batch (bf16 autocast for "bf16")."""
     model.eval()
     start = time.perf_counter()
     batches = iter_batches(images, indices, batch_size, workers)
-    out = [_exit_hits(model, to_unit(imgs, device), labels)
+    out = [_exit_hits(model, to_unit(imgs, device), labels, precision)
            for _, imgs, labels in _bar(batches, -(-len(indices) // batch_size), desc)]
     e = model.n_exits
     return Correct(indices, np.concatenate(out, axis=1), time.perf_counter() - start,
@@ -159,14 +160,16 @@ def _seeds(seed: int, idx: np.ndarray, tag: str, exit_: int) -> torch.Tensor:
 def evaluate(model: torch.nn.Module, images: ImageSet, indices: np.ndarray, cond: Condition, *,
              seed: int, batch_size: int, device: torch.device, workers: int = 0, desc: str = "",
              sources: Mapping[str, torch.nn.Module] | None = None, state: Path | None = None,
-             exits: Sequence[int] | None = None, chunk_ids: Sequence[int] | None = None) -> Correct:
+             exits: Sequence[int] | None = None, chunk_ids: Sequence[int] | None = None,
+             precision: str = "fp32") -> Correct:
     """Per-image correctness of every exit (or of `exits`, for white-box attacks) under one condition.
 
     `chunk_ids`: AutoAttack's cell-wide chunk numbers of `indices` when they are one rank's share.
+    `precision`: "bf16" runs clean and corruption cells under autocast; attacks always run in fp32.
     """
     if cond.kind in ("clean", "corruption"):  # corruption cells get images already corrupted
         return clean_correct(model, images, indices, batch_size=batch_size, device=device,
-                             workers=workers, desc=desc)
+                             workers=workers, desc=desc, precision=precision)
     if cond.kind == "attack":
         return attack_correct(model, images, indices, cond, seed=seed, batch_size=batch_size, device=device,
                               workers=workers, desc=desc, sources=sources, state=state, exits=exits,

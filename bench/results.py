@@ -12,7 +12,7 @@ from typing import Iterable
 from bench.csvfile import append_records, header, read_records
 from bench.errors import BenchError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +53,7 @@ class Row:
     latency_ms: float  # clean rows: median batch-1 latency up to this exit on `device`; NaN elsewhere
     throughput: float  # clean rows: best images/s over batch sizes 1, 2, 4, ...; NaN elsewhere
     throughput_batch: int  # the batch size that reached `throughput` (0 when not measured)
+    mfu: float  # model FLOPs/s over the device's peak at `precision` (bench/accel.py); NaN where the peak is unknown
     # provenance
     family: str
     exits_total: int
@@ -80,27 +81,32 @@ def _parse(name: str, text: str) -> object:
     return text
 
 
-# Columns added since v1, with the values v1 files read as (they were not measured then).
-_ADDED_V2 = {"latency_ms": "nan", "throughput": "nan", "throughput_batch": "0"}
-COLUMNS_V1 = tuple(c for c in COLUMNS if c not in _ADDED_V2)
+# Columns added since v1: the version that added them and the value older files read as (not measured then).
+_ADDED = {"latency_ms": (2, "nan"), "throughput": (2, "nan"), "throughput_batch": (2, "0"), "mfu": (3, "nan")}
+LEGACY_COLUMNS = {v: tuple(c for c in COLUMNS if _ADDED.get(c, (0,))[0] <= v) for v in range(1, SCHEMA_VERSION)}
+
+
+def _legacy(path: Path) -> tuple[str, ...] | None:
+    head = header(path)
+    return next((cols for cols in LEGACY_COLUMNS.values() if head == cols), None)
 
 
 def read_rows(path: Path) -> list[Row]:
-    """All rows of a results CSV (v1 files upgraded); a damaged or foreign file is an error, never guessed around."""
-    legacy = header(path) == COLUMNS_V1
+    """All rows of a results CSV (older versions upgraded); a damaged or foreign file is an error, never guessed around."""
+    legacy = _legacy(path)
     try:
-        records = read_records(path, COLUMNS_V1 if legacy else COLUMNS, f"results v{SCHEMA_VERSION}")
+        records = read_records(path, legacy or COLUMNS, f"results v{SCHEMA_VERSION}")
         if legacy:
-            records = [[dict(zip(COLUMNS_V1, rec)).get(c, _ADDED_V2.get(c)) for c in COLUMNS] for rec in records]
+            records = [[dict(zip(legacy, rec)).get(c, _ADDED.get(c, (0, ""))[1]) for c in COLUMNS] for rec in records]
         return [Row(**{c: _parse(c, v) for c, v in zip(COLUMNS, rec)}) for rec in records]
     except ValueError as e:
         raise BenchError(f"{path}: cannot parse results file: {e}") from None
 
 
 def append_rows(path: Path, rows: Iterable[Row]) -> None:
-    """Add rows all-or-nothing (a killed run loses at most the cell in flight); a v1 file is rewritten as v2."""
+    """Add rows all-or-nothing (a killed run loses at most the cell in flight); an older file is rewritten as current."""
     rows = list(rows)
-    if header(path) == COLUMNS_V1:
+    if _legacy(path):
         append_records(path, COLUMNS, [astuple(r) for r in read_rows(path) + rows], replace=True)
     else:
         append_records(path, COLUMNS, [astuple(r) for r in rows])

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bench import distributed, flops, glimpses, per_image
+from bench import accel, distributed, flops, glimpses, per_image
 from bench.conditions import EXTRA_CORRUPTIONS, TRANSFER_AUTO, Cell, Condition, corruption, suite
 from bench.config import RunConfig
 from bench.corrupted_data import CorruptedData
@@ -21,7 +21,7 @@ from bench.checks import CheckRow, append_checks, model_checks, read_checks
 from bench.data import ImageSet, cache_dir, check_name, iter_batches, load_split, subset_indices, to_unit
 from bench.device import device_name, resolve_device
 from bench.errors import BenchError
-from bench.evaluate import evaluate, merge
+from bench.evaluate import clean_correct, evaluate, merge
 from bench.provenance import code_version, utc_now, versions
 from bench.results import Row, append_rows, canonical_json, read_rows
 from bench.specs import LoadedModel, expand, load
@@ -48,11 +48,12 @@ def _check_fits(lm: LoadedModel, n_classes: int, image_shape: tuple[int, ...], d
                          f"{image_shape[0]}x{image_shape[1]}")
 
 
-def _key_rows(lm: LoadedModel, cfg: RunConfig, subset: str, cond: Condition, exits: tuple[int, ...]) -> list[dict]:
+def _key_rows(lm: LoadedModel, cfg: RunConfig, subset: str, cond: Condition, exits: tuple[int, ...],
+              precision: str = "fp32") -> list[dict]:
     return [dict(model=lm.card.name, weights=lm.weights, dataset=cfg.dataset, subset=subset, kind=cond.kind,
                  condition=cond.name, source=cond.source, protocol=cond.protocol, severity=cond.severity,
                  norm=cond.norm, epsilon=cond.epsilon, steps=cond.steps, step_size=cond.step_size,
-                 restarts=cond.restarts, params=cond.params, exit=t, seed=cfg.seed, precision="fp32")
+                 restarts=cond.restarts, params=cond.params, exit=t, seed=cfg.seed, precision=precision)
             for t in exits]
 
 
@@ -68,6 +69,44 @@ def _run_checks(lm: LoadedModel, images: ImageSet, indices: np.ndarray, cfg: Run
                                                                 torch.from_numpy(labels).to(dev))]
     append_checks(path, rows)
     lm.model.cpu()
+
+
+def _amp_check(lm: LoadedModel, images: ImageSet, indices: np.ndarray, cfg: RunConfig, dev: torch.device,
+               path: Path) -> None:
+    """Clean accuracy per exit in fp32 and under bf16 autocast on the run's clean images, kept in checks.csv."""
+    model = accel.layout(lm.model.to(dev), dev)
+    acc = {p: clean_correct(model, images, indices, batch_size=cfg.batch_size, device=dev, workers=cfg.workers,
+                            precision=p).correct.mean(axis=1).tolist() for p in ("fp32", "bf16")}
+    lm.model.cpu()
+    ok, points = accel.amp_matches(acc["fp32"], acc["bf16"])
+    detail = (f"bf16 autocast vs fp32 on {len(indices)} clean images, largest difference {points:.2f} points "
+              f"(tolerance {100 * accel.AMP_TOLERANCE:.1f}): clean and corruption cells run in "
+              f"{'bf16' if ok else 'fp32'}")
+    append_checks(path, [CheckRow(model=lm.card.name, weights=lm.weights, dataset=cfg.dataset, exit=0,
+                                  check="amp_parity", status="ok" if ok else "warn", value=points, detail=detail,
+                                  created=utc_now())])
+
+
+def _clean_precision(loaded: list[LoadedModel], cells: list[Cell], images: ImageSet, cfg: RunConfig,
+                     dev: torch.device, path: Path) -> dict[tuple[str, str], str]:
+    """Per model: "bf16" where AMP was asked for and passed its parity check, else "fp32" (checked once, on rank 0)."""
+    plain = [c for c in cells if c.condition.kind in ("clean", "corruption")]
+    if not (plain and accel.wants_amp(cfg.precision, dev)):
+        return {}
+    n = max((len(images) if c.n_images is None else min(c.n_images, len(images))) for c in plain)
+    indices, _ = subset_indices(len(images), n)
+
+    def stored() -> dict[tuple[str, str], str]:
+        return {(c.model, c.weights): "bf16" if c.status == "ok" else "fp32" for c in read_checks(path)
+                if c.check == "amp_parity" and c.dataset == cfg.dataset}
+
+    if distributed.world().main:
+        done = stored()
+        for lm in loaded:
+            if (lm.card.name, lm.weights) not in done:
+                _amp_check(lm, images, indices, cfg, dev, path)
+    distributed.barrier()
+    return stored()
 
 
 def _prepare_corruptions(cells: list[Cell], images: ImageSet, cfg: RunConfig, cache: Path, out: Path,
@@ -198,6 +237,8 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
     distributed.barrier()
     randomized = {(c.model, c.weights) for c in read_checks(checks_path)
                   if c.check == "deterministic" and c.status == "warn" and c.dataset == cfg.dataset}
+    accel.strict_fp32()
+    amp = _clean_precision(loaded, cells, images, cfg, dev, checks_path)
     for lm in loaded:
         costs: dict[int, flops.FlopCount] = {}
         for cell in cells:
@@ -208,7 +249,8 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
             _, subset = (corrupted.subset(cond, cell.n_images) if cond.kind == "corruption"
                          else subset_indices(len(images), cell.n_images))
             exits = lm.card.exits[-1:] if cell.last_exit_only else lm.card.exits
-            keys = _key_rows(lm, cfg, subset, cond, exits)
+            precision = amp.get((lm.card.name, lm.weights), "fp32") if cond.kind != "attack" else "fp32"
+            keys = _key_rows(lm, cfg, subset, cond, exits, precision)
             if all(tuple(k.values()) in done for k in keys):
                 log.info("skip %s %s (stored)", lm.card.name, cond.label())
                 continue
@@ -220,33 +262,37 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
                 data_indices = indices
             for t in exits:
                 costs.setdefault(t, flops.count(lm.model, t, lm.card.input_size))
-            lm.model.to(dev)
+            accel.layout(lm.model.to(dev), dev)
             state = out / ".state" / (hashlib.sha256(repr(keys[0]).encode()).hexdigest()[:16]
                                       + (f"-rank{w.rank}of{w.size}" if w.size > 1 else ""))
             pos, chunk_ids = distributed.shard(len(indices), _aa_chunk(cond, cfg))
             share = evaluate(lm.model, cell_images, indices[pos], cond, seed=cfg.seed, batch_size=cfg.batch_size,
                              device=dev, workers=cfg.workers, sources=sources, state=state, exits=exits,
                              desc=f"{lm.card.name} {cond.label()}" if progress else "",
-                             chunk_ids=chunk_ids) if len(pos) else None
+                             chunk_ids=chunk_ids, precision=precision) if len(pos) else None
             correct = merge(distributed.gather((pos, share)), indices, lm.model.n_exits)
-            speeds = {t: measure(lm.model.at_exit(t), lm.card.input_size, dev, cfg.speed_budget)
+            speeds = {t: measure(lm.model.at_exit(t), lm.card.input_size, dev, cfg.speed_budget, precision=precision)
                       for t in exits} if cond.kind == "clean" and cfg.speed_budget > 0 and w.main else {}
             lm.model.cpu()
             if not w.main:  # rank 0 writes the rows
                 _remove_state(state)
                 continue
             created = utc_now()
+            peak = accel.peak_tflops(provenance["device"], precision, cfg.peak_tflops)
             rows = []
             for k, t in zip(keys, exits):
                 c = correct.correct[t - 1]
                 cost = costs[t]
                 sp = speeds.get(t, NOT_TIMED)
+                seconds = correct.seconds / len(exits)
+                n_fwd, n_bwd = int(correct.n_forward[t - 1]), int(correct.n_backward[t - 1])
                 rows.append(Row(**k, n_images=int(c.size), n_correct=int(c.sum()), accuracy=float(c.mean()),
                                 gmacs=cost.gmacs, params_m=cost.params_m, input_size=lm.card.input_size,
                                 flops_uncounted=json.dumps(cost.uncounted, sort_keys=True),
-                                seconds=correct.seconds / len(exits),
-                                n_forward=int(correct.n_forward[t - 1]), n_backward=int(correct.n_backward[t - 1]),
+                                seconds=seconds, n_forward=n_fwd, n_backward=n_bwd,
                                 latency_ms=sp.latency_ms, throughput=sp.throughput, throughput_batch=sp.batch,
+                                mfu=accel.mfu(cost.gmacs, peak, throughput=sp.throughput, n_forward=n_fwd,
+                                              n_backward=n_bwd, seconds=seconds),
                                 family=lm.card.family, exits_total=len(lm.card.exits), created=created,
                                 **provenance))
             per_image.append(out / "per_image.csv", [(r, data_indices, correct.correct[t - 1])

@@ -8,6 +8,8 @@ from typing import Callable
 
 import torch
 
+from bench.accel import autocast
+
 MAX_BATCH = 256
 
 
@@ -44,7 +46,7 @@ def _seconds_per_call(fn: Callable[[], object], now: Callable[[], float], budget
 
 
 def measure(model: torch.nn.Module, input_size: int, device: torch.device, budget: float = 1.0,
-            max_batch: int = MAX_BATCH) -> Speed:
+            max_batch: int = MAX_BATCH, precision: str = "fp32") -> Speed:
     """Time `model` (one exit's view, eval mode) on random [0,1] images within about `budget` seconds.
 
     A quarter of the budget goes to batch-1 latency, then batch sizes double (an eighth each) until the
@@ -57,7 +59,9 @@ def measure(model: torch.nn.Module, input_size: int, device: torch.device, budge
 
     def at(batch: int, share: float) -> float:
         x = torch.rand(batch, 3, input_size, input_size, generator=gen).to(device)
-        with torch.inference_mode():
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), autocast(precision, device):
             return _seconds_per_call(lambda: model(x), now, share)
 
     latency = at(1, budget / 4)

@@ -54,8 +54,8 @@ def _isolated(fmnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield
 
 
-def _quick_measure(model, input_size, device, budget=1.0, max_batch=256):  # type: ignore[no-untyped-def]
+def _quick_measure(model, input_size, device, budget=1.0, max_batch=256, precision="fp32"):  # type: ignore[no-untyped-def]
     """The real timing code on a tiny budget, so runs in tests stay fast (test_speed checks it in full)."""
     from bench.speed import measure
 
-    return measure(model, input_size, device, budget=min(budget, 0.02), max_batch=min(max_batch, 4))
+    return measure(model, input_size, device, budget=min(budget, 0.02), max_batch=min(max_batch, 4), precision=precision)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bench.errors import BenchError
-from bench.results import COLUMNS, COLUMNS_V1, KEY_FIELDS, Row, append_rows, read_rows
+from bench.results import COLUMNS, KEY_FIELDS, LEGACY_COLUMNS, Row, append_rows, read_rows
 
 
 def make_row(**kw: object) -> Row:
@@ -16,7 +16,7 @@ def make_row(**kw: object) -> Row:
                 restarts=0, params="{}", exit=1, seed=0, precision="fp32", n_images=3, n_correct=1,
                 accuracy=1 / 3, gmacs=0.1 + 0.2, params_m=1.5, input_size=64, flops_uncounted='{"aten::add_": 2}',
                 seconds=0.25, n_forward=3, n_backward=0, latency_ms=1.25, throughput=812.5,
-                throughput_batch=64, family="resnet", exits_total=1, device="cpu (2 threads)", torch="2.14.1",
+                throughput_batch=64, mfu=0.125, family="resnet", exits_total=1, device="cpu (2 threads)", torch="2.14.1",
                 versions='{"torch":"2.14.1"}', code="", created="2026-11-25T00:00:00+00:00")
     return Row(**{**base, **kw})  # type: ignore[arg-type]
 
@@ -63,20 +63,25 @@ def test_rows_are_frozen() -> None:
         make_row().accuracy = 1.0  # type: ignore[misc]
 
 
-def test_v1_files_read_as_unmeasured_speed_and_are_upgraded_on_append(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", [1, 2])
+def test_older_files_read_as_unmeasured_and_are_upgraded_on_append(tmp_path: Path, version: int) -> None:
     import csv
     import math
 
     path = tmp_path / "results.csv"
     old = make_row()
+    cols = LEGACY_COLUMNS[version]
     with path.open("w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(COLUMNS_V1)
-        w.writerow([repr(getattr(old, c)) if isinstance(getattr(old, c), float) else getattr(old, c) for c in COLUMNS_V1])
+        w.writerow(cols)
+        w.writerow([repr(getattr(old, c)) if isinstance(getattr(old, c), float) else getattr(old, c) for c in cols])
     [r] = read_rows(path)
-    assert math.isnan(r.latency_ms) and math.isnan(r.throughput) and r.throughput_batch == 0
-    assert dataclasses.replace(r, latency_ms=1.25, throughput=812.5, throughput_batch=64) == old
+    assert math.isnan(r.mfu)
+    if version == 1:
+        assert math.isnan(r.latency_ms) and math.isnan(r.throughput) and r.throughput_batch == 0
+        r = dataclasses.replace(r, latency_ms=1.25, throughput=812.5, throughput_batch=64)
+    assert dataclasses.replace(r, mfu=0.125) == old
     append_rows(path, [make_row(exit=2)])
     assert path.read_text().splitlines()[0].split(",") == list(COLUMNS)
     rows = read_rows(path)
-    assert len(rows) == 2 and math.isnan(rows[0].latency_ms) and rows[1] == make_row(exit=2)
+    assert len(rows) == 2 and math.isnan(rows[0].mfu) and rows[1] == make_row(exit=2)

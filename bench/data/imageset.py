@@ -109,8 +109,12 @@ def to_unit(images: np.ndarray, device: "torch.device | str" = "cpu") -> "torch.
     """uint8 (N,H,W,3) -> float (N,3,H,W) in [0,1]: the one conversion between data and models."""
     import torch
 
-    x = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2)
-    return x.float().div_(255).contiguous()  # contiguous: pyautoattack .view()s input gradients
+    x = torch.from_numpy(np.ascontiguousarray(images))
+    if torch.device(device).type == "cuda":  # page-locked host memory: an asynchronous copy
+        x = x.pin_memory().to(device, non_blocking=True)
+    else:
+        x = x.to(device)
+    return x.permute(0, 3, 1, 2).float().div_(255).contiguous()  # contiguous: pyautoattack .view()s input gradients
 
 
 def fingerprint(images: ImageSet) -> str:

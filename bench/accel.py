@@ -1,0 +1,93 @@
+"""The GPU path: numeric precision per kind of condition, memory layout, and model FLOP utilisation.
+
+Policy (the precision column of every row says which one produced it):
+- Attacks run in strict fp32 everywhere: TF32 off for matmuls and cuDNN convolutions. FGSM and PGD
+  step along sign(gradient), so TF32's 10-bit mantissa can flip the sign of small gradient
+  coordinates and change x_adv; strict fp32 keeps attack outcomes those of the CPU reference.
+- Clean and corruption cells may use bf16 autocast ("bf16"), but only for a model whose clean
+  accuracy at every exit matches fp32 within AMP_TOLERANCE on the run's clean images; otherwise they
+  stay fp32. The check's outcome is stored in checks.csv (check "amp_parity") and reused on resume.
+- On CUDA, models run channels_last (cuDNN's fast layout for convolutions); results do not depend on it.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Iterator
+
+import torch
+
+AMP_TOLERANCE = 0.001  # 0.1 accuracy point
+PRECISIONS = ("auto", "fp32", "bf16")
+
+# Dense peak throughput in TFLOP/s by device name fragment and precision (vendor data sheets; bf16
+# and fp32 without sparsity). MFU is left empty for a device not listed here.
+PEAK_TFLOPS: dict[str, dict[str, float]] = {
+    "H100 80GB HBM3": {"fp32": 66.9, "bf16": 989.4},  # SXM5
+    "H100 PCIe": {"fp32": 51.2, "bf16": 756.0},
+    "H100 NVL": {"fp32": 60.0, "bf16": 835.0},
+    "H200": {"fp32": 66.9, "bf16": 989.4},
+    "A100": {"fp32": 19.5, "bf16": 312.0},
+    "L40S": {"fp32": 91.6, "bf16": 362.1},
+    "L4": {"fp32": 30.3, "bf16": 121.0},
+}
+
+
+def strict_fp32() -> None:
+    """Turn TF32 off for matmuls and cuDNN convolutions (PyTorch leaves it on for convolutions)."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
+def wants_amp(precision: str, device: torch.device) -> bool:
+    """Whether to try bf16 autocast for clean and corruption cells (it must still pass the parity check)."""
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
+@contextlib.contextmanager
+def autocast(precision: str, device: torch.device) -> Iterator[None]:
+    """bf16 autocast for precision "bf16"; nothing for "fp32"."""
+    if precision == "bf16":
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            yield
+    else:
+        yield
+
+
+def layout(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """channels_last on CUDA; as it is elsewhere."""
+    return model.to(memory_format=torch.channels_last) if device.type == "cuda" else model
+
+
+def amp_matches(fp32_accuracy: list[float], amp_accuracy: list[float]) -> tuple[bool, float]:
+    """(every exit within AMP_TOLERANCE, the largest difference in accuracy points)."""
+    worst = max(abs(a - b) for a, b in zip(fp32_accuracy, amp_accuracy))
+    return worst <= AMP_TOLERANCE + 1e-12, 100 * worst
+
+
+def peak_tflops(device_name: str, precision: str, override: float = 0.0) -> float:
+    """The device's dense peak for `precision` (TFLOP/s); `override` wins; NaN when unknown."""
+    if override > 0:
+        return override
+    for fragment, peaks in PEAK_TFLOPS.items():
+        if fragment in device_name:
+            return peaks["bf16" if precision == "bf16" else "fp32"]
+    return math.nan
+
+
+def mfu(gmacs: float, peak: float, *, throughput: float = math.nan, n_forward: int = 0, n_backward: int = 0,
+        seconds: float = 0.0) -> float:
+    """Model FLOP utilisation: achieved model FLOP/s over `peak` TFLOP/s; NaN when either is unknown.
+
+    2 FLOPs per MAC. With a measured `throughput` (clean rows: images/s at the best batch size) the
+    model's own rate; otherwise the cell's passes over its wall time, a backward pass counted at twice
+    the forward cost (the usual convention; attacks need input gradients only, so for attack rows
+    this is an upper bound on the work done).
+    """
+    if not peak > 0:
+        return math.nan
+    if throughput > 0:
+        return 2e9 * gmacs * throughput / (peak * 1e12)
+    if seconds <= 0:
+        return math.nan
+    return 2e9 * gmacs * (n_forward + 2 * n_backward) / seconds / (peak * 1e12)

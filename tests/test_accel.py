@@ -1,0 +1,77 @@
+"""The GPU path's decisions, exercised on the CPU: AMP only after its parity check, strict-fp32 attacks, MFU."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench import accel
+from bench.checks import read_checks
+from bench.cli import main
+from bench.results import read_rows
+from tests.test_cli import trained  # noqa: F401  (the module-scoped fixture)
+
+
+def test_mfu_from_throughput_and_from_passes() -> None:
+    # 0.5 GMACs = 1 GFLOP per image; 1 image/s on a 1-TFLOP/s device = 0.1 %
+    assert accel.mfu(0.5, 1.0, throughput=1.0) == pytest.approx(1e-3)
+    # 100 forward + 50 backward (twice the forward cost) = 200 GFLOP in 2 s on 0.5 TFLOP/s = 20 %
+    assert accel.mfu(0.5, 0.5, n_forward=100, n_backward=50, seconds=2.0) == pytest.approx(0.2)
+    assert math.isnan(accel.mfu(0.5, math.nan, throughput=1000.0))
+    assert math.isnan(accel.mfu(0.5, 1.0, seconds=0.0))
+
+
+def test_peak_lookup_by_device_name_and_precision() -> None:
+    assert accel.peak_tflops("NVIDIA H100 80GB HBM3", "bf16") == 989.4
+    assert accel.peak_tflops("NVIDIA H100 80GB HBM3", "fp32") == 66.9
+    assert accel.peak_tflops("NVIDIA H200", "fp32") == 66.9
+    assert math.isnan(accel.peak_tflops("cpu (2 threads)", "fp32"))
+    assert accel.peak_tflops("cpu (2 threads)", "fp32", override=1.5) == 1.5
+
+
+def test_amp_tolerance_is_a_tenth_of_a_point() -> None:
+    assert accel.amp_matches([0.5, 0.9], [0.501, 0.9]) == (True, pytest.approx(0.1))
+    assert accel.amp_matches([0.5, 0.9], [0.5, 0.898])[0] is False
+
+
+def test_attacks_run_with_tf32_off() -> None:
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    accel.strict_fp32()
+    assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+
+
+def test_bf16_cells_only_after_the_parity_check(trained: None, tmp_path: Path,  # noqa: F811
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    run = ["run", "--suite", "smoke", "--models", "resnet_tiny", "--precision", "bf16", "--pgd-steps", "2",
+           "--eps", "4/255", "--speed-budget", "0.05", "--peak-tflops", "0.1", "--no-report"]
+    out = tmp_path / "pass"
+    monkeypatch.setattr(accel, "AMP_TOLERANCE", 1.0)  # any model passes
+    assert main(run + ["--out", str(out)]) == 0
+    [check] = [c for c in read_checks(out / "checks.csv") if c.check == "amp_parity"]
+    assert check.status == "ok" and "run in bf16" in check.detail
+    rows = read_rows(out / "results.csv")
+    assert {r.precision for r in rows if r.kind != "attack"} == {"bf16"}
+    assert {r.precision for r in rows if r.kind == "attack"} == {"fp32"}, "attacks never run in reduced precision"
+    assert all(r.mfu > 0 for r in rows), "MFU from the given peak on every row"
+    clean = next(r for r in rows if r.kind == "clean")
+    assert clean.mfu == pytest.approx(2e9 * clean.gmacs * clean.throughput / 0.1e12)
+
+    monkeypatch.setattr(accel, "AMP_TOLERANCE", -1.0)  # no model can pass: every cell stays fp32
+    out = tmp_path / "fail"
+    assert main(run + ["--out", str(out)]) == 0
+    [check] = [c for c in read_checks(out / "checks.csv") if c.check == "amp_parity"]
+    assert check.status == "warn" and "run in fp32" in check.detail
+    assert {r.precision for r in read_rows(out / "results.csv")} == {"fp32"}
+    assert main(run + ["--out", str(out)]) == 0, "a resumed run reuses the stored check"
+    assert len([c for c in read_checks(out / "checks.csv") if c.check == "amp_parity"]) == 1
+
+
+def test_cpu_runs_stay_fp32_by_default(trained: None, tmp_path: Path) -> None:  # noqa: F811
+    out = tmp_path / "run"
+    assert main(["run", "--suite", "clean", "--models", "resnet_tiny", "--n-images", "8", "--speed-budget", "0",
+                 "--out", str(out), "--no-report"]) == 0
+    [r] = read_rows(out / "results.csv")
+    assert r.precision == "fp32" and math.isnan(r.mfu), "no peak known for a CPU"
+    assert not (out / "checks.csv").exists() or not any(c.check == "amp_parity" for c in read_checks(out / "checks.csv"))
