@@ -10,7 +10,6 @@ passes its parity check) and appends to results/perf/perf.csv: the suite's wall 
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import math
 import os
@@ -43,7 +42,7 @@ def synthetic_imagenet(root: Path, n: int, seed: int = 0) -> Path:
 
 
 def main() -> None:
-    from perf import COLUMNS  # benchmarks/ is on the path when this file runs
+    from perf import COLUMNS, append  # benchmarks/ is on the path when this file runs
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=5000)
@@ -83,17 +82,9 @@ def main() -> None:
                         meets="", unit="images/s",
                         notes=f"MFU {'n/a' if math.isnan(last.mfu) else f'{100 * last.mfu:.1f} %'}; batch "
                               f"{last.throughput_batch}; {last.gmacs:.2f} GMACs; all cells {secs:.0f} s"))
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    new = not a.out.exists()
-    with a.out.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
-        if new:
-            w.writeheader()
-        w.writerows(out)
     for r in out:
         print(f"{r['measure']} | {r['model']}: {r['ours']} {r['unit']}; {r['notes']}")
-    print(f"appended {len(out)} rows to {a.out}")
-
+    append(a.out, out)
 
 if __name__ == "__main__":
     main()

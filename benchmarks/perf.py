@@ -175,14 +175,19 @@ def main() -> None:
         r = rows[-1]
         print(f"  {r['measure']}: ours {r['ours']} s, peer {r['peer']} s, ratio {r['ratio']}x "
               f"(target {r['target']}x: {'met' if r['meets'] == 'true' else 'NOT met'}); {r['notes']}", flush=True)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    new = not a.out.exists()
-    with a.out.open("a", newline="") as f:
+    append(a.out, rows)
+
+
+def append(path: Path, rows: list[dict]) -> None:
+    """Add rows to perf.csv (header first when new)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    with path.open("a", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
         if new:
             w.writeheader()
         w.writerows(rows)
-    print(f"appended {len(rows)} rows to {a.out}")
+    print(f"appended {len(rows)} rows to {path}")
 
 
 if __name__ == "__main__":
