@@ -102,7 +102,7 @@ def corruptions(images: np.ndarray, dev: torch.device) -> dict:
         if dev.type == "cuda":
             torch.cuda.synchronize()
         t_ours = time.perf_counter() - t0
-    in_workers = workers > 1 and images.nbytes * len(rest) >= generate.WORKER_BYTES
+    in_workers = generate.uses_workers(images, len(rest), workers)
     target = 50.0 if dev.type == "cuda" else 5.0
     return _row("15 x 5 corruptions vs imagecorruptions-imaug", "-", len(images), t_ours, t_peer, target,
                 f"{images.shape[1]} px; ours: torch path for {len([n for n in COMMON if n in PARITY])} of the 15, "

@@ -17,7 +17,8 @@ SEVERITIES = (1, 2, 3, 4, 5)
 # Corruptions with a batched torch implementation (corruptions/fast.py) and how its parity with the
 # reference is tested: exact = the same uint8 output, pixel for pixel; pm1 = every pixel within ±1 level.
 PARITY = {"zoom_blur": "pm1",
-          **{n: "exact" for n in ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "contrast", "brightness", "saturate", "defocus_blur", "gaussian_blur", "glass_blur",
+          **{n: "exact" for n in ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "contrast",
+                                  "brightness", "saturate", "defocus_blur", "gaussian_blur", "glass_blur",
                                   "motion_blur", "snow", "frost", "fog", "elastic_transform")}}
 MIN_SIDE = 32  # imagecorruptions refuses smaller images
 

@@ -5,8 +5,9 @@ image. `PARITY` says how each was checked against imagecorruptions-imaug (tests/
 `exact`: the same uint8 images (the reference's random draws, from NumPy or numba generators seeded
 as it seeds them, and its float types and order of operations); `pm1`: every pixel within ±1
 level. These run by default; the others (pixelate, jpeg_compression, spatter) use the reference.
-Truncation to uint8 is as `np.uint8` does it. The per-pixel loops of the noises, glass_blur, motion_blur, snow and fog run as numba kernels on the CPU
-(corruptions/kernels.py), whatever the device; the rest runs on the images' device.
+Truncation to uint8 is as `np.uint8` does it. The per-pixel loops of the noises, glass_blur,
+motion_blur, snow and fog run as numba kernels on the CPU (corruptions/kernels.py), whatever the
+device; the rest runs on the images' device.
 """
 from __future__ import annotations
 
@@ -32,12 +33,21 @@ def _to_u8(x: Tensor) -> Tensor:
     return (x.clamp(0, 1) * 255).to(torch.uint8)  # truncation, as np.uint8 on floats
 
 
+def _hwc(x: Tensor) -> np.ndarray:
+    """(N,C,H,W) tensor -> (N,H,W,C) array on the CPU, the layout of the reference and the numba kernels."""
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _nchw(a: np.ndarray, device: torch.device) -> Tensor:
+    """(N,H,W,C) array -> (N,C,H,W) tensor on `device`."""
+    return torch.from_numpy(np.ascontiguousarray(a)).to(device).permute(0, 3, 1, 2)
+
+
 def _noise(x: Tensor, seeds: Tensor, kind: int, c: float) -> Tensor:
     from corruptions import kernels
 
-    u = x.permute(0, 2, 3, 1).cpu().numpy() / 255.
-    out = kernels.pixel_noise(u, seeds.numpy().astype(np.int64), kind, float(c))
-    return _to_u8(torch.from_numpy(out).to(x.device).permute(0, 3, 1, 2))
+    out = kernels.pixel_noise(_hwc(x) / 255., seeds.numpy().astype(np.int64), kind, float(c))
+    return _to_u8(_nchw(out, x.device))
 
 
 def gaussian_noise(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
@@ -120,13 +130,6 @@ def saturate(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     return _to_u8(_hsv2rgb(hsv))
 
 
-def _depthwise(u: Tensor, kernel: Tensor, pad_mode: str) -> Tensor:
-    kh, kw = kernel.shape
-    padded = F.pad(u, (kw // 2, kw // 2, kh // 2, kh // 2), mode=pad_mode)
-    weight = kernel.to(u)[None, None].expand(u.shape[1], 1, kh, kw)
-    return F.conv2d(padded, weight, groups=u.shape[1])
-
-
 def _correlate_fft(u: Tensor, kernel: Tensor, pad_mode: str) -> Tensor:
     """Per-channel correlation with a large kernel through the FFT (float64: as exact as direct)."""
     kh, kw = kernel.shape
@@ -176,14 +179,13 @@ def glass_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     from corruptions.kernels import glass_shuffle
 
     sigma, delta, iterations = GLASS[severity - 1]
-    first = _to_u8(_gaussian(_unit(x), sigma)).permute(0, 2, 3, 1).cpu().numpy().copy()
+    first = np.ascontiguousarray(_hwc(_to_u8(_gaussian(_unit(x), sigma))))  # a copy: the kernel writes in place
     glass_shuffle(first, seeds.numpy().astype(np.int64), delta, iterations)
-    moved = torch.from_numpy(first).to(x.device).permute(0, 3, 1, 2)
-    return _to_u8(_gaussian(_unit(moved), sigma))
+    return _to_u8(_gaussian(_unit(_nchw(first, x.device)), sigma))
 
 
 def _motion_shifts(width: int, angle: float) -> list[tuple[int, int]]:
-    """The reference's (dy, dx) per kernel tap, stopping where the motion leaves the image."""
+    """The reference's (dy, dx) per kernel tap."""
     point = (width * np.sin(np.deg2rad(angle)), width * np.cos(np.deg2rad(angle)))
     hypot = math.hypot(point[0], point[1])
     return [(-math.ceil(((i * point[0]) / hypot) - 0.5), -math.ceil(((i * point[1]) / hypot) - 0.5))
@@ -192,11 +194,12 @@ def _motion_shifts(width: int, angle: float) -> list[tuple[int, int]]:
 
 def _motion_blur(x: np.ndarray, radius: int, sigma: float, angles: list[float]) -> np.ndarray:
     """The reference's _motion_blur on (N,H,W,C), one angle per image, as float64."""
+    from imagecorruptions.corruptions import getMotionBlurKernel
+
     from corruptions.kernels import shifted_sum
 
     width = radius * 2 + 1
-    k = np.exp(-(np.arange(width) - 0) ** 2 / (2 * (sigma ** 2))) / (np.sqrt(2 * np.pi) * sigma)
-    k = k / np.sum(k)
+    k = getMotionBlurKernel(width, sigma)
     n, h, w = x.shape[:3]
     dys, dxs = np.zeros((n, width), np.int64), np.zeros((n, width), np.int64)
     counts = np.zeros(n, np.int64)
@@ -217,8 +220,7 @@ def motion_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     """Blur along a line at a random angle (the reference's angle draw, exact sums)."""
     radius, sigma = MOTION[severity - 1]
     angles = [np.random.RandomState(s).uniform(-45, 45) for s in seeds.tolist()]
-    out = _motion_blur(x.permute(0, 2, 3, 1).cpu().numpy(), radius, sigma, angles)
-    return torch.from_numpy(out).to(x.device).permute(0, 3, 1, 2).clamp(0, 255).to(torch.uint8)
+    return _nchw(_motion_blur(_hwc(x), radius, sigma, angles), x.device).clamp(0, 255).to(torch.uint8)
 
 
 SNOW = ((0.1, 0.3, 3, 0.5, 10, 4, 0.8), (0.2, 0.3, 2, 0.5, 12, 4, 0.7), (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
@@ -327,11 +329,13 @@ FOG = ((1.5, 2), (2., 2), (2.5, 1.7), (2.5, 1.5), (3., 1.4))  # strength, wibble
 
 def fog(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     """A plasma-fractal haze added and the image rescaled to its old maximum (the reference's draws, float types)."""
+    from imagecorruptions.corruptions import next_power_of_2
+
     from corruptions.kernels import plasma_fractal
 
     c0, decay = FOG[severity - 1]
     n, _, h, w = x.shape
-    size = 1 << (max(h, w) - 1).bit_length()  # the next power of two
+    size = next_power_of_2(max(h, w))
     haze = torch.from_numpy(plasma_fractal(seeds.numpy().astype(np.int64), size, decay)[:, :h, :w]).to(x.device)
     u = _unit(x)
     top = u.amax(dim=(1, 2, 3), keepdim=True)
@@ -375,7 +379,7 @@ def frost(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
         layer = layers[rs.randint(6)]
         top, left = rs.randint(0, layer.shape[0] - h), rs.randint(0, layer.shape[1] - w)
         crops.append(layer[top:top + h, left:left + w][..., [2, 1, 0]])
-    f = torch.from_numpy(np.stack(crops)).to(x.device).permute(0, 3, 1, 2)
+    f = _nchw(np.stack(crops), x.device)
     c0, c1 = FROST_MIX[severity - 1]
     return (c0 * x.to(torch.float64) + c1 * f.to(torch.float64)).clamp(0, 255).to(torch.uint8)
 
@@ -397,7 +401,6 @@ def corrupt_batch(images: "np.ndarray", indices: "np.ndarray", name: str, severi
     out = np.empty_like(images)
     fn = FAST[name]
     for s in range(0, len(images), batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(images[s:s + batch_size])).to(device).permute(0, 3, 1, 2)
         seeds = torch.tensor([seed_for(seed, int(i), name, severity) for i in indices[s:s + batch_size]])
-        out[s:s + batch_size] = fn(x, severity, seeds).permute(0, 2, 3, 1).cpu().numpy()
+        out[s:s + batch_size] = _hwc(fn(_nchw(images[s:s + batch_size], device), severity, seeds))
     return out

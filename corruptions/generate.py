@@ -23,7 +23,8 @@ import numpy as np
 from corruptions import reference
 
 CODE_VERSION = 1  # bump when this module's seeding or output changes
-WORKER_BYTES = 200_000_000  # below this many clean bytes x conditions (some seconds of reference work), no worker start-up
+# Below this many clean bytes x conditions (some seconds of reference work) no workers are started.
+WORKER_BYTES = 200_000_000
 
 
 def cache_path(cache: Path, fingerprint: str, indices: np.ndarray, name: str, severity: int, seed: int) -> Path:
@@ -62,6 +63,11 @@ def _job(task: tuple[str, int, int, str, str, str]) -> tuple[str, int]:
     return name, severity
 
 
+def uses_workers(images: np.ndarray, n_conditions: int, workers: int) -> bool:
+    """Whether `prepare` starts worker processes: only for enough work to pay for their start-up."""
+    return workers > 1 and n_conditions > 1 and images.nbytes * n_conditions >= WORKER_BYTES
+
+
 def prepare(images: np.ndarray, indices: np.ndarray, conditions: Sequence[tuple[str, int]], seed: int, *,
             cache: Path, fingerprint: str, workers: int = 0,
             progress: Callable[[str, int], None] | None = None) -> None:
@@ -75,7 +81,7 @@ def prepare(images: np.ndarray, indices: np.ndarray, conditions: Sequence[tuple[
         np.save(Path(tmp) / "images.npy", images)
         np.save(Path(tmp) / "indices.npy", indices)
         todo = [(n, s, seed, p, str(Path(tmp) / "images.npy"), str(Path(tmp) / "indices.npy")) for n, s, p in paths]
-        if workers > 1 and len(todo) > 1 and images.nbytes * len(todo) >= WORKER_BYTES:
+        if uses_workers(images, len(todo), workers):
             with ProcessPoolExecutor(min(workers, len(todo)), mp_context=mp.get_context("spawn")) as pool:
                 for name, severity in pool.map(_job, todo):
                     if progress:
