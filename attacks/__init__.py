@@ -15,7 +15,8 @@ from bench.registry import Registry
 
 ATTACKS: Registry[Callable[[Condition], Any]] = Registry("attack")
 ATTACKS.register("fgsm", lambda c: FGSM(c.epsilon))
-ATTACKS.register("pgd", lambda c: PGD(c.epsilon, c.step_size, c.steps, c.norm or "linf", max(c.restarts, 1)))
+ATTACKS.register("pgd", lambda c: PGD(c.epsilon, c.step_size, c.steps, c.norm or "linf", max(c.restarts, 1),
+                                      early_stop=bool(json.loads(c.params).get("early_stop", False))))
 ATTACKS.register("transfer_pgd", lambda c: PGD(c.epsilon, c.step_size, c.steps, c.norm or "linf",
                                                max(c.restarts, 1)))
 ATTACKS.register("paper_pgd", lambda c: PaperPGD(c.epsilon, c.step_size, c.steps))

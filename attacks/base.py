@@ -89,24 +89,28 @@ class LogitsGuard(nn.Module):
 
 
 class PassCounter(nn.Module):
-    """Counts images through forward and backward, whatever the attack library does."""
+    """Counts images through forward and backward, whatever the attack library does.
+
+    A backward counts the images whose logits received a gradient: an image an attack has stopped
+    rides along in its batch's backward with a zero gradient and is not counted, so the counts are
+    a property of each image's own trajectory, not of how images were batched.
+    """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
         self.n_forward = 0
-        self.n_backward = 0
+        self._backward: list[Tensor] = []  # counts left on the device until read: no sync per step
+
+    @property
+    def n_backward(self) -> int:
+        return int(sum(int(c) for c in self._backward))
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.model(x)
         self.n_forward += x.shape[0]
         if out.requires_grad:
-            n = x.shape[0]
-
-            def hook(g: Tensor) -> None:
-                self.n_backward += n
-
-            out.register_hook(hook)
+            out.register_hook(lambda g: self._backward.append(g.detach().flatten(1).ne(0).any(1).sum()))
         return out
 
 

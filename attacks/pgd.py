@@ -3,8 +3,17 @@
 Arguments: ε (pixel units of [0,1]), step size, steps, restarts, random start. Inputs: x (N,C,H,W)
 in [0,1], y (N,) int64, seeds (N,) int64: each image's random start comes from its own seed, so
 results do not depend on batch size or order. Output in [0,1] within the ε-ball. Steps follow
-torchattacks 3.5.1 (signed step for L∞, per-image normalised step for L2, mean cross-entropy).
+torchattacks 3.5.1 (signed step for L∞, per-image normalised step for L2) but sum the cross-entropy
+over the batch where torchattacks averages it: its L2 step divides by ‖g‖ + 1e-10, so with a mean an
+image's step depends on the batch size wherever gradients are that small; ours equals torchattacks
+run one image at a time.
 With restarts, an image keeps the first adversarial example that fools the model.
+
+`early_stop` (the harness's default for strict PGD): an image whose current iterate already fools the
+model keeps that iterate and leaves the batch, as AutoAttack's APGD keeps its best point. An image
+counts as broken if any iterate broke it, so the robust set is a subset of final-iterate PGD's (the
+trajectories agree until an image stops), and stopped images cost no further passes. Off, the attack
+returns the last iterate for every image, step for step as torchattacks does.
 """
 from __future__ import annotations
 
@@ -28,6 +37,7 @@ class PGD:
     norm: Literal["linf", "l2"] = "linf"
     restarts: int = 1
     random_start: bool = True
+    early_stop: bool = False
 
     def __post_init__(self) -> None:
         check_args(self.eps, self.norm, self.steps, self.step_size)
@@ -48,15 +58,29 @@ class PGD:
         return (x + delta).clamp(0.0, 1.0)
 
     def _run(self, model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor) -> Tensor:
+        out = x_adv.detach().clone()
+        live = torch.arange(len(x), device=x.device)  # batch positions of the images still attacked
         for _ in range(self.steps):
-            x_adv = x_adv.detach().requires_grad_(True)
-            (grad,) = torch.autograd.grad(F.cross_entropy(model(x_adv), y), x_adv)
+            leaf = x_adv.detach().requires_grad_(True)
+            logits = model(leaf)
+            keep = slice(None)
+            if self.early_stop:
+                fooled = logits.detach().argmax(1) != y
+                out[live[fooled]] = leaf.detach()[fooled]
+                keep = ~fooled
+                if not keep.any():
+                    return out
+                # this pass ran on the whole batch; the images left go on from here
+                live, x, y = live[keep], x[keep], y[keep]
+            (grad,) = torch.autograd.grad(F.cross_entropy(logits[keep], y, reduction="sum"), leaf)
+            grad, x_adv = grad[keep], leaf.detach()[keep]
             if self.norm == "linf":
                 step = self.step_size * grad.sign()
             else:
                 step = self.step_size * grad / (l2_norms(grad) + 1e-10)
-            x_adv = project(x, x_adv.detach() + step, self.eps, self.norm)
-        return x_adv.detach()
+            x_adv = project(x, x_adv + step, self.eps, self.norm)
+        out[live] = x_adv
+        return out
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, *, seeds: Tensor) -> Tensor:
         x = x.detach()

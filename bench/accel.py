@@ -7,7 +7,9 @@ Policy (the precision column of every row says which one produced it):
 - Clean and corruption cells may use bf16 autocast ("bf16"), but only for a model whose clean
   accuracy at every exit matches fp32 within AMP_TOLERANCE on the run's clean images; otherwise they
   stay fp32. The check's outcome is stored in checks.csv (check "amp_parity") and reused on resume.
-- On CUDA, models run channels_last (cuDNN's fast layout for convolutions); results do not depend on it.
+- Models run channels_last (NHWC weights; inputs stay NCHW as `to_unit` makes them): cuDNN's fast
+  layout on CUDA, and on CPU oneDNN's too (2-core CPU, 64 px, batch 256: forward 1.15-1.3x, forward
+  plus backward 1.05-1.25x for the three default models). Accuracy does not depend on it.
 """
 from __future__ import annotations
 
@@ -54,9 +56,9 @@ def autocast(precision: str, device: torch.device) -> Iterator[None]:
         yield
 
 
-def layout(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """channels_last on CUDA; as it is elsewhere."""
-    return model.to(memory_format=torch.channels_last) if device.type == "cuda" else model
+def layout(model: torch.nn.Module) -> torch.nn.Module:
+    """The model with channels_last weights, in place: the faster convolution layout on CUDA and CPU."""
+    return model.to(memory_format=torch.channels_last)
 
 
 def amp_matches(fp32_accuracy: list[float], amp_accuracy: list[float]) -> tuple[bool, float]:

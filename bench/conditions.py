@@ -76,9 +76,20 @@ def fgsm(eps: float, source: str = "bench") -> Condition:
 
 
 def pgd(eps: float, norm: str = "linf", steps: int = 10, restarts: int = 1, source: str = "bench") -> Condition:
-    """PGD with step ε/4 (2.5ε of travel over 10 steps, Madry et al.'s ratio)."""
+    """PGD with step ε/4 (2.5ε of travel over 10 steps, Madry et al.'s ratio).
+
+    Ours stops each image at its first fooling iterate (attacks.pgd); torchattacks' returns the last one.
+    """
     return Condition(kind="attack", name="pgd", source=source, protocol="strict", norm=norm,  # type: ignore[arg-type]
-                     epsilon=eps, steps=steps, step_size=eps / 4, restarts=restarts)
+                     epsilon=eps, steps=steps, step_size=eps / 4, restarts=restarts, params=pgd_params(source))
+
+
+def pgd_params(source: str, params: str = "{}") -> str:
+    """`params` of a strict PGD condition run by `source`: early stopping is our PGD's own."""
+    p = {k: v for k, v in json.loads(params).items() if k != "early_stop"}
+    if source == "bench":
+        p["early_stop"] = True
+    return json.dumps(p, sort_keys=True, separators=(",", ":"))
 
 
 def autoattack(eps: float = HEADLINE_EPS, norm: str = "linf", version: str = "standard",

@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from bench import accel, distributed, flops, glimpses, per_image
-from bench.conditions import EXTRA_CORRUPTIONS, TRANSFER_AUTO, Cell, Condition, corruption, suite
+from bench.conditions import EXTRA_CORRUPTIONS, TRANSFER_AUTO, Cell, Condition, corruption, pgd_params, suite
 from bench.config import RunConfig
 from bench.corrupted_data import CorruptedData
 from bench.checks import CheckRow, append_checks, model_checks, read_checks
@@ -74,7 +74,7 @@ def _run_checks(lm: LoadedModel, images: ImageSet, indices: np.ndarray, cfg: Run
 def _amp_check(lm: LoadedModel, images: ImageSet, indices: np.ndarray, cfg: RunConfig, dev: torch.device,
                path: Path) -> None:
     """Clean accuracy per exit in fp32 and under bf16 autocast on the run's clean images, kept in checks.csv."""
-    model = accel.layout(lm.model.to(dev), dev)
+    model = accel.layout(lm.model.to(dev))
     acc = {p: clean_correct(model, images, indices, batch_size=cfg.batch_size, device=dev, workers=cfg.workers,
                             precision=p).correct.mean(axis=1).tolist() for p in ("fp32", "bf16")}
     lm.model.cpu()
@@ -193,6 +193,8 @@ def _cells(cfg: RunConfig) -> list[Cell]:
                 variants = [dataclasses.replace(v, steps=cfg.pgd_steps or v.steps, restarts=cfg.restarts or v.restarts)
                             for v in variants]
             variants = [dataclasses.replace(v, source=cfg.attack_backend) for v in variants]
+            if cond.name == "pgd":
+                variants = [dataclasses.replace(v, params=pgd_params(v.source, v.params)) for v in variants]
         else:
             variants = [cond]
         n = cap if c.n_images is None else (c.n_images if cap is None else min(cap, c.n_images))
@@ -262,7 +264,7 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
                 data_indices = indices
             for t in exits:
                 costs.setdefault(t, flops.count(lm.model, t, lm.card.input_size))
-            accel.layout(lm.model.to(dev), dev)
+            accel.layout(lm.model.to(dev))
             state = out / ".state" / (hashlib.sha256(repr(keys[0]).encode()).hexdigest()[:16]
                                       + (f"-rank{w.rank}of{w.size}" if w.size > 1 else ""))
             pos, chunk_ids = distributed.shard(len(indices), _aa_chunk(cond, cfg))

@@ -58,9 +58,7 @@ def measure(model: torch.nn.Module, input_size: int, device: torch.device, budge
     start = time.perf_counter()
 
     def at(batch: int, share: float) -> float:
-        x = torch.rand(batch, 3, input_size, input_size, generator=gen).to(device)
-        if device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = torch.rand(batch, 3, input_size, input_size, generator=gen).to(device)  # NCHW, as to_unit gives
         with torch.inference_mode(), autocast(precision, device):
             return _seconds_per_call(lambda: model(x), now, share)
 

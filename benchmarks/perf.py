@@ -10,6 +10,7 @@ Usage: python benchmarks/perf.py [--model resnet_small] [--device auto] [--skip-
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import os
 import platform
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pgd_vs_torchattacks import _interleaved, compare  # noqa: E402
 
 from attacks import AutoAttack, attack_mode  # noqa: E402
+from bench import accel  # noqa: E402
 from bench.data import cache_dir, load_split, subset_indices, to_unit  # noqa: E402
 from bench.device import device_name, resolve_device  # noqa: E402
 from bench.seeds import image_seeds  # noqa: E402
@@ -48,10 +50,14 @@ def _row(measure: str, model: str, n: int, ours_s: float, peer_s: float, target:
 
 def pgd(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, idx: np.ndarray,
         dev: torch.device, repeats: int) -> dict:
-    """PGD-10 L∞ 4/255, step ε/4, batch 128: ours vs torchattacks 3.5.1."""
-    t, acc = compare(model, x, y, torch.from_numpy(image_seeds(0, idx, "perf")), 4 / 255, 128, repeats)
+    """PGD-10 L∞ 4/255, step ε/4, batch 128: ours as the harness runs it vs torchattacks 3.5.1; and a control."""
+    seeds = torch.from_numpy(image_seeds(0, idx, "perf"))
+    t, acc = compare(model, x, y, seeds, 4 / 255, 128, repeats)
+    tc, _ = compare(model, x, y, seeds, 4 / 255, 128, repeats, harness=False)
     return _row("PGD-10 vs torchattacks", name, len(x), t["ours"], t["peer"], 1.0,
-                f"robust accuracy {100 * acc['ours']:.1f} % vs {100 * acc['peer']:.1f} %", dev)
+                f"robust accuracy {100 * acc['ours']:.1f} % vs {100 * acc['peer']:.1f} %; ours stops images at "
+                f"their first fooling iterate and runs channels_last; on the same layout, last iterate: "
+                f"{tc['peer'] / tc['ours']:.2f}x", dev)
 
 
 def autoattack(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, dev: torch.device,
@@ -68,12 +74,13 @@ def autoattack(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tens
         with torch.no_grad():
             return (model(adv).argmax(1) == y).float().mean().item()
 
-    with true_gradient(model), attack_mode(model):
-        t, out = _interleaved({"ours": lambda: AutoAttack(eps).robust(model, x, y, seed=0, batch_size=bs)
+    mine = accel.layout(copy.deepcopy(model))  # as the runner lays models out
+    with true_gradient(mine), attack_mode(mine), true_gradient(model), attack_mode(model):
+        t, out = _interleaved({"ours": lambda: AutoAttack(eps).robust(mine, x, y, seed=0, batch_size=bs)
                                .float().mean().item(), "peer": peer}, repeats)
     return _row("AutoAttack standard vs pyautoattack", name, len(x), t["ours"], t["peer"], 1.0,
-                f"robust accuracy {100 * out['ours']:.1f} % vs {100 * out['peer']:.1f} %; median of {repeats} "
-                "interleaved runs", dev)
+                f"robust accuracy {100 * out['ours']:.1f} % vs {100 * out['peer']:.1f} %; ours runs channels_last; "
+                f"median of {repeats} interleaved runs", dev)
 
 
 def corruptions(images: np.ndarray, dev: torch.device) -> dict:
@@ -119,11 +126,13 @@ def clean(model: torch.nn.Module, name: str, images, idx: np.ndarray, dev: torch
 
     x = to_unit(images.images[idx], torch.device("cpu"))
     y = torch.from_numpy(images.labels[idx])
-    t, out = _interleaved({"ours": lambda: clean_correct(model, images, idx, batch_size=256, device=dev),
+    mine = accel.layout(copy.deepcopy(model))  # as the runner lays models out
+    t, out = _interleaved({"ours": lambda: clean_correct(mine, images, idx, batch_size=256, device=dev),
                            "peer": lambda: clean_accuracy(model, x, y, batch_size=256, device=dev)}, repeats)
     ours_acc = float(out["ours"].correct[-1].mean())
     return _row("clean accuracy vs RobustBench clean_accuracy", name, len(idx), t["ours"], t["peer"], 1.0,
-                f"accuracy {100 * ours_acc:.1f} % vs {100 * out['peer']:.1f} %", dev)
+                f"accuracy {100 * ours_acc:.1f} % vs {100 * out['peer']:.1f} %; ours runs channels_last; "
+                f"median of {repeats} interleaved runs", dev)
 
 
 def make_bench(dev: torch.device) -> dict:
@@ -165,7 +174,7 @@ def main() -> None:
     steps = [("PGD", lambda: pgd(model, lm.card.name, x, y, idx, dev, a.repeats)),
              ("AutoAttack", lambda: autoattack(model, lm.card.name, x[:a.n_aa], y[:a.n_aa], dev, a.aa_repeats)),
              ("corruptions", lambda: corruptions(images.images[:a.n_corruptions], dev)),  # type: ignore[attr-defined]
-             ("clean", lambda: clean(model, lm.card.name, images, np.arange(len(images)), dev, a.repeats))]
+             ("clean", lambda: clean(model, lm.card.name, images, np.arange(len(images)), dev, 2 * a.repeats))]
     if not a.skip_e2e and not a.only:
         steps.append(("make bench", lambda: make_bench(dev)))
     steps = [st for st in steps if not a.only or st[0] in a.only]

@@ -4,17 +4,21 @@ Usage: python benchmarks/pgd_vs_torchattacks.py [--model resnet_small] [--n 256]
 Needs the trained default checkpoint (`make bench`), or a spec with weights (NAME@random works but
 its robust accuracy says nothing). Prints images/s (median of runs that alternate their order) and
 robust accuracy of both, and their ratio. Random starts differ (per-image seeds vs torchattacks'
-global RNG), so robust accuracies agree statistically, not image by image.
+global RNG), so robust accuracies agree statistically, not image by image. Ours stops each image at
+its first fooling iterate (counted as broken), so its robust accuracy can only be lower; a control
+line times it on the same model layout returning the last iterate, as torchattacks does.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 
 import numpy as np
 import torch
 
 from attacks import PGD, TorchattacksAttack, attack_mode
+from bench import accel
 from bench.data import cache_dir, load_split, subset_indices, to_unit
 from bench.device import device_name, resolve_device
 from bench.seeds import image_seeds
@@ -35,28 +39,31 @@ def _interleaved(fns: dict, repeats: int) -> tuple[dict, dict]:  # type: ignore[
 
 
 def compare(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, seeds: torch.Tensor, eps: float,
-            batch_size: int, repeats: int) -> tuple[dict, dict]:
+            batch_size: int, repeats: int, harness: bool = True) -> tuple[dict, dict]:
     """({"ours", "peer"}: median seconds, {"ours", "peer"}: robust accuracy) of PGD-10 L∞, step ε/4.
 
-    Ours runs as the harness runs it (attack mode, true gradient); torchattacks as a user calls it.
+    Ours runs as the harness runs it (channels_last, attack mode, true gradient, early stop); with
+    `harness=False`, on the very model torchattacks gets and returning the last iterate, a control.
+    torchattacks runs as a user calls it.
     """
-    ours, peer = PGD(eps, eps / 4, 10), TorchattacksAttack("pgd", eps, "linf", eps / 4, 10)
+    mine = accel.layout(copy.deepcopy(model)) if harness else model
+    ours, peer = PGD(eps, eps / 4, 10, early_stop=harness), TorchattacksAttack("pgd", eps, "linf", eps / 4, 10)
 
-    def run(atk) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    def run(atk, net) -> torch.Tensor:  # type: ignore[no-untyped-def]
         outs = []
-        with true_gradient(model):
+        with true_gradient(net):
             for s in range(0, len(x), batch_size):
                 sl = slice(s, s + batch_size)
                 if isinstance(atk, PGD):
-                    with attack_mode(model):
-                        outs.append(atk(model, x[sl], y[sl], seeds=seeds[sl]))
+                    with attack_mode(net):
+                        outs.append(atk(net, x[sl], y[sl], seeds=seeds[sl]))
                 else:
-                    outs.append(atk(model, x[sl], y[sl], seeds=seeds[sl]))
+                    outs.append(atk(net, x[sl], y[sl], seeds=seeds[sl]))
         return torch.cat(outs)
 
-    run(ours)  # warm-up
-    run(peer)
-    t, adv = _interleaved({"ours": lambda: run(ours), "peer": lambda: run(peer)}, repeats)
+    run(ours, mine)  # warm-up
+    run(peer, model)
+    t, adv = _interleaved({"ours": lambda: run(ours, mine), "peer": lambda: run(peer, model)}, repeats)
     with torch.no_grad():
         return t, {k: (model(v).argmax(1) == y).float().mean().item() for k, v in adv.items()}
 
@@ -81,6 +88,7 @@ def main() -> None:
     seeds = torch.from_numpy(image_seeds(0, idx, "bench"))
     t, acc = compare(model, x, y, seeds, a.eps, a.batch_size, a.repeats)
     t_ours, t_peer, acc_ours, acc_peer = t["ours"], t["peer"], acc["ours"], acc["peer"]
+    tc, ac = compare(model, x, y, seeds, a.eps, a.batch_size, a.repeats, harness=False)
     with torch.no_grad():
         clean = (model(x).argmax(1) == y).float().mean().item()
     n = len(x)
@@ -92,6 +100,8 @@ def main() -> None:
     print(f"{'torchattacks':14s} {n / t_peer:10.1f} {100 * acc_peer:10.1f} %")
     print(f"throughput ratio (bench / torchattacks): {t_peer / t_ours:.2f}x; "
           f"robust accuracy difference: {100 * (acc_ours - acc_peer):+.1f} points")
+    print(f"control, same model layout and last iterate: {tc['peer'] / tc['ours']:.2f}x; "
+          f"robust accuracy {100 * ac['ours']:.1f} % vs {100 * ac['peer']:.1f} %")
     assert np.isfinite(t_ours)
 
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import attacks
-from attacks import FGSM, PGD, AutoAttack, LogitsGuard, PaperPGD, TorchattacksAttack, attack_mode
+from attacks import FGSM, PGD, AutoAttack, LogitsGuard, PassCounter, PaperPGD, TorchattacksAttack, attack_mode
 from bench.errors import BenchError
 from models.base import Classifier
 
@@ -88,8 +88,31 @@ def test_pgd_matches_torchattacks_without_random_start(toy: nn.Module, norm: str
     x, y = _data()
     ours = PGD(eps, step, 10, norm=norm, random_start=False)(toy, x, y, seeds=SEEDS)  # type: ignore[arg-type]
     cls = torchattacks.PGD if norm == "linf" else torchattacks.PGDL2
-    ref = cls(toy, eps=eps, alpha=step, steps=10, random_start=False)(x, y)
+    atk = cls(toy, eps=eps, alpha=step, steps=10, random_start=False)
+    # one image at a time: torchattacks' batch-mean loss makes its L2 steps depend on the batch
+    # wherever gradients are as small as its 1e-10 guard; ours sums, so each image is on its own
+    ref = torch.cat([atk(x[i:i + 1], y[i:i + 1]) for i in range(len(x))])
     assert torch.allclose(ours, ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("norm,eps,step", [("linf", 4 / 255, 1 / 255), ("l2", 0.25, 0.06)])
+def test_early_stop_keeps_the_first_fooling_iterate_and_only_breaks_more(toy: nn.Module, norm: str, eps: float,
+                                                                          step: float) -> None:
+    x, y = _data()
+    full, early = (PassCounter(toy), PassCounter(toy))
+    last = PGD(eps, step, 10, norm=norm)(full, x, y, seeds=SEEDS)  # type: ignore[arg-type]
+    first = PGD(eps, step, 10, norm=norm, early_stop=True)(early, x, y, seeds=SEEDS)  # type: ignore[arg-type]
+    with torch.no_grad():
+        robust_last, robust_first = toy(last).argmax(1) == y, toy(first).argmax(1) == y
+    assert robust_first.sum() < len(y) and (robust_first <= robust_last).all()  # robust early => robust at the end
+    assert torch.allclose(first[robust_first], last[robust_first], atol=1e-6)  # same path until an image stops
+    d = (first - x).flatten(1)
+    assert first.min() >= 0 and first.max() <= 1
+    assert (d.norm(dim=1) if norm == "l2" else d.abs().amax(1)).max() <= eps + 1e-5
+    assert early.n_forward < full.n_forward and early.n_backward < full.n_backward  # stopped images cost nothing
+    parts = torch.cat([PGD(eps, step, 10, norm=norm, early_stop=True)(toy, x[s:s + 7], y[s:s + 7],  # type: ignore[arg-type]
+                                                                       seeds=SEEDS[s:s + 7]) for s in range(0, 64, 7)])
+    assert torch.allclose(first, parts, atol=1e-6)
 
 
 def test_fgsm_matches_torchattacks(toy: nn.Module) -> None:
@@ -192,8 +215,9 @@ def test_registry_builds_from_conditions() -> None:
 
     assert isinstance(attacks.build(fgsm(2 / 255)), FGSM)
     p = attacks.build(pgd(8 / 255, "l2"))
-    assert isinstance(p, PGD) and p.norm == "l2" and p.step_size == pytest.approx(2 / 255)
+    assert isinstance(p, PGD) and p.norm == "l2" and p.step_size == pytest.approx(2 / 255) and p.early_stop
     assert isinstance(attacks.build(pgd(8 / 255, source="torchattacks")), TorchattacksAttack)
+    assert pgd(8 / 255, source="torchattacks").params == "{}"  # torchattacks returns the last iterate
     assert isinstance(attacks.build(PAPER_PGD), PaperPGD)
     assert isinstance(attacks.build(autoattack()), AutoAttack)
 
