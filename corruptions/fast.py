@@ -1,13 +1,13 @@
-"""Batched torch corruptions (CPU or GPU) that match the reference closely enough to replace it.
+"""Batched corruptions that give the reference's images exactly, many times faster.
 
 Each function maps uint8 (N,3,H,W) images to uint8 (N,3,H,W) at one severity, with one seed per
-image. `PARITY` says how each was checked against imagecorruptions-imaug (tests/test_fast_corruptions):
-`exact`: the same uint8 images (the reference's random draws, from NumPy or numba generators seeded
-as it seeds them, and its float types and order of operations); `pm1`: every pixel within ±1
-level. These run by default; the others (pixelate, jpeg_compression, spatter) use the reference.
-Truncation to uint8 is as `np.uint8` does it. The per-pixel loops of the noises, glass_blur,
-motion_blur, snow and fog run as numba kernels on the CPU (corruptions/kernels.py), whatever the
-device; the rest runs on the images' device.
+image. Every one in `PARITY` gives the same uint8 images as imagecorruptions-imaug
+(tests/test_fast_corruptions.py): the reference's random draws (from NumPy or numba generators
+seeded as it seeds them), its float types and its order of operations. These run by default; the
+others (pixelate, jpeg_compression, spatter) use the reference. Truncation to uint8 is as `np.uint8`
+does it. Per-pixel loops (the noises, HSV, glass, motion, zoom, snow, fog, elastic's resampling,
+scipy's Gaussian filter) run as numba kernels on the CPU (corruptions/kernels.py), whatever the
+device; contrast, defocus_blur and frost's blend run in torch on the images' device.
 """
 from __future__ import annotations
 
@@ -43,11 +43,15 @@ def _nchw(a: np.ndarray, device: torch.device) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(a)).to(device).permute(0, 3, 1, 2)
 
 
+def _seeds(seeds: Tensor) -> np.ndarray:
+    """Per-image seeds as the numba kernels take them."""
+    return seeds.numpy().astype(np.int64)
+
+
 def _noise(x: Tensor, seeds: Tensor, kind: int, c: float) -> Tensor:
     from corruptions import kernels
 
-    out = kernels.pixel_noise(_hwc(x) / 255., seeds.numpy().astype(np.int64), kind, float(c))
-    return _to_u8(_nchw(out, x.device))
+    return _nchw(kernels.pixel_noise(_hwc(x), _seeds(seeds), kind, float(c)), x.device)
 
 
 def gaussian_noise(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
@@ -70,13 +74,14 @@ def speckle_noise(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
 
 def impulse_noise(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     """scikit-image's salt and pepper ('s&p', salt_vs_pepper 0.5) from its seeded default_rng, per channel value."""
+    from corruptions.kernels import salt_and_pepper
+
     c = [.03, .06, .09, 0.17, 0.27][severity - 1]
-    hwc = (x.shape[2], x.shape[3], x.shape[1])
-    r = torch.from_numpy(np.stack([np.random.default_rng(s).random((2, *hwc)) for s in seeds.tolist()]))
-    r = r.to(x.device).permute(0, 1, 4, 2, 3)  # (N, 2, C, H, W)
-    flipped, salted = r[:, 0] <= c, r[:, 1] <= 0.5
-    u = _unit(x)
-    return _to_u8(torch.where(flipped & salted, torch.ones_like(u), torch.where(flipped, torch.zeros_like(u), u)))
+    n, ch, h, w = x.shape
+    draws = np.empty((n, 2, h, w, ch))
+    for b, s in enumerate(seeds.tolist()):
+        np.random.default_rng(s).random(out=draws[b])
+    return _nchw(salt_and_pepper(np.ascontiguousarray(_hwc(x)), draws, c), x.device)
 
 
 def contrast(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
@@ -86,48 +91,21 @@ def contrast(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     return _to_u8((u - means) * c + means)
 
 
-def _rgb2hsv(u: Tensor) -> Tensor:
-    """scikit-image's rgb2hsv on (N,3,H,W), including which channel wins ties (blue, then green)."""
-    r, g, b = u.unbind(1)
-    v = u.amax(1)
-    delta = v - u.amin(1)
-    safe = torch.where(delta == 0, torch.ones_like(delta), delta)
-    h = torch.where(r == v, (g - b) / safe, torch.zeros_like(v))
-    h = torch.where(g == v, 2.0 + (b - r) / safe, h)
-    h = torch.where(b == v, 4.0 + (r - g) / safe, h)
-    h = torch.where(delta == 0, torch.zeros_like(h), torch.remainder(h / 6.0, 1.0))
-    s = torch.where(delta == 0, torch.zeros_like(delta), delta / torch.where(v == 0, torch.ones_like(v), v))
-    return torch.stack([h, s, v], 1)
+def _hsv_adjust(x: Tensor, channel: int, scale: float, shift: float) -> Tensor:
+    from corruptions.kernels import hsv_adjust
 
-
-def _hsv2rgb(hsv: Tensor) -> Tensor:
-    h, s, v = hsv.unbind(1)
-    hi = torch.floor(h * 6)
-    f = h * 6 - hi
-    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
-    hi = torch.remainder(hi.to(torch.uint8), 6)
-
-    def pick(*by_sector: Tensor) -> Tensor:
-        out = by_sector[0]
-        for k in range(1, 6):
-            out = torch.where(hi == k, by_sector[k], out)
-        return out
-
-    return torch.stack([pick(v, q, p, p, t, v), pick(t, v, v, q, p, p), pick(p, p, t, v, v, q)], 1)
+    return _nchw(hsv_adjust(np.ascontiguousarray(_hwc(x)), channel, scale, shift), x.device)
 
 
 def brightness(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
-    c = [.1, .2, .3, .4, .5][severity - 1]
-    hsv = _rgb2hsv(_unit(x))
-    hsv[:, 2] = (hsv[:, 2] + c).clamp(0, 1)
-    return _to_u8(_hsv2rgb(hsv))
+    """V of HSV raised by c (scikit-image's conversions, per pixel on the CPU)."""
+    return _hsv_adjust(x, 2, 1.0, [.1, .2, .3, .4, .5][severity - 1])
 
 
 def saturate(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
+    """S of HSV scaled and shifted (scikit-image's conversions, per pixel on the CPU)."""
     c = [(0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2)][severity - 1]
-    hsv = _rgb2hsv(_unit(x))
-    hsv[:, 1] = (hsv[:, 1] * c[0] + c[1]).clamp(0, 1)
-    return _to_u8(_hsv2rgb(hsv))
+    return _hsv_adjust(x, 1, float(c[0]), float(c[1]))
 
 
 def _correlate_fft(u: Tensor, kernel: Tensor, pad_mode: str) -> Tensor:
@@ -180,7 +158,7 @@ def glass_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
 
     sigma, delta, iterations = GLASS[severity - 1]
     first = np.ascontiguousarray(_hwc(_to_u8(_gaussian(_unit(x), sigma))))  # a copy: the kernel writes in place
-    glass_shuffle(first, seeds.numpy().astype(np.int64), delta, iterations)
+    glass_shuffle(first, _seeds(seeds), delta, iterations)
     return _to_u8(_gaussian(_unit(_nchw(first, x.device)), sigma))
 
 
@@ -218,8 +196,10 @@ MOTION = ((10, 3), (15, 5), (15, 8), (15, 12), (20, 15))  # radius, sigma
 
 def motion_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     """Blur along a line at a random angle (the reference's angle draw, exact sums)."""
+    from corruptions.kernels import legacy_draws
+
     radius, sigma = MOTION[severity - 1]
-    angles = [np.random.RandomState(s).uniform(-45, 45) for s in seeds.tolist()]
+    angles = legacy_draws(_seeds(seeds), 0, 0.0, 0.0, 1, -45, 45)[:, 0]
     return _nchw(_motion_blur(_hwc(x), radius, sigma, angles), x.device).clamp(0, 255).to(torch.uint8)
 
 
@@ -230,21 +210,21 @@ SNOW = ((0.1, 0.3, 3, 0.5, 10, 4, 0.8), (0.2, 0.3, 2, 0.5, 12, 4, 0.7), (0.55, 0
 def snow(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     """A zoomed, thresholded noise layer blurred along a random angle, over a brightened image.
 
-    The layer's random draws and zoom are the reference's (NumPy, scipy), per image; the motion
-    blur and the blend run on the batch.
+    The layer's random draws, zoom (scipy's, order 1) and motion blur are the reference's, batched.
     """
-    from imagecorruptions.corruptions import clipped_zoom
+    from corruptions.kernels import legacy_draws, zoom_linear
 
     c = SNOW[severity - 1]
-    _, _, h, w = x.shape
-    layers, angles = [], []
-    for s in seeds.tolist():
-        rs = np.random.RandomState(s)
-        layer = clipped_zoom(rs.normal(size=(h, w), loc=c[0], scale=c[1])[..., np.newaxis], c[2])
-        layer[layer < c[3]] = 0
-        layers.append(np.clip(layer, 0, 1))
-        angles.append(rs.uniform(-135, -45))
-    layer = _motion_blur(np.stack(layers), c[4], c[5], angles)
+    n, _, h, w = x.shape
+    draws = legacy_draws(_seeds(seeds), h * w, c[0], c[1], 1, -135, -45)
+    noise, angles = draws[:, :h * w].reshape(n, h, w, 1), draws[:, -1]
+    ch0, ch1 = int(np.ceil(h / float(c[2]))), int(np.ceil(w / float(c[2])))  # the reference's clipped_zoom
+    top0, top1 = (h - ch0) // 2, (w - ch1) // 2
+    layers = zoom_linear(np.ascontiguousarray(noise[:, top0:top0 + ch0, top1:top1 + ch1]), int(round(ch0 * c[2])),
+                         int(round(ch1 * c[2])))
+    layers[layers < c[3]] = 0
+    layers = np.clip(layers, 0, 1)
+    layer = _motion_blur(layers, c[4], c[5], angles)
     layer = torch.from_numpy(np.round(layer * 255).astype(np.uint8)[:, :h, :w, 0]).to(x.device)
     layer = (layer.to(torch.float64) / 255.)[:, None]
     u = x.to(torch.float32) / 255.
@@ -257,71 +237,33 @@ ZOOM_FACTORS = {1: (1, 1.11, 0.01), 2: (1, 1.16, 0.01), 3: (1, 1.21, 0.02), 4: (
 
 
 def zoom_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
-    """Average of centre crops zoomed back up (scipy zoom, order 1 = corner-aligned bilinear), float32."""
-    factors = np.arange(*ZOOM_FACTORS[severity]).tolist()  # the reference's exact float steps
-    u = _unit(x, torch.float32)
-    h, w = u.shape[2:]
-    out = torch.zeros_like(u)
-    for z in factors:
-        ch0, ch1 = int(math.ceil(h / z)), int(math.ceil(w / z))
+    """Average of centre crops zoomed back up (scipy's zoom, order 1), in the reference's float32 steps."""
+    from corruptions.kernels import add_zoomed
+
+    factors = np.arange(*ZOOM_FACTORS[severity])  # the reference's exact float steps
+    u = (_hwc(x) / 255.).astype(np.float32)
+    _, h, w, _ = u.shape
+    out = np.zeros_like(u)
+    for z in factors:  # the reference's clipped_zoom, then [:h, :w]
+        ch0, ch1 = int(np.ceil(h / float(z))), int(np.ceil(w / float(z)))
         top0, top1 = (h - ch0) // 2, (w - ch1) // 2
-        crop = u[:, :, top0:top0 + ch0, top1:top1 + ch1]
-        size = (int(round(ch0 * z)), int(round(ch1 * z)))
-        zoomed = F.interpolate(crop, size=size, mode="bilinear", align_corners=True)[:, :, :h, :w]
-        out[:, :, :zoomed.shape[2], :zoomed.shape[3]] += zoomed
-    return _to_u8((u + out) / (len(factors) + 1))
-
-
-def _reflect_coordinate(c: Tensor, n: int) -> Tensor:
-    """scipy's map_coordinate for mode 'reflect' (float64, truncating integer casts as in C)."""
-    sz2 = 2 * n
-    neg = torch.where(c < -sz2, sz2 * torch.trunc(-c / sz2) + c, c)
-    neg = torch.where(neg < -n, neg + sz2, torch.where(neg > -1e-15, torch.full_like(neg, 1e-15), -neg) - 1)
-    pos = c - sz2 * torch.trunc(c / sz2)
-    pos = torch.where(pos >= n, sz2 - pos - 1, pos)
-    return torch.where(c < 0, neg, torch.where(c > n - 1, pos, c))
-
-
-def _linear_taps(c: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Both taps of order-1 interpolation (reflected into range) and their weights, as scipy computes them."""
-    m = _reflect_coordinate(c, n)
-    start = torch.floor(m)
-    w0 = 1.0 - (m - start)
-    i0 = start.long()
-    i1 = i0 + 1
-    return torch.where(i0 < 0, -i0 - 1, i0), torch.where(i1 >= n, 2 * n - i1 - 1, i1), w0, 1.0 - w0
-
-
-def _map_linear(img: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
-    """scipy's map_coordinates(order=1, mode='reflect') of float32 (N,C,H,W) at float64 (N,H,W) points."""
-    n, ch, h, w = img.shape
-    y0, y1, wy0, wy1 = _linear_taps(rows, h)
-    x0, x1, wx0, wx1 = _linear_taps(cols, w)
-    flat = img.to(torch.float64).reshape(n, ch, h * w)
-
-    def at(yi: Tensor, xi: Tensor) -> Tensor:
-        return flat.gather(2, (yi * w + xi).reshape(n, 1, h * w).expand(n, ch, h * w)).reshape(n, ch, h, w)
-
-    wy0, wy1, wx0, wx1 = (t[:, None] for t in (wy0, wy1, wx0, wx1))
-    out = at(y0, x0) * wy0 * wx0 + at(y0, x1) * wy0 * wx1  # scipy's tap order; data x weight_y x weight_x
-    out = out + at(y1, x0) * wy1 * wx0
-    return (out + at(y1, x1) * wy1 * wx1).to(torch.float32)
+        add_zoomed(u, top0, top1, ch0, ch1, int(round(ch0 * z)), int(round(ch1 * z)), out)
+    u = (u + out) / (len(factors) + 1)
+    return _nchw((np.clip(u, 0, 1) * 255).astype(np.uint8), x.device)
 
 
 def elastic_transform(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     """Each pixel moved by a smoothed random field; the reference's draws and float types throughout."""
+    from corruptions.kernels import legacy_draws, map_linear_reflect
+
     alpha = [250 * 0.05, 250 * 0.065, 250 * 0.085, 250 * 0.1, 250 * 0.12][severity - 1]
     n, _, h, w = x.shape
     max_d = h * 0.005
-    fields = []
-    for s in seeds.tolist():
-        rs = np.random.RandomState(s)
-        fields.append(np.stack([rs.uniform(-max_d, max_d, size=(h, w)), rs.uniform(-max_d, max_d, size=(h, w))]))
-    f = _gaussian(torch.from_numpy(np.stack(fields)).to(x.device), (h * 0.01, w * 0.01), truncate=3, mode="reflect")
-    dx, dy = (f * alpha).to(torch.float32).to(torch.float64).unbind(1)
-    rows = torch.arange(h, device=x.device, dtype=torch.float64)[:, None] + dy
-    cols = torch.arange(w, device=x.device, dtype=torch.float64)[None, :] + dx
-    return _to_u8(_map_linear(x.to(torch.float32) / 255., rows, cols))
+    fields = legacy_draws(_seeds(seeds), 0, 0.0, 0.0, 2 * h * w, -max_d, max_d).reshape(n, 2, h, w)  # dx, dy
+    f = _gaussian(torch.from_numpy(fields), (h * 0.01, w * 0.01), truncate=3, mode="reflect")
+    dx, dy = (f * alpha).to(torch.float32).to(torch.float64).numpy().transpose(1, 0, 2, 3)
+    moved = map_linear_reflect(_hwc(x).astype(np.float32) / np.float32(255), dy, dx)
+    return _to_u8(_nchw(moved, x.device))
 
 
 FOG = ((1.5, 2), (2., 2), (2.5, 1.7), (2.5, 1.5), (3., 1.4))  # strength, wibble decay
@@ -336,7 +278,7 @@ def fog(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     c0, decay = FOG[severity - 1]
     n, _, h, w = x.shape
     size = next_power_of_2(max(h, w))
-    haze = torch.from_numpy(plasma_fractal(seeds.numpy().astype(np.int64), size, decay)[:, :h, :w]).to(x.device)
+    haze = torch.from_numpy(plasma_fractal(_seeds(seeds), size, decay)[:, :h, :w]).to(x.device)
     u = _unit(x)
     top = u.amax(dim=(1, 2, 3), keepdim=True)
     u = u + (c0 * haze)[:, None].to(torch.float64)  # a float32 product, as NumPy makes it
@@ -371,14 +313,13 @@ def _frost_layers(h: int, w: int) -> tuple[np.ndarray, ...]:
 
 def frost(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     """A random crop of one of six frost photos blended in; photo and crop drawn exactly as the reference draws them."""
+    from corruptions.kernels import frost_picks
+
     _, _, h, w = x.shape
     layers = _frost_layers(h, w)
-    crops = []
-    for s in seeds.tolist():
-        rs = np.random.RandomState(s)  # the reference seeds NumPy's global RNG with s: the same stream
-        layer = layers[rs.randint(6)]
-        top, left = rs.randint(0, layer.shape[0] - h), rs.randint(0, layer.shape[1] - w)
-        crops.append(layer[top:top + h, left:left + w][..., [2, 1, 0]])
+    picks = frost_picks(_seeds(seeds), np.array([a.shape[0] for a in layers]), np.array([a.shape[1] for a in layers]),
+                        h, w)  # (photo, top, left) per image
+    crops = [layers[k][top:top + h, left:left + w][..., [2, 1, 0]] for k, top, left in picks]
     f = _nchw(np.stack(crops), x.device)
     c0, c1 = FROST_MIX[severity - 1]
     return (c0 * x.to(torch.float64) + c1 * f.to(torch.float64)).clamp(0, 255).to(torch.uint8)
@@ -396,11 +337,11 @@ FAST: dict[str, Callable[[Tensor, int, Tensor], Tensor]] = {
 def corrupt_batch(images: "np.ndarray", indices: "np.ndarray", name: str, severity: int, seed: int,
                   device: torch.device, batch_size: int = 256) -> "np.ndarray":
     """uint8 (N,H,W,3) images corrupted on `device`, seeded per image exactly like the reference path."""
-    from corruptions.reference import seed_for
+    from corruptions.reference import seeds_for
 
     out = np.empty_like(images)
     fn = FAST[name]
     for s in range(0, len(images), batch_size):
-        seeds = torch.tensor([seed_for(seed, int(i), name, severity) for i in indices[s:s + batch_size]])
+        seeds = torch.from_numpy(seeds_for(seed, indices[s:s + batch_size], name, severity))
         out[s:s + batch_size] = _hwc(fn(_nchw(images[s:s + batch_size], device), severity, seeds))
     return out

@@ -1,8 +1,8 @@
-"""Numba kernels for the per-pixel loops of glass_blur and motion_blur, a whole batch per call.
+"""Numba kernels for the corruptions' per-pixel loops, a whole batch per call, images in parallel.
 
-The reference runs these loops one image at a time (glass_blur in numba, motion blur as up to 41
-NumPy rolls); here one compiled call covers the batch, images in parallel. Both reproduce the
-reference exactly: the same random draws in the same order, the same float64 sums in the same order.
+The reference runs these one image at a time (in NumPy, scipy, scikit-image, or numba for glass
+blur). Each kernel reproduces it exactly: the same random draws in the same order (numba's seeded
+legacy generator equals NumPy's), the same float types, the same sums in the same order.
 Compiled on first use and cached next to this file.
 """
 from __future__ import annotations
@@ -106,27 +106,95 @@ def plasma_fractal(seeds: np.ndarray, mapsize: int, wibbledecay: float) -> np.nd
 GAUSSIAN, SPECKLE, SHOT = 0, 1, 2
 
 
-@njit(parallel=True, cache=True)
-def pixel_noise(u: np.ndarray, seeds: np.ndarray, kind: int, c: float) -> np.ndarray:
-    """The reference's noise on float64 (N,H,W,C) in [0,1], one seed per image, drawn in its order.
+@njit(inline="always")
+def _u8(v: float) -> np.uint8:
+    """[0,1] float -> uint8 as the reference ends: clip, times 255, truncate."""
+    return np.uint8(min(max(v, 0.0), 1.0) * 255.0)
 
-    GAUSSIAN: u + normal(0, c); SPECKLE: u + u * normal(0, c); SHOT: poisson(u * c) / c. Numba's
-    seeded normal and poisson draw exactly what NumPy's legacy generator draws.
+
+@njit(parallel=True, cache=True)
+def pixel_noise(x: np.ndarray, seeds: np.ndarray, kind: int, c: float) -> np.ndarray:
+    """The reference's noise on uint8 (N,H,W,C), one seed per image, drawn in its order; uint8 out.
+
+    On u = x / 255 in float64: GAUSSIAN: u + normal(0, c); SPECKLE: u + u * normal(0, c); SHOT:
+    poisson(u * c) / c. Numba's seeded normal and poisson draw exactly what NumPy's legacy generator draws.
     """
-    out = np.empty_like(u)
-    n, h, w, ch = u.shape
+    out = np.empty_like(x)
+    n, h, w, ch = x.shape
     for b in prange(n):
         np.random.seed(seeds[b])
         for i in range(h):
             for j in range(w):
                 for k in range(ch):
-                    v = u[b, i, j, k]
+                    v = x[b, i, j, k] / 255.0
                     if kind == SHOT:
-                        out[b, i, j, k] = np.random.poisson(v * c) / c
+                        out[b, i, j, k] = _u8(np.random.poisson(v * c) / c)
                     elif kind == SPECKLE:
-                        out[b, i, j, k] = v + v * np.random.normal(0.0, c)
+                        out[b, i, j, k] = _u8(v + v * np.random.normal(0.0, c))
                     else:
-                        out[b, i, j, k] = v + np.random.normal(0.0, c)
+                        out[b, i, j, k] = _u8(v + np.random.normal(0.0, c))
+    return out
+
+
+@njit(parallel=True, cache=True)
+def salt_and_pepper(x: np.ndarray, draws: np.ndarray, amount: float) -> np.ndarray:
+    """uint8 (N,H,W,C) with values whose draws[:, 0] <= amount set to 1 (draws[:, 1] <= 0.5) or 0, as floats in [0,1] would be."""
+    out = np.empty_like(x)
+    n, h, w, ch = x.shape
+    for b in prange(n):
+        for i in range(h):
+            for j in range(w):
+                for k in range(ch):
+                    if draws[b, 0, i, j, k] <= amount:
+                        out[b, i, j, k] = 255 if draws[b, 1, i, j, k] <= 0.5 else 0
+                    else:
+                        out[b, i, j, k] = _u8(x[b, i, j, k] / 255.0)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def hsv_adjust(x: np.ndarray, channel: int, scale: float, shift: float) -> np.ndarray:
+    """scikit-image's rgb2hsv, one of s (1) or v (2) set to clip(value * scale + shift, 0, 1), hsv2rgb; uint8 (N,H,W,3).
+
+    Per pixel, in float64 as scikit-image computes on arrays: ties in the hue go to blue, then green.
+    """
+    out = np.empty_like(x)
+    n, h, w, _ = x.shape
+    for b in prange(n):
+        for i in range(h):
+            for j in range(w):
+                r, g, bl = x[b, i, j, 0] / 255.0, x[b, i, j, 1] / 255.0, x[b, i, j, 2] / 255.0
+                v = max(r, g, bl)
+                delta = v - min(r, g, bl)
+                safe = 1.0 if delta == 0 else delta
+                hue = (g - bl) / safe if r == v else 0.0
+                if g == v:
+                    hue = 2.0 + (bl - r) / safe
+                if bl == v:
+                    hue = 4.0 + (r - g) / safe
+                hue = 0.0 if delta == 0 else (hue / 6.0) % 1.0
+                s = 0.0 if delta == 0 else delta / (1.0 if v == 0 else v)
+                if channel == 1:
+                    s = min(max(s * scale + shift, 0.0), 1.0)
+                else:
+                    v = min(max(v * scale + shift, 0.0), 1.0)
+                hi = np.floor(hue * 6)
+                f = hue * 6 - hi
+                p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+                sector = np.uint8(hi) % 6
+                if sector == 0:
+                    rgb = (v, t, p)
+                elif sector == 1:
+                    rgb = (q, v, p)
+                elif sector == 2:
+                    rgb = (p, v, t)
+                elif sector == 3:
+                    rgb = (p, q, v)
+                elif sector == 4:
+                    rgb = (t, p, v)
+                else:
+                    rgb = (v, p, q)
+                out[b, i, j, 0], out[b, i, j, 1], out[b, i, j, 2] = _u8(rgb[0]), _u8(rgb[1]), _u8(rgb[2])
     return out
 
 
@@ -143,6 +211,7 @@ def gaussian_hw(u: np.ndarray, wh: np.ndarray, ww: np.ndarray, reflect: bool) ->
 
     scipy's correlate1d adds the centre tap, then each mirrored pair (summed first) from the outermost
     in; keeping that order keeps flat regions bit-identical, which matters before truncation to uint8.
+    Each pass works on whole rows (border rows and a padded row looked up once) so the inner loops vectorise.
     """
     m, h, w = u.shape
     rh, rw = len(wh) // 2, len(ww) // 2
@@ -150,15 +219,154 @@ def gaussian_hw(u: np.ndarray, wh: np.ndarray, ww: np.ndarray, reflect: bool) ->
     for b in prange(m):
         tmp = np.empty((h, w))
         for i in range(h):
+            row = tmp[i]
+            row[:] = u[b, i] * wh[rh]
+            for k in range(rh, 0, -1):
+                up, down = u[b, _border(i - k, h, reflect)], u[b, _border(i + k, h, reflect)]
+                wk = wh[rh + k]
+                for j in range(w):
+                    row[j] += (up[j] + down[j]) * wk
+        padded = np.empty(w + 2 * rw)
+        for i in range(h):
+            for j in range(-rw, w + rw):
+                padded[rw + j] = tmp[i, _border(j, w, reflect)]
+            row = out[b, i]
             for j in range(w):
-                acc = u[b, i, j] * wh[rh]
-                for k in range(rh, 0, -1):
-                    acc += (u[b, _border(i - k, h, reflect), j] + u[b, _border(i + k, h, reflect), j]) * wh[rh + k]
-                tmp[i, j] = acc
+                row[j] = padded[rw + j] * ww[rw]
+            for k in range(rw, 0, -1):
+                wk = ww[rw + k]
+                for j in range(w):
+                    row[j] += (padded[rw + j - k] + padded[rw + j + k]) * wk
+    return out
+
+
+@njit(parallel=True, cache=True)
+def legacy_draws(seeds: np.ndarray, n_normal: int, loc: float, scale: float, n_uniform: int, low: float,
+                 high: float) -> np.ndarray:
+    """Per image, what `RandomState(seed)` draws as normal(loc, scale, n_normal) then uniform(low, high, n_uniform).
+
+    (N, n_normal + n_uniform) float64. Seeding numba's generator costs far less than building a
+    RandomState, which matters when each image needs only a few draws.
+    """
+    out = np.empty((len(seeds), n_normal + n_uniform))
+    for b in prange(len(seeds)):
+        np.random.seed(seeds[b])
+        for i in range(n_normal):
+            out[b, i] = np.random.normal(loc, scale)
+        for i in range(n_uniform):
+            out[b, n_normal + i] = np.random.uniform(low, high)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def frost_picks(seeds: np.ndarray, heights: np.ndarray, widths: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Per image (photo, top, left) as the reference draws them: randint(6), randint(0, H - h), randint(0, W - w)."""
+    out = np.empty((len(seeds), 3), np.int64)
+    for b in prange(len(seeds)):
+        np.random.seed(seeds[b])
+        k = np.random.randint(len(heights))
+        out[b, 0] = k
+        out[b, 1] = np.random.randint(0, heights[k] - h)
+        out[b, 2] = np.random.randint(0, widths[k] - w)
+    return out
+
+
+@njit(inline="always")
+def _reflect_coordinate(c: float, n: int) -> float:
+    """scipy's map_coordinates mode 'reflect' for a coordinate outside [0, n - 1] (C's truncating casts)."""
+    sz2 = 2 * n
+    if c < 0:
+        if c < -sz2:
+            c = sz2 * np.trunc(-c / sz2) + c
+        return c + sz2 if c < -n else (1e-15 if c > -1e-15 else -c) - 1
+    if c > n - 1:
+        c = c - sz2 * np.trunc(c / sz2)
+        return sz2 - c - 1 if c >= n else c
+    return c
+
+
+@njit(inline="always")
+def _taps(c: float, n: int) -> tuple[int, int, float]:
+    """Both taps of order-1 interpolation, reflected into range, and the first one's weight."""
+    m = _reflect_coordinate(c, n)
+    start = np.floor(m)
+    w0 = 1.0 - (m - start)
+    i0 = int(start)
+    i1 = i0 + 1
+    return -i0 - 1 if i0 < 0 else i0, 2 * n - i1 - 1 if i1 >= n else i1, w0
+
+
+@njit(parallel=True, cache=True)
+def map_linear_reflect(img: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
+    """scipy's map_coordinates(order=1, mode='reflect') of float32 (N,H,W,C) at (i + dy, j + dx), as float32.
+
+    Taps are summed in scipy's order, data x weight_y x weight_x, in float64.
+    """
+    n, h, w, ch = img.shape
+    out = np.empty_like(img)
+    for b in prange(n):
         for i in range(h):
             for j in range(w):
-                acc = tmp[i, j] * ww[rw]
-                for k in range(rw, 0, -1):
-                    acc += (tmp[i, _border(j - k, w, reflect)] + tmp[i, _border(j + k, w, reflect)]) * ww[rw + k]
-                out[b, i, j] = acc
+                y0, y1, wy0 = _taps(i + dy[b, i, j], h)
+                x0, x1, wx0 = _taps(j + dx[b, i, j], w)
+                wy1, wx1 = 1.0 - wy0, 1.0 - wx0
+                for k in range(ch):
+                    v = np.float64(img[b, y0, x0, k]) * wy0 * wx0 + np.float64(img[b, y0, x1, k]) * wy0 * wx1
+                    v = v + np.float64(img[b, y1, x0, k]) * wy1 * wx0
+                    out[b, i, j, k] = v + np.float64(img[b, y1, x1, k]) * wy1 * wx1
     return out
+
+
+@njit(cache=True)
+def _zoom_taps(n_in: int, n_out: int, n_keep: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """scipy's zoom (order 1, grid_mode False) along one axis: both taps and the first one's weight, per output."""
+    ratio = (n_in - 1) / (n_out - 1)
+    t0, t1, w0 = np.empty(n_keep, np.int64), np.empty(n_keep, np.int64), np.empty(n_keep)
+    for i in range(n_keep):
+        c = i * ratio
+        s = np.floor(c)
+        t0[i], t1[i], w0[i] = int(s), min(int(s) + 1, n_in - 1), 1.0 - (c - s)
+    return t0, t1, w0
+
+
+@njit(inline="always")
+def _zoomed(img: np.ndarray, b: int, y0: int, y1: int, wy0: float, x0: int, x1: int, wx0: float, k: int) -> float:
+    wy1, wx1 = 1.0 - wy0, 1.0 - wx0  # taps in scipy's order, data x weight_y x weight_x, in float64
+    v = np.float64(img[b, y0, x0, k]) * wy0 * wx0 + np.float64(img[b, y0, x1, k]) * wy0 * wx1
+    v = v + np.float64(img[b, y1, x0, k]) * wy1 * wx0
+    return v + np.float64(img[b, y1, x1, k]) * wy1 * wx1
+
+
+@njit(parallel=True, cache=True)
+def zoom_linear(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """scipy.ndimage.zoom(order=1) of float64 (N,H,W,C) to (N,out_h,out_w,C), image by image (zoom 1 on N and C)."""
+    n, h, w, ch = img.shape
+    y0, y1, wy = _zoom_taps(h, out_h, out_h)
+    x0, x1, wx = _zoom_taps(w, out_w, out_w)
+    out = np.empty((n, out_h, out_w, ch))
+    for b in prange(n):
+        for i in range(out_h):
+            for j in range(out_w):
+                for k in range(ch):
+                    out[b, i, j, k] = _zoomed(img, b, y0[i], y1[i], wy[i], x0[j], x1[j], wx[j], k)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def add_zoomed(img: np.ndarray, top: int, left: int, crop_h: int, crop_w: int, out_h: int, out_w: int,
+               acc: np.ndarray) -> None:
+    """acc += the top-left acc-sized part of scipy's zoom(order=1) of a float32 crop to (out_h, out_w), in float32.
+
+    zoom_blur's `out += clipped_zoom(x, z)[:h, :w]`: the crop is img[:, top:top + crop_h, left:left + crop_w];
+    scipy rounds each value to float32, then NumPy adds.
+    """
+    n, ch = img.shape[0], img.shape[3]
+    keep_h, keep_w = acc.shape[1], acc.shape[2]
+    y0, y1, wy = _zoom_taps(crop_h, out_h, keep_h)
+    x0, x1, wx = _zoom_taps(crop_w, out_w, keep_w)
+    for b in prange(n):
+        for i in range(keep_h):
+            for j in range(keep_w):
+                for k in range(ch):
+                    acc[b, i, j, k] += np.float32(_zoomed(img, b, top + y0[i], top + y1[i], wy[i], left + x0[j],
+                                                          left + x1[j], wx[j], k))

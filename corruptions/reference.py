@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.seeds import image_seed
+from bench.seeds import image_seeds
 from corruptions.base import CORRUPTION_ID, check_name, check_severity, check_size
 
 OWN_SEED = ("impulse_noise", "glass_blur")
 SOURCE = "reference"
 
 
-def seed_for(seed: int, index: int, name: str, severity: int) -> int:
-    """The one per-image seed of a corruption."""
-    return image_seed(seed, index, CORRUPTION_ID[name], severity)
+def seeds_for(seed: int, indices: np.ndarray, name: str, severity: int) -> np.ndarray:
+    """The one per-image seed of a corruption, for each image index (int64)."""
+    return image_seeds(seed, indices, CORRUPTION_ID[name], severity)
 
 
 def corrupt(img: np.ndarray, name: str, severity: int, seed: int) -> np.ndarray:
@@ -43,8 +43,8 @@ def corrupt(img: np.ndarray, name: str, severity: int, seed: int) -> np.ndarray:
 
 def corrupt_many(images: np.ndarray, indices: np.ndarray, name: str, severity: int, seed: int) -> np.ndarray:
     """Corrupt a stack of images whose dataset indices are `indices`."""
-    return np.stack([corrupt(im, name, severity, seed_for(seed, int(i), name, severity))
-                     for im, i in zip(images, indices)])
+    return np.stack([corrupt(im, name, severity, int(s))
+                     for im, s in zip(images, seeds_for(seed, indices, name, severity))])
 
 
 def version() -> str:

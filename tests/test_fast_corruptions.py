@@ -28,11 +28,7 @@ def _both(images: np.ndarray, name: str, severity: int) -> tuple[np.ndarray, np.
     return ref.astype(int), out.astype(int)
 
 
-EXACT = sorted(n for n, p in PARITY.items() if p == "exact")
-PM1 = sorted(n for n, p in PARITY.items() if p == "pm1")
-
-
-@pytest.mark.parametrize("name", EXACT)
+@pytest.mark.parametrize("name", sorted(PARITY))
 def test_exact_corruptions_equal_the_reference(name: str) -> None:
     images = _real_images(4, 64)
     for severity in range(1, 6):
@@ -43,21 +39,6 @@ def test_exact_corruptions_equal_the_reference(name: str) -> None:
     wide = np.random.default_rng(0).integers(0, 256, (2, 40, 72, 3), dtype=np.uint8)  # not square
     ref, out = _both(wide, name, 4)
     assert np.array_equal(ref, out), (name, "40x72")
-
-
-@pytest.mark.parametrize("name", PM1)
-def test_deterministic_corruptions_within_one_level(name: str) -> None:
-    images = _real_images(6, 64)
-    for severity in range(1, 6):
-        ref, out = _both(images, name, severity)
-        assert np.abs(ref - out).max() <= 1, (name, severity)
-        assert (ref != out).mean() < 0.05, (name, severity)
-
-
-@pytest.mark.parametrize("name", PM1)
-def test_deterministic_corruptions_within_one_level_at_224_px(name: str) -> None:
-    ref, out = _both(_real_images(1, 224), name, 3)
-    assert np.abs(ref - out).max() <= 1
 
 
 def test_fast_corruptions_are_seeded_per_image() -> None:
