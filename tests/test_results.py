@@ -85,3 +85,17 @@ def test_older_files_read_as_unmeasured_and_are_upgraded_on_append(tmp_path: Pat
     assert path.read_text().splitlines()[0].split(",") == list(COLUMNS)
     rows = read_rows(path)
     assert len(rows) == 2 and math.isnan(rows[0].mfu) and rows[1] == make_row(exit=2)
+
+
+def test_tables_show_the_newest_attack_variant_per_cell(tmp_path: Path) -> None:
+    from bench.report.tables import latest, load_results
+
+    path = tmp_path / "results.csv"
+    pgd = dict(kind="attack", condition="pgd", source="bench", protocol="strict", norm="linf", epsilon=4 / 255,
+               steps=10, step_size=1 / 255, restarts=1)
+    append_rows(path, [make_row(), make_row(**pgd, accuracy=0.4, created="2026-11-24T00:00:00+00:00"),
+                       make_row(**pgd, params='{"early_stop":true}', accuracy=0.3),  # a later run, another variant
+                       make_row(**{**pgd, "epsilon": 8 / 255}, accuracy=0.1)])
+    t = latest(load_results(path))
+    att = t[t.kind == "attack"].set_index("epsilon")
+    assert len(t) == 3 and att.loc[4 / 255, "accuracy"] == 0.3 and att.loc[4 / 255, "params"] == '{"early_stop":true}'

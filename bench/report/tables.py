@@ -33,9 +33,19 @@ KEY = ["model", "weights", "dataset", "subset", "kind", "condition", "source", "
        "epsilon", "steps", "step_size", "restarts", "params", "exit", "seed", "precision"]
 
 
+ATTACK_VARIANT = ["source", "steps", "step_size", "restarts", "params"]  # how an attack was run, not what it is
+
+
 def latest(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per key: the most recently written."""
-    return df.sort_values("created").drop_duplicates(KEY, keep="last")
+    """One row per key, the most recently written; for attacks also one per attack, norm, ε and exit.
+
+    A results file that runs appended to holds rows of earlier attack variants (another backend,
+    step count, or PGD before early stopping); tables show one number per cell, the newest one's.
+    """
+    d = df.sort_values("created").drop_duplicates(KEY, keep="last")
+    attack = d.kind == "attack"
+    what = [c for c in KEY if c not in ATTACK_VARIANT]
+    return pd.concat([d[~attack], d[attack].drop_duplicates(what, keep="last")]).sort_values("created", kind="stable")
 
 
 def clean_table(df: pd.DataFrame) -> pd.DataFrame:
