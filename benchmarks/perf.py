@@ -1,8 +1,10 @@
 """`make perf`: this suite against its peers, same model, images and seed, in one run; writes results/perf/perf.csv.
 
-Ratios are peer time / our time (> 1: we are faster). Measured: PGD-10 vs torchattacks; AutoAttack
+Ratios are peer time / our time (> 1: we are faster). Ours runs as the runner runs it (the model
+channels_last, PGD with early stopping); the peers get the model as loaded. Measured: PGD-10 vs
+torchattacks, with a control (our PGD returning the last iterate on the peer's model); AutoAttack
 standard (our resumable cascade) vs pyautoattack's run_standard_evaluation; generating the 15 x 5
-corruptions as a run does (torch path where parity is tested, reference in worker processes) vs
+corruptions as a run does (batched where parity is tested, the reference for the rest) vs
 imagecorruptions-imaug in one process; clean-accuracy throughput vs RobustBench's clean_accuracy; and,
 unless --skip-e2e, the first `make bench` from nothing (fresh cache, temporary output folder).
 Usage: python benchmarks/perf.py [--model resnet_small] [--device auto] [--skip-e2e]
