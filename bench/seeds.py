@@ -11,24 +11,21 @@ _INIT_A, _MULT_A, _INIT_B, _MULT_B = 0x43B0D7E5, 0x931E8875, 0x8B51F9DD, 0x58F38
 _MIX_L, _MIX_R = np.uint32(0xCA01F9DD), np.uint32(0x4973F715)
 
 
-def _words(seed: int, *tags: str | int) -> list[int]:
-    return [seed & 0xFFFFFFFF] + [zlib.crc32(t.encode()) if isinstance(t, str) else t & 0xFFFFFFFF for t in tags]
-
-
 def image_seed(seed: int, index: int, *tags: str | int) -> int:
     """A 31-bit seed that depends only on its arguments (so batch size and order do not matter)."""
-    words = _words(seed, index & 0xFFFFFFFF, *tags)
-    return int(np.random.SeedSequence(words).generate_state(1)[0] >> 1)
+    return int(image_seeds(seed, np.array([index]), *tags)[0])
 
 
 def image_seeds(seed: int, indices: np.ndarray, *tags: str | int) -> np.ndarray:
-    """image_seed for each index, as int64: SeedSequence's hashing done on all indices at once."""
-    head = _words(seed)
-    tail = _words(0, *tags)[1:]
-    entropy = np.empty((len(indices), len(head) + 1 + len(tail)), np.uint32)
-    entropy[:, 0] = head[0]
+    """image_seed for each index, as int64: NumPy's SeedSequence([seed, index, *tags]).generate_state(1)[0] >> 1.
+
+    Strings enter as their CRC-32, integers as their low 32 bits; the hashing runs on all indices at once.
+    """
+    words = [zlib.crc32(t.encode()) if isinstance(t, str) else t & 0xFFFFFFFF for t in tags]
+    entropy = np.empty((len(indices), 2 + len(words)), np.uint32)
+    entropy[:, 0] = seed & 0xFFFFFFFF
     entropy[:, 1] = np.asarray(indices, dtype=np.int64) & 0xFFFFFFFF
-    entropy[:, 2:] = tail
+    entropy[:, 2:] = words
     return (_first_state_word(entropy) >> np.uint32(1)).astype(np.int64)
 
 

@@ -12,7 +12,6 @@ Usage: python benchmarks/perf.py [--model resnet_small] [--device auto] [--skip-
 from __future__ import annotations
 
 import argparse
-import copy
 import csv
 import os
 import platform
@@ -27,10 +26,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pgd_vs_torchattacks import _interleaved, compare  # noqa: E402
+from pgd_vs_torchattacks import _interleaved, as_run, compare  # noqa: E402
 
 from attacks import AutoAttack, attack_mode  # noqa: E402
-from bench import accel  # noqa: E402
 from bench.data import cache_dir, load_split, subset_indices, to_unit  # noqa: E402
 from bench.device import device_name, resolve_device  # noqa: E402
 from bench.seeds import image_seeds  # noqa: E402
@@ -76,7 +74,7 @@ def autoattack(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tens
         with torch.no_grad():
             return (model(adv).argmax(1) == y).float().mean().item()
 
-    mine = accel.layout(copy.deepcopy(model))  # as the runner lays models out
+    mine = as_run(model)
     with true_gradient(mine), attack_mode(mine), true_gradient(model), attack_mode(model):
         t, out = _interleaved({"ours": lambda: AutoAttack(eps).robust(mine, x, y, seed=0, batch_size=bs)
                                .float().mean().item(), "peer": peer}, repeats)
@@ -128,7 +126,7 @@ def clean(model: torch.nn.Module, name: str, images, idx: np.ndarray, dev: torch
 
     x = to_unit(images.images[idx], torch.device("cpu"))
     y = torch.from_numpy(images.labels[idx])
-    mine = accel.layout(copy.deepcopy(model))  # as the runner lays models out
+    mine = as_run(model)
     t, out = _interleaved({"ours": lambda: clean_correct(mine, images, idx, batch_size=256, device=dev),
                            "peer": lambda: clean_accuracy(model, x, y, batch_size=256, device=dev)}, repeats)
     ours_acc = float(out["ours"].correct[-1].mean())

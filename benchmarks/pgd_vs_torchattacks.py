@@ -38,6 +38,11 @@ def _interleaved(fns: dict, repeats: int) -> tuple[dict, dict]:  # type: ignore[
     return {k: float(np.median(v)) for k, v in times.items()}, outs
 
 
+def as_run(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `model` laid out as the runner lays models out (the peers keep the model as loaded)."""
+    return accel.layout(copy.deepcopy(model))
+
+
 def compare(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, seeds: torch.Tensor, eps: float,
             batch_size: int, repeats: int, harness: bool = True) -> tuple[dict, dict]:
     """({"ours", "peer"}: median seconds, {"ours", "peer"}: robust accuracy) of PGD-10 L∞, step ε/4.
@@ -46,7 +51,7 @@ def compare(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, seeds: tor
     `harness=False`, on the very model torchattacks gets and returning the last iterate, a control.
     torchattacks runs as a user calls it.
     """
-    mine = accel.layout(copy.deepcopy(model)) if harness else model
+    mine = as_run(model) if harness else model
     ours, peer = PGD(eps, eps / 4, 10, early_stop=harness), TorchattacksAttack("pgd", eps, "linf", eps / 4, 10)
 
     def run(atk, net) -> torch.Tensor:  # type: ignore[no-untyped-def]

@@ -170,7 +170,7 @@ def _motion_shifts(width: int, angle: float) -> list[tuple[int, int]]:
             for i in range(width)]
 
 
-def _motion_blur(x: np.ndarray, radius: int, sigma: float, angles: list[float]) -> np.ndarray:
+def _motion_blur(x: np.ndarray, radius: int, sigma: float, angles: np.ndarray) -> np.ndarray:
     """The reference's _motion_blur on (N,H,W,C), one angle per image, as float64."""
     from imagecorruptions.corruptions import getMotionBlurKernel
 
@@ -203,6 +203,12 @@ def motion_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     return _nchw(_motion_blur(_hwc(x), radius, sigma, angles), x.device).clamp(0, 255).to(torch.uint8)
 
 
+def _clipped_zoom_box(h: int, w: int, zoom: float) -> tuple[int, int, int, int, int, int]:
+    """imagecorruptions' clipped_zoom: the centre crop (top, left, height, width) and its zoomed size."""
+    ch0, ch1 = int(np.ceil(h / float(zoom))), int(np.ceil(w / float(zoom)))
+    return (h - ch0) // 2, (w - ch1) // 2, ch0, ch1, int(round(ch0 * zoom)), int(round(ch1 * zoom))
+
+
 SNOW = ((0.1, 0.3, 3, 0.5, 10, 4, 0.8), (0.2, 0.3, 2, 0.5, 12, 4, 0.7), (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
         (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65), (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55))
 
@@ -218,10 +224,8 @@ def snow(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     n, _, h, w = x.shape
     draws = legacy_draws(_seeds(seeds), h * w, c[0], c[1], 1, -135, -45)
     noise, angles = draws[:, :h * w].reshape(n, h, w, 1), draws[:, -1]
-    ch0, ch1 = int(np.ceil(h / float(c[2]))), int(np.ceil(w / float(c[2])))  # the reference's clipped_zoom
-    top0, top1 = (h - ch0) // 2, (w - ch1) // 2
-    layers = zoom_linear(np.ascontiguousarray(noise[:, top0:top0 + ch0, top1:top1 + ch1]), int(round(ch0 * c[2])),
-                         int(round(ch1 * c[2])))
+    top, left, ch0, ch1, zh, zw = _clipped_zoom_box(h, w, c[2])
+    layers = zoom_linear(np.ascontiguousarray(noise[:, top:top + ch0, left:left + ch1]), zh, zw)
     layers[layers < c[3]] = 0
     layers = np.clip(layers, 0, 1)
     layer = _motion_blur(layers, c[4], c[5], angles)
@@ -245,9 +249,7 @@ def zoom_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     _, h, w, _ = u.shape
     out = np.zeros_like(u)
     for z in factors:  # the reference's clipped_zoom, then [:h, :w]
-        ch0, ch1 = int(np.ceil(h / float(z))), int(np.ceil(w / float(z)))
-        top0, top1 = (h - ch0) // 2, (w - ch1) // 2
-        add_zoomed(u, top0, top1, ch0, ch1, int(round(ch0 * z)), int(round(ch1 * z)), out)
+        add_zoomed(u, *_clipped_zoom_box(h, w, z), out)
     u = (u + out) / (len(factors) + 1)
     return _nchw((np.clip(u, 0, 1) * 255).astype(np.uint8), x.device)
 

@@ -296,11 +296,20 @@ def _taps(c: float, n: int) -> tuple[int, int, float]:
     return -i0 - 1 if i0 < 0 else i0, 2 * n - i1 - 1 if i1 >= n else i1, w0
 
 
+@njit(inline="always")
+def _bilinear(img: np.ndarray, b: int, y0: int, y1: int, wy0: float, x0: int, x1: int, wx0: float, k: int) -> float:
+    """scipy's order-1 interpolation of img[b, :, :, k] from its four taps: data x weight_y x weight_x, in float64."""
+    wy1, wx1 = 1.0 - wy0, 1.0 - wx0
+    v = np.float64(img[b, y0, x0, k]) * wy0 * wx0 + np.float64(img[b, y0, x1, k]) * wy0 * wx1
+    v = v + np.float64(img[b, y1, x0, k]) * wy1 * wx0
+    return v + np.float64(img[b, y1, x1, k]) * wy1 * wx1
+
+
 @njit(parallel=True, cache=True)
 def map_linear_reflect(img: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
     """scipy's map_coordinates(order=1, mode='reflect') of float32 (N,H,W,C) at (i + dy, j + dx), as float32.
 
-    Taps are summed in scipy's order, data x weight_y x weight_x, in float64.
+    Taps are summed as scipy sums them (`_bilinear`).
     """
     n, h, w, ch = img.shape
     out = np.empty_like(img)
@@ -309,11 +318,8 @@ def map_linear_reflect(img: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.nd
             for j in range(w):
                 y0, y1, wy0 = _taps(i + dy[b, i, j], h)
                 x0, x1, wx0 = _taps(j + dx[b, i, j], w)
-                wy1, wx1 = 1.0 - wy0, 1.0 - wx0
                 for k in range(ch):
-                    v = np.float64(img[b, y0, x0, k]) * wy0 * wx0 + np.float64(img[b, y0, x1, k]) * wy0 * wx1
-                    v = v + np.float64(img[b, y1, x0, k]) * wy1 * wx0
-                    out[b, i, j, k] = v + np.float64(img[b, y1, x1, k]) * wy1 * wx1
+                    out[b, i, j, k] = _bilinear(img, b, y0, y1, wy0, x0, x1, wx0, k)
     return out
 
 
@@ -329,14 +335,6 @@ def _zoom_taps(n_in: int, n_out: int, n_keep: int) -> tuple[np.ndarray, np.ndarr
     return t0, t1, w0
 
 
-@njit(inline="always")
-def _zoomed(img: np.ndarray, b: int, y0: int, y1: int, wy0: float, x0: int, x1: int, wx0: float, k: int) -> float:
-    wy1, wx1 = 1.0 - wy0, 1.0 - wx0  # taps in scipy's order, data x weight_y x weight_x, in float64
-    v = np.float64(img[b, y0, x0, k]) * wy0 * wx0 + np.float64(img[b, y0, x1, k]) * wy0 * wx1
-    v = v + np.float64(img[b, y1, x0, k]) * wy1 * wx0
-    return v + np.float64(img[b, y1, x1, k]) * wy1 * wx1
-
-
 @njit(parallel=True, cache=True)
 def zoom_linear(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     """scipy.ndimage.zoom(order=1) of float64 (N,H,W,C) to (N,out_h,out_w,C), image by image (zoom 1 on N and C)."""
@@ -348,7 +346,7 @@ def zoom_linear(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
         for i in range(out_h):
             for j in range(out_w):
                 for k in range(ch):
-                    out[b, i, j, k] = _zoomed(img, b, y0[i], y1[i], wy[i], x0[j], x1[j], wx[j], k)
+                    out[b, i, j, k] = _bilinear(img, b, y0[i], y1[i], wy[i], x0[j], x1[j], wx[j], k)
     return out
 
 
@@ -368,5 +366,5 @@ def add_zoomed(img: np.ndarray, top: int, left: int, crop_h: int, crop_w: int, o
         for i in range(keep_h):
             for j in range(keep_w):
                 for k in range(ch):
-                    acc[b, i, j, k] += np.float32(_zoomed(img, b, top + y0[i], top + y1[i], wy[i], left + x0[j],
-                                                          left + x1[j], wx[j], k))
+                    acc[b, i, j, k] += np.float32(_bilinear(img, b, top + y0[i], top + y1[i], wy[i], left + x0[j],
+                                                            left + x1[j], wx[j], k))

@@ -14,9 +14,10 @@ from bench.seeds import image_seed, image_seeds
 def test_image_seeds_equal_seed_sequence_per_index(seed: int, tags: tuple) -> None:  # type: ignore[type-arg]
     rng = np.random.default_rng(1)
     idx = np.concatenate([np.arange(300), rng.integers(0, 2**40, 300), [0, 2**32 - 1, 2**32, -1]])
-    want = np.array([image_seed(seed, int(i), *tags) for i in idx])
+    words = [t if isinstance(t, int) else zlib.crc32(t.encode()) for t in tags]
+    want = np.array([np.random.SeedSequence([seed & 0xFFFFFFFF, int(i) & 0xFFFFFFFF, *words]).generate_state(1)[0] >> 1
+                     for i in idx])  # what the seeds are defined as
     got = image_seeds(seed, idx, *tags)
     assert got.dtype == np.int64 and np.array_equal(got, want)
-    words = [seed & 0xFFFFFFFF, int(idx[0]), *[t if isinstance(t, int) else zlib.crc32(t.encode()) for t in tags]]
-    assert want[0] == int(np.random.SeedSequence(words).generate_state(1)[0] >> 1)  # what the seeds are defined as
+    assert image_seed(seed, int(idx[0]), *tags) == want[0]
     assert 0 <= got.min() and got.max() < 2**31 and len(set(got[:300].tolist())) == 300
