@@ -20,6 +20,7 @@ class CorruptedData:
         self._arrays: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
         self._rendered: dict[tuple[str, int], ImageSet] = {}
         self._fp = ""
+        self._last: tuple[tuple, tuple[ImageSet, np.ndarray]] | None = None
 
     def _subset(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         key = indices.tobytes()
@@ -61,25 +62,42 @@ class CorruptedData:
 
     def images(self, cond: Condition, n_images: int | None) -> tuple[ImageSet, np.ndarray, np.ndarray, str]:
         """The cell's image set, the positions to evaluate in it, their data set indices, the subset label."""
+        idx, label = self.subset(cond, n_images)
+        cset, positions = self.share(cond, n_images, np.arange(len(idx)))
+        return cset, positions, idx, label
+
+    def share(self, cond: Condition, n_images: int | None, pos: np.ndarray) -> tuple[ImageSet, np.ndarray]:
+        """Images pos of the cell (positions in its subset) and where they sit in the returned set.
+
+        Generated images are made for `pos` alone (each depends only on its own seed), so ranks
+        split the work; the last cell's images are kept, so every model of a run evaluates one
+        generation of them.
+        """
+        key = (cond, n_images, pos.tobytes())
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
         if cond.source == "rendered":
             rset = self._rendered_set(cond)
-            idx, label = subset_indices(len(rset), n_images)
-            return rset, idx, idx, label
+            idx, _ = subset_indices(len(rset), n_images)
+            return rset, idx[pos]
         from corruptions import generate
 
-        idx, label = subset_indices(len(self.clean), n_images)
+        idx, _ = subset_indices(len(self.clean), n_images)
         images, labels = self._subset(idx)
         if cond.source == "torch":
             import torch
 
             from corruptions import fast
 
-            out = fast.corrupt_batch(images, idx, cond.name, cond.severity, self.seed, torch.device(self.device))
+            out = fast.corrupt_batch(images[pos], idx[pos], cond.name, cond.severity, self.seed,
+                                     torch.device(self.device))
         else:
             out = generate.corrupted(images, idx, cond.name, cond.severity, self.seed, cache=self.cache,
-                                     fingerprint=self.fp, workers=self.workers)
-        return (ArrayImageSet(f"{self.clean.name}-c", self.clean.split, self.clean.classes, out, labels),
-                np.arange(len(idx)), idx, label)
+                                     fingerprint=self.fp, workers=self.workers)[pos]
+        served = (ArrayImageSet(f"{self.clean.name}-c", self.clean.split, self.clean.classes, out, labels[pos]),
+                  np.arange(len(pos)))
+        self._last = (key, served)
+        return served
 
     def example_grid(self, path: Path, conds: list[Condition]) -> Path | None:
         """A PNG grid: one row per corruption, clean then severities 1-5, of one test image."""

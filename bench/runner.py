@@ -71,13 +71,13 @@ def _run_checks(lm: LoadedModel, images: ImageSet, indices: np.ndarray, cfg: Run
     lm.model.cpu()
 
 
-def _amp_check(lm: LoadedModel, images: ImageSet, indices: np.ndarray, cfg: RunConfig, dev: torch.device,
-               path: Path) -> None:
+def _amp_check(lm: LoadedModel, net: torch.nn.Module, images: ImageSet, indices: np.ndarray, cfg: RunConfig,
+               dev: torch.device, path: Path) -> None:
     """Clean accuracy per exit in fp32 and under bf16 autocast on the run's clean images, kept in checks.csv."""
-    model = accel.layout(lm.model.to(dev))
+    model = net.to(dev)
     acc = {p: clean_correct(model, images, indices, batch_size=cfg.batch_size, device=dev, workers=cfg.workers,
                             precision=p).correct.mean(axis=1).tolist() for p in ("fp32", "bf16")}
-    lm.model.cpu()
+    net.cpu()
     ok, points = accel.amp_matches(acc["fp32"], acc["bf16"])
     detail = (f"bf16 autocast vs fp32 on {len(indices)} clean images, largest difference {points:.2f} points "
               f"(tolerance {100 * accel.AMP_TOLERANCE:.1f}): clean and corruption cells run in "
@@ -87,8 +87,8 @@ def _amp_check(lm: LoadedModel, images: ImageSet, indices: np.ndarray, cfg: RunC
                                   created=utc_now())])
 
 
-def _clean_precision(loaded: list[LoadedModel], cells: list[Cell], images: ImageSet, cfg: RunConfig,
-                     dev: torch.device, path: Path) -> dict[tuple[str, str], str]:
+def _clean_precision(loaded: list[LoadedModel], runtime: dict[str, torch.nn.Module], cells: list[Cell],
+                     images: ImageSet, cfg: RunConfig, dev: torch.device, path: Path) -> dict[tuple[str, str], str]:
     """Per model: "bf16" where AMP was asked for and passed its parity check, else "fp32" (checked once, on rank 0)."""
     plain = [c for c in cells if c.condition.kind in ("clean", "corruption")]
     if not (plain and accel.wants_amp(cfg.precision, dev)):
@@ -104,7 +104,7 @@ def _clean_precision(loaded: list[LoadedModel], cells: list[Cell], images: Image
         done = stored()
         for lm in loaded:
             if (lm.card.name, lm.weights) not in done:
-                _amp_check(lm, images, indices, cfg, dev, path)
+                _amp_check(lm, runtime[lm.card.name], images, indices, cfg, dev, path)
     distributed.barrier()
     return stored()
 
@@ -225,7 +225,8 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
     progress = progress and w.main
     provenance = dict(device=device_name(dev), torch=torch.__version__,
                       versions=canonical_json(versions()), code=code_version())
-    sources = {lm.card.name: lm.model for lm in loaded}
+    # What evaluation runs (batch norm folded, channels_last); FLOPs, checks and glimpses use the model as loaded.
+    runtime = {lm.card.name: accel.runtime_copy(lm.model, lm.card.input_size) for lm in loaded}
     for rank0_turn in (True, False):  # rank 0 generates and caches the corruptions, the others then read them
         if w.main == rank0_turn:
             corrupted = _prepare_corruptions(cells, images, cfg, cache, out, first.shape, dev, examples=w.main)
@@ -240,42 +241,43 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
     randomized = {(c.model, c.weights) for c in read_checks(checks_path)
                   if c.check == "deterministic" and c.status == "warn" and c.dataset == cfg.dataset}
     accel.strict_fp32()
-    amp = _clean_precision(loaded, cells, images, cfg, dev, checks_path)
-    for lm in loaded:
-        costs: dict[int, flops.FlopCount] = {}
-        for cell in cells:
+    amp = _clean_precision(loaded, runtime, cells, images, cfg, dev, checks_path)
+    # Cell by cell, every model in turn: a corruption cell's images are generated once for all models.
+    costs: dict[str, dict[int, flops.FlopCount]] = {lm.card.name: {} for lm in loaded}
+    for cell in cells:
+        for lm in loaded:
             cond = _resolve(cell.condition, lm, loaded, (lm.card.name, lm.weights) in randomized)
             if cond is None:
                 log.info("skip %s %s: no transfer source in this run", lm.card.name, cell.condition.name)
                 continue
-            _, subset = (corrupted.subset(cond, cell.n_images) if cond.kind == "corruption"
-                         else subset_indices(len(images), cell.n_images))
+            data_indices, subset = (corrupted.subset(cond, cell.n_images) if cond.kind == "corruption"
+                                    else subset_indices(len(images), cell.n_images))
             exits = lm.card.exits[-1:] if cell.last_exit_only else lm.card.exits
             precision = amp.get((lm.card.name, lm.weights), "fp32") if cond.kind != "attack" else "fp32"
             keys = _key_rows(lm, cfg, subset, cond, exits, precision)
             if all(tuple(k.values()) in done for k in keys):
                 log.info("skip %s %s (stored)", lm.card.name, cond.label())
                 continue
-            if cond.kind == "corruption":
-                cell_images, indices, data_indices, _ = corrupted.images(cond, cell.n_images)
-            else:
-                cell_images = images
-                indices, _ = subset_indices(len(images), cell.n_images)
-                data_indices = indices
+            model_costs = costs[lm.card.name]
             for t in exits:
-                costs.setdefault(t, flops.count(lm.model, t, lm.card.input_size))
-            accel.layout(lm.model.to(dev))
+                if t not in model_costs:
+                    model_costs[t] = flops.count(lm.model, t, lm.card.input_size)
+            net = runtime[lm.card.name].to(dev)
             state = out / ".state" / (hashlib.sha256(repr(keys[0]).encode()).hexdigest()[:16]
                                       + (f"-rank{w.rank}of{w.size}" if w.size > 1 else ""))
-            pos, chunk_ids = distributed.shard(len(indices), _aa_chunk(cond, cfg))
-            share = evaluate(lm.model, cell_images, indices[pos], cond, seed=cfg.seed, batch_size=cfg.batch_size,
-                             device=dev, workers=cfg.workers, sources=sources, state=state, exits=exits,
-                             desc=f"{lm.card.name} {cond.label()}" if progress else "",
-                             chunk_ids=chunk_ids, precision=precision) if len(pos) else None
-            correct = merge(distributed.gather((pos, share)), indices, lm.model.n_exits)
-            speeds = {t: measure(lm.model.at_exit(t), lm.card.input_size, dev, cfg.speed_budget, precision=precision)
+            pos, chunk_ids = distributed.shard(len(data_indices), _aa_chunk(cond, cfg))
+            share = None
+            if len(pos):  # this rank's images: a corruption cell's are generated for this share alone
+                cell_images, positions = (corrupted.share(cond, cell.n_images, pos) if cond.kind == "corruption"
+                                          else (images, data_indices[pos]))
+                share = evaluate(net, cell_images, positions, cond, seed=cfg.seed, batch_size=cfg.batch_size,
+                                 device=dev, workers=cfg.workers, sources=runtime, state=state, exits=exits,
+                                 desc=f"{lm.card.name} {cond.label()}" if progress else "",
+                                 chunk_ids=chunk_ids, precision=precision)
+            correct = merge(distributed.gather((pos, share)), data_indices, lm.model.n_exits)
+            speeds = {t: measure(net.at_exit(t), lm.card.input_size, dev, cfg.speed_budget, precision=precision)
                       for t in exits} if cond.kind == "clean" and cfg.speed_budget > 0 and w.main else {}
-            lm.model.cpu()
+            net.cpu()
             if not w.main:  # rank 0 writes the rows
                 _remove_state(state)
                 continue
@@ -284,7 +286,7 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
             rows = []
             for k, t in zip(keys, exits):
                 c = correct.correct[t - 1]
-                cost = costs[t]
+                cost = model_costs[t]
                 sp = speeds.get(t, NOT_TIMED)
                 seconds = correct.seconds / len(exits)
                 n_fwd, n_bwd = int(correct.n_forward[t - 1]), int(correct.n_backward[t - 1])
@@ -304,7 +306,8 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
                                                  exit=t, check="autoattack_flag", status="warn", value=1.0,
                                                  detail=msg, created=created) for t, msg in correct.notes])
             _remove_state(state)
-        if w.main:
+    if w.main:
+        for lm in loaded:
             _record_glimpses(lm, cells, images, corrupted, cfg, out, dev)
     distributed.barrier()
     return path

@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import math
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -42,7 +40,7 @@ def synthetic_imagenet(root: Path, n: int, seed: int = 0) -> Path:
 
 
 def main() -> None:
-    from perf import COLUMNS, append  # benchmarks/ is on the path when this file runs
+    from perf import COLUMNS, append, machine  # benchmarks/ is on the path when this file runs
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=5000)
@@ -66,7 +64,7 @@ def main() -> None:
             raise SystemExit(code)
         rows = read_rows(run / "results.csv")
     device = rows[0].device
-    base = dict(date=datetime.date.today().isoformat(), machine=f"{platform.machine()} {os.cpu_count()} cores",
+    base = dict(date=datetime.date.today().isoformat(), machine=machine(),
                 device=device, unit="s")
     kinds = sorted({(r.kind, r.condition) for r in rows})
     out = [dict(base, measure=f"{a.suite} suite wall time ({len(kinds)} conditions; target 15 min on one H100)",

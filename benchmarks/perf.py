@@ -1,12 +1,13 @@
 """`make perf`: this suite against its peers, same model, images and seed, in one run; writes results/perf/perf.csv.
 
 Ratios are peer time / our time (> 1: we are faster). Ours runs as the runner runs it (the model
-channels_last, PGD with early stopping); the peers get the model as loaded. Measured: PGD-10 vs
-torchattacks, with a control (our PGD returning the last iterate on the peer's model); AutoAttack
-standard (our resumable cascade) vs pyautoattack's run_standard_evaluation; generating the 15 x 5
-corruptions as a run does (batched where parity is tested, the reference for the rest) vs
-imagecorruptions-imaug in one process; clean-accuracy throughput vs RobustBench's clean_accuracy; and,
-unless --skip-e2e, the first `make bench` from nothing (fresh cache, temporary output folder).
+channels_last with batch norm folded, PGD with early stopping); the peers get the model as loaded.
+Measured: PGD-10 vs torchattacks, with a control (our PGD returning the last iterate on the peer's
+model); AutoAttack standard (our resumable cascade) vs pyautoattack's run_standard_evaluation;
+generating the 15 x 5 corruptions as a run does (batched where parity is tested, the reference for
+the rest) vs imagecorruptions-imaug in one process; clean-accuracy throughput vs RobustBench's
+clean_accuracy; and, unless --skip-e2e, the first `make bench` from nothing (fresh cache, temporary
+output folder).
 Usage: python benchmarks/perf.py [--model resnet_small] [--device auto] [--skip-e2e]
 """
 from __future__ import annotations
@@ -40,9 +41,20 @@ COLUMNS = ("date", "machine", "device", "measure", "model", "images", "ours", "p
            "meets", "notes")
 
 
+def machine() -> str:
+    """Architecture, cores and CPU model (timings from different CPUs are not comparable)."""
+    cpu = ""
+    try:
+        cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                    if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"{platform.machine()} {os.cpu_count()} cores" + (f" {cpu}" if cpu else "")
+
+
 def _row(measure: str, model: str, n: int, ours_s: float, peer_s: float, target: float, notes: str,
          dev: torch.device) -> dict:
-    return {"date": date.today().isoformat(), "machine": f"{platform.machine()} {os.cpu_count()} cores",
+    return {"date": date.today().isoformat(), "machine": machine(),
             "device": device_name(dev), "measure": measure, "model": model, "images": n,
             "ours": f"{ours_s:.3f}", "peer": f"{peer_s:.3f}", "unit": "s", "ratio": f"{peer_s / ours_s:.2f}",
             "target": f"{target:g}", "meets": str(peer_s / ours_s >= target).lower(), "notes": notes}
@@ -56,7 +68,7 @@ def pgd(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, idx
     tc, _ = compare(model, x, y, seeds, 4 / 255, 128, repeats, harness=False)
     return _row("PGD-10 vs torchattacks", name, len(x), t["ours"], t["peer"], 1.0,
                 f"robust accuracy {100 * acc['ours']:.1f} % vs {100 * acc['peer']:.1f} %; ours stops images at "
-                f"their first fooling iterate and runs channels_last; on the same layout, last iterate: "
+                f"their first fooling iterate and runs channels_last, batch norm folded; on the loaded model, last iterate: "
                 f"{tc['peer'] / tc['ours']:.2f}x", dev)
 
 
@@ -74,12 +86,12 @@ def autoattack(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tens
         with torch.no_grad():
             return (model(adv).argmax(1) == y).float().mean().item()
 
-    mine = as_run(model)
+    mine = as_run(model, x.shape[-1])
     with true_gradient(mine), attack_mode(mine), true_gradient(model), attack_mode(model):
         t, out = _interleaved({"ours": lambda: AutoAttack(eps).robust(mine, x, y, seed=0, batch_size=bs)
                                .float().mean().item(), "peer": peer}, repeats)
     return _row("AutoAttack standard vs pyautoattack", name, len(x), t["ours"], t["peer"], 1.0,
-                f"robust accuracy {100 * out['ours']:.1f} % vs {100 * out['peer']:.1f} %; ours runs channels_last; "
+                f"robust accuracy {100 * out['ours']:.1f} % vs {100 * out['peer']:.1f} %; ours runs channels_last, batch norm folded; "
                 f"median of {repeats} interleaved runs", dev)
 
 
@@ -126,12 +138,12 @@ def clean(model: torch.nn.Module, name: str, images, idx: np.ndarray, dev: torch
 
     x = to_unit(images.images[idx], torch.device("cpu"))
     y = torch.from_numpy(images.labels[idx])
-    mine = as_run(model)
+    mine = as_run(model, x.shape[-1])
     t, out = _interleaved({"ours": lambda: clean_correct(mine, images, idx, batch_size=256, device=dev),
                            "peer": lambda: clean_accuracy(model, x, y, batch_size=256, device=dev)}, repeats)
     ours_acc = float(out["ours"].correct[-1].mean())
     return _row("clean accuracy vs RobustBench clean_accuracy", name, len(idx), t["ours"], t["peer"], 1.0,
-                f"accuracy {100 * ours_acc:.1f} % vs {100 * out['peer']:.1f} %; ours runs channels_last; "
+                f"accuracy {100 * ours_acc:.1f} % vs {100 * out['peer']:.1f} %; ours runs channels_last, batch norm folded; "
                 f"median of {repeats} interleaved runs", dev)
 
 

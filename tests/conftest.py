@@ -54,6 +54,15 @@ def _isolated(fmnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield
 
 
+@pytest.fixture(scope="session")
+def trained() -> None:
+    """Tiny models trained once on the generated data (checkpoints in the session cache)."""
+    from bench.cli import main
+
+    assert main(["train", "mgnet_tiny", "resnet_tiny", "--data", "cluttered_fmnist", "--epochs", "1",
+                 "--batch-size", "64", "--if-missing"]) == 0
+
+
 def _quick_measure(model, input_size, device, budget=1.0, max_batch=256, precision="fp32"):  # type: ignore[no-untyped-def]
     """The real timing code on a tiny budget, so runs in tests stay fast (test_speed checks it in full)."""
     from bench.speed import measure

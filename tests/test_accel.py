@@ -11,7 +11,6 @@ from bench import accel
 from bench.checks import read_checks
 from bench.cli import main
 from bench.results import read_rows
-from tests.test_cli import trained  # noqa: F401  (the module-scoped fixture)
 
 
 def test_mfu_from_throughput_and_from_passes() -> None:
@@ -42,7 +41,7 @@ def test_attacks_run_with_tf32_off() -> None:
     assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
 
 
-def test_bf16_cells_only_after_the_parity_check(trained: None, tmp_path: Path,  # noqa: F811
+def test_bf16_cells_only_after_the_parity_check(trained: None, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     run = ["run", "--suite", "smoke", "--models", "resnet_tiny", "--precision", "bf16", "--pgd-steps", "2",
            "--eps", "4/255", "--speed-budget", "0.05", "--peak-tflops", "0.1", "--no-report"]
@@ -68,7 +67,7 @@ def test_bf16_cells_only_after_the_parity_check(trained: None, tmp_path: Path,  
     assert len([c for c in read_checks(out / "checks.csv") if c.check == "amp_parity"]) == 1
 
 
-def test_cpu_runs_stay_fp32_by_default(trained: None, tmp_path: Path) -> None:  # noqa: F811
+def test_cpu_runs_stay_fp32_by_default(trained: None, tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert main(["run", "--suite", "clean", "--models", "resnet_tiny", "--n-images", "8", "--speed-budget", "0",
                  "--out", str(out), "--no-report"]) == 0

@@ -16,13 +16,6 @@ from bench.results import read_rows
 from bench.specs import default_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
-TRAIN = ["train", "mgnet_tiny", "resnet_tiny", "--data", "cluttered_fmnist", "--epochs", "1", "--batch-size", "64"]
-
-
-@pytest.fixture(scope="module")
-def trained() -> None:
-    """Tiny models trained once on the generated data (checkpoints in the session cache)."""
-    assert main(TRAIN + ["--if-missing"]) == 0
 
 
 def test_train_run_resume_report(trained: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

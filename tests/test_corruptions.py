@@ -168,3 +168,47 @@ def test_example_grid_shows_one_image_clean_then_corrupted(tmp_path: Path) -> No
     clean, s1 = grid[:, :side].astype(int), grid[:, side:2 * side].astype(int)
     # brightness only raises V in HSV: the corrupted cell is the same picture, never darker
     assert (s1 >= clean - 1).all() and np.corrcoef(clean.ravel(), s1.ravel())[0, 1] > 0.9
+
+
+@pytest.mark.parametrize("source", ["torch", "reference"])
+def test_a_share_of_a_cell_is_those_images_of_the_whole_cell(tmp_path: Path, source: str) -> None:
+    """Ranks generate only their share: each image must come out as it does in the whole cell."""
+    from bench.conditions import corruption
+    from bench.corrupted_data import CorruptedData
+    from bench.data import load_split
+
+    clean = load_split("cluttered_fmnist", "test")
+    cond = corruption("glass_blur", 2, source)
+    whole, positions, idx, _ = CorruptedData(clean, 0, tmp_path / "a", 1).images(cond, 9)
+    pos = np.array([1, 4, 7, 8])
+    part, where = CorruptedData(clean, 0, tmp_path / "b", 1).share(cond, 9, pos)
+    assert len(part) == len(pos) and len(whole) == len(idx) == 9
+    for p, w in zip(pos, where):
+        got, want = part.get(int(w)), whole.get(int(positions[p]))
+        assert np.array_equal(got[0], want[0]) and got[1] == want[1]
+
+
+def test_every_model_of_a_run_evaluates_one_generation_of_each_cell(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.config import RunConfig
+    from bench.results import read_rows
+    from bench.runner import run
+    from corruptions import fast
+
+    calls: list[tuple[str, int]] = []
+    real = fast.corrupt_batch
+
+    def counted(images, indices, name, severity, seed, device):  # type: ignore[no-untyped-def]
+        if len(images) == 5:  # the cells' images (example grids and glimpse figures take 1 and 4)
+            calls.append((name, severity))
+        return real(images, indices, name, severity, seed, device)
+
+    monkeypatch.setattr(fast, "corrupt_batch", counted)
+    out = tmp_path / "run"
+    run(RunConfig(models=("resnet_tiny@random", "mgnet_tiny@random"), suite="corruptions", n_images=5,
+                  corruptions=("fog", "brightness"), out=str(out), speed_budget=0.0), progress=False)
+    cells = [(n, s) for n in ("fog", "brightness") for s in range(1, 6)]
+    assert sorted(calls) == sorted(cells)
+    rows = read_rows(out / "results.csv")
+    assert {(r.model, r.condition, r.severity) for r in rows if r.kind == "corruption"} == {
+        (m, n, s) for m in ("resnet_tiny", "mgnet_tiny") for n, s in cells}
