@@ -170,7 +170,7 @@ def main() -> None:
     p.add_argument("--n-aa", type=int, default=32)
     p.add_argument("--n-corruptions", type=int, default=100)
     p.add_argument("--repeats", type=int, default=4)
-    p.add_argument("--aa-repeats", type=int, default=2)
+    p.add_argument("--aa-repeats", type=int, default=3)
     p.add_argument("--only", nargs="+", metavar="STEP", help="only these steps: PGD AutoAttack corruptions clean")
     p.add_argument("--skip-e2e", action="store_true", help="do not time a first `make bench`")
     p.add_argument("--out", type=Path, default=REPO / "results" / "perf" / "perf.csv")
