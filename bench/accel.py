@@ -69,7 +69,8 @@ def layout(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def runtime_copy(model: torch.nn.Module, input_size: int, seed: int = 0) -> torch.nn.Module:
-    """The copy of `model` that evaluation runs: eval mode, batch norm folded where that keeps its logits, channels_last.
+    """The copy of `model` that evaluation runs: eval mode, batch norm folded where that keeps its logits,
+    channels_last.
 
     The fold is checked on a seeded probe batch (every exit's logits within FOLD_TOLERANCE of the
     largest); a model whose folded logits differ is kept unfolded.

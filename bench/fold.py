@@ -13,14 +13,11 @@ the original when they differ, so a pattern fx misreads cannot change results.
 """
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
-
-log = logging.getLogger(__name__)
 
 
 def _pairs(root: nn.Module) -> list[tuple[str, str]] | None:

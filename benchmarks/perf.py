@@ -68,7 +68,8 @@ def pgd(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, idx
     tc, _ = compare(model, x, y, seeds, 4 / 255, 128, repeats, harness=False)
     return _row("PGD-10 vs torchattacks", name, len(x), t["ours"], t["peer"], 1.0,
                 f"robust accuracy {100 * acc['ours']:.1f} % vs {100 * acc['peer']:.1f} %; ours stops images at "
-                f"their first fooling iterate and runs channels_last, batch norm folded; on the loaded model, last iterate: "
+                f"their first fooling iterate and runs channels_last, batch norm folded; on the loaded model, "
+                f"last iterate: "
                 f"{tc['peer'] / tc['ours']:.2f}x", dev)
 
 
@@ -91,7 +92,8 @@ def autoattack(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tens
         t, out = _interleaved({"ours": lambda: AutoAttack(eps).robust(mine, x, y, seed=0, batch_size=bs)
                                .float().mean().item(), "peer": peer}, repeats)
     return _row("AutoAttack standard vs pyautoattack", name, len(x), t["ours"], t["peer"], 1.0,
-                f"robust accuracy {100 * out['ours']:.1f} % vs {100 * out['peer']:.1f} %; ours runs channels_last, batch norm folded; "
+                f"robust accuracy {100 * out['ours']:.1f} % vs {100 * out['peer']:.1f} %; ours runs channels_last, "
+                f"batch norm folded; "
                 f"median of {repeats} interleaved runs", dev)
 
 
@@ -143,7 +145,8 @@ def clean(model: torch.nn.Module, name: str, images, idx: np.ndarray, dev: torch
                            "peer": lambda: clean_accuracy(model, x, y, batch_size=256, device=dev)}, repeats)
     ours_acc = float(out["ours"].correct[-1].mean())
     return _row("clean accuracy vs RobustBench clean_accuracy", name, len(idx), t["ours"], t["peer"], 1.0,
-                f"accuracy {100 * ours_acc:.1f} % vs {100 * out['peer']:.1f} %; ours runs channels_last, batch norm folded; "
+                f"accuracy {100 * ours_acc:.1f} % vs {100 * out['peer']:.1f} %; ours runs channels_last, "
+                f"batch norm folded; "
                 f"median of {repeats} interleaved runs", dev)
 
 

@@ -38,7 +38,7 @@ def _interleaved(fns: dict, repeats: int) -> tuple[dict, dict]:  # type: ignore[
 
 
 def as_run(model: torch.nn.Module, input_size: int) -> torch.nn.Module:
-    """The copy of `model` the runner evaluates (batch norm folded, channels_last); the peers keep the model as loaded."""
+    """The copy of `model` the runner evaluates (batch norm folded, channels_last); peers get it as loaded."""
     return accel.runtime_copy(model, input_size)
 
 
@@ -46,10 +46,9 @@ def compare(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, seeds: tor
             batch_size: int, repeats: int, harness: bool = True) -> tuple[dict, dict]:
     """({"ours", "peer"}: median seconds, {"ours", "peer"}: robust accuracy) of PGD-10 L∞, step ε/4.
 
-    Ours runs as the harness runs it (channels_last, batch norm folded, attack mode, true gradient, early
-    stop); with
-    `harness=False`, on the very model torchattacks gets and returning the last iterate, a control.
-    torchattacks runs as a user calls it.
+    Ours runs as the harness runs it (channels_last, batch norm folded, attack mode, true gradient,
+    early stop); with `harness=False`, on the very model torchattacks gets and returning the last
+    iterate, a control. torchattacks runs as a user calls it.
     """
     mine = as_run(model, x.shape[-1]) if harness else model
     ours, peer = PGD(eps, eps / 4, 10, early_stop=harness), TorchattacksAttack("pgd", eps, "linf", eps / 4, 10)

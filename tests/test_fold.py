@@ -1,4 +1,4 @@
-"""Batch-norm folding: the same logits and input gradients, only where the graph allows it, never on the loaded model."""
+"""Batch-norm folding: same logits and input gradients, only where the graph allows, never on the loaded model."""
 from __future__ import annotations
 
 import copy
