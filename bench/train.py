@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bench import checkpoint
+from bench import accel, checkpoint
 from bench.data import ImageSet, iter_batches, to_unit
 from bench.device import resolve_device
 from bench.errors import BenchError
@@ -79,7 +79,8 @@ def train(model: torch.nn.Module, name: str, train_set: ImageSet, test_set: Imag
         dev = torch.device("cuda", w.local_rank)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model.to(dev).train()
+    accel.training_layout(model.to(dev), dev)
+    model.train()
     objective: torch.nn.Module = _Objective(model)
     if w.size > 1:
         objective = torch.nn.parallel.DistributedDataParallel(objective, device_ids=[dev.index] if dev.type == "cuda"
@@ -113,7 +114,7 @@ def train(model: torch.nn.Module, name: str, train_set: ImageSet, test_set: Imag
             opt.step()
             sched.step()
             bar.set_postfix(loss=f"{loss.item():.3f}")
-    model.eval()
+    model.to(memory_format=torch.contiguous_format).eval()  # checkpoints hold the usual NCHW weights
     if not w.main:
         distributed.barrier()  # rank 0 evaluates and writes
         model.cpu()
