@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from attacks.base import check_args
+from bench import cpu_kernels
 from bench.seeds import image_seed
 
 STANDARD = ("apgd-ce", "apgd-t", "fab-t", "square")
@@ -88,6 +89,7 @@ class AutoAttack:
         device = x.device
         with torch.no_grad():
             n_classes = model(x[:1]).shape[1]
+        conv_macs = cpu_kernels.largest_conv_macs(model, x[:1]) if device.type == "cpu" else 0
         names = self.attacks(n_classes)
         saved = _load_state(state, names, len(x), self)
         robust = torch.tensor(saved["robust"], dtype=torch.bool) if saved else None
@@ -115,9 +117,11 @@ class AutoAttack:
                     idx = lo + robust[lo:lo + batch_size].nonzero().squeeze(1)
                     if len(idx):
                         chunk_seed = image_seed(seed, chunk_ids[c] if chunk_ids else c, name)
-                        adv = self._run_one(aa, name, x[idx], y[idx], chunk_seed, device)
-                        with torch.no_grad():
-                            still = model(adv).argmax(1).eq(y[idx]).cpu()
+                        # the last robust images come in small batches: CPU kernels chosen for them
+                        with cpu_kernels.small_batch(len(idx), conv_macs, device):
+                            adv = self._run_one(aa, name, x[idx], y[idx], chunk_seed, device)
+                            with torch.no_grad():
+                                still = model(adv).argmax(1).eq(y[idx]).cpu()
                         robust[idx] = still
                     done[name].append(c)
                     _save_state(state, names, robust, done, self)

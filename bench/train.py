@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bench import accel, checkpoint
+from bench import accel, checkpoint, small_map_grad
 from bench.data import ImageSet, iter_batches, to_unit
 from bench.device import resolve_device
 from bench.errors import BenchError
@@ -91,29 +91,30 @@ def train(model: torch.nn.Module, name: str, train_set: ImageSet, test_set: Imag
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, pct_start=recipe.pct_start,
                                                 total_steps=recipe.epochs * steps_per_epoch)
     start = time.perf_counter()
-    for epoch in range(recipe.epochs):
-        model.train()
-        order = torch.randperm(len(train_set), generator=gen).numpy()
-        # each rank loads its share of every global batch: positions rank, rank + size, ... of the batch
-        shares = [order[b:b + recipe.batch_size][w.rank::w.size] for b in range(0, len(order), recipe.batch_size)]
-        if min(map(len, shares)) == 0:
-            raise BenchError(f"batch size {recipe.batch_size} is too small to share among {w.size} ranks")
-        # a rank's share has the same size in every global batch but the last, so plain batching cuts it right
-        batches = ((images, labels) for _, images, labels in
-                   iter_batches(train_set, np.concatenate(shares), len(shares[0]), workers))
-        bar = tqdm(batches, total=steps_per_epoch, desc=f"train {name} {epoch + 1}/{recipe.epochs}", leave=False,
-                   unit="batch", disable=None if w.main else True)  # None: bars on a terminal only, not in logs
-        for b, (images, labels) in enumerate(bar):
-            n_global = min(recipe.batch_size, len(order) - b * recipe.batch_size)
-            x = _augment(to_unit(images, dev), gen, recipe, n_global, slice(w.rank, None, w.size))
-            loss = objective(x, torch.from_numpy(labels).to(dev))
-            if not torch.isfinite(loss):
-                raise BenchError(f"training {name} diverged (loss {loss.item()}) at epoch {epoch + 1}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+    with small_map_grad.enabled(model):  # tiny late feature maps: a faster weight gradient on the CPU
+        for epoch in range(recipe.epochs):
+            model.train()
+            order = torch.randperm(len(train_set), generator=gen).numpy()
+            # each rank loads its share of every global batch: positions rank, rank + size, ... of the batch
+            shares = [order[b:b + recipe.batch_size][w.rank::w.size] for b in range(0, len(order), recipe.batch_size)]
+            if min(map(len, shares)) == 0:
+                raise BenchError(f"batch size {recipe.batch_size} is too small to share among {w.size} ranks")
+            # a rank's share has the same size in every global batch but the last, so plain batching cuts it right
+            batches = ((images, labels) for _, images, labels in
+                       iter_batches(train_set, np.concatenate(shares), len(shares[0]), workers))
+            bar = tqdm(batches, total=steps_per_epoch, desc=f"train {name} {epoch + 1}/{recipe.epochs}", leave=False,
+                       unit="batch", disable=None if w.main else True)  # None: bars on a terminal only, not in logs
+            for b, (images, labels) in enumerate(bar):
+                n_global = min(recipe.batch_size, len(order) - b * recipe.batch_size)
+                x = _augment(to_unit(images, dev), gen, recipe, n_global, slice(w.rank, None, w.size))
+                loss = objective(x, torch.from_numpy(labels).to(dev))
+                if not torch.isfinite(loss):
+                    raise BenchError(f"training {name} diverged (loss {loss.item()}) at epoch {epoch + 1}")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                bar.set_postfix(loss=f"{loss.item():.3f}")
     model.to(memory_format=torch.contiguous_format).eval()  # checkpoints hold the usual NCHW weights
     if not w.main:
         distributed.barrier()  # rank 0 evaluates and writes

@@ -1,0 +1,61 @@
+"""Which convolution kernels a small batch runs on the CPU: PyTorch's own where oneDNN's cost more than their work.
+
+oneDNN re-lays out a convolution's weights into its blocked format on every call. On a batch of a few
+images with small feature maps that copy costs more than the convolution: on the 2-core CPU,
+`mgnet_small` (27-px glimpses) runs a forward plus backward at batch 2 in 19 ms with PyTorch's
+im2col kernels against 36 ms with oneDNN's, and `resnet_small` at batch 2 in 7.2 against 10.6 ms. With
+larger maps oneDNN wins (ResNet-18 at 224 px: 208 against 165 ms at batch 2). AutoAttack's FAB and
+Square spend most of their time on such batches: the few images still robust after APGD.
+
+The rule is deterministic, so a run's results do not depend on timings: PyTorch's kernels when the
+batch has fewer than 16 images (from 16 on, with oneDNN off, PyTorch picks NNPACK, 5x slower here)
+and the batch times the model's largest convolution is at most NATIVE_CONV_MACS multiply-accumulates.
+Both kernels compute the same function; logits differ by float rounding only.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Iterator
+
+import torch
+from torch import nn
+
+NATIVE_CONV_MACS = 10_000_000
+NNPACK_BATCH = 16  # PyTorch's own kernel choice moves to NNPACK at this batch size
+
+
+def largest_conv_macs(model: nn.Module, x: torch.Tensor) -> int:
+    """Multiply-accumulates per image of the model's largest Conv2d call on inputs shaped like x (one probe)."""
+    sizes: list[int] = []
+
+    def hook(conv: nn.Conv2d) -> object:
+        per_output = (conv.in_channels // conv.groups) * math.prod(conv.kernel_size)
+        return conv.register_forward_hook(lambda _m, _i, out: sizes.append(out[0].numel() * per_output))
+
+    handles = [hook(m) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            model(x[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    return max(sizes, default=0)
+
+
+def use_native(n_images: int, conv_macs: int, device: torch.device) -> bool:
+    """Whether a batch of n_images should run PyTorch's convolution kernels instead of oneDNN's."""
+    return device.type == "cpu" and 0 < n_images < NNPACK_BATCH and n_images * conv_macs <= NATIVE_CONV_MACS
+
+
+@contextlib.contextmanager
+def small_batch(n_images: int, conv_macs: int, device: torch.device) -> Iterator[bool]:
+    """oneDNN's convolutions off for this block (forward and backward) where `use_native` says so; restored after."""
+    native = use_native(n_images, conv_macs, device)
+    before = torch.backends.mkldnn.enabled
+    if native:
+        torch.backends.mkldnn.enabled = False
+    try:
+        yield native
+    finally:
+        torch.backends.mkldnn.enabled = before

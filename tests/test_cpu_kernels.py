@@ -1,0 +1,74 @@
+"""The CPU kernel choice for small batches: the size rule, the flag it sets and restores, same gradients."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from attacks import AutoAttack
+from bench import cpu_kernels
+
+CPU = torch.device("cpu")
+
+
+def _net() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=4),
+                         nn.ReLU(), nn.Conv2d(8, 4, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
+
+
+def test_largest_conv_macs_is_exact() -> None:
+    # 8 x 10 x 10 outputs x 3 x 3 x 3 inputs; then 8 x 5 x 5 x (8/4) x 3 x 3 = 3,600; then 4 x 25 x 8 = 800
+    assert cpu_kernels.largest_conv_macs(_net(), torch.rand(5, 3, 10, 10)) == 8 * 100 * 27
+    assert cpu_kernels.largest_conv_macs(nn.Linear(4, 2), torch.rand(1, 4)) == 0
+    assert not _net()[0]._forward_hooks, "the probe's hooks are removed"
+
+
+def test_rule_picks_small_cpu_batches_only() -> None:
+    limit = cpu_kernels.NATIVE_CONV_MACS
+    assert cpu_kernels.use_native(2, limit // 2, CPU)
+    assert not cpu_kernels.use_native(3, limit // 2, CPU), "more work than the limit"
+    assert not cpu_kernels.use_native(cpu_kernels.NNPACK_BATCH, 1, CPU), "PyTorch would pick NNPACK"
+    assert not cpu_kernels.use_native(0, 1, CPU)
+    assert not cpu_kernels.use_native(1, 1, torch.device("cuda"))
+
+
+def test_small_batch_sets_and_restores_the_flag() -> None:
+    assert torch.backends.mkldnn.enabled
+    with cpu_kernels.small_batch(2, 1000, CPU) as native:
+        assert native and not torch.backends.mkldnn.enabled
+    assert torch.backends.mkldnn.enabled
+    with pytest.raises(RuntimeError), cpu_kernels.small_batch(2, 1000, CPU):
+        raise RuntimeError("boom")
+    assert torch.backends.mkldnn.enabled, "restored after an error"
+    with cpu_kernels.small_batch(64, 10**6, CPU) as native:
+        assert not native and torch.backends.mkldnn.enabled
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_both_kernels_give_the_same_logits_and_input_gradients(channels_last: bool) -> None:
+    net = _net()
+    x = torch.rand(3, 3, 12, 12)
+    if channels_last:
+        net, x = net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    out = []
+    for n_macs in (10**9, 1):  # oneDNN, then PyTorch's own kernels
+        xg = x.clone().requires_grad_()
+        with cpu_kernels.small_batch(len(x), n_macs, CPU):
+            logits = net(xg)
+            out.append((logits.detach(), torch.autograd.grad(logits.square().sum(), xg)[0]))
+    (l0, g0), (l1, g1) = out
+    torch.testing.assert_close(l1, l0, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(g1, g0, rtol=1e-5, atol=1e-6)
+
+
+def test_autoattack_runs_its_small_batches_on_the_chosen_kernels() -> None:
+    net = _net()
+    seen: list[bool] = []
+    net[0].register_forward_hook(lambda *_: seen.append(torch.backends.mkldnn.enabled))
+    torch.manual_seed(1)
+    x, y = torch.rand(6, 3, 12, 12), torch.randint(0, 4, (6,))
+    AutoAttack(8 / 255).robust(net, x, y, seed=0, batch_size=3)
+    assert False in seen, "the attack chunks (3 images, a tiny model) ran PyTorch's kernels"
+    assert seen[0], "the set-up forward passes ran the default ones"
+    assert torch.backends.mkldnn.enabled
