@@ -17,6 +17,9 @@ Policy (the precision column of every row says which one produced it):
 - Evaluation runs a copy of the model with eval-mode batch norm folded into its convolutions
   (`runtime_copy`, bench/fold.py): the same function up to float rounding, checked on a probe batch;
   FLOPs, parameters and the model checks are taken on the model as loaded.
+- On the CPU only: AutoAttack's small batches run PyTorch's own convolutions (bench/cpu_kernels.py),
+  and training takes the weight gradient of convolutions with tiny outputs as one matrix product
+  (bench/small_map_grad.py).
 """
 from __future__ import annotations
 

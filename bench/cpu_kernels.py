@@ -1,11 +1,12 @@
 """Which convolution kernels a small batch runs on the CPU: PyTorch's own where oneDNN's cost more than their work.
 
-oneDNN re-lays out a convolution's weights into its blocked format on every call. On a batch of a few
-images with small feature maps that copy costs more than the convolution: on the 2-core CPU,
+oneDNN re-lays out a convolution's weights into its blocked format on every call. On a batch of a
+few images with small feature maps that copy costs more than the convolution: on the 2-core CPU,
 `mgnet_small` (27-px glimpses) runs a forward plus backward at batch 2 in 19 ms with PyTorch's
-im2col kernels against 36 ms with oneDNN's, and `resnet_small` at batch 2 in 7.2 against 10.6 ms. With
-larger maps oneDNN wins (ResNet-18 at 224 px: 208 against 165 ms at batch 2). AutoAttack's FAB and
-Square spend most of their time on such batches: the few images still robust after APGD.
+im2col kernels against 36 ms with oneDNN's, and `resnet_small` at batch 2 in 7.2 against 10.6 ms.
+With larger maps oneDNN wins (ResNet-18 at 224 px, batch 2: 165 ms with it, 208 ms without).
+AutoAttack's FAB and Square spend most of their time on such batches: the few images still robust
+after APGD.
 
 The rule is deterministic, so a run's results do not depend on timings: PyTorch's kernels when the
 batch has fewer than 16 images (from 16 on, with oneDNN off, PyTorch picks NNPACK, 5x slower here)
