@@ -87,9 +87,8 @@ class AutoAttack:
 
         x = x.contiguous()  # the library .view()s gradients shaped like x
         device = x.device
-        with torch.no_grad():
+        with torch.no_grad(), cpu_kernels.conv_probe(model) as convs:
             n_classes = model(x[:1]).shape[1]
-        conv_macs = cpu_kernels.largest_conv_macs(model, x[:1]) if device.type == "cpu" else 0
         names = self.attacks(n_classes)
         saved = _load_state(state, names, len(x), self)
         robust = torch.tensor(saved["robust"], dtype=torch.bool) if saved else None
@@ -118,7 +117,7 @@ class AutoAttack:
                     if len(idx):
                         chunk_seed = image_seed(seed, chunk_ids[c] if chunk_ids else c, name)
                         # the last robust images come in small batches: CPU kernels chosen for them
-                        with cpu_kernels.small_batch(len(idx), conv_macs, device):
+                        with cpu_kernels.small_batch(len(idx), convs.largest, device):
                             adv = self._run_one(aa, name, x[idx], y[idx], chunk_seed, device)
                             with torch.no_grad():
                                 still = model(adv).argmax(1).eq(y[idx]).cpu()

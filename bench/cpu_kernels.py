@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
@@ -26,22 +27,32 @@ NATIVE_CONV_MACS = 10_000_000
 NNPACK_BATCH = 16  # PyTorch's own kernel choice moves to NNPACK at this batch size
 
 
-def largest_conv_macs(model: nn.Module, x: torch.Tensor) -> int:
-    """Multiply-accumulates per image of the model's largest Conv2d call on inputs shaped like x (one probe)."""
-    sizes: list[int] = []
+@dataclass
+class ConvProbe:
+    """The largest Conv2d call seen: multiply-accumulates per image (0 before any)."""
 
-    def hook(conv: nn.Conv2d) -> object:
+    largest: int = 0
+
+
+@contextlib.contextmanager
+def conv_probe(model: nn.Module) -> Iterator[ConvProbe]:
+    """Record the largest Conv2d call of `model`'s forward passes inside the block; hooks removed after."""
+    probe = ConvProbe()
+
+    def hook(conv: nn.Conv2d) -> torch.utils.hooks.RemovableHandle:
         per_output = (conv.in_channels // conv.groups) * math.prod(conv.kernel_size)
-        return conv.register_forward_hook(lambda _m, _i, out: sizes.append(out[0].numel() * per_output))
+
+        def record(_m: nn.Module, _i: object, out: torch.Tensor) -> None:
+            probe.largest = max(probe.largest, out[0].numel() * per_output)
+
+        return conv.register_forward_hook(record)
 
     handles = [hook(m) for m in model.modules() if isinstance(m, nn.Conv2d)]
     try:
-        with torch.no_grad():
-            model(x[:1])
+        yield probe
     finally:
         for h in handles:
             h.remove()
-    return max(sizes, default=0)
 
 
 def use_native(n_images: int, conv_macs: int, device: torch.device) -> bool:

@@ -17,11 +17,18 @@ def _net() -> nn.Sequential:
                          nn.ReLU(), nn.Conv2d(8, 4, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
 
 
-def test_largest_conv_macs_is_exact() -> None:
+def test_conv_probe_is_exact() -> None:
+    net = _net()
+    with cpu_kernels.conv_probe(net) as probe:
+        assert probe.largest == 0
+        net(torch.rand(5, 3, 10, 10))
     # 8 x 10 x 10 outputs x 3 x 3 x 3 inputs; then 8 x 5 x 5 x (8/4) x 3 x 3 = 3,600; then 4 x 25 x 8 = 800
-    assert cpu_kernels.largest_conv_macs(_net(), torch.rand(5, 3, 10, 10)) == 8 * 100 * 27
-    assert cpu_kernels.largest_conv_macs(nn.Linear(4, 2), torch.rand(1, 4)) == 0
-    assert not _net()[0]._forward_hooks, "the probe's hooks are removed"
+    assert probe.largest == 8 * 100 * 27
+    assert not net[0]._forward_hooks, "the probe's hooks are removed"
+    lin = nn.Linear(4, 2)
+    with cpu_kernels.conv_probe(lin) as probe:
+        lin(torch.rand(1, 4))
+    assert probe.largest == 0
 
 
 def test_rule_picks_small_cpu_batches_only() -> None:
