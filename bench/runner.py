@@ -288,7 +288,7 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
                 c = correct.correct[t - 1]
                 cost = model_costs[t]
                 sp = speeds.get(t, NOT_TIMED)
-                seconds = correct.seconds / len(exits)
+                seconds = correct.seconds_of(t, len(exits))
                 n_fwd, n_bwd = int(correct.n_forward[t - 1]), int(correct.n_backward[t - 1])
                 rows.append(Row(**k, n_images=int(c.size), n_correct=int(c.sum()), accuracy=float(c.mean()),
                                 gmacs=cost.gmacs, params_m=cost.params_m, input_size=lm.card.input_size,

@@ -1,7 +1,10 @@
 """Attacks: threat-model bounds, determinism, parity with torchattacks, guards, AutoAttack resume."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
+
+import numpy as np
 
 import pytest
 import torch
@@ -11,7 +14,7 @@ from torch import nn
 import attacks
 from attacks import FGSM, PGD, AutoAttack, LogitsGuard, PassCounter, PaperPGD, TorchattacksAttack, attack_mode
 from bench.errors import BenchError
-from models.base import Classifier
+from models.base import BenchModel, Classifier, Exits
 
 
 def _data(n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -249,3 +252,45 @@ def test_autoattack_rand_version_runs_eot_apgd() -> None:
     assert atk.attacks(5) == ("apgd-ce", "apgd-dlr")
     robust = atk.robust(model, x[:4], y[:4], seed=0, batch_size=4)
     assert robust.shape == (4,) and robust.dtype == torch.bool
+
+
+class _SlowSecondExit(BenchModel):
+    """Two exits; computing exit 2 sleeps, so its attacks take measurably longer than exit 1's."""
+
+    def __init__(self) -> None:
+        super().__init__(None, None)
+        torch.manual_seed(0)
+        self.a, self.b = nn.Linear(3 * 4 * 4, 3), nn.Linear(3 * 4 * 4, 3)
+
+    @property
+    def n_exits(self) -> int:
+        return 2
+
+    def exits_upto(self, x: torch.Tensor, n: int) -> Exits:
+        h = x.flatten(1)
+        logits = [self.a(h)]
+        if n == 2:
+            time.sleep(0.004)
+            logits.append(self.b(h))
+        return Exits(torch.stack(logits))
+
+
+@pytest.mark.parametrize("condition", ["pgd", "transfer_pgd"])
+def test_attack_rows_time_each_exit_when_each_is_attacked(condition: str) -> None:
+    from bench.conditions import pgd, transfer
+    from bench.data import ArrayImageSet
+    from bench.evaluate import attack_correct
+
+    model = _SlowSecondExit()
+    images = ArrayImageSet("toy", "test", ("a", "b", "c"), np.random.default_rng(0).integers(0, 256, (6, 4, 4, 3),
+                                                                                            dtype=np.uint8),
+                           np.arange(6) % 3)
+    cond = pgd(4 / 255, steps=3) if condition == "pgd" else transfer("src")
+    c = attack_correct(model, images, np.arange(6), cond, seed=0, batch_size=3, device=torch.device("cpu"),
+                       sources={"src": model})
+    if condition == "transfer_pgd":  # one attack scores both exits: no per-exit time
+        assert c.exit_seconds is None and c.seconds_of(1, 2) == c.seconds_of(2, 2) == c.seconds / 2
+        return
+    assert c.exit_seconds is not None and c.exit_seconds[1] > c.exit_seconds[0]
+    assert c.exit_seconds.sum() == pytest.approx(c.seconds)
+    assert c.seconds_of(2, 2) == c.exit_seconds[1]
