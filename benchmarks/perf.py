@@ -146,8 +146,7 @@ def clean(model: torch.nn.Module, name: str, images, idx: np.ndarray, dev: torch
     ours_acc = float(out["ours"].correct[-1].mean())
     return _row("clean accuracy vs RobustBench clean_accuracy", name, len(idx), t["ours"], t["peer"], 1.0,
                 f"accuracy {100 * ours_acc:.1f} % vs {100 * out['peer']:.1f} %; ours runs channels_last, "
-                f"batch norm folded, PyTorch's convolutions on small CPU batches; median of {repeats} interleaved runs",
-                dev)
+                f"batch norm folded; median of {repeats} interleaved runs", dev)
 
 
 def make_bench(dev: torch.device, keep: Path | None = None) -> dict:

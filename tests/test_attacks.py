@@ -5,7 +5,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -282,9 +281,8 @@ def test_attack_rows_time_each_exit_when_each_is_attacked(condition: str) -> Non
     from bench.evaluate import attack_correct
 
     model = _SlowSecondExit()
-    images = ArrayImageSet("toy", "test", ("a", "b", "c"), np.random.default_rng(0).integers(0, 256, (6, 4, 4, 3),
-                                                                                            dtype=np.uint8),
-                           np.arange(6) % 3)
+    pixels = np.random.default_rng(0).integers(0, 256, (6, 4, 4, 3), dtype=np.uint8)
+    images = ArrayImageSet("toy", "test", ("a", "b", "c"), pixels, np.arange(6) % 3)
     cond = pgd(4 / 255, steps=3) if condition == "pgd" else transfer("src")
     c = attack_correct(model, images, np.arange(6), cond, seed=0, batch_size=3, device=torch.device("cpu"),
                        sources={"src": model})
