@@ -177,8 +177,9 @@ def _cmd_train(a: argparse.Namespace) -> int:
         if not distributed.world().main:
             continue
         meta = json.loads(path.with_suffix(".json").read_text())
+        resumed = f", resumed after epoch {meta['resumed_after_epoch']}" if meta.get("resumed_after_epoch") else ""
         print(f"{name}: test accuracy {100 * meta['accuracy']:.2f}% after {recipe.epochs} epochs "
-              f"({meta['train_seconds']} s) -> {path}")
+              f"({meta['train_seconds']} s{resumed}) -> {path}")
     return 0
 
 
@@ -251,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("bench: interrupted; rows of finished cells are kept, rerun to resume", file=sys.stderr)
+        print("bench: interrupted; finished cells and training epochs are kept, rerun to resume", file=sys.stderr)
         return 130
 
 

@@ -1,8 +1,8 @@
 """Training with the MGNet recipe (SGD, OneCycle) and checkpoints that say how they were made."""
 from __future__ import annotations
 
-import time
 import dataclasses
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bench import accel, checkpoint, small_map_grad
+from bench import accel, checkpoint, small_map_grad, train_state
 from bench.data import ImageSet, iter_batches, to_unit
 from bench.device import resolve_device
 from bench.errors import BenchError
@@ -64,6 +64,37 @@ class _Objective(torch.nn.Module):
         return self.model.train_loss(x, y)
 
 
+def _epoch(objective: torch.nn.Module, model: torch.nn.Module, name: str, train_set: ImageSet, recipe: Recipe,
+           opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator, epoch: int,
+           dev: torch.device, workers: int) -> None:
+    """One pass over the training set in the generator's order; this rank takes its share of every global batch."""
+    from bench import distributed
+
+    w = distributed.world()
+    model.train()
+    order = torch.randperm(len(train_set), generator=gen).numpy()
+    # each rank loads its share of every global batch: positions rank, rank + size, ... of the batch
+    shares = [order[b:b + recipe.batch_size][w.rank::w.size] for b in range(0, len(order), recipe.batch_size)]
+    if min(map(len, shares)) == 0:
+        raise BenchError(f"batch size {recipe.batch_size} is too small to share among {w.size} ranks")
+    # a rank's share has the same size in every global batch but the last, so plain batching cuts it right
+    batches = ((images, labels) for _, images, labels in
+               iter_batches(train_set, np.concatenate(shares), len(shares[0]), workers))
+    bar = tqdm(batches, total=len(shares), desc=f"train {name} {epoch + 1}/{recipe.epochs}", leave=False,
+               unit="batch", disable=None if w.main else True)  # None: bars on a terminal only, not in logs
+    for b, (images, labels) in enumerate(bar):
+        n_global = min(recipe.batch_size, len(order) - b * recipe.batch_size)
+        x = _augment(to_unit(images, dev), gen, recipe, n_global, slice(w.rank, None, w.size))
+        loss = objective(x, torch.from_numpy(labels).to(dev))
+        if not torch.isfinite(loss):
+            raise BenchError(f"training {name} diverged (loss {loss.item()}) at epoch {epoch + 1}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+
+
 def train(model: torch.nn.Module, name: str, train_set: ImageSet, test_set: ImageSet, recipe: Recipe,
           out: Path, *, seed: int = 0, device: str = "auto", workers: int = 0) -> Path:
     """Train `model` from its current weights and write a checkpoint with its sidecar to `out`.
@@ -81,40 +112,31 @@ def train(model: torch.nn.Module, name: str, train_set: ImageSet, test_set: Imag
     gen = torch.Generator().manual_seed(seed)
     accel.training_layout(model.to(dev), dev)
     model.train()
-    objective: torch.nn.Module = _Objective(model)
-    if w.size > 1:
-        objective = torch.nn.parallel.DistributedDataParallel(objective, device_ids=[dev.index] if dev.type == "cuda"
-                                                              else None)
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                           weight_decay=recipe.weight_decay)
     steps_per_epoch = -(-len(train_set) // recipe.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, pct_start=recipe.pct_start,
                                                 total_steps=recipe.epochs * steps_per_epoch)
+    state = train_state.path_for(out)
+    key = train_state.fingerprint(model, model_name=name, data=train_set.name, n_train=len(train_set),
+                                  recipe=asdict(recipe), seed=seed, world_size=w.size,
+                                  model_config=repr(getattr(model, "cfg", None)))
+    resumed = train_state.load(state, key, model, opt, sched, gen)
+    first = resumed.epoch if resumed else 0
+    if len(set(distributed.gather(first))) > 1:
+        raise BenchError(f"ranks disagree on the epoch to resume {name} from: {state} must be on a file system "
+                         "every rank sees")
+    spent = resumed.seconds if resumed else 0.0
+    objective: torch.nn.Module = _Objective(model)
+    if w.size > 1:
+        objective = torch.nn.parallel.DistributedDataParallel(objective, device_ids=[dev.index] if dev.type == "cuda"
+                                                              else None)
     start = time.perf_counter()
     with small_map_grad.enabled(model):  # tiny late feature maps: a faster weight gradient on the CPU
-        for epoch in range(recipe.epochs):
-            model.train()
-            order = torch.randperm(len(train_set), generator=gen).numpy()
-            # each rank loads its share of every global batch: positions rank, rank + size, ... of the batch
-            shares = [order[b:b + recipe.batch_size][w.rank::w.size] for b in range(0, len(order), recipe.batch_size)]
-            if min(map(len, shares)) == 0:
-                raise BenchError(f"batch size {recipe.batch_size} is too small to share among {w.size} ranks")
-            # a rank's share has the same size in every global batch but the last, so plain batching cuts it right
-            batches = ((images, labels) for _, images, labels in
-                       iter_batches(train_set, np.concatenate(shares), len(shares[0]), workers))
-            bar = tqdm(batches, total=steps_per_epoch, desc=f"train {name} {epoch + 1}/{recipe.epochs}", leave=False,
-                       unit="batch", disable=None if w.main else True)  # None: bars on a terminal only, not in logs
-            for b, (images, labels) in enumerate(bar):
-                n_global = min(recipe.batch_size, len(order) - b * recipe.batch_size)
-                x = _augment(to_unit(images, dev), gen, recipe, n_global, slice(w.rank, None, w.size))
-                loss = objective(x, torch.from_numpy(labels).to(dev))
-                if not torch.isfinite(loss):
-                    raise BenchError(f"training {name} diverged (loss {loss.item()}) at epoch {epoch + 1}")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+        for epoch in range(first, recipe.epochs):
+            _epoch(objective, model, name, train_set, recipe, opt, sched, gen, epoch, dev, workers)
+            if w.main:
+                train_state.save(state, key, epoch + 1, spent + time.perf_counter() - start, model, opt, sched, gen)
     model.to(memory_format=torch.contiguous_format).eval()  # checkpoints hold the usual NCHW weights
     if not w.main:
         distributed.barrier()  # rank 0 evaluates and writes
@@ -126,10 +148,12 @@ def train(model: torch.nn.Module, name: str, train_set: ImageSet, test_set: Imag
     meta = {"dataset": train_set.name, "epoch": recipe.epochs,
             "model_config": asdict(cfg) if dataclasses.is_dataclass(cfg) else {}, "seed": seed, "recipe": asdict(recipe),
             "test_accuracy_per_exit": acc, "accuracy": acc[-1], "n_train": len(train_set),
-            "n_test": len(test_set), "train_seconds": round(time.perf_counter() - start, 1),
+            "n_test": len(test_set), "train_seconds": round(spent + time.perf_counter() - start, 1),
+            "resumed_after_epoch": first,
             "device": str(dev), "world_size": w.size, "versions": versions(),
             "created": utc_now()}
     checkpoint.save(out, name, model.state_dict(), meta)
+    train_state.remove(state)
     model.cpu()
     distributed.barrier()
     return out
