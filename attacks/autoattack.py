@@ -99,7 +99,8 @@ class AutoAttack:
         try:
             aa = self._objects(model, n_classes, device)
             if robust is None:
-                checks.check_randomized(model, x[:batch_size], y[:batch_size], bs=batch_size, logger=log)
+                if self.version != "rand":  # as pyautoattack: a randomized model is what "rand" is for
+                    checks.check_randomized(model, x[:batch_size], y[:batch_size], bs=batch_size, logger=log)
                 checks.check_range_output(model, x[:batch_size], logger=log)
                 checks.check_dynamic(model, x[:batch_size], False, logger=log)
                 with torch.no_grad():

@@ -54,7 +54,8 @@ def zero_gradient_fraction(model: "torch.nn.Module", x: "torch.Tensor", y: "torc
 
 
 def rescaler_cosine(model: "torch.nn.Module", x: "torch.Tensor", y: "torch.Tensor") -> float:
-    """Mean cosine between input gradients with MGNet's gradient rescaler on and off (1 = no effect)."""
+    """Mean cosine between input gradients as the official attack takes them (rescaler on, position detached in
+    the tokens) and the true gradient (1 = no effect)."""
     import torch
     import torch.nn.functional as F
 
@@ -94,8 +95,8 @@ def model_checks(model: "torch.nn.Module", x: "torch.Tensor", y: "torch.Tensor",
     if any(isinstance(m, GradRescale) and m.factor != 1.0 for m in model.modules()):
         c = rescaler_cosine(model, x, y)
         out.append((model.n_exits, "rescaler_effect", "ok", c,
-                    f"cosine {c:.3f} between input gradients with MGNet's rescaler on and off: attacks that "
-                    "keep it on (paper protocol) follow a different direction"))
+                    f"cosine {c:.3f} between input gradients with MGNet's rescaler and position stop-gradient on "
+                    "and off: attacks that keep them (paper protocol) follow a different direction"))
     return out
 
 

@@ -100,9 +100,11 @@ def attack_correct(model: torch.nn.Module, images: ImageSet, indices: np.ndarray
                    exits: Sequence[int] | None = None, chunk_ids: Sequence[int] | None = None) -> Correct:
     """Per-exit robust correctness under one attack condition (rows of exits not attacked stay False).
 
-    strict: every exit is attacked through its own truncated model with the true gradient;
-    paper: one attack on the last exit (rescaler active, normalized space) scores every exit;
-    transfer: examples crafted on another model of the run score every exit of this one.
+    strict: every exit is attacked through its own truncated model with the true gradient, on the images it
+    classifies right (a misclassified image is not robust: the ε-ball holds the clean image);
+    paper: one attack on the last exit (rescaler active, normalized space) scores every exit, on x_adv alone as
+    the official code does;
+    transfer: examples crafted on another model of the run score every exit of this one (robust: right on both).
     """
     import attacks
     from attacks.autoattack import Flags
@@ -151,15 +153,16 @@ def attack_correct(model: torch.nn.Module, images: ImageSet, indices: np.ndarray
             counter = attacks.PassCounter(attacks.LogitsGuard(model))
             with attacks.attack_mode(model):  # the rescaler stays active, as in the official code
                 x_adv = atk.with_space(model)(counter, x, y, seeds=_seeds(seed, idx, tag, 0))
-            correct[:, sl] = _exit_hits(model, x_adv, labels)
+                correct[:, sl] = _exit_hits(model, x_adv, labels)  # as the official code scores it
             n_fwd += counter.n_forward
             n_bwd += counter.n_backward
         elif cond.name == "transfer_pgd":
             counter = attacks.PassCounter(attacks.LogitsGuard(source))
             with true_gradient(source), attacks.attack_mode(source):
                 x_adv = atk(counter, x, y, seeds=_seeds(seed, idx, tag, 0))
-            correct[:, sl] = _exit_hits(model, x_adv, labels)
-            n_fwd += counter.n_forward + len(idx)
+            with attacks.attack_mode(model):  # robust: right on the clean image and on the transferred one
+                correct[:, sl] = _exit_hits(model, x, labels) & _exit_hits(model, x_adv, labels)
+            n_fwd += counter.n_forward + 2 * len(idx)
             n_bwd += counter.n_backward
         else:
             for t in wanted:
@@ -167,10 +170,15 @@ def attack_correct(model: torch.nn.Module, images: ImageSet, indices: np.ndarray
                 view = model.at_exit(t)
                 counter = attacks.PassCounter(attacks.LogitsGuard(view))
                 with true_gradient(model), attacks.attack_mode(model):
-                    x_adv = atk(counter, x, y, seeds=_seeds(seed, idx, tag, t))
-                with torch.inference_mode():
-                    correct[t - 1, sl] = (view(x_adv).argmax(1) == y).cpu().numpy()
-                n_fwd[t - 1] += counter.n_forward + len(idx)
+                    with torch.inference_mode():
+                        hit = view(x).argmax(1) == y
+                    todo = hit.nonzero().squeeze(1)  # a misclassified image is not robust: nothing to attack
+                    if len(todo):
+                        x_adv = atk(counter, x[todo], y[todo], seeds=_seeds(seed, idx[todo.cpu().numpy()], tag, t))
+                        with torch.inference_mode():
+                            hit[todo] = view(x_adv).argmax(1) == y[todo]
+                correct[t - 1, sl] = hit.cpu().numpy()
+                n_fwd[t - 1] += counter.n_forward + len(idx) + len(todo)
                 n_bwd[t - 1] += counter.n_backward
                 per_exit[t - 1] += time.perf_counter() - t0  # the .cpu() above waited for the device
     total = time.perf_counter() - start

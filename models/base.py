@@ -123,17 +123,29 @@ class GradRescale(nn.Module):
         return _RescaleFn.apply(x, self.factor)
 
 
+class GradStop(nn.Module):
+    """Identity forward, no gradient backward while enabled (MGNet's detached glimpse position in its tokens)."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        super().__init__()
+        self.enabled = enabled
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.detach() if self.enabled else x
+
+
 @contextlib.contextmanager
 def true_gradient(model: nn.Module) -> Iterator[nn.Module]:
-    """Switch every GradRescale off (attacks must follow the model's real gradient)."""
-    rescalers = [m for m in model.modules() if isinstance(m, GradRescale)]
-    before = [m.enabled for m in rescalers]
-    for m in rescalers:
+    """Switch every GradRescale and GradStop off: they shape training, and attacks must follow the real gradient
+    of the function the model computes (its outputs do not change)."""
+    shapers = [m for m in model.modules() if isinstance(m, (GradRescale, GradStop))]
+    before = [m.enabled for m in shapers]
+    for m in shapers:
         m.enabled = False
     try:
         yield model
     finally:
-        for m, b in zip(rescalers, before):
+        for m, b in zip(shapers, before):
             m.enabled = b
 
 

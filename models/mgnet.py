@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.base import BenchModel, Exits, GradRescale, check_exit
+from models.base import BenchModel, Exits, GradRescale, GradStop, check_exit
 from models.glimpse import affine_to_box, glimpse_side, take_glimpse
 
 Translation = Literal["tight-crop", "center-invariant", "naive"]
@@ -98,6 +98,7 @@ class MGNet(BenchModel):
         self.loc_network = LocalizationNet(d, cfg.grad_scale if cfg.n_iter > 1 else 1.0)
         self.global_fc = _Head(d, num_classes)
         self.glimpse_fc = _Head(feat_dim, num_classes) if cfg.alpha > 0 and cfg.n_iter > 1 else None
+        self.affine_stop = GradStop(cfg.detach_affine)
 
     @property
     def n_exits(self) -> int:
@@ -121,8 +122,7 @@ class MGNet(BenchModel):
         tokens, logits, affines, feats = [], [], [], []
         for t in range(n):
             h = self.backbone(take_glimpse(x, affine, self.side))
-            a = affine.detach() if self.cfg.detach_affine else affine
-            tokens.append(torch.cat([h, a], 1))
+            tokens.append(torch.cat([h, self.affine_stop(affine)], 1))
             z = self.feat_fusion(torch.stack(tokens))
             logits.append(self.global_fc.fc(z))
             affines.append(affine)

@@ -245,12 +245,27 @@ def test_model_checks_flag_randomized_models_and_zero_gradients() -> None:
     assert res["zero_gradient_fraction"][3] == pytest.approx(63 / 64)
 
 
+class _Noisy(nn.Module):
+    """A randomized defence: noise on the input at every call."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x + 0.01 * torch.randn_like(x))
+
+
 def test_autoattack_rand_version_runs_eot_apgd() -> None:
-    model, x, y = _five_class(1)
+    from attacks.autoattack import Flags
+
+    net, x, y = _five_class(1)
     atk = AutoAttack(8 / 255, version="rand")
     assert atk.attacks(5) == ("apgd-ce", "apgd-dlr")
-    robust = atk.robust(model, x[:4], y[:4], seed=0, batch_size=4)
+    flags = Flags()
+    robust = atk.robust(_Noisy(net).eval(), x[:4], y[:4], seed=0, batch_size=4, flags=flags)
     assert robust.shape == (4,) and robust.dtype == torch.bool
+    assert not any("randomized" in m for m in flags.messages), "rand was told to use rand"  # pyautoattack skips it
 
 
 class _SlowSecondExit(BenchModel):
@@ -292,3 +307,47 @@ def test_attack_rows_time_each_exit_when_each_is_attacked(condition: str) -> Non
     assert c.exit_seconds is not None and c.exit_seconds[1] > c.exit_seconds[0]
     assert c.exit_seconds.sum() == pytest.approx(c.seconds)
     assert c.seconds_of(2, 2) == c.exit_seconds[1]
+
+
+class _Wavy(BenchModel):
+    """Class 1 where cos(2π · mean brightness / (20/255)) > 0: an FGSM step of 10/255 flips any prediction."""
+
+    def __init__(self) -> None:
+        super().__init__(None, None)
+
+    @property
+    def n_exits(self) -> int:
+        return 1
+
+    def exits_upto(self, x: torch.Tensor, n: int) -> Exits:
+        z = 10 * torch.cos(2 * torch.pi * x.mean((1, 2, 3)) / (20 / 255))
+        return Exits(torch.stack([torch.zeros_like(z), z], 1)[None])
+
+
+class _Dim(_Wavy):
+    """Class 1 the darker the image: its attacks on label 1 brighten every pixel by ε."""
+
+    def exits_upto(self, x: torch.Tensor, n: int) -> Exits:
+        z = -x.mean((1, 2, 3))
+        return Exits(torch.stack([torch.zeros_like(z), z], 1)[None])
+
+
+@pytest.mark.parametrize("condition", ["fgsm", "transfer_pgd"])
+def test_an_image_misclassified_clean_is_never_robust(condition: str) -> None:
+    """Strict rows (one code path for FGSM, PGD and both backends) and transfer rows count an image robust only
+    if it is classified right clean as well: here each attack lands images 0 and 1 on their label."""
+    from bench.conditions import fgsm, transfer
+    from bench.data import ArrayImageSet, to_unit
+    from bench.evaluate import attack_correct
+
+    model = _Wavy().eval()
+    pixels = np.full((4, 4, 4, 3), 132, dtype=np.uint8)  # brightness 6.6 periods: class 0
+    labels = np.array([1, 1, 0, 0])
+    x, y = to_unit(pixels, torch.device("cpu")), torch.from_numpy(labels)
+    assert model(x).argmax(1).tolist() == [0, 0, 0, 0]
+    assert model(FGSM(10 / 255)(model, x, y, seeds=SEEDS[:4])).argmax(1).tolist() == [1, 1, 1, 1]
+    images = ArrayImageSet("toy", "test", ("a", "b"), pixels, labels)
+    cond = fgsm(10 / 255) if condition == "fgsm" else transfer("src", 10 / 255)
+    c = attack_correct(model, images, np.arange(4), cond, seed=0, batch_size=4, device=torch.device("cpu"),
+                       sources={"src": _Dim().eval()})
+    assert not c.correct[0].any(), "an image wrong on the clean input was counted robust"

@@ -98,10 +98,36 @@ def test_rescaler_scales_localization_gradient_by_s_and_can_be_switched_off() ->
 
     scaled = loc_grad()
     with true_gradient(m):
+        m.affine_stop.enabled = True  # the rescaler's effect alone (true_gradient also lifts this stop)
         true = loc_grad()
     assert torch.allclose(scaled, 0.02 * true, rtol=1e-4, atol=1e-9)
     assert true.abs().sum() > 0
     assert m.loc_network.grad_factor.enabled, "true_gradient must restore the rescaler"
+
+
+def test_true_gradient_also_follows_the_glimpse_position_in_the_tokens() -> None:
+    # The official model detaches a_t where it enters the fusion tokens (a training choice); the function is the
+    # same, so a white-box attack must differentiate through that copy too.
+    m = build("mgnet_tiny")
+    x, y = torch.rand(4, 3, 64, 64), torch.tensor([0, 1, 2, 3])
+
+    def input_grad(stop: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        xg = x.clone().requires_grad_(True)
+        with true_gradient(m):
+            m.affine_stop.enabled = stop
+            logits = m.at_exit(4)(xg)
+        (g,) = torch.autograd.grad(F.cross_entropy(logits, y), xg)
+        return logits.detach(), g
+
+    (out_stop, g_stop), (out_true, g_true) = input_grad(True), input_grad(False)
+    assert torch.equal(out_stop, out_true)  # same outputs
+    assert not torch.allclose(g_stop, g_true)  # another gradient
+    assert m.affine_stop.enabled, "true_gradient must restore the stop"
+    xg = x.clone().requires_grad_(True)
+    with true_gradient(m):
+        assert not m.affine_stop.enabled
+        (g,) = torch.autograd.grad(F.cross_entropy(m.at_exit(4)(xg), y), xg)
+    assert torch.equal(g, g_true)
 
 
 def test_train_loss_is_the_mgnet_objective() -> None:
