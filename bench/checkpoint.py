@@ -50,7 +50,7 @@ def load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], str]:
         raise BenchError(f"checkpoint {path} has no sidecar {side.name}: cannot verify it")
     try:
         expected = json.loads(side.read_text())["sha256"]
-    except (ValueError, KeyError) as e:
+    except (ValueError, KeyError, TypeError) as e:
         raise BenchError(f"{side}: unreadable sidecar ({e})") from None
     digest = sha256(path)
     if digest != expected:
@@ -58,7 +58,8 @@ def load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], str]:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001  (torch raises many types for a bad file)
-        raise BenchError(f"checkpoint {path} cannot be loaded: {e}") from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BenchError(f"checkpoint {path} cannot be loaded: {first}") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise BenchError(f"{path} is not a bench checkpoint (for official MGNet files use @official:PATH)")
     return blob["state_dict"], blob["meta"], digest

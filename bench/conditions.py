@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,7 +32,7 @@ class Condition:
             raise BenchError(f"unknown condition kind {self.kind!r} (known: {', '.join(KINDS)})")
         if self.kind == "corruption" and not 1 <= self.severity <= 5:
             raise BenchError(f"severity must be in 1..5, got {self.severity}")
-        if self.epsilon < 0 or (self.norm != "l2" and self.epsilon > 1):
+        if not 0 <= self.epsilon < math.inf or (self.norm != "l2" and self.epsilon > 1):
             raise BenchError(f"epsilon must be in [0, 1] (pixel units; l2 radii may exceed 1), got {self.epsilon}")
         if self.kind == "attack":
             if self.norm not in ("linf", "l2"):

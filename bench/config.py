@@ -1,10 +1,12 @@
 """A run's configuration: from the command line or a small TOML file kept beside its results."""
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from bench.errors import BenchError
 
@@ -64,11 +66,11 @@ class RunConfig:
             for name in self.corruptions:
                 check_name(name)
         for e in self.eps or ():
-            if not 0 <= e <= 1:
+            if not 0 <= e <= 1:  # NaN fails this too
                 raise BenchError(f"--eps {e} is outside [0, 1] (pixel units; write 4/255 for four levels)")
         for e in self.eps_l2 or ():
-            if e < 0:
-                raise BenchError(f"--eps-l2 {e} is negative")
+            if not 0 <= e < math.inf:
+                raise BenchError(f"--eps-l2 {e} must be a finite radius, at least 0")
 
     def with_overrides(self, **kw: Any) -> "RunConfig":
         """Apply the command-line values that were actually given (None = not given)."""
@@ -87,11 +89,35 @@ def load_toml(path: Path) -> dict[str, Any]:
     unknown = sorted(set(data) - known)
     if unknown:
         raise BenchError(f"{path}: unknown keys {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    for key in ("models", "eps", "eps_l2", "corruptions"):
-        if key in data:
-            data[key] = tuple(data[key])
+    hints = get_type_hints(RunConfig)
+    data = {k: _typed(path, k, v, hints[k]) for k, v in data.items()}
     data.setdefault("out", str(path.parent))
     return data
+
+
+def _typed(path: Path, key: str, value: Any, hint: Any) -> Any:
+    """A TOML value as its field's type, or one clear error (TOML writes 0 for 0.0, and a string is not a list)."""
+    args = [a for a in get_args(hint) if a is not type(None)]
+    if get_origin(hint) in (Union, UnionType):
+        hint = args[0]
+    if get_origin(hint) is tuple:
+        if not isinstance(value, list):
+            raise BenchError(f"{path}: `{key}` must be a list, got {value!r}")
+        return tuple(_scalar(path, key, v, get_args(hint)[0]) for v in value)
+    return _scalar(path, key, value, hint)
+
+
+def _scalar(path: Path, key: str, value: Any, kind: type) -> Any:
+    if kind is float and isinstance(value, str) and key in ("eps", "eps_l2"):
+        return parse_eps(value)  # "4/255", as on the command line
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    raise BenchError(f"{path}: `{key}` must be {_KIND_NAMES[kind]}, got {value!r}")
+
+
+_KIND_NAMES = {str: "text", int: "a whole number", float: "a number", bool: "true or false"}
 
 
 def parse_eps(text: str) -> float:

@@ -43,6 +43,12 @@ def header(path: Path) -> tuple[str, ...] | None:
     return None if first is None else tuple(first)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def append_records(path: Path, columns: Sequence[str], records: Iterable[Sequence[object]],
                    replace: bool = False) -> None:
     """Add records all-or-nothing (or, with `replace`, rewrite the file): a complete new file, fsync, rename.
@@ -61,6 +67,7 @@ def append_records(path: Path, columns: Sequence[str], records: Iterable[Sequenc
         w.writerow([repr(v) if isinstance(v, float) else str(v) for v in rec])
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())  # mkstemp's is 0600
         with os.fdopen(fd, "wb") as f:
             f.write(old + buf.getvalue().encode())
             f.flush()

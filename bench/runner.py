@@ -5,6 +5,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -21,7 +22,7 @@ from bench.checks import CheckRow, append_checks, model_checks, read_checks
 from bench.data import ImageSet, cache_dir, check_name, iter_batches, load_split, subset_indices, to_unit
 from bench.device import device_name, resolve_device
 from bench.errors import BenchError
-from bench.evaluate import clean_correct, evaluate, merge
+from bench.evaluate import Correct, clean_correct, evaluate, merge
 from bench.provenance import code_version, utc_now, versions
 from bench.results import Row, append_rows, canonical_json, read_rows
 from bench.specs import LoadedModel, expand, load
@@ -109,14 +110,24 @@ def _clean_precision(loaded: list[LoadedModel], runtime: dict[str, torch.nn.Modu
     return stored()
 
 
-def _prepare_corruptions(cells: list[Cell], images: ImageSet, cfg: RunConfig, cache: Path, out: Path,
-                         shape: tuple[int, ...], dev: torch.device, examples: bool = True) -> CorruptedData:
-    """Check the image size, then generate every reference corruption of the run in worker processes."""
+def _corrupted_data(cells: list[Cell], images: ImageSet, cfg: RunConfig, cache: Path,
+                    dev: torch.device) -> CorruptedData:
+    """Where the run's corruption cells get their images; a missing or incomplete folder of rendered files fails
+    here, before anything is written."""
     data = CorruptedData(images, cfg.seed, cache / "corruptions", cfg.workers or os.cpu_count() or 1,
                          cfg.corruption_root, cfg.skip_corrupt_files, str(dev))
+    for c in cells:
+        if c.condition.kind == "corruption" and c.condition.source == "rendered":
+            data.subset(c.condition, c.n_images)
+    return data
+
+
+def _prepare_corruptions(data: CorruptedData, cells: list[Cell], images: ImageSet, cfg: RunConfig, out: Path,
+                         shape: tuple[int, ...], examples: bool = True) -> None:
+    """Check the image size, then generate every reference corruption of the run in worker processes."""
     made = [c for c in cells if c.condition.kind == "corruption" and c.condition.source != "rendered"]
     if not made:
-        return data
+        return
     from corruptions.base import check_size
 
     check_size(shape[0], shape[1])
@@ -131,7 +142,6 @@ def _prepare_corruptions(cells: list[Cell], images: ImageSet, cfg: RunConfig, ca
     if examples:
         data.example_grid(out / "examples" / "corruptions.png",
                           list(dict.fromkeys(dataclasses.replace(c.condition, severity=1) for c in made)))
-    return data
 
 
 def _transfer_source(loaded: list[LoadedModel]) -> LoadedModel | None:
@@ -186,7 +196,7 @@ def _cells(cfg: RunConfig) -> list[Cell]:
                 if any(x.condition.name == cond.name and x.condition.norm == cond.norm for x in cells):
                     continue
                 variants = [dataclasses.replace(cond, epsilon=e, step_size=e if cond.name == "fgsm" else e / 4)
-                            for e in radii]
+                            for e in dict.fromkeys(radii)]
             else:
                 variants = [cond]
             if cond.name == "pgd":
@@ -199,7 +209,22 @@ def _cells(cfg: RunConfig) -> list[Cell]:
             variants = [cond]
         n = cap if c.n_images is None else (c.n_images if cap is None else min(cap, c.n_images))
         cells += [dataclasses.replace(c, condition=v, n_images=n) for v in variants]
+    _check_options_apply(cfg, cells)
     return cells
+
+
+def _check_options_apply(cfg: RunConfig, cells: list[Cell]) -> None:
+    """An option that selects or sizes cells the suite does not have is a mistake, not something to ignore."""
+    def has(kind: str, names: tuple[str, ...] = (), norm: str = "") -> bool:
+        return any(c.condition.kind == kind and (not names or c.condition.name in names)
+                   and (not norm or c.condition.norm == norm) for c in cells)
+
+    if cfg.corruptions is not None and not has("corruption"):
+        raise BenchError(f"--corruptions {' '.join(cfg.corruptions)}: suite {cfg.suite!r} has no such corruption cells")
+    if cfg.eps is not None and not has("attack", ("fgsm", "pgd"), "linf"):
+        raise BenchError(f"--eps: suite {cfg.suite!r} has no L∞ FGSM or PGD sweep (try --suite attacks)")
+    if cfg.eps_l2 is not None and not has("attack", ("pgd",), "l2"):
+        raise BenchError(f"--eps-l2: suite {cfg.suite!r} has no L2 PGD sweep (try --suite attacks)")
 
 
 def run(cfg: RunConfig, progress: bool = True) -> Path:
@@ -207,21 +232,28 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
     cells = _cells(cfg)
     check_name(cfg.dataset)
     specs = [s for spec in cfg.models for s in expand(spec)]
+    names = [s.partition("@")[0] for s in specs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # rows, tables and transfer sources know a model by its name
+        both = ", ".join(s for s in specs if s.partition("@")[0] == twice[0])
+        raise BenchError(f"model {twice[0]} appears twice in one run ({both}); compare two weights of one model in "
+                         "separate --out folders, or register the second under its own name")
     cache = cache_dir()
     loaded = [load(s, cfg.dataset, cache) for s in specs]
     images = load_split(cfg.dataset, "test", Path(cfg.data_root) if cfg.data_root else None)
     first, _ = images.get(0)
     for lm in loaded:
         _check_fits(lm, len(images.classes), first.shape, cfg.dataset)
-    out = Path(cfg.out)
-    _probe_writable(out)
-    path = out / "results.csv"
     w = distributed.world()
-    done = {r.key() for r in read_rows(path)}
-    distributed.barrier()  # every rank plans from the same stored rows before rank 0 appends any
     dev = resolve_device(cfg.device)
     if dev.type == "cuda" and w.size > 1:
         dev = torch.device("cuda", w.local_rank)
+    corrupted = _corrupted_data(cells, images, cfg, cache, dev)
+    out = Path(cfg.out)
+    _probe_writable(out)
+    path = out / "results.csv"
+    done = {r.key() for r in read_rows(path)}
+    distributed.barrier()  # every rank plans from the same stored rows before rank 0 appends any
     progress = progress and w.main
     provenance = dict(device=device_name(dev), torch=torch.__version__,
                       versions=canonical_json(versions()), code=code_version())
@@ -229,7 +261,7 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
     runtime = {lm.card.name: accel.runtime_copy(lm.model, lm.card.input_size) for lm in loaded}
     for rank0_turn in (True, False):  # rank 0 generates and caches the corruptions, the others then read them
         if w.main == rank0_turn:
-            corrupted = _prepare_corruptions(cells, images, cfg, cache, out, first.shape, dev, examples=w.main)
+            _prepare_corruptions(corrupted, cells, images, cfg, out, first.shape, examples=w.main)
         distributed.barrier()
     checks_path = out / "checks.csv"
     if any(c.condition.kind == "attack" for c in cells) and w.main:
@@ -275,6 +307,7 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
                                  desc=f"{lm.card.name} {cond.label()}" if progress else "",
                                  chunk_ids=chunk_ids, precision=precision)
             correct = merge(distributed.gather((pos, share)), data_indices, lm.model.n_exits)
+            done |= {tuple(k.values()) for k in keys}  # a spec or radius given twice runs once
             speeds = {t: measure(net.at_exit(t), lm.card.input_size, dev, cfg.speed_budget, precision=precision)
                       for t in exits} if cond.kind == "clean" and cfg.speed_budget > 0 and w.main else {}
             net.cpu()
@@ -295,8 +328,8 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
                                 flops_uncounted=json.dumps(cost.uncounted, sort_keys=True),
                                 seconds=seconds, n_forward=n_fwd, n_backward=n_bwd,
                                 latency_ms=sp.latency_ms, throughput=sp.throughput, throughput_batch=sp.batch,
-                                mfu=accel.mfu(cost.gmacs, peak, throughput=sp.throughput, n_forward=n_fwd,
-                                              n_backward=n_bwd, seconds=seconds),
+                                mfu=_row_mfu(cond, correct, cost, model_costs[max(exits)], peak, w.size,
+                                             sp.throughput, n_fwd, n_bwd, seconds),
                                 family=lm.card.family, exits_total=len(lm.card.exits), created=created,
                                 **provenance))
             per_image.append(out / "per_image.csv", [(r, data_indices, correct.correct[t - 1])
@@ -311,6 +344,20 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
             _record_glimpses(lm, cells, images, corrupted, cfg, out, dev)
     distributed.barrier()
     return path
+
+
+def _row_mfu(cond: Condition, correct: Correct, cost: flops.FlopCount, deepest: flops.FlopCount, peak: float,
+             ranks: int, throughput: float, n_fwd: int, n_bwd: int, seconds: float) -> float:
+    """A row's MFU: from its exit's measured throughput (one device), else from the passes over the time they took
+    on all ranks' devices. Where one pass or attack serves every exit, that is the cell's MFU, at the cost of the
+    deepest exit it computed; a transfer cell's passes run on two models, so it has none."""
+    if throughput > 0:
+        return accel.mfu(cost.gmacs, peak, throughput=throughput)
+    if correct.exit_seconds is not None:  # each exit attacked on its own, and timed
+        return accel.mfu(cost.gmacs, peak * ranks, n_forward=n_fwd, n_backward=n_bwd, seconds=seconds)
+    if cond.name == "transfer_pgd":
+        return math.nan
+    return accel.mfu(deepest.gmacs, peak * ranks, n_forward=n_fwd, n_backward=n_bwd, seconds=correct.seconds)
 
 
 def _remove_state(state: Path) -> None:

@@ -213,6 +213,15 @@ SNOW = ((0.1, 0.3, 3, 0.5, 10, 4, 0.8), (0.2, 0.3, 2, 0.5, 12, 4, 0.7), (0.55, 0
         (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65), (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55))
 
 
+def _cv2_gray(u: Tensor) -> Tensor:
+    """cv2's RGB2GRAY of float32 images (N,1,H,W), by cv2 itself: its vector code fuses multiply-adds as the
+    CPU allows, so a formula in torch differs from it in the last bit on a few pixels (enough to move a uint8)."""
+    import cv2
+
+    hwc = np.ascontiguousarray(u.permute(0, 2, 3, 1).cpu().numpy())
+    return torch.from_numpy(np.stack([cv2.cvtColor(a, cv2.COLOR_RGB2GRAY) for a in hwc]))[:, None].to(u.device)
+
+
 def snow(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     """A zoomed, thresholded noise layer blurred along a random angle, over a brightened image.
 
@@ -232,7 +241,7 @@ def snow(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     layer = torch.from_numpy(np.round(layer * 255).astype(np.uint8)[:, :h, :w, 0]).to(x.device)
     layer = (layer.to(torch.float64) / 255.)[:, None]
     u = x.to(torch.float32) / 255.
-    gray = (u[:, 0] * 0.299 + u[:, 1] * 0.587 + u[:, 2] * 0.114)[:, None]  # cv2's RGB2GRAY in float32
+    gray = _cv2_gray(u)
     u = c[6] * u + (1 - c[6]) * torch.maximum(u, gray * 1.5 + 0.5)
     return _to_u8(u.to(torch.float64) + layer + layer.flip(2, 3))
 

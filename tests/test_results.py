@@ -99,3 +99,40 @@ def test_tables_show_the_newest_attack_variant_per_cell(tmp_path: Path) -> None:
     t = latest(load_results(path))
     att = t[t.kind == "attack"].set_index("epsilon")
     assert len(t) == 3 and att.loc[4 / 255, "accuracy"] == 0.3 and att.loc[4 / 255, "params"] == '{"early_stop":true}'
+
+
+def test_tables_show_one_run_of_each_cell_and_each_models_newest_weights(tmp_path: Path) -> None:
+    """Runs appended to one file with another subset, seed, precision or backend, or a retrained model, never mix
+    into one table: each cell shows its newest row, each model its newest weights; pre-rendered files stay apart."""
+    from bench.report.corruption_section import headline
+    from bench.report.tables import current, latest, load_results
+
+    path = tmp_path / "results.csv"
+    old, new = "2026-11-24T00:00:00+00:00", "2026-11-25T00:00:00+00:00"
+    fog = dict(kind="corruption", condition="fog", severity=1, source="reference")
+    append_rows(path, [
+        make_row(**fog, accuracy=0.5, created=old),
+        make_row(**{**fog, "source": "torch"}, subset="n100", seed=1, accuracy=0.25, created=new),  # a later run
+        make_row(**{**fog, "source": "rendered"}, accuracy=0.75, created=new),  # files: its own sweep
+        make_row(precision="bf16", accuracy=0.5, created=old), make_row(accuracy=0.75, created=new),
+        make_row(model="n", weights="aaa", accuracy=0.5, created=old),
+        make_row(model="n", weights="bbb", accuracy=0.25, created=new),  # retrained, evaluated again
+    ])
+    df = load_results(path)
+    t = latest(current(df))
+    fogs = t[t.kind == "corruption"].set_index("source").accuracy
+    assert fogs.to_dict() == {"torch": 0.25, "rendered": 0.75}
+    clean = t[t.kind == "clean"].set_index("model").accuracy
+    assert clean.to_dict() == {"m": 0.75, "n": 0.25}
+    assert set(current(df).weights[current(df).model == "n"]) == {"bbb"}
+
+    # a full sweep plus a later rerun of one corruption with the other backend: still one complete sweep
+    from bench.report.metrics import COMMON
+    sweep = [make_row(kind="corruption", condition=c, severity=s, source="reference", accuracy=0.5, created=old)
+             for c in COMMON for s in range(1, 6)]
+    again = [make_row(kind="corruption", condition=COMMON[0], severity=s, source="torch", accuracy=0.25, created=new)
+             for s in range(1, 6)]
+    path2 = tmp_path / "sweep.csv"
+    append_rows(path2, sweep + again)
+    h = headline(current(load_results(path2)), None)
+    assert len(h) == 1 and h.corruption_acc.iloc[0] == pytest.approx((70 * 0.5 + 5 * 0.25) / 75)

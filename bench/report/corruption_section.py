@@ -8,17 +8,20 @@ import numpy as np
 import pandas as pd
 
 from bench.card import file_stem
+from bench.errors import unknown
 from bench.report import figures
 from bench.report.fmt import md_table, pct
 from bench.report.metrics import COMMON, errors, mce, relative_mce
-from bench.report.tables import latest
+from bench.report.tables import latest, origin
 
 
 def pick_baseline(df: pd.DataFrame, wanted: str | None) -> str | None:
     """The mCE reference: the named model, else the run's ResNet baseline, else the official baseline."""
     models = df.model.unique()
     if wanted:
-        return wanted if wanted in models else None
+        if wanted not in models:
+            raise unknown("baseline model", wanted, sorted(models))
+        return wanted
     for family in ("resnet", "mgbase"):
         fam = df[df.family == family].model.unique()
         if len(fam):
@@ -42,11 +45,6 @@ def _clean_error(df: pd.DataFrame, model: str, ex: int, subset_rows: pd.DataFram
             if np.all(pos < len(cid)) and np.array_equal(cid[np.minimum(pos, len(cid) - 1)], idx):
                 return 1.0 - float(cok[pos].mean())
     return 1.0 - float(c.accuracy)
-
-
-def origin(source: pd.Series) -> pd.Series:
-    """One sweep per origin: images generated on the fly (reference and parity-tested torch mixed) or files."""
-    return source.map(lambda s: "rendered" if s == "rendered" else "generated")
 
 
 def _reference(full: pd.DataFrame, ref_name: str | None) -> tuple[int, pd.DataFrame]:

@@ -67,10 +67,11 @@ def section(df: pd.DataFrame, baseline: str | None) -> list[str]:
             s = t[c].dropna()
             best = (s.min() if lower else s.max()) if len(s) > 1 else None
             shown[c] = [_cell(x, c, best) for x in t[c]]
-        devices = ", ".join(sorted(df[(df.dataset == dataset) & df.latency_ms.notna()].device.unique())) or "not timed"
+        devices = ", ".join(sorted(df[(df.dataset == dataset) & df.latency_ms.notna()].device.unique()))
+        timing = (f"Latency: median batch-1 forward pass up to the exit; throughput: best over batch sizes 1, 2, 4, …; "
+                  f"both measured on {devices}." if devices else "Latency and throughput were not timed in this run.")
         lines += [f"### {dataset}", "", md_table(shown), "",
                   f"Best per column in bold (lowest GMACs, parameters, latency and mCE; highest otherwise); – = not "
-                  f"measured in this run. Latency: median batch-1 forward pass up to the exit; throughput: best over "
-                  f"batch sizes 1, 2, 4, …; both measured on {devices}. mCE against the run's baseline (see "
+                  f"measured in this run. {timing} mCE against the run's baseline (see "
                   "Common corruptions); robust accuracy under the strict protocol.", ""]
     return lines

@@ -14,7 +14,7 @@ from bench.report import corruption_section, glimpse_figure, headline, html
 from bench.report.figures import accuracy_vs_eps, accuracy_vs_gmacs
 from bench.report.fmt import md_table, pct
 from bench.report.sanity import attack_findings
-from bench.report.tables import clean_table, latest, load_results
+from bench.report.tables import clean_table, current, latest, load_results
 
 CHECKS_DOC = "../../docs/checks.md"  # from results/<run>/report.md
 
@@ -35,6 +35,15 @@ def _provenance(df: pd.DataFrame) -> list[str]:
         f"{int(df.n_forward.sum()):,} / {int(df.n_backward.sum()):,}; rows written {df.created.min()} to "
         f"{df.created.max()} (UTC)",
     ]
+
+
+def _superseded(stored: pd.DataFrame, shown: pd.DataFrame) -> list[str]:
+    """A provenance line for rows of models' earlier weights, which the report leaves out."""
+    old = stored.drop(shown.index)
+    if old.empty:
+        return []
+    models = ", ".join(f"`{m}`" for m in sorted(old.model.unique()))
+    return [f"- not shown: {len(old)} rows of earlier weights of {models} (the report shows each model's newest)"]
 
 
 def _clean_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
@@ -63,7 +72,8 @@ def _attack_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
         return ["## Adversarial robustness", "", "No attack rows in this run (use `--suite attacks` or `default`).", ""]
     lines = ["## Adversarial robustness", "",
              "Strict protocol unless marked: ε in [0,1] pixel units, random start, projection and clamp to "
-             "[0,1], every exit attacked through its own truncated model with MGNet's gradient rescaler off.", ""]
+             "[0,1], every exit attacked through its own truncated model with the true gradient (MGNet's rescaler and "
+             "position stop-gradient off); an image an exit misclassifies clean is not robust there.", ""]
     clean = latest(df[df.kind == "clean"]).set_index(["model", "exit"]).accuracy
     at = att[(att.epsilon - HEADLINE_EPS).abs() < 1e-9]
 
@@ -121,7 +131,8 @@ def _paper_section(att: pd.DataFrame) -> list[str]:
     return ["### Paper protocol vs strict protocol", "",
             "The official MGNet evaluation attacks normalized tensors (nominal 4/255 ≈ 0.9/255 in pixels), "
             "with no random start and no clamp, 10 steps of 1/255 (normalized), the loss on the last exit only "
-            "while every exit is scored, and the gradient rescaler active. The difference is how much reported "
+            "while every exit is scored, the gradient rescaler and stop-gradient active, and accuracy on the attacked "
+            "images alone. The difference is how much reported "
             "robustness does not survive the strict protocol.", "", md_table(pd.DataFrame(rows)), ""]
 
 
@@ -171,7 +182,8 @@ def build(run_dir: Path, baseline: str | None = None) -> Path:
     csv = run_dir / "results.csv"
     if not csv.is_file():
         raise BenchError(f"no results in {run_dir} (expected {csv.name}; run `bench run --out {run_dir}` first)")
-    df = load_results(csv)
+    stored = load_results(csv)
+    df = current(stored)
     lines = [f"# Robustness bench report: `{run_dir.name}`", "",
              "Built from `results.csv` alone by `bench report`. Accuracy is top-1 on the evaluated images; "
              "cost is GMACs (multiply-accumulates, 1e9) per image up to the exit, counted by fvcore at batch 1 "
@@ -190,7 +202,7 @@ def build(run_dir: Path, baseline: str | None = None) -> Path:
               "Counted: convolutions, linear layers and matmuls, batch/layer norm, pooling, grid_sample, "
               "affine_grid and scaled-dot-product attention. Not counted (reported by fvcore as unsupported): "
               + (", ".join(f"`{op}`" for op in uncounted) or "none") + "; element-wise ReLU is skipped silently.",
-              "", "## Provenance", "", *_provenance(df), ""]
+              "", "## Provenance", "", *_provenance(df), *_superseded(stored, df), ""]
     out = run_dir / "report.md"
     tmp = out.with_name(".report.md.tmp")
     tmp.write_text("\n".join(lines))

@@ -33,19 +33,36 @@ KEY = ["model", "weights", "dataset", "subset", "kind", "condition", "source", "
        "epsilon", "steps", "step_size", "restarts", "params", "exit", "seed", "precision"]
 
 
-ATTACK_VARIANT = ["source", "steps", "step_size", "restarts", "params"]  # how an attack was run, not what it is
+# How and on what a cell was run, not what it measures: rows differing only in these are earlier variants of one
+# cell (another backend, step count or early stopping; another image subset, seed or precision).
+VARIANT = ["source", "steps", "step_size", "restarts", "params", "subset", "seed", "precision"]
+
+
+def origin(source: pd.Series) -> pd.Series:
+    """One sweep per origin: images generated on the fly (reference and parity-tested torch mixed) or files."""
+    return source.map(lambda s: "rendered" if s == "rendered" else "generated")
 
 
 def latest(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per key, the most recently written; for attacks also one per attack, norm, ε and exit.
+    """One row per cell (model, weights, data set, condition with its ε, norm, protocol and severity, exit): the
+    most recently written.
 
-    A results file that runs appended to holds rows of earlier attack variants (another backend,
-    step count, or PGD before early stopping); tables show one number per cell, the newest one's.
+    A results file that several runs appended to holds rows of earlier variants of a cell (another backend, step
+    count, image subset, seed or precision, or PGD before early stopping); tables show one number per cell, the
+    newest one's, so no table mixes two runs of one cell. Pre-rendered corruption files stay apart from images
+    generated on the fly.
     """
-    d = df.sort_values("created").drop_duplicates(KEY, keep="last")
-    attack = d.kind == "attack"
-    what = [c for c in KEY if c not in ATTACK_VARIANT]
-    return pd.concat([d[~attack], d[attack].drop_duplicates(what, keep="last")]).sort_values("created", kind="stable")
+    d = df.sort_values("created", kind="stable").assign(_origin=origin(df.source))
+    what = [c for c in KEY if c not in VARIANT] + ["_origin"]
+    return d.drop_duplicates(what, keep="last").drop(columns="_origin")
+
+
+def current(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each model's newest weights per data set: a model retrained and evaluated again into the same
+    results file is shown with its new weights only."""
+    newest = df.sort_values("created", kind="stable").groupby(["model", "dataset"]).weights.last()
+    keep = [newest[(m, d)] == w for m, d, w in zip(df.model, df.dataset, df.weights)]
+    return df[keep]
 
 
 def clean_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -55,6 +72,5 @@ def clean_table(df: pd.DataFrame) -> pd.DataFrame:
         return clean
     cols = ["model", "family", "exit", "exits_total", "gmacs", "params_m", "accuracy", "n_images",
             "weights", "dataset", "seed"]
-    t = clean.sort_values("created").drop_duplicates(["model", "weights", "dataset", "subset", "exit", "seed"],
-                                                     keep="last")[cols]
+    t = latest(clean)[cols]
     return t.sort_values(["family", "model", "exit"]).reset_index(drop=True)
