@@ -220,7 +220,8 @@ def _check_options_apply(cfg: RunConfig, cells: list[Cell]) -> None:
                    and (not norm or c.condition.norm == norm) for c in cells)
 
     if cfg.corruptions is not None and not has("corruption"):
-        raise BenchError(f"--corruptions {' '.join(cfg.corruptions)}: suite {cfg.suite!r} has no such corruption cells")
+        names = " ".join(cfg.corruptions)
+        raise BenchError(f"--corruptions {names}: suite {cfg.suite!r} has no such corruption cells")
     if cfg.eps is not None and not has("attack", ("fgsm", "pgd"), "linf"):
         raise BenchError(f"--eps: suite {cfg.suite!r} has no L∞ FGSM or PGD sweep (try --suite attacks)")
     if cfg.eps_l2 is not None and not has("attack", ("pgd",), "l2"):
