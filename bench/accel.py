@@ -45,6 +45,7 @@ PEAK_TFLOPS: dict[str, dict[str, float]] = {
     "H200": {"fp32": 66.9, "bf16": 989.4},
     "A100": {"fp32": 19.5, "bf16": 312.0},
     "L40S": {"fp32": 91.6, "bf16": 362.1},
+    "L40": {"fp32": 90.5, "bf16": 181.0},
     "L4": {"fp32": 30.3, "bf16": 121.0},
 }
 
@@ -133,9 +134,9 @@ def peak_tflops(device_name: str, precision: str, override: float = 0.0) -> floa
     """The device's dense peak for `precision` (TFLOP/s); `override` wins; NaN when unknown."""
     if override > 0:
         return override
-    for fragment, peaks in PEAK_TFLOPS.items():
+    for fragment in sorted(PEAK_TFLOPS, key=len, reverse=True):  # "L40S" before "L40" before "L4"
         if fragment in device_name:
-            return peaks["bf16" if precision == "bf16" else "fp32"]
+            return PEAK_TFLOPS[fragment]["bf16" if precision == "bf16" else "fp32"]
     return math.nan
 
 

@@ -30,6 +30,7 @@ def test_peak_lookup_by_device_name_and_precision() -> None:
     assert accel.peak_tflops("NVIDIA H100 80GB HBM3", "bf16") == 989.4
     assert accel.peak_tflops("NVIDIA H100 80GB HBM3", "fp32") == 66.9
     assert accel.peak_tflops("NVIDIA H200", "fp32") == 66.9
+    assert [accel.peak_tflops(f"NVIDIA {g}", "bf16") for g in ("L4", "L40", "L40S")] == [121.0, 181.0, 362.1]
     assert math.isnan(accel.peak_tflops("cpu (2 threads)", "fp32"))
     assert accel.peak_tflops("cpu (2 threads)", "fp32", override=1.5) == 1.5
 

@@ -32,6 +32,10 @@ def load_split(name: str, split: str, root: Path | None = None, download: bool =
     if name == "cluttered_fmnist":
         from bench.data import cluttered, fmnist
 
+        if root is not None:  # a root the user gave would otherwise be silently ignored
+            raise BenchError("cluttered_fmnist is built from Fashion-MNIST and takes no --data-root (set "
+                             "BENCH_FMNIST_DIR to use another Fashion-MNIST folder)")
+
         source = fmnist.find_dir(download=download, cache=cache_dir() / "downloads")
         return cluttered.build(split, cluttered.ClutterSpec(), source, cache_dir() / "data")
     from bench.data import imagenet
