@@ -8,7 +8,7 @@ generating the 15 x 5 corruptions as a run does (batched where parity is tested,
 the rest) vs imagecorruptions-imaug in one process; clean-accuracy throughput vs RobustBench's
 clean_accuracy; and, unless --skip-e2e, the first `make bench` from nothing (fresh cache, temporary
 output folder).
-Usage: python benchmarks/perf.py [--model resnet_small] [--device auto] [--skip-e2e]
+Usage: python benchmarks/perf.py [--model resnet_small] [--device auto] [--skip-e2e] [--only 'make bench' ...]
 """
 from __future__ import annotations
 
@@ -181,7 +181,7 @@ def main() -> None:
     p.add_argument("--n-corruptions", type=int, default=100)
     p.add_argument("--repeats", type=int, default=4)
     p.add_argument("--aa-repeats", type=int, default=3)
-    p.add_argument("--only", nargs="+", metavar="STEP", help="only these steps: PGD AutoAttack corruptions clean")
+    p.add_argument("--only", nargs="+", metavar="STEP", help="only these steps: PGD AutoAttack corruptions clean 'make bench'")
     p.add_argument("--skip-e2e", action="store_true", help="do not time a first `make bench`")
     p.add_argument("--e2e-dir", type=Path, help="keep the first `make bench`'s cache and results here (a new folder)")
     p.add_argument("--out", type=Path, default=REPO / "results" / "perf" / "perf.csv")
@@ -198,7 +198,7 @@ def main() -> None:
              ("AutoAttack", lambda: autoattack(model, lm.card.name, x[:a.n_aa], y[:a.n_aa], dev, a.aa_repeats)),
              ("corruptions", lambda: corruptions(images.images[:a.n_corruptions], dev)),  # type: ignore[attr-defined]
              ("clean", lambda: clean(model, lm.card.name, images, np.arange(len(images)), dev, 2 * a.repeats))]
-    if not a.skip_e2e and not a.only:
+    if not a.skip_e2e:
         steps.append(("make bench", lambda: make_bench(dev, a.e2e_dir)))
     steps = [st for st in steps if not a.only or st[0] in a.only]
     for label, fn in steps:
