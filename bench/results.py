@@ -47,7 +47,7 @@ class Row:
     params_m: float  # inference parameters in millions
     input_size: int
     flops_uncounted: str  # JSON {op: occurrences} the counter skipped
-    seconds: float  # wall time of the cell's evaluation, split evenly over its exit rows
+    seconds: float  # this row's share of the cell's wall time: its own where exits are attacked one by one
     n_forward: int  # images passed forward through the evaluated model to produce this row
     n_backward: int  # images passed backward (input gradients)
     latency_ms: float  # clean rows: median batch-1 latency up to this exit on `device`; NaN elsewhere
