@@ -6,7 +6,8 @@ the 2-core CPU, where the same sum as one (O, N·L) x (N·L, C·k·k) matrix pro
 patches takes about 0.6 ms. Here that product replaces it, on convolutions with at most
 MAX_OUTPUT_PIXELS output pixels per image; the input gradient and the forward pass stay oneDNN's.
 A training step of `mgnet_small` gets about 1.15x faster; the 64-px baselines, whose smallest output
-is 2x2, take it on their last stage but are no faster. The gradients equal oneDNN's up to float rounding (tests/test_small_map_grad.py).
+is 2x2, take it on their last stage but are no faster. The gradients equal oneDNN's up to float rounding
+(tests/test_small_map_grad.py).
 """
 from __future__ import annotations
 

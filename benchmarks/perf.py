@@ -181,7 +181,8 @@ def main() -> None:
     p.add_argument("--n-corruptions", type=int, default=100)
     p.add_argument("--repeats", type=int, default=4)
     p.add_argument("--aa-repeats", type=int, default=3)
-    p.add_argument("--only", nargs="+", metavar="STEP", help="only these steps: PGD AutoAttack corruptions clean 'make bench'")
+    p.add_argument("--only", nargs="+", metavar="STEP",
+                   help="only these steps: PGD AutoAttack corruptions clean 'make bench'")
     p.add_argument("--skip-e2e", action="store_true", help="do not time a first `make bench`")
     p.add_argument("--e2e-dir", type=Path, help="keep the first `make bench`'s cache and results here (a new folder)")
     p.add_argument("--out", type=Path, default=REPO / "results" / "perf" / "perf.csv")

@@ -218,8 +218,8 @@ def _cv2_gray(u: Tensor) -> Tensor:
     CPU allows, so a formula in torch differs from it in the last bit on a few pixels (enough to move a uint8)."""
     import cv2
 
-    hwc = np.ascontiguousarray(u.permute(0, 2, 3, 1).cpu().numpy())
-    return torch.from_numpy(np.stack([cv2.cvtColor(a, cv2.COLOR_RGB2GRAY) for a in hwc]))[:, None].to(u.device)
+    gray = np.stack([cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_RGB2GRAY)[..., None] for a in _hwc(u)])
+    return _nchw(gray, u.device)
 
 
 def snow(x: Tensor, severity: int, seeds: Tensor) -> Tensor:

@@ -50,7 +50,6 @@ def test_fast_corruptions_are_seeded_per_image() -> None:
     assert not np.array_equal(a, fast.corrupt_batch(images, idx, "gaussian_noise", 3, 1, torch.device("cpu")))
 
 
-
 def test_snow_is_exact_on_photographs() -> None:
     """Snow's brightened image takes cv2's grey channel; a torch formula for it missed by one grey level on one
     pixel of these photographs (the 64 px images above never showed it)."""
