@@ -15,6 +15,7 @@ from bench.accel import autocast
 from bench.conditions import Condition
 from bench.data import ImageSet, iter_batches, to_unit
 from bench.errors import BenchError
+from bench.results import canonical_json
 from bench.seeds import image_seeds
 
 
@@ -116,7 +117,7 @@ def attack_correct(model: torch.nn.Module, images: ImageSet, indices: np.ndarray
     correct = np.zeros((e, len(indices)), dtype=bool)
     n_fwd, n_bwd = np.zeros(e, dtype=np.int64), np.zeros(e, dtype=np.int64)
     per_exit = np.zeros(e)  # seconds of each exit's own attacks (strict white-box cells)
-    tag = f"{cond.name}|{cond.norm}|{cond.epsilon!r}|{cond.params}"
+    tag = _seed_tag(cond)
     start = time.perf_counter()
     if isinstance(atk, attacks.AutoAttack):
         batches = list(iter_batches(images, indices, batch_size, workers))
@@ -185,6 +186,17 @@ def attack_correct(model: torch.nn.Module, images: ImageSet, indices: np.ndarray
     one_attack_for_all = cond.protocol == "paper" or cond.name == "transfer_pgd"
     return Correct(indices, correct, total, n_fwd, n_bwd,
                    exit_seconds=None if one_attack_for_all else _shares(per_exit, total))
+
+
+def _seed_tag(cond: Condition) -> str:
+    """What an attack's random starts depend on besides the run seed, image and exit: the attack, not whose weights
+    it runs on (a transfer source's weights no more than the target's, so equal tensors in two checkpoint files give
+    equal rows)."""
+    params = json.loads(cond.params)
+    if "from_weights" in params:
+        del params["from_weights"]
+        return f"{cond.name}|{cond.norm}|{cond.epsilon!r}|{canonical_json(params)}"
+    return f"{cond.name}|{cond.norm}|{cond.epsilon!r}|{cond.params}"
 
 
 def _seeds(seed: int, idx: np.ndarray, tag: str, exit_: int) -> torch.Tensor:

@@ -12,7 +12,11 @@ from typing import Iterable
 from bench.csvfile import append_records, header, read_records
 from bench.errors import BenchError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+# Bumped whenever the harness would give a stored cell another outcome for the same key (what counts as robust,
+# random starts, corruption rendering). Rows of an older scoring are never reused on resume, and a table shows a
+# cell's row of the newest scoring. Rows from before scoring versions existed read as 0.
+SCORING = 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,6 +42,7 @@ class Row:
     exit: int
     seed: int
     precision: str
+    scoring: int  # the harness's SCORING when the row was measured
     # outcome
     n_images: int
     n_correct: int
@@ -68,7 +73,7 @@ class Row:
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Row))
-KEY_FIELDS: tuple[str, ...] = COLUMNS[:COLUMNS.index("precision") + 1]
+KEY_FIELDS: tuple[str, ...] = COLUMNS[:COLUMNS.index("scoring") + 1]
 _TYPES = {f.name: f.type for f in fields(Row)}
 
 
@@ -82,7 +87,8 @@ def _parse(name: str, text: str) -> object:
 
 
 # Columns added since v1: the version that added them and the value older files read as (not measured then).
-_ADDED = {"latency_ms": (2, "nan"), "throughput": (2, "nan"), "throughput_batch": (2, "0"), "mfu": (3, "nan")}
+_ADDED = {"latency_ms": (2, "nan"), "throughput": (2, "nan"), "throughput_batch": (2, "0"), "mfu": (3, "nan"),
+          "scoring": (4, "0")}
 LEGACY_COLUMNS = {v: tuple(c for c in COLUMNS if _ADDED.get(c, (0,))[0] <= v) for v in range(1, SCHEMA_VERSION)}
 
 

@@ -24,7 +24,7 @@ from bench.device import device_name, resolve_device
 from bench.errors import BenchError
 from bench.evaluate import Correct, clean_correct, evaluate, merge
 from bench.provenance import code_version, utc_now, versions
-from bench.results import Row, append_rows, canonical_json, read_rows
+from bench.results import SCORING, Row, append_rows, canonical_json, read_rows
 from bench.specs import LoadedModel, expand, load
 from bench.speed import Speed, measure
 
@@ -54,7 +54,8 @@ def _key_rows(lm: LoadedModel, cfg: RunConfig, subset: str, cond: Condition, exi
     return [dict(model=lm.card.name, weights=lm.weights, dataset=cfg.dataset, subset=subset, kind=cond.kind,
                  condition=cond.name, source=cond.source, protocol=cond.protocol, severity=cond.severity,
                  norm=cond.norm, epsilon=cond.epsilon, steps=cond.steps, step_size=cond.step_size,
-                 restarts=cond.restarts, params=cond.params, exit=t, seed=cfg.seed, precision=precision)
+                 restarts=cond.restarts, params=cond.params, exit=t, seed=cfg.seed, precision=precision,
+                 scoring=SCORING)
             for t in exits]
 
 

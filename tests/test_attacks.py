@@ -351,3 +351,34 @@ def test_an_image_misclassified_clean_is_never_robust(condition: str) -> None:
     c = attack_correct(model, images, np.arange(4), cond, seed=0, batch_size=4, device=torch.device("cpu"),
                        sources={"src": _Dim().eval()})
     assert not c.correct[0].any(), "an image wrong on the clean input was counted robust"
+
+
+def test_transfer_random_starts_follow_the_attack_not_the_source_checkpoint_file(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Equal tensors in two checkpoint files (another sidecar date, another file hash) give equal transfer rows: the
+    source's weights label never enters the random starts. Other attacks keep the seeds they always had."""
+    import dataclasses
+
+    import bench.evaluate as ev
+    from bench.conditions import Condition, pgd, transfer
+    from bench.data import ArrayImageSet
+    from bench.results import canonical_json
+
+    def labelled(source: str, weights: str) -> Condition:
+        return dataclasses.replace(transfer(source), params=canonical_json({"from": source, "from_weights": weights}))
+
+    a, b, other = labelled("src", "aaa"), labelled("src", "bbb"), labelled("other", "aaa")
+    assert ev._seed_tag(a) == ev._seed_tag(b) != ev._seed_tag(other)
+    p = pgd(4 / 255, steps=3)
+    assert ev._seed_tag(p) == f"pgd|linf|{4 / 255!r}|{p.params}"
+
+    drawn: list[np.ndarray] = []
+    seeds = ev.image_seeds
+    monkeypatch.setattr(ev, "image_seeds", lambda *args: drawn.append(seeds(*args)) or drawn[-1])
+    pixels = np.random.default_rng(0).integers(0, 256, (6, 4, 4, 3), dtype=np.uint8)
+    images = ArrayImageSet("toy", "test", ("a", "b", "c"), pixels, np.arange(6) % 3)
+    model = _SlowSecondExit()
+    for cond in (a, b):
+        ev.attack_correct(model, images, np.arange(6), cond, seed=0, batch_size=6, device=torch.device("cpu"),
+                          sources={"src": model})
+    assert len(drawn) == 2 and np.array_equal(drawn[0], drawn[1])

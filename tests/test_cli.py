@@ -48,6 +48,31 @@ def test_resume_completes_only_missing_cells(trained: None, tmp_path: Path) -> N
     assert list(map(repr, rows[:1])) == list(map(repr, first)) and len(rows) == 5  # repr: NaN == NaN
 
 
+def test_rows_of_an_older_scoring_are_measured_again(trained: None, tmp_path: Path) -> None:
+    """Resume never reuses a row an older harness scored; the report shows the newest scoring's row of a cell even
+    when an older one was written later, and says when a cell has only older rows."""
+    import dataclasses
+
+    from bench.results import SCORING, append_rows
+
+    out = tmp_path / "run"
+    args = ["run", "--models", "resnet_tiny", "--n-images", "20", "--out", str(out)]
+    assert main(args + ["--no-report"]) == 0
+    [now] = read_rows(out / "results.csv")
+    (out / "results.csv").unlink()
+    stale = dataclasses.replace(now, scoring=SCORING - 1, n_correct=0, accuracy=0.0, created="2099-01-01T00:00:00+00:00")
+    append_rows(out / "results.csv", [stale])
+    assert main(["report", str(out)]) == 0
+    assert "scored by an older harness: 1 of the 1 rows shown" in (out / "report.md").read_text()
+    assert main(args) == 0
+    rows = read_rows(out / "results.csv")
+    timing = ("created", "seconds", "latency_ms", "throughput", "throughput_batch", "mfu")
+    again = dataclasses.replace(rows[1], **{f: getattr(now, f) for f in timing})
+    assert len(rows) == 2 and repr(rows[0]) == repr(stale) and repr(again) == repr(now)  # repr: NaN == NaN
+    report = (out / "report.md").read_text()
+    assert now.accuracy > 0 and "older harness" not in report and f"**{100 * now.accuracy:.1f}**" in report
+
+
 def test_evaluation_is_deterministic_across_batch_sizes(trained: None, tmp_path: Path) -> None:
     for bs in ("7", "64"):
         assert main(["run", "--models", "mgnet_tiny", "--n-images", "40", "--batch-size", bs,

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from bench.errors import BenchError
-from bench.results import COLUMNS, KEY_FIELDS, LEGACY_COLUMNS, Row, append_rows, read_rows
+from bench.results import COLUMNS, KEY_FIELDS, LEGACY_COLUMNS, SCORING, Row, append_rows, read_rows
 
 
 def make_row(**kw: object) -> Row:
     base = dict(model="m", weights="random", dataset="d", subset="all", kind="clean", condition="clean",
                 source="dataset", protocol="", severity=0, norm="", epsilon=0.0, steps=0, step_size=0.0,
-                restarts=0, params="{}", exit=1, seed=0, precision="fp32", n_images=3, n_correct=1,
+                restarts=0, params="{}", exit=1, seed=0, precision="fp32", scoring=SCORING, n_images=3, n_correct=1,
                 accuracy=1 / 3, gmacs=0.1 + 0.2, params_m=1.5, input_size=64, flops_uncounted='{"aten::add_": 2}',
                 seconds=0.25, n_forward=3, n_backward=0, latency_ms=1.25, throughput=812.5,
                 throughput_batch=64, mfu=0.125, family="resnet", exits_total=1, device="cpu (2 threads)", torch="2.14.1",
@@ -28,7 +28,7 @@ def test_round_trip_is_exact(tmp_path: Path) -> None:
     append_rows(path, rows[1:])
     assert read_rows(path) == rows
     assert path.read_text().splitlines()[0].split(",") == list(COLUMNS)
-    assert KEY_FIELDS[0] == "model" and KEY_FIELDS[-1] == "precision" and "accuracy" not in KEY_FIELDS
+    assert KEY_FIELDS[0] == "model" and KEY_FIELDS[-1] == "scoring" and "accuracy" not in KEY_FIELDS
 
 
 def test_failed_append_leaves_the_old_file_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,7 +63,7 @@ def test_rows_are_frozen() -> None:
         make_row().accuracy = 1.0  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_older_files_read_as_unmeasured_and_are_upgraded_on_append(tmp_path: Path, version: int) -> None:
     import csv
     import math
@@ -76,15 +76,18 @@ def test_older_files_read_as_unmeasured_and_are_upgraded_on_append(tmp_path: Pat
         w.writerow(cols)
         w.writerow([repr(getattr(old, c)) if isinstance(getattr(old, c), float) else getattr(old, c) for c in cols])
     [r] = read_rows(path)
-    assert math.isnan(r.mfu)
+    assert r.scoring == 0, "rows from before scoring versions are never taken for the current scoring"
+    if version <= 2:
+        assert math.isnan(r.mfu)
+        r = dataclasses.replace(r, mfu=0.125)
     if version == 1:
         assert math.isnan(r.latency_ms) and math.isnan(r.throughput) and r.throughput_batch == 0
         r = dataclasses.replace(r, latency_ms=1.25, throughput=812.5, throughput_batch=64)
-    assert dataclasses.replace(r, mfu=0.125) == old
+    assert dataclasses.replace(r, scoring=SCORING) == old
     append_rows(path, [make_row(exit=2)])
     assert path.read_text().splitlines()[0].split(",") == list(COLUMNS)
     rows = read_rows(path)
-    assert len(rows) == 2 and math.isnan(rows[0].mfu) and rows[1] == make_row(exit=2)
+    assert len(rows) == 2 and rows[0].scoring == 0 and rows[1] == make_row(exit=2)
 
 
 def test_tables_show_the_newest_attack_variant_per_cell(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from bench.report.figures import accuracy_vs_eps, accuracy_vs_gmacs
 from bench.report.fmt import md_table, pct
 from bench.report.sanity import attack_findings
 from bench.report.tables import clean_table, current, latest, load_results
+from bench.results import SCORING
 
 CHECKS_DOC = "../../docs/checks.md"  # from results/<run>/report.md
 
@@ -44,6 +45,17 @@ def _superseded(stored: pd.DataFrame, shown: pd.DataFrame) -> list[str]:
         return []
     models = ", ".join(f"`{m}`" for m in sorted(old.model.unique()))
     return [f"- not shown: {len(old)} rows of earlier weights of {models} (the report shows each model's newest)"]
+
+
+def _older_scoring(df: pd.DataFrame) -> list[str]:
+    """A provenance line for cells whose newest row an older harness scored (no rerun has rescored them yet)."""
+    shown = latest(df)
+    old = shown[shown.scoring < SCORING]
+    if old.empty:
+        return []
+    return [f"- scored by an older harness: {len(old)} of the {len(shown)} rows shown (scoring "
+            f"{', '.join(map(str, sorted(old.scoring.unique())))}; this harness scores {SCORING}); run `bench run` "
+            "on this folder again to rescore them"]
 
 
 def _clean_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
@@ -202,7 +214,7 @@ def build(run_dir: Path, baseline: str | None = None) -> Path:
               "Counted: convolutions, linear layers and matmuls, batch/layer norm, pooling, grid_sample, "
               "affine_grid and scaled-dot-product attention. Not counted (reported by fvcore as unsupported): "
               + (", ".join(f"`{op}`" for op in uncounted) or "none") + "; element-wise ReLU is skipped silently.",
-              "", "## Provenance", "", *_provenance(df), *_superseded(stored, df), ""]
+              "", "## Provenance", "", *_provenance(df), *_superseded(stored, df), *_older_scoring(df), ""]
     out = run_dir / "report.md"
     tmp = out.with_name(".report.md.tmp")
     tmp.write_text("\n".join(lines))

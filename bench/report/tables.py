@@ -30,12 +30,12 @@ def pareto_front(df: pd.DataFrame, cost: str = "gmacs", value: str = "accuracy")
 
 
 KEY = ["model", "weights", "dataset", "subset", "kind", "condition", "source", "protocol", "severity", "norm",
-       "epsilon", "steps", "step_size", "restarts", "params", "exit", "seed", "precision"]
+       "epsilon", "steps", "step_size", "restarts", "params", "exit", "seed", "precision", "scoring"]
 
 
 # How and on what a cell was run, not what it measures: rows differing only in these are earlier variants of one
-# cell (another backend, step count or early stopping; another image subset, seed or precision).
-VARIANT = ["source", "steps", "step_size", "restarts", "params", "subset", "seed", "precision"]
+# cell (another backend, step count or early stopping; another image subset, seed or precision; an older scoring).
+VARIANT = ["source", "steps", "step_size", "restarts", "params", "subset", "seed", "precision", "scoring"]
 
 
 def origin(source: pd.Series) -> pd.Series:
@@ -45,14 +45,14 @@ def origin(source: pd.Series) -> pd.Series:
 
 def latest(df: pd.DataFrame) -> pd.DataFrame:
     """One row per cell (model, weights, data set, condition with its ε, norm, protocol and severity, exit): the
-    most recently written.
+    most recently written of the newest scoring.
 
     A results file that several runs appended to holds rows of earlier variants of a cell (another backend, step
     count, image subset, seed or precision, or PGD before early stopping); tables show one number per cell, the
     newest one's, so no table mixes two runs of one cell. Pre-rendered corruption files stay apart from images
     generated on the fly.
     """
-    d = df.sort_values("created", kind="stable").assign(_origin=origin(df.source))
+    d = df.sort_values(["scoring", "created"], kind="stable").assign(_origin=origin(df.source))
     what = [c for c in KEY if c not in VARIANT] + ["_origin"]
     return d.drop_duplicates(what, keep="last").drop(columns="_origin")
 
