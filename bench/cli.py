@@ -51,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto")
-    t.add_argument("--workers", type=int, default=0)
+    t.add_argument("--workers", type=int, help="image-decoding processes for folder data sets (default: this "
+                   "rank's cores less one, at most 8)")
     t.add_argument("--if-missing", action="store_true", help="skip models that already have a checkpoint")
     t.add_argument("--download", action="store_true", help="allow torchvision to download Fashion-MNIST")
 
@@ -66,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int)
     r.add_argument("--device")
     r.add_argument("--batch-size", type=int)
-    r.add_argument("--workers", type=int)
+    r.add_argument("--workers", type=int, help="image-decoding processes for folder data sets (default: this "
+                   "rank's cores less one, at most 8)")
     r.add_argument("--out")
     r.add_argument("--attack-backend", choices=["bench", "torchattacks"], help="who runs FGSM and PGD")
     r.add_argument("--eps", nargs="+", metavar="E", help="L∞ radii of the FGSM/PGD sweeps, e.g. 0 2/255 8/255")

@@ -23,7 +23,7 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     batch_size: int = 256
-    workers: int = 0
+    workers: int | None = None  # image-decoding processes for folder data sets (None: bench.data.loader_workers)
     out: str = "results/default"
     attack_backend: str = "bench"  # bench | torchattacks: who runs FGSM and PGD
     eps: tuple[float, ...] | None = None  # L∞ radii of the FGSM/PGD sweeps (None: the suite's)
@@ -46,7 +46,7 @@ class RunConfig:
             raise BenchError(f"--n-images must be positive, got {self.n_images}")
         if not 0 <= self.speed_budget <= 60:
             raise BenchError(f"--speed-budget must be within [0, 60] seconds, got {self.speed_budget}")
-        if self.batch_size < 1 or self.workers < 0:
+        if self.batch_size < 1 or (self.workers is not None and self.workers < 0):
             raise BenchError("--batch-size must be positive and --workers not negative")
         if self.corruption_backend not in ("auto", "reference"):
             raise BenchError(f"unknown corruption backend {self.corruption_backend!r} (auto, reference)")

@@ -19,7 +19,8 @@ from bench.conditions import EXTRA_CORRUPTIONS, TRANSFER_AUTO, Cell, Condition, 
 from bench.config import RunConfig
 from bench.corrupted_data import CorruptedData
 from bench.checks import CheckRow, append_checks, model_checks, read_checks
-from bench.data import ImageSet, cache_dir, check_name, iter_batches, load_split, subset_indices, to_unit
+from bench.data import (ImageSet, cache_dir, check_name, iter_batches, load_split, loader_workers, subset_indices,
+                        to_unit)
 from bench.device import device_name, resolve_device
 from bench.errors import BenchError
 from bench.evaluate import Correct, clean_correct, evaluate, merge
@@ -77,7 +78,8 @@ def _amp_check(lm: LoadedModel, net: torch.nn.Module, images: ImageSet, indices:
                dev: torch.device, path: Path) -> None:
     """Clean accuracy per exit in fp32 and under bf16 autocast on the run's clean images, kept in checks.csv."""
     model = net.to(dev)
-    acc = {p: clean_correct(model, images, indices, batch_size=cfg.batch_size, device=dev, workers=cfg.workers,
+    acc = {p: clean_correct(model, images, indices, batch_size=cfg.batch_size, device=dev,
+                            workers=loader_workers(images, cfg.workers),
                             precision=p).correct.mean(axis=1).tolist() for p in ("fp32", "bf16")}
     net.cpu()
     ok, points = accel.amp_matches(acc["fp32"], acc["bf16"])
@@ -251,6 +253,7 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
     if dev.type == "cuda" and w.size > 1:
         dev = torch.device("cuda", w.local_rank)
     corrupted = _corrupted_data(cells, images, cfg, cache, dev)
+    workers = loader_workers(images, cfg.workers)
     out = Path(cfg.out)
     _probe_writable(out)
     path = out / "results.csv"
@@ -305,7 +308,7 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
                 cell_images, positions = (corrupted.share(cond, cell.n_images, pos) if cond.kind == "corruption"
                                           else (images, data_indices[pos]))
                 share = evaluate(net, cell_images, positions, cond, seed=cfg.seed, batch_size=cfg.batch_size,
-                                 device=dev, workers=cfg.workers, sources=runtime, state=state, exits=exits,
+                                 device=dev, workers=workers, sources=runtime, state=state, exits=exits,
                                  desc=f"{lm.card.name} {cond.label()}" if progress else "",
                                  chunk_ids=chunk_ids, precision=precision)
             correct = merge(distributed.gather((pos, share)), data_indices, lm.model.n_exits)

@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from bench import accel, checkpoint, small_map_grad, train_state
-from bench.data import ImageSet, iter_batches, to_unit
+from bench.data import ImageSet, iter_batches, loader_workers, to_unit
 from bench.device import resolve_device
 from bench.errors import BenchError
 from bench.evaluate import clean_correct
@@ -96,7 +96,7 @@ def _epoch(objective: torch.nn.Module, model: torch.nn.Module, name: str, train_
 
 
 def train(model: torch.nn.Module, name: str, train_set: ImageSet, test_set: ImageSet, recipe: Recipe,
-          out: Path, *, seed: int = 0, device: str = "auto", workers: int = 0) -> Path:
+          out: Path, *, seed: int = 0, device: str = "auto", workers: int | None = None) -> Path:
     """Train `model` from its current weights and write a checkpoint with its sidecar to `out`.
 
     Under torchrun it is data-parallel (DDP): every rank takes an equal share of each global batch
@@ -108,6 +108,7 @@ def train(model: torch.nn.Module, name: str, train_set: ImageSet, test_set: Imag
     dev = resolve_device(device)
     if dev.type == "cuda" and w.size > 1:
         dev = torch.device("cuda", w.local_rank)
+    workers = loader_workers(train_set, workers)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     accel.training_layout(model.to(dev), dev)

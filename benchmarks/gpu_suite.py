@@ -49,7 +49,7 @@ def main() -> None:
     p.add_argument("--data-root", type=Path, help="a real ImageNet100 folder (bench data build imagenet100)")
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--workers", type=int, default=8)
+    p.add_argument("--workers", type=int, help="loader workers (default: the harness's, up to 8 per rank)")
     p.add_argument("--out", type=Path, default=REPO / "results" / "perf" / "perf.csv")
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -58,7 +58,8 @@ def main() -> None:
         t0 = time.perf_counter()
         code = bench(["run", "--suite", a.suite, "--models", *a.models, "--data", "imagenet100", "--data-root",
                       str(root), "--n-images", str(a.n), "--device", a.device, "--batch-size", str(a.batch_size),
-                      "--workers", str(a.workers), "--out", str(run), "--no-report"])
+                      *(["--workers", str(a.workers)] if a.workers is not None else []), "--out", str(run),
+                      "--no-report"])
         wall = time.perf_counter() - t0
         if code != 0:
             raise SystemExit(code)

@@ -98,6 +98,28 @@ def test_imagenet100_build_load_and_preprocessing(tmp_path: Path) -> None:
         imagenet.load(out, "val")
 
 
+def test_folder_sets_decode_in_worker_processes_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Auto loader workers: none for in-memory sets, a rank's cores less one (at most 8) for folders; the images and
+    their order do not depend on it."""
+    import os
+
+    from bench.data import ArrayImageSet, iter_batches, loader_workers
+
+    _fake_imagenet(tmp_path / "in")
+    ds = imagenet.load(imagenet.build(tmp_path / "in", tmp_path / "in100"), "val")
+    idx = np.array([5, 3, 99, 0])
+    (i0, x0, y0), (i1, x1, y1) = (next(iter_batches(ds, idx, 4, w)) for w in (0, 1))
+    assert (i0 == idx).all() and (i1 == idx).all() and np.array_equal(x0, x1) and (y0 == y1).all()
+    arrays = ArrayImageSet("toy", "test", ("a",), np.zeros((2, 4, 4, 3), np.uint8), np.zeros(2, np.int64))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert (loader_workers(arrays), loader_workers(ds), loader_workers(ds, 0)) == (0, 8, 0)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # four torchrun processes share the node's cores
+    assert loader_workers(ds) == 3
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert loader_workers(ds) == 0
+
+
 def test_imagenet_eval_transform_is_resize_256_then_center_crop_224() -> None:
     from torchvision import transforms
 

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 from bench.data.imageset import (ArrayImageSet, FolderImageSet, ImageSet, fingerprint, iter_batches, load_arrays,
-                                 subset_indices, to_unit)
+                                 loader_workers, subset_indices, to_unit)
 from bench.errors import BenchError, unknown
 
 DATASETS = ("cluttered_fmnist", "imagenet100")

@@ -1,6 +1,7 @@
 """Image sets: uint8 HxWx3 images with integer labels, after the data set's fixed preprocessing."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Protocol, Sequence
@@ -103,6 +104,18 @@ def iter_batches(images: ImageSet, indices: np.ndarray, batch_size: int, workers
     loader = tud.DataLoader(_DS(), batch_size=batch_size, num_workers=workers,
                             collate_fn=lambda b: tuple(np.stack(c) for c in zip(*b)))
     yield from loader
+
+
+def loader_workers(images: ImageSet, requested: int | None = None) -> int:
+    """Processes that decode images for each batch: `requested` if given; else none for an in-memory set (nothing to
+    decode) and, for a folder set, this rank's share of the cores less one for the main process, at most 8."""
+    if requested is not None:
+        return requested
+    if isinstance(images, ArrayImageSet):
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    per_rank = cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))  # torchrun's processes on this node
+    return min(8, max(0, per_rank - 1))
 
 
 def to_unit(images: np.ndarray, device: "torch.device | str" = "cpu") -> "torch.Tensor":
