@@ -243,6 +243,27 @@ def test_model_checks_flag_randomized_models_and_zero_gradients() -> None:
     res = {c[1]: c for c in model_checks(Classifier(Corner(), None, None), x, y)}
     assert res["deterministic"][2] == "ok" and res["zero_gradient_fraction"][2] == "warn"
     assert res["zero_gradient_fraction"][3] == pytest.approx(63 / 64)
+    assert "rescaler_effect" not in res, "no gradient shaper, nothing to compare"
+
+
+def test_a_stop_gradient_alone_gets_the_gradient_shaper_check() -> None:
+    """The check compares the official attack's gradient with the true one for any training-only gradient shaper,
+    not only a rescaler with s != 1."""
+    from bench.checks import model_checks
+    from models.base import Classifier, GradStop
+
+    class HalfStopped(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stop = GradStop()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            a, b = x[:, 0].mean((1, 2)), x[:, 1].mean((1, 2))
+            return torch.stack([a - self.stop(b), self.stop(a) + b], 1)
+
+    x, y = torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 0, 1])
+    res = {c[1]: c for c in model_checks(Classifier(HalfStopped(), None, None), x, y)}
+    assert res["rescaler_effect"][3] < 0.99 and "a different direction" in res["rescaler_effect"][4]
 
 
 class _Noisy(nn.Module):
