@@ -30,9 +30,26 @@ RAND = ("apgd-ce", "apgd-dlr")
 
 @dataclass
 class Flags:
-    """AutoAttack's checks as they were raised (pyautoattack logs them as warnings)."""
+    """AutoAttack's checks as they were raised (pyautoattack logs them as warnings), and how many images were still
+    robust after each attack of the cascade (for the Square check over a whole cell's shares)."""
 
     messages: list[str] = field(default_factory=list)
+    robust_after: dict[str, int] = field(default_factory=dict)
+
+
+def square_flags(robust_after: dict[str, int], n: int) -> list[str]:
+    """pyautoattack's Square check (did Square break images the white-box attacks left?) on a cell's counts."""
+    from pyautoattack import checks
+
+    flags = Flags()
+    log = logging.getLogger("auto-attack")
+    handler = _Capture(flags)
+    log.addHandler(handler)
+    try:
+        checks.check_square_sr({k: v / n for k, v in robust_after.items()}, logger=log)
+    finally:
+        log.removeHandler(handler)
+    return flags.messages
 
 
 class _Capture(logging.Handler):
@@ -81,14 +98,20 @@ class AutoAttack:
                progress: Callable[[str], None] | None = None, chunk_ids: Sequence[int] | None = None) -> Tensor:
         """Per-image robustness (N,) bool of `model` on (x, y), resuming from `state` if it exists.
 
-        `chunk_ids` are the cell-wide numbers of x's chunks when x is one rank's share (they seed each chunk).
+        `chunk_ids` are the cell-wide numbers of x's chunks when x is one or all of a cell's shares (they seed each
+        chunk). With them, pyautoattack's input checks run only on the share holding chunk 0 (the images a single
+        process checks), and the Square check is left to the caller, over the whole cell's `flags.robust_after`.
         """
         from pyautoattack import checks
 
+        from attacks.base import PassCounter
+
         x = x.contiguous()  # the library .view()s gradients shaped like x
         device = x.device
-        with torch.no_grad(), cpu_kernels.conv_probe(model) as convs:
-            n_classes = model(x[:1]).shape[1]
+        first = not chunk_ids or chunk_ids[0] == 0
+        probe = model.model if isinstance(model, PassCounter) else model  # not a pass of the attack: not counted
+        with torch.no_grad(), cpu_kernels.conv_probe(probe) as convs:
+            n_classes = probe(x[:1]).shape[1]
         names = self.attacks(n_classes)
         saved = _load_state(state, names, len(x), self)
         robust = torch.tensor(saved["robust"], dtype=torch.bool) if saved else None
@@ -99,15 +122,16 @@ class AutoAttack:
         try:
             aa = self._objects(model, n_classes, device)
             if robust is None:
-                if self.version != "rand":  # as pyautoattack: a randomized model is what "rand" is for
+                if first and self.version != "rand":  # as pyautoattack: a randomized model is what "rand" is for
                     checks.check_randomized(model, x[:batch_size], y[:batch_size], bs=batch_size, logger=log)
-                checks.check_range_output(model, x[:batch_size], logger=log)
-                checks.check_dynamic(model, x[:batch_size], False, logger=log)
+                if first:
+                    checks.check_range_output(model, x[:batch_size], logger=log)
+                    checks.check_dynamic(model, x[:batch_size], False, logger=log)
                 with torch.no_grad():
                     robust = torch.cat([model(x[s:s + batch_size]).argmax(1).eq(y[s:s + batch_size]).cpu()
                                         for s in range(0, len(x), batch_size)])
                 _save_state(state, names, robust, done, self)
-            accuracy = {"clean": float(robust.float().mean())}
+            counts = {"clean": int(robust.sum())}
             chunks = range(-(-len(x) // batch_size))
             for name in names:
                 for c in chunks:
@@ -127,10 +151,13 @@ class AutoAttack:
                     _save_state(state, names, robust, done, self)
                     if progress:
                         progress(name)
-                accuracy[name] = float(robust.float().mean())
-            checks.check_square_sr(accuracy, logger=log)
+                counts[name] = int(robust.sum())
         finally:
             log.removeHandler(handler)
+        if flags is not None:
+            flags.robust_after = counts
+        if chunk_ids is None and len(x) and flags is not None:
+            flags.messages += square_flags(counts, len(x))
         return robust
 
     @staticmethod

@@ -93,5 +93,6 @@ class PGD:
             if not robust.any():
                 break
             idx = robust.nonzero().squeeze(1)
-            best[idx] = self._run(model, x[idx], y[idx], self._start(x[idx], seeds[idx], r))
+            # seeds live on the CPU; indexing them with a CUDA tensor raises
+            best[idx] = self._run(model, x[idx], y[idx], self._start(x[idx], seeds[idx.cpu()], r))
         return best

@@ -17,6 +17,20 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def rank_device(name: str) -> torch.device:
+    """resolve_device, then under torchrun this process's own GPU (cuda:LOCAL_RANK) when that is CUDA."""
+    from bench import distributed
+
+    dev = resolve_device(name)
+    w = distributed.world()
+    if dev.type != "cuda" or w.size == 1:
+        return dev
+    if w.local_rank >= torch.cuda.device_count():
+        raise BenchError(f"local rank {w.local_rank} has no GPU of its own ({torch.cuda.device_count()} on this "
+                         "machine): launch at most one process per GPU, or use --device cpu")
+    return torch.device("cuda", w.local_rank)
+
+
 def device_name(dev: torch.device) -> str:
     """'NVIDIA H100 80GB HBM3' or 'cpu (2 threads)'."""
     if dev.type == "cuda":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -29,9 +30,15 @@ class World:
         return self.rank == 0
 
 
+# Rank 0 works alone while the others wait in a barrier (rendering reference corruptions, model checks, the
+# evaluation after training), which can outlast the backends' defaults (NCCL: 10 minutes).
+TIMEOUT = timedelta(hours=2)
+
+
 @functools.cache
 def world() -> World:
-    """Join the process group torchrun describes in the environment (gloo on CPU, NCCL on GPUs)."""
+    """Join the process group torchrun describes in the environment: gloo for CPU tensors (and for the object
+    collectives and barriers), NCCL for CUDA tensors where there are GPUs, so `--device cpu` works on a GPU host."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size == 1:
         return World()
@@ -40,9 +47,9 @@ def world() -> World:
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
         cuda = torch.cuda.is_available()
-        if cuda:
+        if cuda and local < torch.cuda.device_count():
             torch.cuda.set_device(local)
-        dist.init_process_group("nccl" if cuda else "gloo")
+        dist.init_process_group("cpu:gloo,cuda:nccl" if cuda else "gloo", timeout=TIMEOUT)
     return World(rank=dist.get_rank(), size=dist.get_world_size(), local_rank=local)
 
 
@@ -52,6 +59,17 @@ def barrier() -> None:
         import torch.distributed as dist
 
         dist.barrier()
+
+
+def all_ok(ok: bool) -> bool:
+    """Whether `ok` holds on every rank (each rank learns the same answer, so all can stop together)."""
+    if world().size == 1:
+        return ok
+    import torch.distributed as dist
+
+    flag = torch.tensor([1 if ok else 0], dtype=torch.int32)  # a CPU tensor: the gloo side of the group
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())
 
 
 def gather(obj: Any) -> list[Any]:

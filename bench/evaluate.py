@@ -31,6 +31,8 @@ class Correct:
     notes: tuple[tuple[int, str], ...] = ()  # (exit, message) raised by the attack library's own checks
     # (E,) each exit's share of `seconds` where exits are attacked one by one; None where one pass serves all
     exit_seconds: np.ndarray | None = None
+    # AutoAttack: (exit, attack, images still robust after it) on these images, for the Square check over a cell
+    robust_after: tuple[tuple[int, str, int], ...] = ()
 
     def seconds_of(self, t: int, n_rows: int) -> float:
         """Seconds to put on exit t's row: its own share when measured, else an even split over the cell's rows."""
@@ -49,6 +51,7 @@ def merge(parts: Sequence[tuple[np.ndarray, "Correct | None"]], indices: np.ndar
     n_fwd, n_bwd = np.zeros(n_exits, dtype=np.int64), np.zeros(n_exits, dtype=np.int64)
     seconds, notes = 0.0, []
     exit_seconds: np.ndarray | None = None
+    robust_after: dict[tuple[int, str], int] = {}
     for pos, part in parts:
         if part is None:
             continue
@@ -57,11 +60,20 @@ def merge(parts: Sequence[tuple[np.ndarray, "Correct | None"]], indices: np.ndar
         n_bwd += part.n_backward
         seconds = max(seconds, part.seconds)  # ranks run side by side: the cell took the slowest one's time
         notes += [n for n in part.notes if n not in notes]
+        for t, name, k in part.robust_after:
+            robust_after[t, name] = robust_after.get((t, name), 0) + k
         if part.exit_seconds is not None:
             exit_seconds = part.exit_seconds if exit_seconds is None else np.maximum(exit_seconds, part.exit_seconds)
     if exit_seconds is not None:
         exit_seconds = _shares(exit_seconds, seconds)
-    return Correct(indices, correct, seconds, n_fwd, n_bwd, tuple(notes), exit_seconds)
+    if robust_after:  # AutoAttack's Square check, on the whole cell's counts as one process would take them
+        from attacks.autoattack import square_flags
+
+        for t in sorted({t for t, _ in robust_after}):
+            counts = {name: k for (e, name), k in robust_after.items() if e == t}
+            notes += [(t, m) for m in dict.fromkeys(square_flags(counts, len(indices))) if (t, m) not in notes]
+    return Correct(indices, correct, seconds, n_fwd, n_bwd, tuple(notes), exit_seconds,
+                   tuple((t, name, k) for (t, name), k in robust_after.items()))
 
 
 def _bar(batches, total: int, desc: str):  # type: ignore[no-untyped-def]
@@ -125,6 +137,7 @@ def attack_correct(model: torch.nn.Module, images: ImageSet, indices: np.ndarray
         y = torch.from_numpy(np.concatenate([lab for _, _, lab in batches])).to(device)
         chunk = json.loads(cond.params).get("batch_size", batch_size)
         notes: list[tuple[int, str]] = []
+        after: list[tuple[int, str, int]] = []
         for t in wanted:
             t0 = time.perf_counter()
             counter = attacks.PassCounter(attacks.LogitsGuard(model.at_exit(t)))
@@ -136,9 +149,10 @@ def attack_correct(model: torch.nn.Module, images: ImageSet, indices: np.ndarray
             correct[t - 1] = robust.numpy()
             n_fwd[t - 1], n_bwd[t - 1] = counter.n_forward, counter.n_backward
             notes += [(t, m) for m in dict.fromkeys(flags.messages)]
+            after += [(t, name, k) for name, k in flags.robust_after.items()]
             per_exit[t - 1] += time.perf_counter() - t0
         total = time.perf_counter() - start
-        return Correct(indices, correct, total, n_fwd, n_bwd, tuple(notes), _shares(per_exit, total))
+        return Correct(indices, correct, total, n_fwd, n_bwd, tuple(notes), _shares(per_exit, total), tuple(after))
     if cond.name == "transfer_pgd":
         src_name = json.loads(cond.params)["from"]
         if not sources or src_name not in sources:

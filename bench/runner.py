@@ -21,7 +21,7 @@ from bench.corrupted_data import CorruptedData
 from bench.checks import CheckRow, append_checks, model_checks, read_checks
 from bench.data import (ImageSet, cache_dir, check_name, iter_batches, load_split, loader_workers, subset_indices,
                         to_unit)
-from bench.device import device_name, resolve_device
+from bench.device import device_name, rank_device
 from bench.errors import BenchError
 from bench.evaluate import Correct, clean_correct, evaluate, merge
 from bench.provenance import code_version, utc_now, versions
@@ -249,9 +249,7 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
     for lm in loaded:
         _check_fits(lm, len(images.classes), first.shape, cfg.dataset)
     w = distributed.world()
-    dev = resolve_device(cfg.device)
-    if dev.type == "cuda" and w.size > 1:
-        dev = torch.device("cuda", w.local_rank)
+    dev = rank_device(cfg.device)
     corrupted = _corrupted_data(cells, images, cfg, cache, dev)
     workers = loader_workers(images, cfg.workers)
     out = Path(cfg.out)

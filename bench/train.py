@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from bench import accel, checkpoint, small_map_grad, train_state
 from bench.data import ImageSet, iter_batches, loader_workers, to_unit
-from bench.device import resolve_device
+from bench.device import rank_device
 from bench.errors import BenchError
 from bench.evaluate import clean_correct
 from bench.provenance import utc_now, versions
@@ -75,8 +75,6 @@ def _epoch(objective: torch.nn.Module, model: torch.nn.Module, name: str, train_
     order = torch.randperm(len(train_set), generator=gen).numpy()
     # each rank loads its share of every global batch: positions rank, rank + size, ... of the batch
     shares = [order[b:b + recipe.batch_size][w.rank::w.size] for b in range(0, len(order), recipe.batch_size)]
-    if min(map(len, shares)) == 0:
-        raise BenchError(f"batch size {recipe.batch_size} is too small to share among {w.size} ranks")
     # a rank's share has the same size in every global batch but the last, so plain batching cuts it right
     batches = ((images, labels) for _, images, labels in
                iter_batches(train_set, np.concatenate(shares), len(shares[0]), workers))
@@ -85,11 +83,20 @@ def _epoch(objective: torch.nn.Module, model: torch.nn.Module, name: str, train_
     for b, (images, labels) in enumerate(bar):
         n_global = min(recipe.batch_size, len(order) - b * recipe.batch_size)
         x = _augment(to_unit(images, dev), gen, recipe, n_global, slice(w.rank, None, w.size))
-        loss = objective(x, torch.from_numpy(labels).to(dev))
-        if not torch.isfinite(loss):
-            raise BenchError(f"training {name} diverged (loss {loss.item()}) at epoch {epoch + 1}")
+        try:
+            loss = objective(x, torch.from_numpy(labels).to(dev))
+        except RuntimeError as e:
+            if "not used in producing loss" not in str(e):
+                raise
+            raise BenchError(f"{name} has parameters its training loss does not use, which data-parallel training "
+                             "cannot average: freeze them (requires_grad_(False)) in the model") from None
+        if not distributed.all_ok(bool(torch.isfinite(loss))):  # every rank stops, none waits in backward()
+            raise BenchError(f"training {name} diverged (loss {loss.item()} on rank {w.rank}) at epoch {epoch + 1}")
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if w.size > 1:  # DDP averages the ranks' mean losses; weigh each by its share so uneven shares count right
+            (loss * (len(labels) * w.size / n_global)).backward()
+        else:
+            loss.backward()
         opt.step()
         sched.step()
         bar.set_postfix(loss=f"{loss.item():.3f}")
@@ -105,10 +112,13 @@ def train(model: torch.nn.Module, name: str, train_set: ImageSet, test_set: Imag
     from bench import distributed
 
     w = distributed.world()
-    dev = resolve_device(device)
-    if dev.type == "cuda" and w.size > 1:
-        dev = torch.device("cuda", w.local_rank)
+    dev = rank_device(device)
     workers = loader_workers(train_set, workers)
+    smallest = min(recipe.batch_size, len(train_set) % recipe.batch_size or recipe.batch_size)
+    if smallest < w.size:  # checked on every rank alike, before any collective
+        raise BenchError(f"a batch of {smallest} images (batch size {recipe.batch_size}, {len(train_set)} training "
+                         f"images) cannot be shared among {w.size} ranks: choose a batch size that leaves every "
+                         "batch at least one image per rank")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     accel.training_layout(model.to(dev), dev)

@@ -26,13 +26,17 @@ from models.base import true_gradient
 
 
 def _interleaved(fns: dict, repeats: int) -> tuple[dict, dict]:  # type: ignore[type-arg]
-    """Median wall time of each function, alternating their order every round (machine noise is shared)."""
+    """Median wall time of each function, alternating their order every round (machine noise is shared); on CUDA
+    each timing waits for the device, since a peer may return before its kernels finish."""
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
     times: dict = {k: [] for k in fns}
     outs: dict = {}
     for r in range(repeats):
         for k in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
+            sync()
             t0 = time.perf_counter()
             outs[k] = fns[k]()
+            sync()
             times[k].append(time.perf_counter() - t0)
     return {k: float(np.median(v)) for k, v in times.items()}, outs
 
