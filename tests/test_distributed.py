@@ -82,7 +82,6 @@ def test_autoattack_chunks_on_two_ranks_match_one_process() -> None:
     one, one_flags = PassCounter(model), Flags()
     full = atk.robust(one, x, y, seed=3, batch_size=4, chunk_ids=[0, 1, 2], flags=one_flags)
     assert 0 < int(full.sum()) < len(full)  # the attacks changed some flags and not others
-    assert torch.equal(full, atk.robust(model, x, y, seed=3, batch_size=4))
     shares = {0: [0, 2], 1: [1]}  # 12 images, chunks of 4
     got = torch.zeros_like(full)
     forward, after = 0, {}
