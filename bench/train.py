@@ -106,8 +106,9 @@ def train(model: torch.nn.Module, name: str, train_set: ImageSet, test_set: Imag
           out: Path, *, seed: int = 0, device: str = "auto", workers: int | None = None) -> Path:
     """Train `model` from its current weights and write a checkpoint with its sidecar to `out`.
 
-    Under torchrun it is data-parallel (DDP): every rank takes an equal share of each global batch
-    (the recipe's batch size), gradients are averaged, and rank 0 evaluates and writes the checkpoint.
+    Under torchrun it is data-parallel (DDP): every rank takes its share of each global batch (the recipe's batch
+    size; shares differ by at most one image), the gradient is the global batch's mean, and rank 0 evaluates and
+    writes the checkpoint.
     """
     from bench import distributed
 
