@@ -117,7 +117,7 @@ def train(model: torch.nn.Module, name: str, train_set: ImageSet, test_set: Imag
     workers = loader_workers(train_set, workers)
     smallest = min(recipe.batch_size, len(train_set) % recipe.batch_size or recipe.batch_size)
     if smallest < w.size:  # checked on every rank alike, before any collective
-        raise BenchError(f"a batch of {smallest} images (batch size {recipe.batch_size}, {len(train_set)} training "
+        raise BenchError(f"a batch of {smallest} image(s) (batch size {recipe.batch_size}, {len(train_set)} training "
                          f"images) cannot be shared among {w.size} ranks: choose a batch size that leaves every "
                          "batch at least one image per rank")
     torch.manual_seed(seed)

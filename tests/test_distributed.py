@@ -139,12 +139,25 @@ def test_torchrun_ddp_training_matches_one_process_without_batchnorm(tmp_path: P
     for k, v in weights[1].items():
         assert torch.allclose(v, weights[2][k], atol=1e-5, rtol=1e-4), k
 
-    # a last batch of 1 image cannot be shared by 2 ranks: every rank stops with the reason, before any collective
-    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
-                          "bench.cli", "train", str(tmp_path / "flat_net.py"), "--epochs", "1", "--batch-size", "239"],
-                         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
-    assert res.returncode != 0 and (res.stdout + res.stderr).count("cannot be shared among 2 ranks") == 2
-    assert "Connection closed" not in res.stderr
+
+
+def test_a_batch_smaller_than_the_world_is_refused_by_every_rank_before_any_collective(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The check uses what every rank knows (batch size, data size), so each rank raises, none waits in DDP; here
+    rank 1 of 2 without any process group: a collective would fail with another error."""
+    from bench.data import ArrayImageSet
+    from bench.errors import BenchError
+    from bench.specs import load
+    from bench.train import Recipe, train
+
+    images = ArrayImageSet("toy", "train", tuple("abcdefghij"), np.zeros((240, 64, 64, 3), np.uint8),
+                           np.arange(240) % 10)
+    model = load("resnet_tiny@random", "cluttered_fmnist", tmp_path).model
+    for rank in (0, 1):
+        monkeypatch.setattr(distributed, "world", lambda r=rank: distributed.World(r, 2, r))
+        with pytest.raises(BenchError, match=r"a batch of 1 image\(s\) .* cannot be shared among 2 ranks"):
+            train(model, "resnet_tiny", images, images, Recipe(epochs=1, batch_size=239, lr=0.1), tmp_path / "m.pt")
+    assert not list(tmp_path.glob("*.pt"))
 
 
 def test_torchrun_ddp_trains_the_one_glimpse_baseline(tmp_path: Path) -> None:
