@@ -122,9 +122,9 @@ class AutoAttack:
         try:
             aa = self._objects(model, n_classes, device)
             if robust is None:
-                if first and self.version != "rand":  # as pyautoattack: a randomized model is what "rand" is for
-                    checks.check_randomized(model, x[:batch_size], y[:batch_size], bs=batch_size, logger=log)
                 if first:
+                    if self.version != "rand":  # as pyautoattack: a randomized model is what "rand" is for
+                        checks.check_randomized(model, x[:batch_size], y[:batch_size], bs=batch_size, logger=log)
                     checks.check_range_output(model, x[:batch_size], logger=log)
                     checks.check_dynamic(model, x[:batch_size], False, logger=log)
                 with torch.no_grad():

@@ -207,10 +207,9 @@ def _seed_tag(cond: Condition) -> str:
     it runs on (a transfer source's weights no more than the target's, so equal tensors in two checkpoint files give
     equal rows)."""
     params = json.loads(cond.params)
-    if "from_weights" in params:
-        del params["from_weights"]
-        return f"{cond.name}|{cond.norm}|{cond.epsilon!r}|{canonical_json(params)}"
-    return f"{cond.name}|{cond.norm}|{cond.epsilon!r}|{cond.params}"
+    kept = cond.params if "from_weights" not in params else canonical_json(
+        {k: v for k, v in params.items() if k != "from_weights"})
+    return f"{cond.name}|{cond.norm}|{cond.epsilon!r}|{kept}"
 
 
 def _seeds(seed: int, idx: np.ndarray, tag: str, exit_: int) -> torch.Tensor:

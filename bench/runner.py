@@ -75,11 +75,10 @@ def _run_checks(lm: LoadedModel, images: ImageSet, indices: np.ndarray, cfg: Run
 
 
 def _amp_check(lm: LoadedModel, net: torch.nn.Module, images: ImageSet, indices: np.ndarray, cfg: RunConfig,
-               dev: torch.device, path: Path) -> None:
+               dev: torch.device, path: Path, workers: int) -> None:
     """Clean accuracy per exit in fp32 and under bf16 autocast on the run's clean images, kept in checks.csv."""
     model = net.to(dev)
-    acc = {p: clean_correct(model, images, indices, batch_size=cfg.batch_size, device=dev,
-                            workers=loader_workers(images, cfg.workers),
+    acc = {p: clean_correct(model, images, indices, batch_size=cfg.batch_size, device=dev, workers=workers,
                             precision=p).correct.mean(axis=1).tolist() for p in ("fp32", "bf16")}
     net.cpu()
     ok, points = accel.amp_matches(acc["fp32"], acc["bf16"])
@@ -92,7 +91,8 @@ def _amp_check(lm: LoadedModel, net: torch.nn.Module, images: ImageSet, indices:
 
 
 def _clean_precision(loaded: list[LoadedModel], runtime: dict[str, torch.nn.Module], cells: list[Cell],
-                     images: ImageSet, cfg: RunConfig, dev: torch.device, path: Path) -> dict[tuple[str, str], str]:
+                     images: ImageSet, cfg: RunConfig, dev: torch.device, path: Path,
+                     workers: int) -> dict[tuple[str, str], str]:
     """Per model: "bf16" where AMP was asked for and passed its parity check, else "fp32" (checked once, on rank 0)."""
     plain = [c for c in cells if c.condition.kind in ("clean", "corruption")]
     if not (plain and accel.wants_amp(cfg.precision, dev)):
@@ -108,7 +108,7 @@ def _clean_precision(loaded: list[LoadedModel], runtime: dict[str, torch.nn.Modu
         done = stored()
         for lm in loaded:
             if (lm.card.name, lm.weights) not in done:
-                _amp_check(lm, runtime[lm.card.name], images, indices, cfg, dev, path)
+                _amp_check(lm, runtime[lm.card.name], images, indices, cfg, dev, path, workers)
     distributed.barrier()
     return stored()
 
@@ -276,7 +276,7 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
     randomized = {(c.model, c.weights) for c in read_checks(checks_path)
                   if c.check == "deterministic" and c.status == "warn" and c.dataset == cfg.dataset}
     accel.strict_fp32()
-    amp = _clean_precision(loaded, runtime, cells, images, cfg, dev, checks_path)
+    amp = _clean_precision(loaded, runtime, cells, images, cfg, dev, checks_path, workers)
     # Cell by cell, every model in turn: a corruption cell's images are generated once for all models.
     costs: dict[str, dict[int, flops.FlopCount]] = {lm.card.name: {} for lm in loaded}
     for cell in cells:
