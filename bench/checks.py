@@ -79,7 +79,7 @@ def model_checks(model: "torch.nn.Module", x: "torch.Tensor", y: "torch.Tensor",
     """(exit, check, status, value, detail) for one model on a batch of clean images."""
     import torch
 
-    from models.base import GradRescale, GradStop
+    from models.base import gradient_shapers
 
     out = []
     model.eval()
@@ -92,8 +92,7 @@ def model_checks(model: "torch.nn.Module", x: "torch.Tensor", y: "torch.Tensor",
         z = zero_gradient_fraction(model, x, y, t)
         out.append((t, "zero_gradient_fraction", "warn" if z > ZERO_GRAD_WARN else "ok", z,
                     f"{100 * z:.1f} % of input entries have exactly zero gradient at exit {t}"))
-    if any((isinstance(m, GradRescale) and m.factor != 1.0) or (isinstance(m, GradStop) and m.enabled)
-           for m in model.modules()):  # a training-only gradient shaper the paper protocol keeps
+    if any(m.active for m in gradient_shapers(model)):  # a training-only shaper the paper protocol keeps
         c = rescaler_cosine(model, x, y)
         out.append((model.n_exits, "rescaler_effect", "ok", c,
                     f"cosine {c:.3f} between input gradients with MGNet's gradient shapers (rescaler, position "

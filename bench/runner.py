@@ -298,8 +298,8 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
                 if t not in model_costs:
                     model_costs[t] = flops.count(lm.model, t, lm.card.input_size)
             net = runtime[lm.card.name].to(dev)
-            state = out / ".state" / (hashlib.sha256(repr(keys[0]).encode()).hexdigest()[:16]
-                                      + (f"-rank{w.rank}of{w.size}" if w.size > 1 else ""))
+            cell_state = state_path(out, keys[0])
+            state = cell_state.with_name(cell_state.name + (f"-rank{w.rank}of{w.size}" if w.size > 1 else ""))
             pos, chunk_ids = distributed.shard(len(data_indices), _aa_chunk(cond, cfg))
             share = None
             if len(pos):  # this rank's images: a corruption cell's are generated for this share alone
@@ -341,7 +341,7 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
             append_checks(checks_path, [CheckRow(model=lm.card.name, weights=lm.weights, dataset=cfg.dataset,
                                                  exit=t, check="autoattack_flag", status="warn", value=1.0,
                                                  detail=msg, created=created) for t, msg in correct.notes])
-            _remove_state(state)
+            _remove_state(cell_state)  # every rank's, of any world size an interrupted launch had
     if w.main:
         for lm in loaded:
             _record_glimpses(lm, cells, images, corrupted, cfg, out, dev)
@@ -363,9 +363,14 @@ def _row_mfu(cond: Condition, correct: Correct, cost: flops.FlopCount, deepest: 
     return accel.mfu(deepest.gmacs, peak * ranks, n_forward=n_fwd, n_backward=n_bwd, seconds=correct.seconds)
 
 
+def state_path(out: Path, key: dict) -> Path:
+    """Where a cell's resumable state lives, named by the key of its first row (ranks add a suffix)."""
+    return out / ".state" / hashlib.sha256(repr(key).encode()).hexdigest()[:16]
+
+
 def _remove_state(state: Path) -> None:
     for f in state.parent.glob(f"{state.name}*"):
-        f.unlink()
+        f.unlink(missing_ok=True)  # another rank may remove the same file
 
 
 def _aa_chunk(cond: Condition, cfg: RunConfig) -> int | None:

@@ -1,7 +1,8 @@
 """Comparable models. Importing this package registers them in bench.registry.MODELS."""
 from models import zoo  # noqa: F401  (registers)
-from models.base import BenchModel, Classifier, Exits, GradRescale, GradStop, as_bench_model, true_gradient
+from models.base import (BenchModel, Classifier, Exits, GradRescale, GradShaper, GradStop, as_bench_model,
+                         gradient_shapers, true_gradient)
 from models.mgnet import MGNet, MGNetConfig
 
-__all__ = ["BenchModel", "Classifier", "Exits", "GradRescale", "GradStop", "MGNet", "MGNetConfig",
-           "as_bench_model", "true_gradient"]
+__all__ = ["BenchModel", "Classifier", "Exits", "GradRescale", "GradShaper", "GradStop", "MGNet", "MGNetConfig",
+           "as_bench_model", "gradient_shapers", "true_gradient"]

@@ -109,36 +109,51 @@ class _RescaleFn(torch.autograd.Function):
         return g * ctx.factor, None
 
 
-class GradRescale(nn.Module):
-    """Identity forward, gradient times `factor` backward (MGNet's localization rescaler)."""
-
-    def __init__(self, factor: float) -> None:
-        super().__init__()
-        self.factor = float(factor)
-        self.enabled = True
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.enabled or self.factor == 1.0:
-            return x
-        return _RescaleFn.apply(x, self.factor)
-
-
-class GradStop(nn.Module):
-    """Identity forward, no gradient backward while enabled (MGNet's detached glimpse position in its tokens)."""
+class GradShaper(nn.Module):
+    """An identity in the forward pass that changes only the gradient: training shapes it, attacks must not."""
 
     def __init__(self, enabled: bool = True) -> None:
         super().__init__()
         self.enabled = enabled
 
+    @property
+    def active(self) -> bool:
+        """Whether the backward pass differs from the identity's now."""
+        return self.enabled
+
+
+class GradRescale(GradShaper):
+    """Identity forward, gradient times `factor` backward (MGNet's localization rescaler)."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = float(factor)
+
+    @property
+    def active(self) -> bool:
+        return self.enabled and self.factor != 1.0
+
     def forward(self, x: Tensor) -> Tensor:
-        return x.detach() if self.enabled else x
+        return _RescaleFn.apply(x, self.factor) if self.active else x
+
+
+class GradStop(GradShaper):
+    """Identity forward, no gradient backward while enabled (MGNet's detached glimpse position in its tokens)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.detach() if self.active else x
+
+
+def gradient_shapers(model: nn.Module) -> list[GradShaper]:
+    """The model's gradient shapers, in module order."""
+    return [m for m in model.modules() if isinstance(m, GradShaper)]
 
 
 @contextlib.contextmanager
 def true_gradient(model: nn.Module) -> Iterator[nn.Module]:
-    """Switch every GradRescale and GradStop off: they shape training, and attacks must follow the real gradient
-    of the function the model computes (its outputs do not change)."""
-    shapers = [m for m in model.modules() if isinstance(m, (GradRescale, GradStop))]
+    """Switch every gradient shaper off: they shape training, and attacks must follow the real gradient of the
+    function the model computes (its outputs do not change)."""
+    shapers = gradient_shapers(model)
     before = [m.enabled for m in shapers]
     for m in shapers:
         m.enabled = False

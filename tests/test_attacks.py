@@ -12,6 +12,7 @@ from torch import nn
 
 import attacks
 from attacks import FGSM, PGD, AutoAttack, LogitsGuard, PassCounter, PaperPGD, TorchattacksAttack, attack_mode
+from attacks.autoattack import Flags
 from bench.errors import BenchError
 from models.base import BenchModel, Classifier, Exits
 
@@ -191,10 +192,12 @@ def _five_class(seed: int = 0) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
 
 def test_autoattack_runs_below_ten_classes_and_resumes(tmp_path: Path) -> None:
     model, x, y = _five_class()
-    atk = AutoAttack(0.5 / 255)
+    atk = AutoAttack(6 / 255)  # a radius where both APGD stages fool images and 2 of 12 reach Square
     assert atk.attacks(5) == ("apgd-ce", "apgd-t", "fab-t", "square") and atk.attacks(3) == ("apgd-ce", "square")
-    full = atk.robust(model, x, y, seed=0, batch_size=5)
+    flags = Flags()
+    full = atk.robust(model, x, y, seed=0, batch_size=5, flags=flags)
     assert full.dtype == torch.bool and full.shape == (12,)
+    assert flags.robust_after == {"clean": 12, "apgd-ce": 4, "apgd-t": 2, "fab-t": 2, "square": 2}
     calls = {"n": 0}
 
     def die_after_two(name: str) -> None:
@@ -278,8 +281,6 @@ class _Noisy(nn.Module):
 
 
 def test_autoattack_rand_version_runs_eot_apgd() -> None:
-    from attacks.autoattack import Flags
-
     net, x, y = _five_class(1)
     atk = AutoAttack(8 / 255, version="rand")
     assert atk.attacks(5) == ("apgd-ce", "apgd-dlr")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -128,10 +129,19 @@ def test_rendered_suite_through_the_cli(tmp_path: Path) -> None:
     assert main(["data", "build", "imagenet100", str(tmp_path / "in"), str(tmp_path / "in100")]) == 0
     _fake_c_tree(tmp_path / "inc", base.COMMON)
     assert main(["data", "build", "imagenet100-c", str(tmp_path / "inc"), str(tmp_path / "in100c")]) == 0
+    net = tmp_path / "pooled_net.py"  # a 224-px, 100-class model that costs next to nothing per image
+    net.write_text(textwrap.dedent('''
+        import torch.nn as nn
+        from bench import register_model
+
+        @register_model("pooled_net", num_classes=100, input_size=224, mean=None, std=None)
+        def pooled_net() -> nn.Module:
+            return nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(3 * 16, 100))
+    '''))
     out = tmp_path / "run"
-    assert main(["run", "--suite", "corruptions_rendered", "--models", "resnet18@random", "--data", "imagenet100",
+    assert main(["run", "--suite", "corruptions_rendered", "--models", f"{net}@random", "--data", "imagenet100",
                  "--data-root", str(tmp_path / "in100"), "--corruption-root", str(tmp_path / "in100c"),
-                 "--n-images", "2", "--out", str(out)]) == 0
+                 "--n-images", "2", "--workers", "0", "--out", str(out)]) == 0
     rows = [r for r in read_rows(out / "results.csv") if r.kind == "corruption"]
     assert len(rows) == 75 and {r.source for r in rows} == {"rendered"} and all(r.n_images == 2 for r in rows)
     assert "### pre-rendered files (75 by rendered conditions)" in (out / "report.md").read_text()

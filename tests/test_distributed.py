@@ -28,9 +28,10 @@ def test_torchrun_two_cpu_ranks_write_the_single_process_csv(tmp_path: Path) -> 
     args = ["run", "--suite", "smoke", "--models", "mgnet_tiny@random", "resnet_tiny@random", "--n-images", "7",
             "--batch-size", "3", "--speed-budget", "0"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([sys.executable, "-m", "bench.cli", *args, "--out", str(tmp_path / "one")],
+    one = subprocess.run([sys.executable, "-m", "bench.cli", *args, "--no-report", "--out", str(tmp_path / "one")],
                          env=env, capture_output=True, text=True, timeout=240)
     assert one.returncode == 0, one.stderr[-2000:]
+    stale = _plant_stale_states(tmp_path / "one" / "results.csv", tmp_path / "two")
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                           "-m", "bench.cli", *args, "--out", str(tmp_path / "two")],
                          env=env, capture_output=True, text=True, timeout=240)
@@ -41,7 +42,30 @@ def test_torchrun_two_cpu_ranks_write_the_single_process_csv(tmp_path: Path) -> 
     for name in ("per_image.csv", "glimpses.csv"):
         assert (tmp_path / "one" / name).read_text() == (tmp_path / "two" / name).read_text()
     assert _table(tmp_path / "one" / "checks.csv", {"created"}) == _table(tmp_path / "two" / "checks.csv", {"created"})
-    assert (tmp_path / "two" / "report.html").is_file() and not list((tmp_path / "two").glob(".state/*"))
+    assert (tmp_path / "two" / "report.html").is_file()
+    assert stale and not any(f.exists() for f in stale), "rank 0 removes a finished cell's state of every world size"
+    assert not list((tmp_path / "two").glob(".state/*"))
+
+
+def _plant_stale_states(results: Path, out: Path) -> list[Path]:
+    """Per-rank states an interrupted 4-rank launch would have left for each cell of `results` in `out`."""
+    from bench.results import KEY_FIELDS, read_rows
+    from bench.runner import state_path
+
+    first: dict[tuple, dict] = {}
+    for r in read_rows(results):  # a cell's state is named by its first exit's key
+        key = {f: getattr(r, f) for f in KEY_FIELDS}
+        cell = tuple(v for f, v in key.items() if f != "exit")
+        if cell not in first or key["exit"] < first[cell]["exit"]:
+            first[cell] = key
+    files = []
+    for key in first.values():
+        base = state_path(out, key)
+        files += [base.with_name(f"{base.name}-rank{r}of4-exit{key['exit']}.json") for r in (1, 3)]
+    for f in files:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("{}")
+    return files
 
 
 def test_shards_cover_every_image_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,10 +102,13 @@ def test_autoattack_chunks_on_two_ranks_match_one_process() -> None:
     from tests.test_attacks import _five_class
 
     model, x, y = _five_class()
-    atk = AutoAttack(4 / 255)
+    order = torch.tensor([0, 1, 2, 3, 8, 5, 6, 7, 4, 9, 10, 11])  # one image that survives to Square per share
+    x, y = x[order], y[order]
+    atk = AutoAttack(6 / 255)
     one, one_flags = PassCounter(model), Flags()
     full = atk.robust(one, x, y, seed=3, batch_size=4, chunk_ids=[0, 1, 2], flags=one_flags)
-    assert 0 < int(full.sum()) < len(full)  # the attacks changed some flags and not others
+    assert one_flags.robust_after == {"clean": 12, "apgd-ce": 4, "apgd-t": 2, "fab-t": 2, "square": 2}
+    assert full[:4].any() and full[4:8].any()  # the attacks ran to the end on both shares
     shares = {0: [0, 2], 1: [1]}  # 12 images, chunks of 4
     got = torch.zeros_like(full)
     forward, after = 0, {}
@@ -112,33 +139,44 @@ def test_the_square_check_judges_the_whole_cell() -> None:
     assert len(loud.notes) == 1 and "Square Attack has decreased the robust accuracy of 0.30%" in loud.notes[0][1]
 
 
-def test_torchrun_ddp_training_matches_one_process_without_batchnorm(tmp_path: Path) -> None:
-    """With equal shares and no batch statistics, averaged gradients equal the full batch's: same weights."""
+FLAT_NET = (
+    "import torch.nn as nn\nfrom bench import register_model\n\n"
+    "@register_model('flat_net', num_classes=10, input_size=64, mean=(0.5,) * 3, std=(0.25,) * 3)\n"
+    "def flat_net() -> nn.Module:\n"
+    "    return nn.Sequential(nn.Conv2d(3, 8, 5, 4, 2), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(),\n"
+    "                         nn.Linear(128, 10))\n")
+
+
+def _train(where: Path, ranks: int, models: list[str]) -> Path:
+    """`bench train` for 1 epoch at batch 63 in its own cache, under torchrun when ranks > 1; the cache."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "BENCH_CACHE": str(where / "cache")}
+    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"] if ranks > 1 else []
+    # batch 63 of 240 images: shares of 32 and 31 images (26 and 25 in the last batch) weigh each image alike
+    res = subprocess.run([sys.executable, *launcher, "-m", "bench.cli", "train", *models, "--epochs", "1",
+                          "--batch-size", "63"], env=env, cwd=where, capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("test accuracy") == len(models)  # rank 0 reports
+    return where / "cache" / "checkpoints" / "cluttered_fmnist"
+
+
+@pytest.fixture(scope="module")
+def ddp_trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One torchrun launch on 2 CPU ranks trains both models the DDP tests look at."""
+    where = tmp_path_factory.mktemp("ddp")
+    (where / "flat_net.py").write_text(FLAT_NET)
+    return _train(where, 2, [str(where / "flat_net.py"), "mgbase_tiny"])
+
+
+def test_torchrun_ddp_training_matches_one_process_without_batchnorm(ddp_trained: Path, tmp_path: Path) -> None:
+    """With no batch statistics, gradients averaged over uneven shares equal the full batch's: same weights."""
     from bench import checkpoint
 
-    (tmp_path / "flat_net.py").write_text(
-        "import torch.nn as nn\nfrom bench import register_model\n\n"
-        "@register_model('flat_net', num_classes=10, input_size=64, mean=(0.5,) * 3, std=(0.25,) * 3)\n"
-        "def flat_net() -> nn.Module:\n"
-        "    return nn.Sequential(nn.Conv2d(3, 8, 5, 4, 2), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(),\n"
-        "                         nn.Linear(128, 10))\n")
-    weights = {}
-    for ranks in (1, 2):
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "BENCH_CACHE": str(tmp_path / f"cache{ranks}")}
-        launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"] if ranks > 1 else []
-        # batch 63 of 240 images: shares of 32 and 31 images (26 and 25 in the last batch) weigh each image alike
-        res = subprocess.run([sys.executable, *launcher, "-m", "bench.cli", "train", str(tmp_path / "flat_net.py"),
-                              "--epochs", "1", "--batch-size", "63"], env=env, cwd=tmp_path, capture_output=True,
-                             text=True, timeout=240)
-        assert res.returncode == 0, res.stderr[-3000:]
-        assert res.stdout.count("test accuracy") == 1
-        path = tmp_path / f"cache{ranks}" / "checkpoints" / "cluttered_fmnist" / "flat_net.pt"
-        sd, meta, _ = checkpoint.load(path)
-        assert meta["world_size"] == ranks
-        weights[ranks] = sd
-    for k, v in weights[1].items():
-        assert torch.allclose(v, weights[2][k], atol=1e-5, rtol=1e-4), k
-
+    (tmp_path / "flat_net.py").write_text(FLAT_NET)
+    one, meta_one, _ = checkpoint.load(_train(tmp_path, 1, [str(tmp_path / "flat_net.py")]) / "flat_net.pt")
+    two, meta_two, _ = checkpoint.load(ddp_trained / "flat_net.pt")
+    assert (meta_one["world_size"], meta_two["world_size"]) == (1, 2)
+    for k, v in one.items():
+        assert torch.allclose(v, two[k], atol=1e-5, rtol=1e-4), k
 
 
 def test_a_batch_smaller_than_the_world_is_refused_by_every_rank_before_any_collective(
@@ -160,18 +198,13 @@ def test_a_batch_smaller_than_the_world_is_refused_by_every_rank_before_any_coll
     assert not list(tmp_path.glob("*.pt"))
 
 
-def test_torchrun_ddp_trains_the_one_glimpse_baseline(tmp_path: Path) -> None:
+def test_torchrun_ddp_trains_the_one_glimpse_baseline(ddp_trained: Path, tmp_path: Path) -> None:
     """mgbase never runs its localization network: frozen, so DDP waits for no gradient of it (it failed at the
     second step before) and it keeps its initial weights, as in one process."""
     from bench import checkpoint
     from bench.specs import load
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "BENCH_CACHE": str(tmp_path / "cache")}
-    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
-                          "bench.cli", "train", "mgbase_tiny", "--epochs", "1", "--batch-size", "64"],
-                         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
-    assert res.returncode == 0, res.stderr[-3000:]
-    sd, meta, _ = checkpoint.load(tmp_path / "cache" / "checkpoints" / "cluttered_fmnist" / "mgbase_tiny.pt")
+    sd, meta, _ = checkpoint.load(ddp_trained / "mgbase_tiny.pt")
     init = load("mgbase_tiny@random", "cluttered_fmnist", tmp_path).model.state_dict()
     assert meta["world_size"] == 2
     assert all(torch.equal(v, init[k]) for k, v in sd.items() if k.startswith("loc_network."))

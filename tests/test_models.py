@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 import models  # noqa: F401
 from bench.registry import MODELS
@@ -128,6 +129,39 @@ def test_true_gradient_also_follows_the_glimpse_position_in_the_tokens() -> None
         assert not m.affine_stop.enabled
         (g,) = torch.autograd.grad(F.cross_entropy(m.at_exit(4)(xg), y), xg)
     assert torch.equal(g, g_true)
+
+
+def test_gradient_shapers_have_one_definition_of_active() -> None:
+    """`active` decides both what true_gradient lifts and whether the checks compare gradients, for MGNet's
+    shapers and for a user's own GradShaper."""
+    from bench.checks import model_checks
+    from models.base import Classifier, GradRescale, GradShaper, GradStop, gradient_shapers
+
+    assert not GradRescale(1.0).active and GradRescale(0.02).active
+    assert GradStop().active and not GradStop(False).active
+
+    class Negate(GradShaper):  # a user's shaper: flips the gradient while enabled
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return GradRescale(-1.0)(x) if self.active else x
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.shape = Negate()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.stack([x[:, 0].mean((1, 2)), self.shape(x[:, 1].mean((1, 2)))], 1)
+
+    m = Classifier(Net(), None, None)
+    assert [type(s) for s in gradient_shapers(m)] == [Negate]
+    with true_gradient(m):
+        assert not any(s.active for s in gradient_shapers(m))
+    assert gradient_shapers(m)[0].active, "true_gradient must restore the user's shaper"
+    x, y = torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 0, 1])
+    res = {c[1]: c for c in model_checks(m, x, y)}
+    assert res["rescaler_effect"][3] < 0.99
+    m.net.shape.enabled = False  # an inactive shaper: nothing to compare
+    assert "rescaler_effect" not in {c[1] for c in model_checks(m, x, y)}
 
 
 def test_train_loss_is_the_mgnet_objective() -> None:
