@@ -25,6 +25,7 @@ from bench.results import read_rows
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET_S = 15 * 60
+TARGET_IMAGES = 5000
 
 
 def synthetic_imagenet(root: Path, n: int, seed: int = 0) -> Path:
@@ -67,11 +68,15 @@ def main() -> None:
     device = rows[0].device
     base = dict(date=datetime.date.today().isoformat(), machine=machine(),
                 device=device, unit="s")
-    kinds = sorted({(r.kind, r.condition) for r in rows})
-    out = [dict(base, measure=f"{a.suite} suite wall time ({len(kinds)} conditions; target 15 min on one H100)",
-                model=" ".join(a.models), images=a.n, ours=round(wall, 1), peer=TARGET_S,
-                ratio=round(TARGET_S / wall, 2), target=1, meets=str(wall <= TARGET_S).lower(),
-                notes="synthetic ImageNet-format data" if a.data_root is None else "ImageNet100")]
+    cells = {(r.kind, r.condition, r.severity, r.norm, r.epsilon) for r in rows}
+    full = a.n >= TARGET_IMAGES  # the target is for 5,000 images: a smaller run is a measurement, not a verdict
+    out = [dict(base, measure=f"{a.suite} suite wall time ({len(cells)} cells; target 15 min for "
+                              f"{TARGET_IMAGES:,} images on one H100)",
+                model=" ".join(a.models), images=a.n, ours=round(wall, 1), peer=TARGET_S if full else "",
+                ratio=round(TARGET_S / wall, 2) if full else "", target=1 if full else "",
+                meets=str(wall <= TARGET_S).lower() if full else "",
+                notes=("synthetic ImageNet-format data" if a.data_root is None else "ImageNet100")
+                + ("" if full else f"; {a.n} images, not the target's {TARGET_IMAGES:,}"))]
     for m in dict.fromkeys(r.model for r in rows):
         clean = [r for r in rows if r.model == m and r.kind == "clean"]
         last = max(clean, key=lambda r: r.exit)

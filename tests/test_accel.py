@@ -5,6 +5,7 @@ import copy
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -131,3 +132,27 @@ def test_channels_last_training_step_has_the_nchw_gradients(name: str) -> None:
     for k, a, b in zip(trained, want, got):
         assert (a is None) == (b is None), k
         assert a is None or torch.allclose(a, b, rtol=1e-3, atol=1e-5 * float(a.abs().max())), k
+
+
+def test_the_tf32_benchmark_runs_both_passes_and_restores_strict_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
+    """benchmarks/tf32_effect.py on the CPU: both passes run (same kernels there, same outcomes), and the
+    harness's strict fp32 is back afterwards."""
+
+    from bench.conditions import CLEAN, pgd
+    from bench.data import ArrayImageSet
+    from bench.specs import load
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import tf32_effect
+
+    rng = np.random.default_rng(0)
+    images = ArrayImageSet("toy", "test", tuple("abcdefghij"), rng.integers(0, 256, (6, 64, 64, 3), dtype=np.uint8),
+                           np.arange(6) % 10)
+    net = load("mgnet_tiny@random", "cluttered_fmnist", None).model.eval()
+    assert not tf32_effect.tf32_exists(torch.device("cpu"))
+    torch.backends.cudnn.allow_tf32 = True
+    res = tf32_effect.both(net, images, np.arange(6), pgd(8 / 255), torch.device("cpu"), 4, tf32_first=True)
+    assert set(res) == {False, True} and res[False][0].shape == (4, 6)
+    assert np.array_equal(res[False][0], res[True][0])
+    assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    assert tf32_effect.both(net, images, np.arange(6), CLEAN, torch.device("cpu"), 4, False)[False][0].any()
