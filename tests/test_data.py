@@ -1,6 +1,7 @@
 """Data: idx parsing, the cluttered default set, the ImageNet100 builder and loader."""
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,15 @@ def test_idx_round_trip_and_damaged_files(tmp_path: Path) -> None:
     (tmp_path / "c.gz").write_bytes(b"not gzip")
     with pytest.raises(BenchError, match="cannot read"):
         fmnist.read_idx(tmp_path / "c.gz")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / fmnist.FILES["test"][0]).write_bytes(b"not gzip")
+    with pytest.raises(BenchError, match="cannot read"):
+        fmnist.count("test", tmp_path / "d")
+    write_idx(tmp_path / "d" / fmnist.FILES["test"][0], np.zeros((5, 2), np.uint16).view(np.uint8))
+    assert fmnist.count("test", tmp_path / "d") == 5
+    (tmp_path / "d" / fmnist.FILES["test"][0]).write_bytes(gzip.compress(b"\x00\x00\x0d\x01\x00\x00\x00\x05"))
+    with pytest.raises(BenchError, match="not an unsigned-byte idx file"):
+        fmnist.count("test", tmp_path / "d")
 
 
 def test_missing_fashion_mnist_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -50,6 +60,21 @@ def test_cluttered_cache_is_used_and_a_damaged_entry_rebuilt(fmnist_dir: Path, t
     assert np.array_equal(cluttered.build("test", spec, fmnist_dir, tmp_path).images, first.images)
     entry.write_bytes(b"garbage")
     assert np.array_equal(cluttered.build("test", spec, fmnist_dir, tmp_path).images, first.images)
+
+
+def test_a_cached_build_reads_no_images_and_a_parallel_build_renders_the_same(
+        fmnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = cluttered.ClutterSpec(n_test=30)
+    monkeypatch.setattr(cluttered, "PARALLEL_FROM", 0)  # 30 images in 2 worker processes
+    parallel = cluttered.build("test", spec, fmnist_dir, tmp_path, workers=2)
+    assert np.array_equal(parallel.images, cluttered.build("test", spec, fmnist_dir, workers=1).images)
+
+    def no_read(*_: object) -> None:
+        raise AssertionError("the cached split was rebuilt")
+
+    monkeypatch.setattr(fmnist, "load", no_read)
+    assert np.array_equal(cluttered.build("test", spec, fmnist_dir, tmp_path).images, parallel.images)
+    assert fmnist.count("test", fmnist_dir) == 120
 
 
 def test_subset_is_a_fixed_permutation_prefix() -> None:

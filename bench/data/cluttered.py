@@ -78,11 +78,11 @@ def render(items: np.ndarray, i: int, split_id: int, spec: ClutterSpec) -> np.nd
     return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
 
 
-def build(split: str, spec: ClutterSpec, source: Path, cache: Path | None = None) -> ArrayImageSet:
-    """The train or test split; cached as .npz under `cache` when given."""
-    count = spec.n_train if split == "train" else spec.n_test
-    items, labels = fmnist.load(split, source)
-    count = min(count, len(items))
+def build(split: str, spec: ClutterSpec, source: Path, cache: Path | None = None,
+          workers: int | None = None) -> ArrayImageSet:
+    """The train or test split; cached as .npz under `cache` when given. A build of many images renders in
+    `workers` processes (default: this rank's share of the cores); the images do not depend on it."""
+    count = min(spec.n_train if split == "train" else spec.n_test, fmnist.count(split, source))
     name = "cluttered_fmnist"
     path = None if cache is None else cache / f"{name}-{split}-{spec.key()}-{count}.npz"
     if path is not None and path.is_file():
@@ -91,8 +91,9 @@ def build(split: str, spec: ClutterSpec, source: Path, cache: Path | None = None
                 return ArrayImageSet(name, split, fmnist.CLASSES, z["images"], z["labels"])
         except (OSError, ValueError, KeyError):
             path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt, never trusted
+    items, labels = fmnist.load(split, source)
     split_id = 0 if split == "train" else 1
-    images = np.stack([render(items, i, split_id, spec) for i in range(count)])
+    images = _render_all(items, count, split_id, spec, _cores() if workers is None else workers)
     out = ArrayImageSet(name, split, fmnist.CLASSES, images, labels[:count].copy())
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,3 +101,40 @@ def build(split: str, spec: ClutterSpec, source: Path, cache: Path | None = None
         np.savez(tmp, images=out.images, labels=out.labels)
         tmp.replace(path)
     return out
+
+
+PARALLEL_FROM = 2000  # fewer images render faster in this process than worker processes start
+
+
+def _cores() -> int:
+    """This rank's share of the node's cores (torchrun ranks on one node each build the set)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+
+
+_items: np.ndarray | None = None  # a render worker's copy of the source items
+
+
+def _keep_items(items: np.ndarray) -> None:
+    global _items
+    _items = items
+
+
+def _render_range(lo: int, hi: int, split_id: int, spec: ClutterSpec) -> np.ndarray:
+    assert _items is not None
+    return np.stack([render(_items, i, split_id, spec) for i in range(lo, hi)])
+
+
+def _render_all(items: np.ndarray, count: int, split_id: int, spec: ClutterSpec, workers: int) -> np.ndarray:
+    """Images 0..count-1, in `workers` processes when there are enough of them (each depends only on its index)."""
+    if workers < 2 or count < PARALLEL_FROM:
+        return np.stack([render(items, i, split_id, spec) for i in range(count)])
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    bounds = np.linspace(0, count, 4 * workers + 1).astype(int)  # a few parts each, so none waits on a slow one
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_keep_items,
+                             initargs=(items,)) as pool:
+        parts = pool.map(_render_range, bounds[:-1], bounds[1:], [split_id] * (len(bounds) - 1),
+                         [spec] * (len(bounds) - 1))
+        return np.concatenate(list(parts))

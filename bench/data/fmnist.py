@@ -19,6 +19,19 @@ HOW_TO_GET = ("Fashion-MNIST not found: install Debian's package (`apt-get insta
               "or pass --download to fetch it with torchvision (needs internet)")
 
 
+def count(split: str, folder: Path) -> int:
+    """How many images the split holds, from its idx header alone (a cached build needs no more)."""
+    path = folder / FILES[split][0]
+    try:
+        with gzip.open(path) as f:
+            head = f.read(8)
+    except (OSError, EOFError) as e:
+        raise BenchError(f"cannot read idx file {path}: {e}") from None
+    if len(head) < 8 or head[:3] != b"\x00\x00\x08":
+        raise BenchError(f"{path} is not an unsigned-byte idx file")
+    return int.from_bytes(head[4:8], "big")
+
+
 def read_idx(path: Path) -> np.ndarray:
     """Parse one idx file (big-endian header: magic with dtype code and rank, then the dims)."""
     try:
