@@ -164,6 +164,52 @@ def test_gradient_shapers_have_one_definition_of_active() -> None:
     assert "rescaler_effect" not in {c[1] for c in model_checks(m, x, y)}
 
 
+def test_basic_block_is_torchvisions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The small ResNets' block equals torchvision's: same seeded weights and key names, same outputs and gradients
+    bit for bit (checkpoints and trained weights carry over)."""
+    from torchvision.models.resnet import BasicBlock as Reference
+
+    from models import resnet
+
+    def pair(stride: int, planes: int) -> tuple[nn.Module, nn.Module]:
+        nets = []
+        for block in (resnet.BasicBlock, Reference):
+            torch.manual_seed(0)
+            down = (nn.Sequential(nn.Conv2d(8, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+                    if stride != 1 or planes != 8 else None)
+            nets.append(block(8, planes, stride, down))
+        return nets[0], nets[1]
+
+    x = torch.randn(3, 8, 9, 9)
+    for stride, planes in ((1, 8), (2, 16)):
+        ours, ref = pair(stride, planes)
+        a, b = ours.state_dict(), ref.state_dict()
+        assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+        for mode in (True, False):
+            ours.train(mode), ref.train(mode)
+            xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+            ya, yb = ours(xa), ref(xb)
+            assert torch.equal(ya, yb)
+            ya.square().sum().backward(), yb.square().sum().backward()
+            assert torch.equal(xa.grad, xb.grad) and torch.equal(ours.conv1.weight.grad, ref.conv1.weight.grad)
+    torch.manual_seed(1)
+    ours_net = resnet.resnet("resnet_small", 10).state_dict()
+    monkeypatch.setattr(resnet, "BasicBlock", Reference)
+    torch.manual_seed(1)
+    ref_net = resnet.resnet("resnet_small", 10).state_dict()
+    assert list(ours_net) == list(ref_net) and all(torch.equal(ours_net[k], ref_net[k]) for k in ours_net)
+
+
+def test_the_harness_starts_without_importing_torchvision() -> None:
+    """A run of the default models never needs torchvision, whose import costs seconds per process."""
+    import subprocess
+    import sys
+
+    code = "import sys, bench.cli, bench.runner, bench.train, models; print('torchvision' in sys.modules)"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.stdout.strip() == "False", res.stderr[-2000:]
+
+
 def test_train_loss_is_the_mgnet_objective() -> None:
     m = build("mgnet_tiny")
     x, y = torch.rand(4, 3, 64, 64), torch.tensor([0, 1, 2, 3])
