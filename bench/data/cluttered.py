@@ -17,9 +17,10 @@ import numpy as np
 from PIL import Image
 
 from bench.data import fmnist
-from bench.data.imageset import ArrayImageSet
+from bench.data.imageset import ArrayImageSet, rank_cores
 
 VERSION = 1  # bump when rendering changes: it is part of the cache key
+PARALLEL_FROM = 2000  # fewer images render faster in this process than worker processes start
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,7 +82,8 @@ def render(items: np.ndarray, i: int, split_id: int, spec: ClutterSpec) -> np.nd
 def build(split: str, spec: ClutterSpec, source: Path, cache: Path | None = None,
           workers: int | None = None) -> ArrayImageSet:
     """The train or test split; cached as .npz under `cache` when given. A build of many images renders in
-    `workers` processes (default: this rank's share of the cores); the images do not depend on it."""
+    `workers` processes (default: this rank's share of the cores; torchrun's ranks each build it); the images do
+    not depend on it."""
     count = min(spec.n_train if split == "train" else spec.n_test, fmnist.count(split, source))
     name = "cluttered_fmnist"
     path = None if cache is None else cache / f"{name}-{split}-{spec.key()}-{count}.npz"
@@ -93,7 +95,7 @@ def build(split: str, spec: ClutterSpec, source: Path, cache: Path | None = None
             path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt, never trusted
     items, labels = fmnist.load(split, source)
     split_id = 0 if split == "train" else 1
-    images = _render_all(items, count, split_id, spec, _cores() if workers is None else workers)
+    images = _render_all(items, count, split_id, spec, rank_cores() if workers is None else workers)
     out = ArrayImageSet(name, split, fmnist.CLASSES, images, labels[:count].copy())
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,15 +103,6 @@ def build(split: str, spec: ClutterSpec, source: Path, cache: Path | None = None
         np.savez(tmp, images=out.images, labels=out.labels)
         tmp.replace(path)
     return out
-
-
-PARALLEL_FROM = 2000  # fewer images render faster in this process than worker processes start
-
-
-def _cores() -> int:
-    """This rank's share of the node's cores (torchrun ranks on one node each build the set)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
 
 
 _items: np.ndarray | None = None  # a render worker's copy of the source items

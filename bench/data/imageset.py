@@ -113,9 +113,13 @@ def loader_workers(images: ImageSet, requested: int | None = None) -> int:
         return requested
     if isinstance(images, ArrayImageSet):
         return 0
+    return min(8, rank_cores() - 1)
+
+
+def rank_cores() -> int:
+    """This process's share of the node's cores (at least 1): torchrun starts LOCAL_WORLD_SIZE on this node."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    per_rank = cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))  # torchrun's processes on this node
-    return min(8, max(0, per_rank - 1))
+    return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
 
 
 def to_unit(images: np.ndarray, device: "torch.device | str" = "cpu") -> "torch.Tensor":
