@@ -13,11 +13,12 @@ N_SUITE=${N_SUITE:-1000}  # ImageNet-sized synthetic images for gpu_suite.py (it
 N_TF32=${N_TF32:-1000}  # cluttered test images for the TF32 comparison
 SUITE_MODELS=${SUITE_MODELS:-resnet50@random mgnet_r50@random}
 mkdir -p "$OUT"
+SCRATCH=$(mktemp -d)
 LOG="$OUT/gpu_checks.log"
 export PYTHONUNBUFFERED=1 BENCH_CACHE=$PWD/.gpu/cache BENCH_FMNIST_DIR=$PWD/.gpu/fmnist
 if [ -d .gpu/whl ] && [ -n "$(ls .gpu/whl)" ]; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl \
-    && export PYTHONPATH=/tmp/site:$PWD || { echo "wheel install failed" | tee -a "$LOG"; exit 1; }
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $SCRATCH/site .gpu/whl/*.whl \
+    && export PYTHONPATH=$SCRATCH/site:$PWD || { echo "wheel install failed" | tee -a "$LOG"; exit 1; }
 else
   export PYTHONPATH=$PWD
 fi
@@ -41,11 +42,11 @@ for s in $steps; do
     tf32) step tf32 90 $PY benchmarks/tf32_effect.py --n "$N_TF32" --out "$OUT/perf.csv" ;;
     corruptions) step corruptions 90 $PY benchmarks/perf.py --only corruptions --skip-e2e --out "$OUT/perf.csv" ;;
     scale)
-      rm -rf /tmp/scale
+      rm -rf "$SCRATCH/scale"
       step scale 150 $PY -m bench.cli run --suite scale --models mgnet_small mgbase_small resnet_small \
-        --n-images "$N_SCALE" --out /tmp/scale --no-report
-      cp /tmp/scale/results.csv "$OUT/scale-results.csv" 2>/dev/null
-      cp /tmp/scale/checks.csv "$OUT/scale-checks.csv" 2>/dev/null ;;
+        --n-images "$N_SCALE" --out $SCRATCH/scale --no-report
+      cp $SCRATCH/scale/results.csv "$OUT/scale-results.csv" 2>/dev/null
+      cp $SCRATCH/scale/checks.csv "$OUT/scale-checks.csv" 2>/dev/null ;;
     suite) step suite 240 $PY benchmarks/gpu_suite.py --n "$N_SUITE" --models $SUITE_MODELS --out "$OUT/perf.csv" ;;
     *) echo "unknown step $s (tf32 corruptions scale suite)" | tee -a "$LOG" ;;
   esac
