@@ -52,12 +52,14 @@ def machine() -> str:
     return f"{platform.machine()} {os.cpu_count()} cores" + (f" {cpu}" if cpu else "")
 
 
-def _row(measure: str, model: str, n: int, ours_s: float, peer_s: float, target: float, notes: str,
-         dev: torch.device) -> dict:
+def row(measure: str, model: str, n: int, ours_s: float, peer_s: float, target: float | None, notes: str,
+        dev: torch.device) -> dict:
+    """One perf.csv row of two wall times; ratio = peer / ours, judged against `target` unless it is None."""
     return {"date": date.today().isoformat(), "machine": machine(),
             "device": device_name(dev), "measure": measure, "model": model, "images": n,
             "ours": f"{ours_s:.3f}", "peer": f"{peer_s:.3f}", "unit": "s", "ratio": f"{peer_s / ours_s:.2f}",
-            "target": f"{target:g}", "meets": str(peer_s / ours_s >= target).lower(), "notes": notes}
+            "target": "" if target is None else f"{target:g}",
+            "meets": "" if target is None else str(peer_s / ours_s >= target).lower(), "notes": notes}
 
 
 def pgd(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, idx: np.ndarray,
@@ -66,7 +68,7 @@ def pgd(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, idx
     seeds = torch.from_numpy(image_seeds(0, idx, "perf"))
     t, acc = compare(model, x, y, seeds, 4 / 255, 128, repeats)
     tc, _ = compare(model, x, y, seeds, 4 / 255, 128, repeats, harness=False)
-    return _row("PGD-10 vs torchattacks", name, len(x), t["ours"], t["peer"], 1.0,
+    return row("PGD-10 vs torchattacks", name, len(x), t["ours"], t["peer"], 1.0,
                 f"robust accuracy {100 * acc['ours']:.1f} % vs {100 * acc['peer']:.1f} %; ours stops images at "
                 f"their first fooling iterate and runs channels_last, batch norm folded; on the loaded model, "
                 f"last iterate: "
@@ -91,7 +93,7 @@ def autoattack(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tens
     with true_gradient(mine), attack_mode(mine), true_gradient(model), attack_mode(model):
         t, out = _interleaved({"ours": lambda: AutoAttack(eps).robust(mine, x, y, seed=0, batch_size=bs)
                                .float().mean().item(), "peer": peer}, repeats)
-    return _row("AutoAttack standard vs pyautoattack", name, len(x), t["ours"], t["peer"], 1.0,
+    return row("AutoAttack standard vs pyautoattack", name, len(x), t["ours"], t["peer"], 1.0,
                 f"robust accuracy {100 * out['ours']:.1f} % vs {100 * out['peer']:.1f} %; ours runs channels_last, "
                 f"batch norm folded, PyTorch's convolutions on small CPU batches; median of {repeats} interleaved runs",
                 dev)
@@ -125,7 +127,7 @@ def corruptions(images: np.ndarray, dev: torch.device) -> dict:
         t_ours = time.perf_counter() - t0
     in_workers = generate.uses_workers(images, len(rest), workers)
     target = 50.0 if dev.type == "cuda" else 5.0
-    return _row("15 x 5 corruptions vs imagecorruptions-imaug", "-", len(images), t_ours, t_peer, target,
+    return row("15 x 5 corruptions vs imagecorruptions-imaug", "-", len(images), t_ours, t_peer, target,
                 f"{images.shape[1]} px; ours: torch path for {len([n for n in COMMON if n in PARITY])} of the 15, "
                 f"reference {f'in {workers} worker processes' if in_workers else 'in process'} for the rest", dev)
 
@@ -144,7 +146,7 @@ def clean(model: torch.nn.Module, name: str, images, idx: np.ndarray, dev: torch
     t, out = _interleaved({"ours": lambda: clean_correct(mine, images, idx, batch_size=256, device=dev),
                            "peer": lambda: clean_accuracy(model, x, y, batch_size=256, device=dev)}, repeats)
     ours_acc = float(out["ours"].correct[-1].mean())
-    return _row("clean accuracy vs RobustBench clean_accuracy", name, len(idx), t["ours"], t["peer"], 1.0,
+    return row("clean accuracy vs RobustBench clean_accuracy", name, len(idx), t["ours"], t["peer"], 1.0,
                 f"accuracy {100 * ours_acc:.1f} % vs {100 * out['peer']:.1f} %; ours runs channels_last, "
                 f"batch norm folded; median of {repeats} interleaved runs", dev)
 
@@ -167,7 +169,7 @@ def make_bench(dev: torch.device, keep: Path | None = None) -> dict:
         subprocess.run([bench, "run", "--config", "results/default/run.toml", "--out", str(Path(tmp) / "out")],
                        env=env, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
         seconds = time.perf_counter() - t0
-    return _row("make bench, first run (target: at most 600 s)", "default models", 0, seconds, 600.0, 1.0,
+    return row("make bench, first run (target: at most 600 s)", "default models", 0, seconds, 600.0, 1.0,
                 f"ours = wall time (data and training {trained:.0f} s, evaluation {seconds - trained:.0f} s); "
                 "peer column = the 10-minute target", dev)
 

@@ -14,7 +14,6 @@ Needs trained checkpoints (`make bench`), or specs with weights (NAME@random run
 from __future__ import annotations
 
 import argparse
-import datetime
 import time
 from pathlib import Path
 
@@ -60,7 +59,7 @@ def both(net: torch.nn.Module, images, idx: np.ndarray, cond: Condition, device:
 
 
 def main() -> None:
-    from perf import append, machine  # benchmarks/ is on the path when this file runs
+    from perf import append, row  # benchmarks/ is on the path when this file runs
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=["resnet_small", "mgnet_small"])
@@ -93,13 +92,10 @@ def main() -> None:
             print(f"{lm.card.name:14s} {cond.label():28s} strict {t_strict:7.2f} s, TF32 {t_tf32:7.2f} s "
                   f"(TF32 {t_strict / t_tf32:.2f}x as fast); images changed per exit "
                   + ", ".join(f"{t}: {changed[t]} ({acc[t][0]:.1f} % -> {acc[t][1]:.1f} %)" for t in exits))
-            rows.append({"date": datetime.date.today().isoformat(), "machine": machine(),
-                         "device": device_name(dev), "measure": f"TF32 vs strict fp32: {cond.label()}",
-                         "model": lm.card.name, "images": len(idx), "ours": f"{t_strict:.3f}",
-                         "peer": f"{t_tf32:.3f}", "unit": "s", "ratio": f"{t_tf32 / t_strict:.2f}", "target": "",
-                         "meets": "", "notes": "ours = strict fp32 (the harness), peer = TF32; outcomes changed "
-                         + "; ".join(f"exit {t}: {changed[t]} of {len(idx)}, {acc[t][0]:.1f} % vs "
-                                     f"{acc[t][1]:.1f} %" for t in exits)})
+            rows.append(row(f"TF32 vs strict fp32: {cond.label()}", lm.card.name, len(idx), t_strict, t_tf32, None,
+                            "ours = strict fp32 (the harness), peer = TF32; outcomes changed "
+                            + "; ".join(f"exit {t}: {changed[t]} of {len(idx)}, {acc[t][0]:.1f} % vs "
+                                        f"{acc[t][1]:.1f} %" for t in exits), dev))
         lm.model.cpu()
     if real:
         append(a.out, rows)

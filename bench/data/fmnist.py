@@ -22,24 +22,27 @@ HOW_TO_GET = ("Fashion-MNIST not found: install Debian's package (`apt-get insta
 def count(split: str, folder: Path) -> int:
     """How many images the split holds, from its idx header alone (a cached build needs no more)."""
     path = folder / FILES[split][0]
-    try:
-        with gzip.open(path) as f:
-            head = f.read(8)
-    except (OSError, EOFError) as e:
-        raise BenchError(f"cannot read idx file {path}: {e}") from None
-    if len(head) < 8 or head[:3] != b"\x00\x00\x08":
+    head = _read(path, 8)
+    if len(head) < 8:
         raise BenchError(f"{path} is not an unsigned-byte idx file")
     return int.from_bytes(head[4:8], "big")
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Parse one idx file (big-endian header: magic with dtype code and rank, then the dims)."""
+def _read(path: Path, size: int = -1) -> bytes:
+    """The first `size` bytes of an idx file (all for -1), gzip-compressed or not, checked to hold unsigned bytes."""
     try:
-        raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+        with gzip.open(path) if path.suffix == ".gz" else path.open("rb") as f:
+            raw = f.read(size)
     except (OSError, EOFError) as e:
         raise BenchError(f"cannot read idx file {path}: {e}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+    if len(raw) < 4 or raw[:3] != b"\x00\x00\x08":
         raise BenchError(f"{path} is not an unsigned-byte idx file")
+    return raw
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Parse one idx file (big-endian header: magic with dtype code and rank, then the dims)."""
+    raw = _read(path)
     rank = raw[3]
     dims = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(rank))
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * rank)
