@@ -111,7 +111,7 @@ def saturate(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
 def _correlate_fft(u: Tensor, kernel: Tensor, pad_mode: str) -> Tensor:
     """Per-channel correlation with a large kernel through the FFT (float64: as exact as direct)."""
     kh, kw = kernel.shape
-    padded = F.pad(u, (kw // 2, kw // 2, kh // 2, kh // 2), mode=pad_mode)
+    padded = F.pad(u.contiguous(), (kw // 2, kw // 2, kh // 2, kh // 2), mode=pad_mode)  # NCHW: FFTs run per plane
     ph, pw = padded.shape[-2:]
     k = torch.zeros(ph, pw, dtype=u.dtype, device=u.device)
     k[:kh, :kw] = kernel.flip(0, 1).to(u)  # correlation = convolution with the flipped kernel
