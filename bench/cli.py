@@ -21,6 +21,10 @@ EXAMPLES = {
 }
 
 
+IMAGENET_ROOT = "ImageNet100 folder made by `bench data build imagenet100` (default $BENCH_DATA/imagenet100)"
+DEVICE = "auto (default: CUDA when present, else CPU), cpu or cuda[:N]"
+
+
 def _sub(sp: argparse._SubParsersAction, name: str, help_: str) -> argparse.ArgumentParser:
     return sp.add_parser(name, help=help_, description=help_, epilog=f"example: {EXAMPLES[name]}")
 
@@ -44,13 +48,14 @@ def _parser() -> argparse.ArgumentParser:
 
     t = _sub(sp, "train", "Train models with the data set's recipe and cache their checkpoints.")
     t.add_argument("models", nargs="+", help="model specs (registry names, file.py[:factory], module:factory)")
-    t.add_argument("--data", default="cluttered_fmnist")
-    t.add_argument("--data-root", default="")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--lr", type=float)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="auto")
+    t.add_argument("--data", default="cluttered_fmnist", help="data set and recipe: cluttered_fmnist (default) or "
+                   "imagenet100")
+    t.add_argument("--data-root", default="", help=IMAGENET_ROOT)
+    t.add_argument("--epochs", type=int, help="override the recipe's epochs (cluttered_fmnist: 8)")
+    t.add_argument("--batch-size", type=int, help="override the recipe's batch size (cluttered_fmnist: 128)")
+    t.add_argument("--lr", type=float, help="override the recipe's OneCycle max lr (0.1)")
+    t.add_argument("--seed", type=int, default=0, help="initialisation, order and flips (default 0)")
+    t.add_argument("--device", default="auto", help=DEVICE)
     t.add_argument("--workers", type=int, help="image-decoding processes for folder data sets (default: this "
                    "rank's cores less one, at most 8)")
     t.add_argument("--if-missing", action="store_true", help="skip models that already have a checkpoint")
@@ -60,20 +65,20 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--config", type=Path, help="run.toml with any of the options below")
     r.add_argument("--models", nargs="+", help="model specs: NAME[@random|@ckpt.pt|@official:FILE], file.py[:factory], "
                    "module:factory, tv:NAME[@ENUM|@FILE], timm:NAME[@FILE], rb:[DATASET/THREAT/]NAME")
-    r.add_argument("--suite")
-    r.add_argument("--data", dest="dataset")
-    r.add_argument("--data-root")
-    r.add_argument("--n-images", type=int)
-    r.add_argument("--seed", type=int)
-    r.add_argument("--device")
-    r.add_argument("--batch-size", type=int)
+    r.add_argument("--suite", help="the conditions to run, listed by `bench suites` (default clean)")
+    r.add_argument("--data", dest="dataset", help="cluttered_fmnist (default) or imagenet100")
+    r.add_argument("--data-root", help=IMAGENET_ROOT)
+    r.add_argument("--n-images", type=int, help="cap on every cell's image count (default: the suite's counts)")
+    r.add_argument("--seed", type=int, help="image subsets, corruption noise, attack starts (default 0)")
+    r.add_argument("--device", help=DEVICE)
+    r.add_argument("--batch-size", type=int, help="evaluation batch size (default 256)")
     r.add_argument("--workers", type=int, help="image-decoding processes for folder data sets (default: this "
                    "rank's cores less one, at most 8)")
-    r.add_argument("--out")
+    r.add_argument("--out", help="results folder; rows already in it are skipped (default results/default)")
     r.add_argument("--attack-backend", choices=["bench", "torchattacks"], help="who runs FGSM and PGD")
     r.add_argument("--eps", nargs="+", metavar="E", help="L∞ radii of the FGSM/PGD sweeps, e.g. 0 2/255 8/255")
     r.add_argument("--eps-l2", nargs="+", metavar="E", help="L2 radii of the PGD-L2 sweep")
-    r.add_argument("--pgd-steps", type=int)
+    r.add_argument("--pgd-steps", type=int, help="PGD iterations (default: the suite's)")
     r.add_argument("--restarts", type=int, help="PGD restarts (each image keeps the first success)")
     r.add_argument("--corruptions", nargs="+", metavar="NAME", help="only these corruptions, e.g. fog snow")
     r.add_argument("--extra-corruptions", action="store_true", default=None,
@@ -93,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-report", action="store_true", help="do not rebuild report.md afterwards")
 
     f = _sub(sp, "flops", "GMACs and parameters of models, per exit.")
-    f.add_argument("models", nargs="+")
+    f.add_argument("models", nargs="+", help="model specs (registry names, file.py[:factory], module:factory)")
 
     rep = _sub(sp, "report", "Build report.md and figures from a run's results.csv (no torch needed).")
     rep.add_argument("run", nargs="?", type=Path, default=Path("results/default"))
@@ -105,10 +110,12 @@ def _cmd_models(a: argparse.Namespace) -> int:
     import models  # noqa: F401
     from bench.registry import MODELS
 
-    for name in MODELS.names(a.pattern):
+    names = [n for n in MODELS.names(a.pattern) if a.all or not MODELS.get(n).hidden]
+    if not names:
+        hidden = "" if a.all else " (--all adds the tiny test models)"
+        raise BenchError(f"no registered model matches {a.pattern!r}{hidden}")
+    for name in names:
         c = MODELS.get(name)
-        if c.hidden and not a.all:
-            continue
         print(f"{name:16s} {c.family:7s} {c.num_classes:4d} classes {c.input_size:4d}px "
               f"exits={len(c.exits)} data={c.data or 'any'}  {c.description}")
     return 0
@@ -147,7 +154,7 @@ def _cmd_data(a: argparse.Namespace) -> int:
 
 def _cmd_train(a: argparse.Namespace) -> int:
     from bench.data import cache_dir, check_name, load_split
-    from bench.specs import default_checkpoint, expand, load
+    from bench.specs import check_fits, default_checkpoint, expand, load
     from bench.train import RECIPES, train
 
     check_name(a.data)
@@ -168,8 +175,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         lm = load(f"{name}@random", a.data, cache)
         if sets is None:
             sets = (load_split(a.data, "train", root, a.download), load_split(a.data, "test", root, a.download))
-        if lm.card.num_classes != len(sets[0].classes):
-            raise BenchError(f"{name} has {lm.card.num_classes} classes but {a.data} has {len(sets[0].classes)}")
+        check_fits(lm, len(sets[0].classes), sets[0].get(0)[0].shape, a.data)
         path = train(lm.model, name, sets[0], sets[1], recipe, out, seed=a.seed, device=a.device,
                      workers=a.workers)
         import json
@@ -224,10 +230,10 @@ def _cmd_flops(a: argparse.Namespace) -> int:
     from bench.data import cache_dir
     from bench.specs import expand, load
 
+    loaded = [load(f"{s.partition('@')[0]}@random", "", cache_dir()) for spec in a.models for s in expand(spec)]
     print(f"{'model':16s} {'exit':>4s} {'GMACs':>10s} {'params(M)':>10s}  uncounted ops")
-    for spec in [s for spec in a.models for s in expand(spec)]:
-        name = spec.partition("@")[0]
-        lm = load(f"{name}@random", "", cache_dir())
+    for lm in loaded:
+        name = lm.card.name
         for t in lm.card.exits:
             c = flops.count(lm.model, t, lm.card.input_size)
             print(f"{name:16s} {t:4d} {c.gmacs:10.4f} {c.params_m:10.3f}  {', '.join(sorted(c.uncounted))}")

@@ -26,7 +26,7 @@ from bench.errors import BenchError
 from bench.evaluate import Correct, clean_correct, evaluate, merge
 from bench.provenance import code_version, utc_now, versions
 from bench.results import SCORING, Row, append_rows, canonical_json, read_rows
-from bench.specs import LoadedModel, expand, load
+from bench.specs import LoadedModel, check_fits, expand, load
 from bench.speed import Speed, measure
 
 log = logging.getLogger(__name__)
@@ -40,14 +40,6 @@ def _probe_writable(out: Path) -> None:
             pass
     except OSError as e:
         raise BenchError(f"cannot write to output folder {out}: {e.strerror or e}") from None
-
-
-def _check_fits(lm: LoadedModel, n_classes: int, image_shape: tuple[int, ...], dataset: str) -> None:
-    if lm.card.num_classes != n_classes:
-        raise BenchError(f"{lm.card.name} has {lm.card.num_classes} classes but {dataset} has {n_classes}")
-    if image_shape[:2] != (lm.card.input_size, lm.card.input_size):
-        raise BenchError(f"{lm.card.name} takes {lm.card.input_size}-px images but {dataset} has "
-                         f"{image_shape[0]}x{image_shape[1]}")
 
 
 def _key_rows(lm: LoadedModel, cfg: RunConfig, subset: str, cond: Condition, exits: tuple[int, ...],
@@ -247,7 +239,7 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
     images = load_split(cfg.dataset, "test", Path(cfg.data_root) if cfg.data_root else None)
     first, _ = images.get(0)
     for lm in loaded:
-        _check_fits(lm, len(images.classes), first.shape, cfg.dataset)
+        check_fits(lm, len(images.classes), first.shape, cfg.dataset)
     w = distributed.world()
     dev = rank_device(cfg.device)
     corrupted = _corrupted_data(cells, images, cfg, cache, dev)

@@ -93,6 +93,15 @@ def expand(spec: str) -> list[str]:
     return [spec]
 
 
+def check_fits(lm: LoadedModel, n_classes: int, image_shape: tuple[int, ...], dataset: str) -> None:
+    """Refuse a model whose class count or input size differs from the data set's, before any work is done."""
+    if lm.card.num_classes != n_classes:
+        raise BenchError(f"{lm.card.name} has {lm.card.num_classes} classes but {dataset} has {n_classes}")
+    if tuple(image_shape[:2]) != (lm.card.input_size, lm.card.input_size):
+        raise BenchError(f"{lm.card.name} takes {lm.card.input_size}-px images but {dataset} has "
+                         f"{image_shape[0]}x{image_shape[1]}")
+
+
 def load(spec: str, dataset: str, cache: Path) -> LoadedModel:
     """Build the model named by a registry spec and load its weights (eval mode, CPU)."""
     from models.base import as_bench_model
@@ -132,6 +141,9 @@ def load(spec: str, dataset: str, cache: Path) -> LoadedModel:
     else:
         path = Path(weights) if weights else default_checkpoint(cache, dataset, name)
         if not weights and not path.is_file():
+            if card.data and card.data != dataset:
+                raise BenchError(f"{name} is made for {card.data} ({card.num_classes} classes, {card.input_size} px), "
+                                 f"not {dataset}: choose a model made for it (`bench models`)")
             raise BenchError(f"no trained weights for {name} on {dataset}: run `bench train {name} --data {dataset}`, "
                              f"or evaluate untrained with {name}@random")
         sd, meta, digest = checkpoint.load(path)

@@ -37,6 +37,8 @@ def test_train_run_resume_report(trained: None, tmp_path: Path, capsys: pytest.C
     assert "mgnet_tiny" in report and "figures/clean_accuracy_vs_gmacs_cluttered_fmnist.png" in report
     assert (out / "figures" / "clean_accuracy_vs_gmacs_cluttered_fmnist.png").stat().st_size > 5000
     assert f"results: {out / 'results.csv'}" in capsys.readouterr().out
+    _fails(["report", str(out), "--baseline", "resnet_tin"], capsys, "unknown baseline model 'resnet_tin'; did you "
+           "mean resnet_tiny")  # the run has no corruption rows, so only the up-front check can catch it
 
 
 def test_resume_completes_only_missing_cells(trained: None, tmp_path: Path) -> None:
@@ -121,6 +123,12 @@ def test_bad_inputs_fail_with_one_line_and_no_results(trained: None, tmp_path: P
     _fails(run + ["resnet_tiny", "--data", "cifar"], capsys, "unknown data set 'cifar'")
     _fails(run + ["resnet18@random"], capsys, "resnet18 has 100 classes but cluttered_fmnist has 10")
     _fails(run + ["mgnet_small"], capsys, "no trained weights for mgnet_small")
+    _fails(run + ["resnet18"], capsys, "resnet18 is made for imagenet100 (100 classes, 224 px), not cluttered_fmnist")
+    small = tmp_path / "small_net.py"
+    small.write_text("import torch.nn as nn\nfrom bench import register_model\n"
+                     "@register_model('small_net', num_classes=10, input_size=32)\n"
+                     "def small_net():\n    return nn.Sequential(nn.Flatten(), nn.LazyLinear(10))\n")
+    _fails(["train", str(small), "--epochs", "1"], capsys, "small_net takes 32-px images but cluttered_fmnist has 64x64")
     (tmp_path / "file").write_text("")
     _fails(["run", "--models", "resnet_tiny", "--out", str(tmp_path / "file" / "x")], capsys, "cannot write")
     _fails(run + ["resnet_tiny", "--n-images", "0"], capsys, "--n-images must be positive")
@@ -175,6 +183,30 @@ def test_models_listing(capsys: pytest.CaptureFixture[str]) -> None:
     assert "mgnet_small" in shown and "resnet50" in shown and "mgnet_tiny" not in shown
     assert main(["models", "*_tiny", "--all"]) == 0
     assert "mgnet_tiny" in capsys.readouterr().out
+    _fails(["models", "*_tiny"], capsys, "no registered model matches '*_tiny' (--all adds the tiny test models)")
+    _fails(["flops", "resnet_tiny", "nope"], capsys, "unknown model 'nope'")
+    assert capsys.readouterr().out == "", "no table header before the error"
+
+
+def _help(command: str, capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_help_states_the_real_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    """The defaults quoted in `--help` are the ones the code uses."""
+    from bench.config import RunConfig
+    from bench.train import RECIPES
+
+    run_help, train_help = _help("run", capsys), _help("train", capsys)
+    cfg, recipe = RunConfig(models=("x",)), RECIPES["cluttered_fmnist"]
+    for said in (f"(default {cfg.suite})", f"{cfg.dataset} (default)", f"(default {cfg.seed})",
+                 f"(default {cfg.batch_size})", f"(default {cfg.out})", f"{cfg.device} (default:"):
+        assert said in run_help, said
+    for said in (f"cluttered_fmnist: {recipe.epochs})", f"cluttered_fmnist: {recipe.batch_size})",
+                 f"max lr ({recipe.lr})"):
+        assert said in train_help, said
 
 
 def test_ci_runs_the_readme_commands() -> None:

@@ -189,13 +189,15 @@ def build(run_dir: Path, baseline: str | None = None) -> Path:
 
     `baseline` names the model mCE is normalised by (default: the run's ResNet baseline).
     """
-    from bench.errors import BenchError
+    from bench.errors import BenchError, unknown
 
     csv = run_dir / "results.csv"
     if not csv.is_file():
         raise BenchError(f"no results in {run_dir} (expected {csv.name}; run `bench run --out {run_dir}` first)")
     stored = load_results(csv)
     df = current(stored)
+    if baseline and baseline not in set(df.model):  # checked here: only corruption rows would look it up
+        raise unknown("baseline model", baseline, df.model.unique())
     lines = [f"# Robustness bench report: `{run_dir.name}`", "",
              "Built from `results.csv` alone by `bench report`. Accuracy is top-1 on the evaluated images; "
              "cost is GMACs (multiply-accumulates, 1e9) per image up to the exit, counted by fvcore at batch 1 "
