@@ -1,9 +1,10 @@
 """GMACs and parameters per model and exit (fvcore tracing, with handlers for what it misses).
 
 One multiply-accumulate counts 1 (fvcore's "flop"); GFLOPs are about 2 x GMACs. Counted: conv,
-linear/matmul, batch and layer norm, pooling, grid_sample (fvcore), plus our handlers for
-scaled-dot-product attention and affine_grid. Not counted, and listed per model: what fvcore
-reports as unsupported, and the element-wise ops it skips silently (ReLU, adds, sigmoid).
+linear/matmul, batch and layer norm, adaptive average pooling, grid_sample (fvcore), plus our handlers
+for scaled-dot-product attention and affine_grid. Not counted, and listed per model: what fvcore
+reports as unsupported (max pooling among them), and the element-wise ops it skips silently (ReLU,
+adds, sigmoid).
 """
 from __future__ import annotations
 

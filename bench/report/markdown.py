@@ -213,8 +213,8 @@ def build(run_dir: Path, baseline: str | None = None) -> Path:
     lines += _sanity_section(df, run_dir)
     uncounted = sorted({op for u in df.flops_uncounted for op in json.loads(u)})
     lines += ["## How compute was counted", "",
-              "Counted: convolutions, linear layers and matmuls, batch/layer norm, pooling, grid_sample, "
-              "affine_grid and scaled-dot-product attention. Not counted (reported by fvcore as unsupported): "
+              "Counted: convolutions, linear layers and matmuls, batch/layer norm, adaptive average pooling, "
+              "grid_sample, affine_grid and scaled-dot-product attention. Not counted (reported by fvcore as unsupported): "
               + (", ".join(f"`{op}`" for op in uncounted) or "none") + "; element-wise ReLU is skipped silently.",
               "", "## Provenance", "", *_provenance(df), *_superseded(stored, df), *_older_scoring(df), ""]
     out = run_dir / "report.md"
