@@ -11,7 +11,16 @@ from attacks.paper_pgd import PaperPGD
 from attacks.pgd import PGD
 from attacks.ta_backend import TorchattacksAttack
 from bench.conditions import Condition
+from bench.errors import BenchError
 from bench.registry import Registry
+
+
+def _torchattacks_pgd(c: Condition) -> TorchattacksAttack:
+    """torchattacks' PGD or PGDL2; a condition asking for restarts is refused, not run without them."""
+    if c.restarts > 1:
+        raise BenchError("torchattacks' PGD has no restarts: run restarts with the bench backend")
+    return TorchattacksAttack("pgd", c.epsilon, c.norm or "linf", c.step_size, c.steps)
+
 
 ATTACKS: Registry[Callable[[Condition], Any]] = Registry("attack")
 ATTACKS.register("fgsm", lambda c: FGSM(c.epsilon))
@@ -21,8 +30,7 @@ ATTACKS.register("transfer_pgd", lambda c: PGD(c.epsilon, c.step_size, c.steps, 
                                                max(c.restarts, 1)))
 ATTACKS.register("paper_pgd", lambda c: PaperPGD(c.epsilon, c.step_size, c.steps))
 ATTACKS.register("fgsm@torchattacks", lambda c: TorchattacksAttack("fgsm", c.epsilon))
-ATTACKS.register("pgd@torchattacks", lambda c: TorchattacksAttack("pgd", c.epsilon, c.norm or "linf",
-                                                                  c.step_size, c.steps))
+ATTACKS.register("pgd@torchattacks", _torchattacks_pgd)
 ATTACKS.register("autoattack@pyautoattack", lambda c: AutoAttack(
     c.epsilon, c.norm or "linf", json.loads(c.params).get("version", "standard")))
 

@@ -20,7 +20,7 @@ from typing import Callable, Literal, Sequence
 import torch
 from torch import Tensor, nn
 
-from attacks.base import check_args
+from attacks.base import check_args, check_in_threat_model
 from bench import cpu_kernels
 from bench.seeds import image_seed
 
@@ -144,6 +144,7 @@ class AutoAttack:
                         # the last robust images come in small batches: CPU kernels chosen for them
                         with cpu_kernels.small_batch(len(idx), convs.largest, device):
                             adv = self._run_one(aa, name, x[idx], y[idx], chunk_seed, device)
+                            check_in_threat_model(x[idx], adv, self.eps, self.norm, f"AutoAttack's {name}")
                             with torch.no_grad():
                                 still = model(adv).argmax(1).eq(y[idx]).cpu()
                         robust[idx] = still

@@ -53,6 +53,18 @@ def l2_norms(d: Tensor) -> Tensor:
     return d.flatten(1).norm(p=2, dim=1).view(-1, *([1] * (d.ndim - 1)))
 
 
+def check_in_threat_model(x: Tensor, x_adv: Tensor, eps: float, norm: str, who: str, tol: float = 1e-5) -> None:
+    """Refuse another library's adversarial images outside the ε-ball or [0,1]: they would count illegal breaks."""
+    x_adv = x_adv.detach()
+    d = (x_adv - x.detach()).flatten(1)
+    size = d.abs().amax(1) if norm == "linf" else d.norm(p=2, dim=1)
+    worst = float(size.max()) if len(size) else 0.0
+    lo, hi = (float(x_adv.min()), float(x_adv.max())) if x_adv.numel() else (0.0, 1.0)
+    if not torch.isfinite(x_adv).all() or worst > eps * (1 + tol) + tol or lo < -tol or hi > 1 + tol:
+        raise BenchError(f"{who} returned images outside the threat model (largest {norm} perturbation "
+                         f"{worst:.6g} for ε = {eps:.6g}, values in [{lo:.6g}, {hi:.6g}]): they are not scored")
+
+
 def project(x: Tensor, x_adv: Tensor, eps: float, norm: str) -> Tensor:
     """Onto the ε-ball around x, then into [0,1]."""
     d = x_adv - x

@@ -46,6 +46,7 @@ class TorchattacksAttack:
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, *, seeds: Tensor) -> Tensor:
         if self.eps == 0:
             return x.clone()
+        model.eval()  # torchattacks puts a module it finds in training mode back into it after the attack
         atk = self.build(model)
         devices = [x.device] if x.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):

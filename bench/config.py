@@ -60,6 +60,8 @@ class RunConfig:
             raise BenchError(f"unknown attack backend {self.attack_backend!r} (bench, torchattacks)")
         if (self.pgd_steps is not None and self.pgd_steps < 1) or (self.restarts is not None and self.restarts < 1):
             raise BenchError("--pgd-steps and --restarts must be positive")
+        if self.attack_backend == "torchattacks" and (self.restarts or 1) > 1:
+            raise BenchError("--restarts needs --attack-backend bench: torchattacks' PGD has no restarts")
         if self.corruptions is not None:
             from corruptions.base import check_name
 

@@ -16,7 +16,10 @@ SCHEMA_VERSION = 4
 # Bumped whenever the harness would give a stored cell another outcome for the same key (what counts as robust,
 # random starts, corruption rendering). Rows of an older scoring are never reused on resume, and a table shows a
 # cell's row of the newest scoring. Rows from before scoring versions existed read as 0.
-SCORING = 1
+# 1: the first versioned scoring (2026-11-28).
+# 2: cells of the torchattacks backend score their adversarial images in eval mode (torchattacks left the model
+#    in training mode, so batch norm used, and overwrote, batch statistics).
+SCORING = 2
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -215,6 +215,42 @@ def test_autoattack_runs_below_ten_classes_and_resumes(tmp_path: Path) -> None:
     assert strong.sum() < full.sum() or full.sum() == 0
 
 
+def test_autoattack_refuses_examples_outside_the_threat_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyautoattack only logs its largest perturbation; an example outside the ε-ball or [0,1] must not be scored."""
+    model, x, y = _five_class()
+    honest = AutoAttack._run_one  # its examples pass: test_autoattack_runs_below_ten_classes_and_resumes
+    for bad in (lambda a: (a + 0.2).clamp(0, 1), lambda a: a * 1.5 - 0.1, lambda a: a + float("nan")):
+        monkeypatch.setattr(AutoAttack, "_run_one", staticmethod(lambda *args, f=bad: f(honest(*args))))
+        with pytest.raises(BenchError, match="returned images outside the threat model"):
+            AutoAttack(6 / 255).robust(model, x, y, seed=0, batch_size=12)
+
+
+def test_torchattacks_backend_scores_in_eval_mode() -> None:
+    """torchattacks restores a module it finds in training mode; the harness's wrappers must not look like one, or
+    the re-check of the adversarial images runs batch norm on batch statistics and overwrites its running ones."""
+    from bench.conditions import pgd
+    from bench.data import ArrayImageSet, to_unit
+    from bench.evaluate import attack_correct
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(4, 2))
+    model = Classifier(net, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)).eval()
+    bn = net[1]
+    bn.running_mean.fill_(0.3)
+    stats = bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone()
+    modes: list[bool] = []
+    bn.register_forward_hook(lambda m, i, o: modes.append(m.training))
+    pixels = np.random.default_rng(0).integers(0, 256, (6, 16, 16, 3), dtype=np.uint8)
+    with torch.no_grad():
+        labels = model(to_unit(pixels, torch.device("cpu"))).argmax(1).numpy()
+    images = ArrayImageSet("toy", "test", ("a", "b"), pixels, labels)
+    attack_correct(model, images, np.arange(6), pgd(4 / 255, source="torchattacks"), seed=0, batch_size=6,
+                   device=torch.device("cpu"))
+    assert modes and not any(modes), "a forward pass ran batch norm in training mode"
+    assert all(torch.equal(a, b) for a, b in zip(stats, (bn.running_mean, bn.running_var, bn.num_batches_tracked)))
+
+
 def test_registry_builds_from_conditions() -> None:
     from bench.conditions import PAPER_PGD, autoattack, fgsm, pgd
 
@@ -223,6 +259,8 @@ def test_registry_builds_from_conditions() -> None:
     assert isinstance(p, PGD) and p.norm == "l2" and p.step_size == pytest.approx(2 / 255) and p.early_stop
     assert isinstance(attacks.build(pgd(8 / 255, source="torchattacks")), TorchattacksAttack)
     assert pgd(8 / 255, source="torchattacks").params == "{}"  # torchattacks returns the last iterate
+    with pytest.raises(BenchError, match="torchattacks' PGD has no restarts"):
+        attacks.build(pgd(8 / 255, restarts=3, source="torchattacks"))
     assert isinstance(attacks.build(PAPER_PGD), PaperPGD)
     assert isinstance(attacks.build(autoattack()), AutoAttack)
 
