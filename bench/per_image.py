@@ -13,6 +13,7 @@ from typing import Iterable
 import numpy as np
 
 from bench.csvfile import append_records, read_records
+from bench.errors import BenchError
 from bench.results import Row
 
 COLUMNS = ("row_key", "indices", "correct")
@@ -32,6 +33,10 @@ def append(path: Path, items: Iterable[tuple[Row, np.ndarray, np.ndarray]]) -> N
 def read(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """row_key -> (indices, correct bool); the latest record wins."""
     out = {}
-    for key, idx, ok in read_records(path, COLUMNS, "per-image"):
-        out[key] = (np.array(idx.split(), dtype=np.int64), np.array([c == "1" for c in ok], dtype=bool))
+    for line, (key, idx, ok) in enumerate(read_records(path, COLUMNS, "per-image"), start=2):
+        fields = idx.split()
+        if not all(f.isdigit() for f in fields) or len(ok) != len(fields) or set(ok) - {"0", "1"}:
+            raise BenchError(f"{path}:{line}: damaged per-image record ({len(fields)} image indices, {len(ok)} "
+                             "correctness flags); move the file away or choose another --out")
+        out[key] = (np.array(fields, dtype=np.int64), np.array([c == "1" for c in ok], dtype=bool))
     return out

@@ -67,3 +67,19 @@ def test_rows_on_different_subsets_are_compared_on_shared_images(tmp_path) -> No
     f = [x for x in attack_findings(df, images) if x.check == "pgd_gap_to_autoattack"]
     # on images 1 and 3 PGD leaves 100 % and AutoAttack 0 %: a 100-point gap on the same 2 images
     assert len(f) == 1 and f[0].status == "warn" and "100.0 points" in f[0].detail and "same 2 images" in f[0].detail
+
+
+def test_a_damaged_per_image_record_is_an_error_not_a_silent_misalignment(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+    import pytest
+
+    from bench import per_image
+    from bench.errors import BenchError
+
+    path = tmp_path / "per_image.csv"
+    per_image.append(path, [(_att("pgd", 4 / 255, 0.5, n=4), np.array([1, 3, 5, 7]), np.array([1, 1, 0, 0], bool))])
+    good = path.read_text()
+    for damaged in (good[:-3] + "\n", good.replace("1 3 5 7", "1 3 x 7"), good.replace(",1100", ",1120")):
+        path.write_text(damaged)
+        with pytest.raises(BenchError, match=r"per_image.csv:2: damaged per-image record"):
+            per_image.read(path)
