@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.card import file_stem
 from bench.csvfile import append_records, read_records
+from bench.errors import BenchError
 
 if TYPE_CHECKING:  # the report reads glimpses.csv through this module without torch
     import torch
@@ -46,8 +47,14 @@ def read(path: Path) -> list[Glimpse]:
     """Stored glimpse rows ([] when the run has none)."""
     ints = {"image", "label", "exit", "predicted"}
     floats = {"x0", "y0", "x1", "y1"}
-    return [Glimpse(**{c: int(v) if c in ints else float(v) if c in floats else v for c, v in zip(COLUMNS, rec)})
-            for rec in read_records(path, COLUMNS, "glimpses")]
+    out = []
+    for line, rec in enumerate(read_records(path, COLUMNS, "glimpses"), start=2):
+        try:
+            out.append(Glimpse(**{c: int(v) if c in ints else float(v) if c in floats else v
+                                  for c, v in zip(COLUMNS, rec)}))
+        except ValueError as e:
+            raise BenchError(f"{path}:{line}: damaged glimpse record ({e})") from None
+    return out
 
 
 def _save_strip(x: "torch.Tensor", path: Path) -> None:

@@ -58,3 +58,20 @@ def test_report_renders_in_headless_chromium(run_dir: Path, tmp_path: Path) -> N
     images = json.loads(m.group(1).replace("&quot;", '"'))
     assert len(images) == (run_dir / "report.html").read_text().count("<img")
     assert images and all(complete and width > 0 for _, complete, width in images), images
+
+
+def test_damaged_glimpse_files_are_one_clear_error(run_dir: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    lines = (run_dir / "glimpses.csv").read_text().splitlines(keepends=True)
+    strip = lines[1].rsplit(",", 1)[1].strip()
+    for name, damage, says in (
+            ("row", lambda d: (d / "glimpses.csv").write_text("".join(lines[:-1])), "no box for image"),
+            ("png", lambda d: (d / strip).unlink(), "is missing"),
+            ("int", lambda d: (d / "glimpses.csv").write_text("".join(lines).replace(",clean,", ",clean,x", 1)),
+             "damaged glimpse record")):
+        d = tmp_path / name
+        shutil.copytree(run_dir, d)
+        damage(d)
+        assert main(["report", str(d)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("bench: error: ") and "\n" not in err and says in err, err

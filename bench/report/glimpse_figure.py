@@ -8,10 +8,22 @@ import numpy as np
 import pandas as pd
 
 from bench.card import file_stem
+from bench.errors import BenchError
 from bench.glimpses import read
 from bench.report.figures import plt, save
 
 EXIT_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
+
+
+def _check_complete(run_dir: Path, model: str, cond: str, c: pd.DataFrame, images: list[int], n_exits: int) -> None:
+    """Every example image has a box per exit and the stored inputs exist; else the files were damaged."""
+    have = set(zip(c.image, c.exit))
+    missing = [(i, t) for i in images for t in range(1, n_exits + 1) if (i, t) not in have]
+    strip = run_dir / c.inputs.iloc[0]
+    if missing or not strip.is_file():
+        what = f"no box for image {missing[0][0]} at exit {missing[0][1]}" if missing else f"{strip} is missing"
+        raise BenchError(f"{run_dir / 'glimpses.csv'}: {model} under {cond}: {what} (damaged run files? rerun "
+                         "into a new --out)")
 
 
 def draw(run_dir: Path) -> list[tuple[str, Path]]:
@@ -31,6 +43,7 @@ def draw(run_dir: Path) -> list[tuple[str, Path]]:
                                  dpi=110, squeeze=False)
         for i, cond in enumerate(conds):
             c = m[m.condition == cond]
+            _check_complete(run_dir, str(model), cond, c, images, n_exits)
             strip = np.asarray(Image.open(run_dir / c.inputs.iloc[0]).convert("RGB"))
             side = strip.shape[0]
             for j, image in enumerate(images):
