@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from bench.csvfile import append_records, read_records
+from bench.errors import BenchError
 
 if TYPE_CHECKING:
     import torch
@@ -103,8 +104,14 @@ def model_checks(model: "torch.nn.Module", x: "torch.Tensor", y: "torch.Tensor",
 
 def read_checks(path: Path) -> list[CheckRow]:
     """Rows of checks.csv ([] if absent)."""
-    return [CheckRow(**{c: (float(v) if c == "value" else int(v) if c == "exit" else v)
-                        for c, v in zip(CHECK_COLUMNS, rec)}) for rec in read_records(path, CHECK_COLUMNS, "checks")]
+    out = []
+    for line, rec in enumerate(read_records(path, CHECK_COLUMNS, "checks"), start=2):
+        try:
+            out.append(CheckRow(**{c: (float(v) if c == "value" else int(v) if c == "exit" else v)
+                                   for c, v in zip(CHECK_COLUMNS, rec)}))
+        except ValueError as e:
+            raise BenchError(f"{path}:{line}: damaged check record ({e})") from None
+    return out
 
 
 def append_checks(path: Path, rows: Iterable[CheckRow]) -> None:

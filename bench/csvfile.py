@@ -6,7 +6,7 @@ import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Sequence, TextIO
 
 from bench.errors import BenchError
 
@@ -16,7 +16,7 @@ def read_records(path: Path, columns: Sequence[str], what: str) -> list[list[str
     if not path.exists():
         return []
     try:
-        with path.open(newline="") as f:
+        with _open(path, what) as f:
             reader = csv.reader(f)
             header = next(reader, None)
             if header is None:
@@ -30,16 +30,26 @@ def read_records(path: Path, columns: Sequence[str], what: str) -> list[list[str
                     raise BenchError(f"{path}:{n}: expected {len(columns)} fields, found {len(rec)}")
                 records.append(rec)
             return records
-    except UnicodeDecodeError as e:
+    except (UnicodeDecodeError, csv.Error) as e:
         raise BenchError(f"{path}: cannot parse {what} file: {e}") from None
+
+
+def _open(path: Path, what: str) -> TextIO:
+    try:
+        return path.open(newline="")
+    except OSError as e:
+        raise BenchError(f"cannot read {what} file {path}: {e.strerror or e}") from None
 
 
 def header(path: Path) -> tuple[str, ...] | None:
     """The first line's fields, or None for a missing or empty file."""
     if not path.exists():
         return None
-    with path.open(newline="") as f:
-        first = next(csv.reader(f), None)
+    try:
+        with _open(path, "CSV") as f:
+            first = next(csv.reader(f), None)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise BenchError(f"{path}: cannot parse CSV file: {e}") from None
     return None if first is None else tuple(first)
 
 
@@ -59,6 +69,8 @@ def append_records(path: Path, columns: Sequence[str], records: Iterable[Sequenc
     if not records:
         return
     old = path.read_bytes() if path.exists() and not replace else b""
+    if old and not old.endswith(b"\n"):  # a file an editor saved without its last newline: keep rows apart
+        old += b"\n"
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     if not old:

@@ -103,7 +103,7 @@ def record(lm: Any, images: "ImageSet", dataset: str, seed: int, out: Path, devi
                                                                                 seeds=seeds)
     rows = []
     for name, xi in inputs.items():
-        rel = f"examples/glimpses/{file_stem(lm.card.name)}-{file_stem(name)}.png"
+        rel = f"examples/glimpses/{file_stem(lm.card.name)}-{file_stem(lm.weights)}-{file_stem(name)}.png"
         _save_strip(xi, out / rel)
         with torch.inference_mode():
             ex = model.exits(xi)

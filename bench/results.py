@@ -80,12 +80,17 @@ KEY_FIELDS: tuple[str, ...] = COLUMNS[:COLUMNS.index("scoring") + 1]
 _TYPES = {f.name: f.type for f in fields(Row)}
 
 
+_JSON = ("params", "flops_uncounted", "versions")  # read by the report: a damaged one must fail here, with the line
+
+
 def _parse(name: str, text: str) -> object:
     t = _TYPES[name]
     if t == "int":
         return int(text)
     if t == "float":
         return float(text)
+    if name in _JSON and not isinstance(json.loads(text), dict):
+        raise ValueError(f"{name} is not a JSON object: {text[:40]!r}")
     return text
 
 
@@ -107,7 +112,13 @@ def read_rows(path: Path) -> list[Row]:
         records = read_records(path, legacy or COLUMNS, f"results v{SCHEMA_VERSION}")
         if legacy:
             records = [[dict(zip(legacy, rec)).get(c, _ADDED.get(c, (0, ""))[1]) for c in COLUMNS] for rec in records]
-        return [Row(**{c: _parse(c, v) for c, v in zip(COLUMNS, rec)}) for rec in records]
+        rows = []
+        for line, rec in enumerate(records, start=2):
+            try:
+                rows.append(Row(**{c: _parse(c, v) for c, v in zip(COLUMNS, rec)}))
+            except ValueError as e:  # json.JSONDecodeError is one too
+                raise BenchError(f"{path}:{line}: cannot parse results row: {e}") from None
+        return rows
     except ValueError as e:
         raise BenchError(f"{path}: cannot parse results file: {e}") from None
 

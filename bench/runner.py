@@ -248,6 +248,10 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
     _probe_writable(out)
     path = out / "results.csv"
     done = {r.key() for r in read_rows(path)}
+    checks_path = out / "checks.csv"
+    per_image.read(out / "per_image.csv")  # a damaged file beside results.csv fails now, before a row is added
+    read_checks(checks_path)
+    glimpses.read(out / "glimpses.csv")
     distributed.barrier()  # every rank plans from the same stored rows before rank 0 appends any
     progress = progress and w.main
     provenance = dict(device=device_name(dev), torch=torch.__version__,
@@ -258,7 +262,6 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
         if w.main == rank0_turn:
             _prepare_corruptions(corrupted, cells, images, cfg, out, first.shape, examples=w.main)
         distributed.barrier()
-    checks_path = out / "checks.csv"
     if any(c.condition.kind == "attack" for c in cells) and w.main:
         checked = {(c.model, c.weights, c.dataset) for c in read_checks(checks_path) if c.check == "deterministic"}
         for lm in loaded:

@@ -75,3 +75,48 @@ def test_damaged_glimpse_files_are_one_clear_error(run_dir: Path, tmp_path: Path
         assert main(["report", str(d)]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("bench: error: ") and "\n" not in err and says in err, err
+
+
+def test_damaged_run_files_fail_report_and_resume_before_a_row_is_added(run_dir: Path, tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Every file beside results.csv is read before a resumed run appends anything."""
+    header = (run_dir / "results.csv").read_text().splitlines(keepends=True)[0]
+    for name, file, text, says in (
+            ("checks", "checks.csv", lambda t: t + "m,w,d,1,deterministic,ok,abc,x,2026\n", "damaged check record"),
+            ("per_image", "per_image.csv", lambda t: t.rstrip("\n")[:-2] + "\n", "damaged per-image record"),
+            ("glimpses", "glimpses.csv", lambda t: t.replace(",clean,", ",clean,x", 1), "damaged glimpse record"),
+            ("header_only", "results.csv", lambda t: header, "holds no rows")):
+        d = tmp_path / name
+        shutil.copytree(run_dir, d)
+        (d / file).write_text(text((d / file).read_text()))
+        before = (d / "results.csv").read_bytes()
+        commands = [["report", str(d)]]
+        if name != "header_only":  # a header-only results.csv is a run that has not started: it may resume
+            commands.append(["run", "--suite", "smoke", "--models", "mgnet_tiny@random", "resnet_tiny@random",
+                             "--n-images", "8", "--seed", "1", "--out", str(d)])
+        for argv in commands:
+            assert main(argv) == 2, argv
+            err = capsys.readouterr().err.strip()
+            assert err.startswith("bench: error: ") and "\n" not in err and says in err, (argv, err)
+            assert (d / "results.csv").read_bytes() == before
+
+
+def test_glimpse_figure_shows_the_weights_the_tables_show(trained: None, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import bench.report.glimpse_figure as gf
+
+    out = tmp_path / "run"
+    for spec in ("mgnet_tiny@random", "mgnet_tiny"):  # the trained checkpoint after the random weights
+        assert main(["run", "--suite", "clean", "--models", spec, "--n-images", "4", "--out", str(out),
+                     "--no-report"]) == 0
+    stored = (out / "glimpses.csv").read_text().splitlines()[1:]
+    weights = sorted({line.split(",")[1] for line in stored})
+    assert len(weights) == 2 and "random" in weights
+    trained = next(w for w in weights if w != "random")
+    assert len(list((out / "examples" / "glimpses").glob(f"mgnet_tiny-{trained}-*.png"))) == 1
+    called: list[int] = []
+    real = gf.plt.Rectangle
+    monkeypatch.setattr(gf.plt, "Rectangle", lambda *a, **k: called.append(1) or real(*a, **k))
+    [(model, path)] = gf.draw(out, {("mgnet_tiny", "cluttered_fmnist", trained)})
+    assert model == "mgnet_tiny" and path.name == "glimpses_mgnet_tiny_cluttered_fmnist.png"
+    assert len(called) == 4 * 4, "one box per exit on each of the 4 example images, of one set of weights"

@@ -56,6 +56,26 @@ def test_foreign_or_damaged_files_are_refused(tmp_path: Path) -> None:
     (tmp_path / "cut.csv").write_text(text + "m,random,d\n")
     with pytest.raises(BenchError, match="expected"):
         read_rows(tmp_path / "cut.csv")
+    append_rows(tmp_path / "json.csv", [make_row(), make_row(exit=2, flops_uncounted='{"aten::add_": 2')])
+    with pytest.raises(BenchError, match=r"json.csv:3: cannot parse results row: Expecting"):
+        read_rows(tmp_path / "json.csv")  # the report would json.loads it
+    bad = tmp_path / "bad.csv"
+    for damaged, says in ((text.replace("random", "r\xe9", 1).encode("latin-1"), "cannot parse CSV file"),
+                          (text.replace("random", "r" * 200_000, 1).encode(), "field larger than field limit")):
+        bad.write_bytes(damaged)
+        with pytest.raises(BenchError, match=says):
+            read_rows(bad)
+    (tmp_path / "dir.csv").mkdir()
+    with pytest.raises(BenchError, match="cannot read CSV file"):
+        read_rows(tmp_path / "dir.csv")
+
+
+def test_appending_to_a_file_saved_without_its_last_newline_keeps_rows_apart(tmp_path: Path) -> None:
+    path = tmp_path / "results.csv"
+    append_rows(path, [make_row()])
+    path.write_text(path.read_text().rstrip("\n"))  # as some editors save it
+    append_rows(path, [make_row(exit=2)])
+    assert [r.exit for r in read_rows(path)] == [1, 2]
 
 
 def test_rows_are_frozen() -> None:

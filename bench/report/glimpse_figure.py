@@ -26,16 +26,19 @@ def _check_complete(run_dir: Path, model: str, cond: str, c: pd.DataFrame, image
                          "into a new --out)")
 
 
-def draw(run_dir: Path) -> list[tuple[str, Path]]:
-    """One figure per model with glimpses: rows = conditions, columns = example images, a box per exit."""
-    rows = read(run_dir / "glimpses.csv")
+def draw(run_dir: Path, shown: set[tuple[str, str, str]]) -> list[tuple[str, Path]]:
+    """One figure per model with glimpses: rows = conditions, columns = example images, a box per exit.
+
+    `shown` holds the (model, data set, weights) the report's tables show; boxes of other weights are left out.
+    """
+    rows = [r for r in read(run_dir / "glimpses.csv") if (r.model, r.dataset, r.weights) in shown]
     if not rows:
         return []
     from PIL import Image
 
     g = pd.DataFrame([dataclasses.asdict(r) for r in rows])
     out = []
-    for model, m in g.groupby("model", sort=True):
+    for (model, dataset), m in g.groupby(["model", "dataset"], sort=True):
         conds = list(dict.fromkeys(m.condition))
         images = list(dict.fromkeys(m.image))
         n_exits = int(m.exit.max())
@@ -62,6 +65,6 @@ def draw(run_dir: Path) -> list[tuple[str, Path]]:
                    for t in range(n_exits)]
         fig.legend(handles=handles, loc="lower center", ncol=n_exits, fontsize=8, frameon=False)
         fig.subplots_adjust(bottom=0.08)
-        out.append((str(model), save(fig, run_dir / "figures" / f"glimpses_{file_stem(str(model))}.png",
+        out.append((str(model), save(fig, run_dir / "figures" / f"glimpses_{file_stem(str(model))}_{dataset}.png",
                                      tight=False)))
     return out

@@ -148,8 +148,8 @@ def _paper_section(att: pd.DataFrame) -> list[str]:
             "robustness does not survive the strict protocol.", "", md_table(pd.DataFrame(rows)), ""]
 
 
-def _glimpse_section(run_dir: Path) -> list[str]:
-    figs = glimpse_figure.draw(run_dir)
+def _glimpse_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
+    figs = glimpse_figure.draw(run_dir, set(zip(df.model, df.dataset, df.weights)))
     if not figs:
         return []
     lines = ["## Where MGNet looks", "",
@@ -195,6 +195,8 @@ def build(run_dir: Path, baseline: str | None = None) -> Path:
     if not csv.is_file():
         raise BenchError(f"no results in {run_dir} (expected {csv.name}; run `bench run --out {run_dir}` first)")
     stored = load_results(csv)
+    if stored.empty:
+        raise BenchError(f"{csv} holds no rows (run `bench run --out {run_dir}` first)")
     df = current(stored)
     if baseline and baseline not in set(df.model):  # checked here: only corruption rows would look it up
         raise unknown("baseline model", baseline, df.model.unique())
@@ -209,7 +211,7 @@ def build(run_dir: Path, baseline: str | None = None) -> Path:
     lines += _clean_section(df, run_dir)
     lines += corruption_section.section(df, run_dir, baseline, images)
     lines += _attack_section(df, run_dir)
-    lines += _glimpse_section(run_dir)
+    lines += _glimpse_section(df, run_dir)
     lines += _sanity_section(df, run_dir)
     uncounted = sorted({op for u in df.flops_uncounted for op in json.loads(u)})
     lines += ["## How compute was counted", "",
