@@ -5,6 +5,7 @@ Torch-free: the report reads this module's schema without importing torch.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import Iterable
@@ -115,9 +116,14 @@ def read_rows(path: Path) -> list[Row]:
         rows = []
         for line, rec in enumerate(records, start=2):
             try:
-                rows.append(Row(**{c: _parse(c, v) for c, v in zip(COLUMNS, rec)}))
+                row = Row(**{c: _parse(c, v) for c, v in zip(COLUMNS, rec)})
+                if not 0 <= row.n_correct <= row.n_images or not math.isclose(
+                        row.accuracy, row.n_correct / max(row.n_images, 1), rel_tol=1e-12, abs_tol=1e-12):
+                    raise ValueError(f"accuracy {row.accuracy} is not n_correct / n_images = {row.n_correct} / "
+                                     f"{row.n_images}")
             except ValueError as e:  # json.JSONDecodeError is one too
                 raise BenchError(f"{path}:{line}: cannot parse results row: {e}") from None
+            rows.append(row)
         return rows
     except ValueError as e:
         raise BenchError(f"{path}: cannot parse results file: {e}") from None

@@ -85,13 +85,14 @@ def test_damaged_run_files_fail_report_and_resume_before_a_row_is_added(run_dir:
             ("checks", "checks.csv", lambda t: t + "m,w,d,1,deterministic,ok,abc,x,2026\n", "damaged check record"),
             ("per_image", "per_image.csv", lambda t: t.rstrip("\n")[:-2] + "\n", "damaged per-image record"),
             ("glimpses", "glimpses.csv", lambda t: t.replace(",clean,", ",clean,x", 1), "damaged glimpse record"),
-            ("header_only", "results.csv", lambda t: header, "holds no rows")):
+            ("header_only", "results.csv", lambda t: header, "holds no rows"),
+            ("flags", "per_image.csv", lambda t: t.replace(",0", ",1").replace("0\n", "1\n"), "disagrees with results.csv")):
         d = tmp_path / name
         shutil.copytree(run_dir, d)
         (d / file).write_text(text((d / file).read_text()))
         before = (d / "results.csv").read_bytes()
         commands = [["report", str(d)]]
-        if name != "header_only":  # a header-only results.csv is a run that has not started: it may resume
+        if name not in ("header_only", "flags"):  # a run reads these; only the report compares records with rows
             commands.append(["run", "--suite", "smoke", "--models", "mgnet_tiny@random", "resnet_tiny@random",
                              "--n-images", "8", "--seed", "1", "--out", str(d)])
         for argv in commands:

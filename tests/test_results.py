@@ -18,6 +18,9 @@ def make_row(**kw: object) -> Row:
                 seconds=0.25, n_forward=3, n_backward=0, latency_ms=1.25, throughput=812.5,
                 throughput_batch=64, mfu=0.125, family="resnet", exits_total=1, device="cpu (2 threads)", torch="2.14.1",
                 versions='{"torch":"2.14.1"}', code="", created="2026-11-25T00:00:00+00:00")
+    if "accuracy" in kw and "n_correct" not in kw:  # rows must agree with themselves: accuracy = n_correct / n_images
+        base["n_images"] = kw.get("n_images", 20)
+        base["n_correct"] = round(float(kw["accuracy"]) * base["n_images"])  # type: ignore[arg-type]
     return Row(**{**base, **kw})  # type: ignore[arg-type]
 
 
@@ -65,6 +68,11 @@ def test_foreign_or_damaged_files_are_refused(tmp_path: Path) -> None:
         bad.write_bytes(damaged)
         with pytest.raises(BenchError, match=says):
             read_rows(bad)
+    for i, row in enumerate((make_row(n_correct=1, accuracy=0.5), make_row(n_correct=1, accuracy=float("nan")),
+                             make_row(n_correct=4, accuracy=4 / 3))):
+        append_rows(tmp_path / f"acc{i}.csv", [row])
+        with pytest.raises(BenchError, match=r":2: cannot parse results row: accuracy .* is not n_correct / n_images"):
+            read_rows(tmp_path / f"acc{i}.csv")
     (tmp_path / "dir.csv").mkdir()
     with pytest.raises(BenchError, match="cannot read CSV file"):
         read_rows(tmp_path / "dir.csv")

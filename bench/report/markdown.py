@@ -207,6 +207,12 @@ def build(run_dir: Path, baseline: str | None = None) -> Path:
     from bench import per_image
 
     images = per_image.read(run_dir / "per_image.csv")
+    for r in df.itertuples():  # an edited record would silently change the tables computed on shared images
+        if r.row_key in images and (len(images[r.row_key][1]) != r.n_images
+                                    or int(images[r.row_key][1].sum()) != r.n_correct):
+            raise BenchError(f"{run_dir / 'per_image.csv'}: the record of {r.model} {r.condition} (exit {r.exit}) "
+                             f"disagrees with results.csv ({int(images[r.row_key][1].sum())} of "
+                             f"{len(images[r.row_key][1])} correct against {r.n_correct} of {r.n_images})")
     lines += headline.section(df, baseline)
     lines += _clean_section(df, run_dir)
     lines += corruption_section.section(df, run_dir, baseline, images)
