@@ -161,11 +161,9 @@ def _glimpse_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
     return lines
 
 
-def _sanity_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
-    from bench import per_image
+def _sanity_section(df: pd.DataFrame, run_dir: Path, images: dict) -> list[str]:  # type: ignore[type-arg]
     from bench.checks import read_checks
 
-    images = per_image.read(run_dir / "per_image.csv")
     findings = attack_findings(df, images)
     checks = read_checks(run_dir / "checks.csv")
     if not findings and not checks:
@@ -208,21 +206,22 @@ def build(run_dir: Path, baseline: str | None = None) -> Path:
 
     images = per_image.read(run_dir / "per_image.csv")
     for r in df.itertuples():  # an edited record would silently change the tables computed on shared images
-        if r.row_key in images and (len(images[r.row_key][1]) != r.n_images
-                                    or int(images[r.row_key][1].sum()) != r.n_correct):
+        ok = images[r.row_key][1] if r.row_key in images else None
+        if ok is not None and (len(ok), int(ok.sum())) != (r.n_images, r.n_correct):
             raise BenchError(f"{run_dir / 'per_image.csv'}: the record of {r.model} {r.condition} (exit {r.exit}) "
-                             f"disagrees with results.csv ({int(images[r.row_key][1].sum())} of "
-                             f"{len(images[r.row_key][1])} correct against {r.n_correct} of {r.n_images})")
+                             f"disagrees with results.csv ({int(ok.sum())} of {len(ok)} correct against "
+                             f"{r.n_correct} of {r.n_images})")
     lines += headline.section(df, baseline)
     lines += _clean_section(df, run_dir)
     lines += corruption_section.section(df, run_dir, baseline, images)
     lines += _attack_section(df, run_dir)
     lines += _glimpse_section(df, run_dir)
-    lines += _sanity_section(df, run_dir)
+    lines += _sanity_section(df, run_dir, images)
     uncounted = sorted({op for u in df.flops_uncounted for op in json.loads(u)})
     lines += ["## How compute was counted", "",
               "Counted: convolutions, linear layers and matmuls, batch/layer norm, adaptive average pooling, "
-              "grid_sample, affine_grid and scaled-dot-product attention. Not counted (reported by fvcore as unsupported): "
+              "grid_sample, affine_grid and scaled-dot-product attention. "
+              "Not counted (reported by fvcore as unsupported): "
               + (", ".join(f"`{op}`" for op in uncounted) or "none") + "; element-wise ReLU is skipped silently.",
               "", "## Provenance", "", *_provenance(df), *_superseded(stored, df), *_older_scoring(df), ""]
     out = run_dir / "report.md"
