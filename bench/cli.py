@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -251,8 +252,20 @@ COMMANDS = {"models": _cmd_models, "suites": _cmd_suites, "data": _cmd_data, "tr
             "run": _cmd_run, "flops": _cmd_flops, "report": _cmd_report}
 
 
+# What argparse takes for an option although no option starts with a digit: "-1/255", "-1e-3" ("-1", "-0.5" it reads).
+_NEGATIVE = re.compile(r"^-\.?\d")
+_ARGPARSE_NEGATIVE = re.compile(r"^-\d+$|^-\d*\.\d+$")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (2 with one line on stderr for bad input)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    misread = next((i for i, a in enumerate(argv) if _NEGATIVE.match(a) and not _ARGPARSE_NEGATIVE.match(a)), None)
+    if misread is not None:  # argparse would say "expected at least one argument" of the option before it
+        option = next((a for a in reversed(argv[:misread]) if a.startswith("-") and not _NEGATIVE.match(a)), "")
+        print(f"bench: error: {option} {argv[misread]} is negative (radii, counts and sizes never are)".replace(
+            ":  ", ": "), file=sys.stderr)
+        return 2
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.cmd](args)

@@ -84,11 +84,11 @@ def gather(obj: Any) -> list[Any]:
     return out
 
 
-def shard(n: int, chunk: int | None = None) -> tuple[np.ndarray, list[int] | None]:
-    """Positions 0..n-1 this rank evaluates: every size-th image, or whole chunks (with their numbers)."""
+def shard(n: int, chunk: int) -> tuple[np.ndarray, list[int]]:
+    """Positions 0..n-1 this rank evaluates, in whole chunks of `chunk` (every size-th chunk), with the chunks'
+    numbers: batched by `chunk`, they are the very batches one process forms, so kernels chosen by batch shape
+    (oneDNN, cuDNN) round every image alike under any number of ranks."""
     w = world()
-    if chunk is None:
-        return np.arange(w.rank, n, w.size), None
     ids = list(range(w.rank, -(-n // chunk), w.size))
     pos = [np.arange(c * chunk, min((c + 1) * chunk, n)) for c in ids]
     return (np.concatenate(pos) if pos else np.zeros(0, dtype=np.int64)), ids

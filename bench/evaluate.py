@@ -223,7 +223,7 @@ def evaluate(model: torch.nn.Module, images: ImageSet, indices: np.ndarray, cond
              precision: str = "fp32") -> Correct:
     """Per-image correctness of every exit (or of `exits`, for white-box attacks) under one condition.
 
-    `chunk_ids`: AutoAttack's cell-wide chunk numbers of `indices` when they are one rank's share.
+    `chunk_ids`: the cell-wide numbers of the chunks `indices` is made of (AutoAttack seeds each chunk by its number).
     `precision`: "bf16" runs clean and corruption cells under autocast; attacks always run in fp32.
     """
     if cond.kind in ("clean", "corruption"):  # corruption cells get images already corrupted

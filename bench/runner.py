@@ -274,6 +274,7 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
     amp = _clean_precision(loaded, runtime, cells, images, cfg, dev, checks_path, workers)
     # Cell by cell, every model in turn: a corruption cell's images are generated once for all models.
     costs: dict[str, dict[int, flops.FlopCount]] = {lm.card.name: {} for lm in loaded}
+    idle_told = False
     for cell in cells:
         for lm in loaded:
             cond = _resolve(cell.condition, lm, loaded, (lm.card.name, lm.weights) in randomized)
@@ -295,7 +296,12 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
             net = runtime[lm.card.name].to(dev)
             cell_state = state_path(out, keys[0])
             state = cell_state.with_name(cell_state.name + (f"-rank{w.rank}of{w.size}" if w.size > 1 else ""))
-            pos, chunk_ids = distributed.shard(len(data_indices), _aa_chunk(cond, cfg))
+            chunk = _chunk(cond, cfg)
+            pos, chunk_ids = distributed.shard(len(data_indices), chunk)
+            idle = _idle_ranks(len(data_indices), chunk, w.size)
+            if idle and w.main and not idle_told:
+                idle_told = True
+                log.warning("%s %s: %s", lm.card.name, cond.label(), idle)
             share = None
             if len(pos):  # this rank's images: a corruption cell's are generated for this share alone
                 cell_images, positions = (corrupted.share(cond, cell.n_images, pos) if cond.kind == "corruption"
@@ -368,11 +374,20 @@ def _remove_state(state: Path) -> None:
         f.unlink(missing_ok=True)  # another rank may remove the same file
 
 
-def _aa_chunk(cond: Condition, cfg: RunConfig) -> int | None:
-    """AutoAttack's chunk size (ranks take whole chunks, each seeded by its number); None for other conditions."""
-    if cond.name != "autoattack":
-        return None
-    return int(json.loads(cond.params).get("batch_size", cfg.batch_size))
+def _chunk(cond: Condition, cfg: RunConfig) -> int:
+    """The batch ranks share a cell by: AutoAttack's own (each chunk seeded by its number), else --batch-size."""
+    if cond.name == "autoattack":
+        return int(json.loads(cond.params).get("batch_size", cfg.batch_size))
+    return cfg.batch_size
+
+
+def _idle_ranks(n: int, chunk: int, ranks: int) -> str:
+    """Why some ranks wait in a cell of n images ('' if none does): ranks take whole batches."""
+    batches = -(-n // chunk)
+    if batches >= ranks:
+        return ""
+    return (f"{n} image(s) are {batches} batch(es) of {chunk} for {ranks} ranks, so {ranks - batches} wait (ranks take "
+            "whole batches, which keeps the rows equal to one process's; a smaller --batch-size spreads small cells)")
 
 
 def _record_glimpses(lm: LoadedModel, cells: list[Cell], images: ImageSet, corrupted: CorruptedData, cfg: RunConfig,

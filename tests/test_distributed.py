@@ -24,9 +24,27 @@ def _table(path: Path, drop: set[str]) -> list[tuple[str, ...]]:
     return [tuple(r[i] for i in keep) for r in rows]
 
 
+# A stand-in for kernels chosen by batch shape (oneDNN, cuDNN): each image's logits move with its batch companions,
+# so the rows match a single process's only if every rank evaluates the very batches one process would.
+BATCH_BOUND_NET = (
+    "import torch.nn as nn\nfrom bench import register_model\n\n"
+    "class BatchBound(nn.Module):\n"
+    "    def __init__(self) -> None:\n"
+    "        super().__init__()\n"
+    "        self.net = nn.Sequential(nn.Conv2d(3, 8, 5, 4, 2), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(),\n"
+    "                                 nn.Linear(128, 10))\n\n"
+    "    def forward(self, x):\n"
+    "        z = self.net(x)\n"
+    "        return z + 3 * z.mean(0, keepdim=True)\n\n"
+    "@register_model('batch_bound', num_classes=10, input_size=64, mean=(0.5,) * 3, std=(0.25,) * 3)\n"
+    "def batch_bound() -> nn.Module:\n"
+    "    return BatchBound()\n")
+
+
 def test_torchrun_two_cpu_ranks_write_the_single_process_csv(tmp_path: Path) -> None:
-    args = ["run", "--suite", "smoke", "--models", "mgnet_tiny@random", "resnet_tiny@random", "--n-images", "7",
-            "--batch-size", "3", "--speed-budget", "0"]
+    (tmp_path / "batch_bound.py").write_text(BATCH_BOUND_NET)
+    args = ["run", "--suite", "smoke", "--models", "mgnet_tiny@random", "resnet_tiny@random",
+            f"{tmp_path / 'batch_bound.py'}@random", "--n-images", "7", "--batch-size", "3", "--speed-budget", "0"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     one = subprocess.run([sys.executable, "-m", "bench.cli", *args, "--no-report", "--out", str(tmp_path / "one")],
                          env=env, capture_output=True, text=True, timeout=240)
@@ -68,18 +86,30 @@ def _plant_stale_states(results: Path, out: Path) -> list[Path]:
     return files
 
 
-def test_shards_cover_every_image_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    for size in (1, 2, 3):
-        images, chunks = [], []
-        for rank in range(size):
-            monkeypatch.setattr(distributed, "world", lambda r=rank, s=size: distributed.World(r, s, r))
-            pos, _ = distributed.shard(10)
-            cpos, ids = distributed.shard(10, chunk=4)
-            images += list(pos)
-            chunks += list(cpos)
-            assert ids == list(range(rank, 3, size))
-            assert all(list(cpos[i * 4:(i + 1) * 4]) == list(range(c * 4, min(c * 4 + 4, 10))) for i, c in enumerate(ids))
-        assert sorted(images) == list(range(10)) and sorted(chunks) == list(range(10))
+def test_ranks_evaluate_the_batches_of_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ranks take whole chunks, so batching a share by the chunk size gives one process's batches, each image once."""
+    from bench.data import ArrayImageSet, iter_batches
+
+    for n, chunk in ((10, 4), (12, 3), (7, 3), (1, 5), (9, 1)):
+        images = ArrayImageSet("toy", "test", ("a",), np.zeros((n, 2, 2, 3), np.uint8), np.zeros(n, np.int64))
+        alone = [tuple(idx) for idx, _, _ in iter_batches(images, np.arange(n), chunk)]
+        for size in (1, 2, 3, 4):
+            batches = []
+            for rank in range(size):
+                monkeypatch.setattr(distributed, "world", lambda r=rank, s=size: distributed.World(r, s, r))
+                pos, ids = distributed.shard(n, chunk)
+                assert ids == list(range(rank, -(-n // chunk), size))
+                batches += [tuple(idx) for idx, _, _ in iter_batches(images, pos, chunk)]
+            assert sorted(batches) == sorted(alone), (n, chunk, size)
+
+
+def test_a_cell_of_fewer_batches_than_ranks_says_why_ranks_wait() -> None:
+    from bench.runner import _idle_ranks
+
+    assert _idle_ranks(200, 256, 4) == ("200 image(s) are 1 batch(es) of 256 for 4 ranks, so 3 wait (ranks take whole "
+                                        "batches, which keeps the rows equal to one process's; a smaller --batch-size "
+                                        "spreads small cells)")
+    assert _idle_ranks(200, 50, 4) == "" and _idle_ranks(7, 3, 2) == ""
 
 
 def test_merge_puts_each_share_back_in_place() -> None:
