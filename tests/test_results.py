@@ -167,3 +167,25 @@ def test_tables_show_one_run_of_each_cell_and_each_models_newest_weights(tmp_pat
     append_rows(path2, sweep + again)
     h = headline(current(load_results(path2)), None)
     assert len(h) == 1 and h.corruption_acc.iloc[0] == pytest.approx((70 * 0.5 + 5 * 0.25) / 75)
+
+
+def test_the_headline_names_the_seeds_when_its_columns_come_from_runs_of_several(tmp_path: Path) -> None:
+    """A clean rerun with seed 1 beside attacks of seed 0 shares a row of the headline; the caption says which is
+    which (one seed: nothing to say)."""
+    from bench.report.headline import section
+    from bench.report.metrics import COMMON
+    from bench.report.tables import load_results
+
+    pgd = dict(kind="attack", condition="pgd", source="bench", protocol="strict", norm="linf", epsilon=4 / 255,
+               steps=10, step_size=1 / 255, restarts=1, accuracy=0.25)
+    sweep = [make_row(kind="corruption", condition=c, severity=s, source="torch", accuracy=0.5)
+             for c in COMMON for s in range(1, 6)]
+    one = tmp_path / "one.csv"
+    append_rows(one, [make_row(), make_row(**pgd)] + sweep)
+    assert "seed" not in "\n".join(section(load_results(one), None))
+    mixed = tmp_path / "mixed.csv"
+    append_rows(mixed, [make_row(), make_row(**pgd), make_row(seed=1, accuracy=0.5, created="2026-11-26T00:00:00+00:00"),
+                        make_row(model="n", seed=1, **pgd)] + sweep)
+    caption = "\n".join(section(load_results(mixed), None))
+    assert ("Columns come from runs with different seeds (seed 0: mean corruption acc (%), mCE; seeds 0, 1: PGD-10 L∞ "
+            "4/255 (%); seed 1: latency (ms), throughput (img/s), clean (%)).") in caption

@@ -59,11 +59,11 @@ def headline(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     cor = latest(df[df.kind == "corruption"])
     cor = cor[cor.condition.isin(COMMON)]
     if cor.empty:
-        return pd.DataFrame(columns=["model", "exit", "corruption_acc", "mce"])
+        return pd.DataFrame(columns=["model", "exit", "corruption_acc", "mce", "seeds"])
     cor = cor[origin(cor.source) == sorted(origin(cor.source).unique())[0]]  # "generated" sorts first
     ref_err = errors(_reference(cor, pick_baseline(cor, baseline))[1])
     rows = [{"model": m, "exit": e, "corruption_acc": g.accuracy.mean() if len(g) == 75 else math.nan,
-             "mce": mce(errors(g), ref_err)[0] if ref_err else math.nan}
+             "mce": mce(errors(g), ref_err)[0] if ref_err else math.nan, "seeds": tuple(sorted(g.seed.unique()))}
             for (m, e), g in cor.groupby(["model", "exit"])]
     return pd.DataFrame(rows)
 

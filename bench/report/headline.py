@@ -19,32 +19,55 @@ COLUMNS = {
 }
 
 
+SEEDED = [c for c in COLUMNS if c not in ("GMACs", "params (M)")]
+
+
 def values(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
-    """Numbers (NaN where not measured) per dataset, model and exit."""
+    """Numbers (NaN where not measured) per dataset, model and exit, and the seeds behind each (`seeds COLUMN`)."""
     d = latest(df)
     base = d.sort_values("created").drop_duplicates(["dataset", "model", "exit"], keep="last")
     out = base[["dataset", "family", "model", "exit", "exits_total", "gmacs", "params_m"]].copy()
     out = out.rename(columns={"gmacs": "GMACs", "params_m": "params (M)"})
 
-    def col(rows: pd.DataFrame, value: str) -> pd.Series:
+    def put(column: str, rows: pd.DataFrame, value: str) -> None:
         s = rows.sort_values("created").drop_duplicates(["dataset", "model", "exit"], keep="last")
-        return out.merge(s[["dataset", "model", "exit", value]], how="left", on=["dataset", "model", "exit"])[value].values
+        got = out.merge(s[["dataset", "model", "exit", value, "seed"]], how="left", on=["dataset", "model", "exit"])
+        out[column] = got[value].values
+        out[f"seeds {column}"] = [() if pd.isna(v) else (int(k),) for v, k in zip(got[value], got.seed)]
 
     clean = d[d.kind == "clean"]
-    out["latency (ms)"] = col(clean, "latency_ms")
-    out["throughput (img/s)"] = col(clean, "throughput")
-    out["clean (%)"] = col(clean, "accuracy")
+    put("latency (ms)", clean, "latency_ms")
+    put("throughput (img/s)", clean, "throughput")
+    put("clean (%)", clean, "accuracy")
     att = d[(d.kind == "attack") & ((d.epsilon - HEADLINE_EPS).abs() < 1e-9) & (d.norm == "linf")]
-    out["PGD-10 L∞ 4/255 (%)"] = col(att[(att.condition == "pgd") & (att.protocol == "strict")], "accuracy")
-    out["AutoAttack L∞ 4/255 (%)"] = col(att[att.condition == "autoattack"], "accuracy")
+    put("PGD-10 L∞ 4/255 (%)", att[(att.condition == "pgd") & (att.protocol == "strict")], "accuracy")
+    put("AutoAttack L∞ 4/255 (%)", att[att.condition == "autoattack"], "accuracy")
     out["mean corruption acc (%)"] = math.nan
     out["mCE"] = math.nan
+    out["seeds mean corruption acc (%)"] = [()] * len(out)
     for dataset, g in d.groupby("dataset"):
         h = corruption_section.headline(g, baseline)
         for r in h.itertuples():
             at = (out.dataset == dataset) & (out.model == r.model) & (out.exit == r.exit)
             out.loc[at, ["mean corruption acc (%)", "mCE"]] = [r.corruption_acc, r.mce]
+            for i in out.index[at]:
+                out.at[i, "seeds mean corruption acc (%)"] = tuple(int(k) for k in r.seeds)
+    out["seeds mCE"] = [s if pd.notna(v) else () for s, v in zip(out["seeds mean corruption acc (%)"], out.mCE)]
     return out.sort_values(["dataset", "family", "model", "exit"]).reset_index(drop=True)
+
+
+def seed_note(t: pd.DataFrame) -> str:
+    """Which seed each column's numbers come from, when one table shows runs of several seeds ('' otherwise)."""
+    per = {c: sorted({k for ks in t[f"seeds {c}"] for k in ks}) for c in SEEDED}
+    if len({k for ks in per.values() for k in ks}) < 2:
+        return ""
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for c, ks in per.items():
+        if ks:
+            groups.setdefault(tuple(ks), []).append(c)
+    parts = [f"seed{'s' if len(ks) > 1 else ''} {', '.join(map(str, ks))}: {', '.join(cs)}"
+             for ks, cs in sorted(groups.items())]
+    return f"Columns come from runs with different seeds ({'; '.join(parts)}). "
 
 
 def _cell(v: float, column: str, best: float) -> str:
@@ -73,5 +96,5 @@ def section(df: pd.DataFrame, baseline: str | None) -> list[str]:
         lines += [f"### {dataset}", "", md_table(shown), "",
                   f"Best per column in bold (lowest GMACs, parameters, latency and mCE; highest otherwise); – = not "
                   f"measured in this run. {timing} mCE against the run's baseline (see "
-                  "Common corruptions); robust accuracy under the strict protocol.", ""]
+                  f"Common corruptions); robust accuracy under the strict protocol. {seed_note(t)}".rstrip(), ""]
     return lines
