@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import astuple, dataclass, fields
+from datetime import datetime
 from pathlib import Path
 from typing import Iterable
 
@@ -92,7 +93,17 @@ def _parse(name: str, text: str) -> object:
         return float(text)
     if name in _JSON and not isinstance(json.loads(text), dict):
         raise ValueError(f"{name} is not a JSON object: {text[:40]!r}")
+    if name == "created" and not _is_timestamp(text):  # the last column: a line cut inside it still has every field
+        raise ValueError(f"created is not a time as runs write it (e.g. 2026-11-28T13:43:58+00:00): {text!r}")
     return text
+
+
+def _is_timestamp(text: str) -> bool:
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return t.tzinfo is not None and t.isoformat(timespec="seconds") == text
 
 
 # Columns added since v1: the version that added them and the value older files read as (not measured then).

@@ -59,6 +59,10 @@ def test_foreign_or_damaged_files_are_refused(tmp_path: Path) -> None:
     (tmp_path / "cut.csv").write_text(text + "m,random,d\n")
     with pytest.raises(BenchError, match="expected"):
         read_rows(tmp_path / "cut.csv")
+    for cut in (1, 3, 5, 10):  # a line cut inside its last field, `created`, still has every field
+        (tmp_path / "cut.csv").write_text(text + text.splitlines()[1][:-cut] + "\n")
+        with pytest.raises(BenchError, match=r"cut.csv:3: cannot parse results row: created is not a time"):
+            read_rows(tmp_path / "cut.csv")
     append_rows(tmp_path / "json.csv", [make_row(), make_row(exit=2, flops_uncounted='{"aten::add_": 2')])
     with pytest.raises(BenchError, match=r"json.csv:3: cannot parse results row: Expecting"):
         read_rows(tmp_path / "json.csv")  # the report would json.loads it
