@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bench import accel, distributed, flops, glimpses, per_image
+from bench import accel, distributed, flops, folder_lock, glimpses, per_image
 from bench.conditions import EXTRA_CORRUPTIONS, TRANSFER_AUTO, Cell, Condition, corruption, pgd_params, suite
 from bench.config import RunConfig
 from bench.corrupted_data import CorruptedData
@@ -246,108 +246,109 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
     workers = loader_workers(images, cfg.workers)
     out = Path(cfg.out)
     _probe_writable(out)
-    path = out / "results.csv"
-    done = {r.key() for r in read_rows(path)}
-    checks_path = out / "checks.csv"
-    per_image.read(out / "per_image.csv")  # a damaged file beside results.csv fails now, before a row is added
-    read_checks(checks_path)
-    glimpses.read(out / "glimpses.csv")
-    distributed.barrier()  # every rank plans from the same stored rows before rank 0 appends any
-    progress = progress and w.main
-    provenance = dict(device=device_name(dev), torch=torch.__version__,
-                      versions=canonical_json(versions()), code=code_version())
-    # What evaluation runs (batch norm folded, channels_last); FLOPs, checks and glimpses use the model as loaded.
-    runtime = {lm.card.name: accel.runtime_copy(lm.model, lm.card.input_size) for lm in loaded}
-    for rank0_turn in (True, False):  # rank 0 generates and caches the corruptions, the others then read them
-        if w.main == rank0_turn:
-            _prepare_corruptions(corrupted, cells, images, cfg, out, first.shape, examples=w.main)
+    with folder_lock.hold(out):
+        path = out / "results.csv"
+        done = {r.key() for r in read_rows(path)}
+        checks_path = out / "checks.csv"
+        per_image.read(out / "per_image.csv")  # a damaged file beside results.csv fails now, before a row is added
+        read_checks(checks_path)
+        glimpses.read(out / "glimpses.csv")
+        distributed.barrier()  # every rank plans from the same stored rows before rank 0 appends any
+        progress = progress and w.main
+        provenance = dict(device=device_name(dev), torch=torch.__version__,
+                          versions=canonical_json(versions()), code=code_version())
+        # What evaluation runs (batch norm folded, channels_last); FLOPs, checks and glimpses use the model as loaded.
+        runtime = {lm.card.name: accel.runtime_copy(lm.model, lm.card.input_size) for lm in loaded}
+        for rank0_turn in (True, False):  # rank 0 generates and caches the corruptions, the others then read them
+            if w.main == rank0_turn:
+                _prepare_corruptions(corrupted, cells, images, cfg, out, first.shape, examples=w.main)
+            distributed.barrier()
+        if any(c.condition.kind == "attack" for c in cells) and w.main:
+            checked = {(c.model, c.weights, c.dataset) for c in read_checks(checks_path) if c.check == "deterministic"}
+            for lm in loaded:
+                if (lm.card.name, lm.weights, cfg.dataset) not in checked:
+                    _run_checks(lm, images, subset_indices(len(images), 32)[0], cfg, dev, checks_path)
         distributed.barrier()
-    if any(c.condition.kind == "attack" for c in cells) and w.main:
-        checked = {(c.model, c.weights, c.dataset) for c in read_checks(checks_path) if c.check == "deterministic"}
-        for lm in loaded:
-            if (lm.card.name, lm.weights, cfg.dataset) not in checked:
-                _run_checks(lm, images, subset_indices(len(images), 32)[0], cfg, dev, checks_path)
-    distributed.barrier()
-    randomized = {(c.model, c.weights) for c in read_checks(checks_path)
-                  if c.check == "deterministic" and c.status == "warn" and c.dataset == cfg.dataset}
-    accel.strict_fp32()
-    amp = _clean_precision(loaded, runtime, cells, images, cfg, dev, checks_path, workers)
-    # Cell by cell, every model in turn: a corruption cell's images are generated once for all models.
-    costs: dict[str, dict[int, flops.FlopCount]] = {lm.card.name: {} for lm in loaded}
-    idle_told = False
-    for cell in cells:
-        for lm in loaded:
-            cond = _resolve(cell.condition, lm, loaded, (lm.card.name, lm.weights) in randomized)
-            if cond is None:
-                log.info("skip %s %s: no transfer source in this run", lm.card.name, cell.condition.name)
-                continue
-            data_indices, subset = (corrupted.subset(cond, cell.n_images) if cond.kind == "corruption"
-                                    else subset_indices(len(images), cell.n_images))
-            exits = lm.card.exits[-1:] if cell.last_exit_only else lm.card.exits
-            precision = amp.get((lm.card.name, lm.weights), "fp32") if cond.kind != "attack" else "fp32"
-            keys = _key_rows(lm, cfg, subset, cond, exits, precision)
-            if all(tuple(k.values()) in done for k in keys):
-                log.info("skip %s %s (stored)", lm.card.name, cond.label())
-                continue
-            model_costs = costs[lm.card.name]
-            for t in exits:
-                if t not in model_costs:
-                    model_costs[t] = flops.count(lm.model, t, lm.card.input_size)
-            net = runtime[lm.card.name].to(dev)
-            cell_state = state_path(out, keys[0])
-            state = cell_state.with_name(cell_state.name + (f"-rank{w.rank}of{w.size}" if w.size > 1 else ""))
-            chunk = _chunk(cond, cfg)
-            pos, chunk_ids = distributed.shard(len(data_indices), chunk)
-            idle = _idle_ranks(len(data_indices), chunk, w.size)
-            if idle and w.main and not idle_told:
-                idle_told = True
-                log.warning("%s %s: %s", lm.card.name, cond.label(), idle)
-            share = None
-            if len(pos):  # this rank's images: a corruption cell's are generated for this share alone
-                cell_images, positions = (corrupted.share(cond, cell.n_images, pos) if cond.kind == "corruption"
-                                          else (images, data_indices[pos]))
-                share = evaluate(net, cell_images, positions, cond, seed=cfg.seed, batch_size=cfg.batch_size,
-                                 device=dev, workers=workers, sources=runtime, state=state, exits=exits,
-                                 desc=f"{lm.card.name} {cond.label()}" if progress else "",
-                                 chunk_ids=chunk_ids, precision=precision)
-            correct = merge(distributed.gather((pos, share)), data_indices, lm.model.n_exits)
-            done |= {tuple(k.values()) for k in keys}  # a spec or radius given twice runs once
-            speeds = {t: measure(net.at_exit(t), lm.card.input_size, dev, cfg.speed_budget, precision=precision)
-                      for t in exits} if cond.kind == "clean" and cfg.speed_budget > 0 and w.main else {}
-            net.cpu()
-            if not w.main:  # rank 0 writes the rows
-                _remove_state(state)
-                continue
-            created = utc_now()
-            peak = accel.peak_tflops(provenance["device"], precision, cfg.peak_tflops)
-            rows = []
-            for k, t in zip(keys, exits):
-                c = correct.correct[t - 1]
-                cost = model_costs[t]
-                sp = speeds.get(t, NOT_TIMED)
-                seconds = correct.seconds_of(t, len(exits))
-                n_fwd, n_bwd = int(correct.n_forward[t - 1]), int(correct.n_backward[t - 1])
-                rows.append(Row(**k, n_images=int(c.size), n_correct=int(c.sum()), accuracy=float(c.mean()),
-                                gmacs=cost.gmacs, params_m=cost.params_m, input_size=lm.card.input_size,
-                                flops_uncounted=json.dumps(cost.uncounted, sort_keys=True),
-                                seconds=seconds, n_forward=n_fwd, n_backward=n_bwd,
-                                latency_ms=sp.latency_ms, throughput=sp.throughput, throughput_batch=sp.batch,
-                                mfu=_row_mfu(cond, correct, cost, model_costs[max(exits)], peak, w.size,
-                                             sp.throughput, n_fwd, n_bwd, seconds),
-                                family=lm.card.family, exits_total=len(lm.card.exits), created=created,
-                                **provenance))
-            per_image.append(out / "per_image.csv", [(r, data_indices, correct.correct[t - 1])
-                                                     for r, t in zip(rows, exits)])
-            append_rows(path, rows)
-            append_checks(checks_path, [CheckRow(model=lm.card.name, weights=lm.weights, dataset=cfg.dataset,
-                                                 exit=t, check="autoattack_flag", status="warn", value=1.0,
-                                                 detail=msg, created=created) for t, msg in correct.notes])
-            _remove_state(cell_state)  # every rank's, of any world size an interrupted launch had
-    if w.main:
-        for lm in loaded:
-            _record_glimpses(lm, cells, images, corrupted, cfg, out, dev)
-    distributed.barrier()
-    return path
+        randomized = {(c.model, c.weights) for c in read_checks(checks_path)
+                      if c.check == "deterministic" and c.status == "warn" and c.dataset == cfg.dataset}
+        accel.strict_fp32()
+        amp = _clean_precision(loaded, runtime, cells, images, cfg, dev, checks_path, workers)
+        # Cell by cell, every model in turn: a corruption cell's images are generated once for all models.
+        costs: dict[str, dict[int, flops.FlopCount]] = {lm.card.name: {} for lm in loaded}
+        idle_told = False
+        for cell in cells:
+            for lm in loaded:
+                cond = _resolve(cell.condition, lm, loaded, (lm.card.name, lm.weights) in randomized)
+                if cond is None:
+                    log.info("skip %s %s: no transfer source in this run", lm.card.name, cell.condition.name)
+                    continue
+                data_indices, subset = (corrupted.subset(cond, cell.n_images) if cond.kind == "corruption"
+                                        else subset_indices(len(images), cell.n_images))
+                exits = lm.card.exits[-1:] if cell.last_exit_only else lm.card.exits
+                precision = amp.get((lm.card.name, lm.weights), "fp32") if cond.kind != "attack" else "fp32"
+                keys = _key_rows(lm, cfg, subset, cond, exits, precision)
+                if all(tuple(k.values()) in done for k in keys):
+                    log.info("skip %s %s (stored)", lm.card.name, cond.label())
+                    continue
+                model_costs = costs[lm.card.name]
+                for t in exits:
+                    if t not in model_costs:
+                        model_costs[t] = flops.count(lm.model, t, lm.card.input_size)
+                net = runtime[lm.card.name].to(dev)
+                cell_state = state_path(out, keys[0])
+                state = cell_state.with_name(cell_state.name + (f"-rank{w.rank}of{w.size}" if w.size > 1 else ""))
+                chunk = _chunk(cond, cfg)
+                pos, chunk_ids = distributed.shard(len(data_indices), chunk)
+                idle = _idle_ranks(len(data_indices), chunk, w.size)
+                if idle and w.main and not idle_told:
+                    idle_told = True
+                    log.warning("%s %s: %s", lm.card.name, cond.label(), idle)
+                share = None
+                if len(pos):  # this rank's images: a corruption cell's are generated for this share alone
+                    cell_images, positions = (corrupted.share(cond, cell.n_images, pos) if cond.kind == "corruption"
+                                              else (images, data_indices[pos]))
+                    share = evaluate(net, cell_images, positions, cond, seed=cfg.seed, batch_size=cfg.batch_size,
+                                     device=dev, workers=workers, sources=runtime, state=state, exits=exits,
+                                     desc=f"{lm.card.name} {cond.label()}" if progress else "",
+                                     chunk_ids=chunk_ids, precision=precision)
+                correct = merge(distributed.gather((pos, share)), data_indices, lm.model.n_exits)
+                done |= {tuple(k.values()) for k in keys}  # a spec or radius given twice runs once
+                speeds = {t: measure(net.at_exit(t), lm.card.input_size, dev, cfg.speed_budget, precision=precision)
+                          for t in exits} if cond.kind == "clean" and cfg.speed_budget > 0 and w.main else {}
+                net.cpu()
+                if not w.main:  # rank 0 writes the rows
+                    _remove_state(state)
+                    continue
+                created = utc_now()
+                peak = accel.peak_tflops(provenance["device"], precision, cfg.peak_tflops)
+                rows = []
+                for k, t in zip(keys, exits):
+                    c = correct.correct[t - 1]
+                    cost = model_costs[t]
+                    sp = speeds.get(t, NOT_TIMED)
+                    seconds = correct.seconds_of(t, len(exits))
+                    n_fwd, n_bwd = int(correct.n_forward[t - 1]), int(correct.n_backward[t - 1])
+                    rows.append(Row(**k, n_images=int(c.size), n_correct=int(c.sum()), accuracy=float(c.mean()),
+                                    gmacs=cost.gmacs, params_m=cost.params_m, input_size=lm.card.input_size,
+                                    flops_uncounted=json.dumps(cost.uncounted, sort_keys=True),
+                                    seconds=seconds, n_forward=n_fwd, n_backward=n_bwd,
+                                    latency_ms=sp.latency_ms, throughput=sp.throughput, throughput_batch=sp.batch,
+                                    mfu=_row_mfu(cond, correct, cost, model_costs[max(exits)], peak, w.size,
+                                                 sp.throughput, n_fwd, n_bwd, seconds),
+                                    family=lm.card.family, exits_total=len(lm.card.exits), created=created,
+                                    **provenance))
+                per_image.append(out / "per_image.csv", [(r, data_indices, correct.correct[t - 1])
+                                                         for r, t in zip(rows, exits)])
+                append_rows(path, rows)
+                append_checks(checks_path, [CheckRow(model=lm.card.name, weights=lm.weights, dataset=cfg.dataset,
+                                                     exit=t, check="autoattack_flag", status="warn", value=1.0,
+                                                     detail=msg, created=created) for t, msg in correct.notes])
+                _remove_state(cell_state)  # every rank's, of any world size an interrupted launch had
+        if w.main:
+            for lm in loaded:
+                _record_glimpses(lm, cells, images, corrupted, cfg, out, dev)
+        distributed.barrier()
+        return path
 
 
 def _row_mfu(cond: Condition, correct: Correct, cost: flops.FlopCount, deepest: flops.FlopCount, peak: float,

@@ -193,3 +193,16 @@ def test_the_headline_names_the_seeds_when_its_columns_come_from_runs_of_several
     caption = "\n".join(section(load_results(mixed), None))
     assert ("Columns come from runs with different seeds (seed 0: mean corruption acc (%), mCE; seeds 0, 1: PGD-10 L∞ "
             "4/255 (%); seed 1: latency (ms), throughput (img/s), clean (%)).") in caption
+
+
+def test_results_readme_documents_every_column_in_order() -> None:
+    import re
+
+    from bench.results import SCHEMA_VERSION
+
+    doc = (Path(__file__).parents[1] / "results" / "README.md").read_text()
+    title = f"## `results.csv` schema (v{SCHEMA_VERSION})"
+    assert title in doc
+    section = doc.split(title, 1)[1].split("\n## ", 1)[0]
+    named = [c.strip("` ") for cell in re.findall(r"^\| (`[^|]+) \|", section, re.M) for c in cell.split(",")]
+    assert named == list(COLUMNS)
