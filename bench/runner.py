@@ -150,10 +150,13 @@ def _transfer_source(loaded: list[LoadedModel]) -> LoadedModel | None:
 
 def _resolve(cond: Condition, target: LoadedModel, loaded: list[LoadedModel], randomized: bool = False,
              ) -> Condition | None:
-    """Fill in run-dependent parts of a condition; None when it does not apply to this model.
+    """Fill in run-dependent parts of a condition; None when it does not apply to this model (a transfer attack
+    without a source, the paper protocol on a model that does not normalize its input).
 
     AutoAttack switches to its `rand` version (EOT) for a model whose evaluation is not deterministic.
     """
+    if cond.protocol == "paper" and not target.model.normalizes:  # its ε and step live in that space
+        return None
     if cond.name == "autoattack" and randomized:
         params = json.loads(cond.params)
         return dataclasses.replace(cond, params=canonical_json({**params, "version": "rand"}))
@@ -279,6 +282,11 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
         for cell in cells:
             for lm in loaded:
                 cond = _resolve(cell.condition, lm, loaded, (lm.card.name, lm.weights) in randomized)
+                if cond is None and cell.condition.protocol == "paper":
+                    log.warning("skip %s %s: the official attack's ε and step are in a model's normalized input "
+                                "space, which %s does not have (registered without mean and std)", lm.card.name,
+                                cell.condition.name, lm.card.name)
+                    continue
                 if cond is None:
                     log.info("skip %s %s: no transfer source in this run", lm.card.name, cell.condition.name)
                     continue

@@ -113,8 +113,9 @@ class MGNet(BenchModel):
             uv = 2 * (sig[:, 1:] - 0.5) * (1 - s[:, None])
         elif c.translation == "center-invariant":
             uv = 2 * (sig[:, 1:] - 0.5) * (1 / c.scale_min - 1) * s[:, None]
-        else:
-            uv = 1.6 * sig[:, 1:] - 0.8
+        else:  # a range that keeps the smallest glimpse inside the image
+            trans_range = 2 * (1 - c.scale_min)
+            uv = sig[:, 1:] * trans_range - trans_range / 2
         return torch.cat([s[:, None], uv], 1)
 
     def _run(self, x: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:

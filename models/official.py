@@ -1,8 +1,8 @@
 """Import of the official MGNet checkpoints (PyTorch Lightning 1.0.8 files, keys prefixed `model.`).
 
 The files pickle Lightning and scheduler objects, so `weights_only=True` fails and a full
-unpickle would need pytorch_lightning; a restricted unpickler builds inert stubs for every
-non-torch global and the loader keeps only `state_dict`, `hyper_parameters` and `epoch`.
+unpickle would need pytorch_lightning; a restricted unpickler rebuilds tensors and builds inert stubs for every
+other global (torch functions included), and the loader keeps only `state_dict`, `hyper_parameters` and `epoch`.
 """
 from __future__ import annotations
 
@@ -19,7 +19,17 @@ _SAFE = {
     ("collections", "OrderedDict"), ("builtins", "set"), ("builtins", "frozenset"),
     ("builtins", "slice"), ("builtins", "complex"), ("builtins", "range"),
 }
-_TORCH_MODULES = {"torch", "torch._utils", "torch.nn.parameter", "torch.storage", "torch._tensor"}
+
+
+
+def _torch_allowed(module: str, name: str) -> bool:
+    """What rebuilding tensors needs (types, dtypes, devices, the tensor rebuilders), no function that acts: a
+    file naming `torch.save` or `torch.load` gets an inert stub like any other global."""
+    if module == "torch":
+        return name in ("Size", "device", "Tensor") or name.endswith("Storage") or isinstance(
+            getattr(torch, name, None), torch.dtype)
+    return ((module == "torch._utils" and name.startswith("_rebuild_"))
+            or (module, name) in {("torch._tensor", "_rebuild_from_type_v2"), ("torch.nn.parameter", "Parameter")})
 
 
 class _Stub:
@@ -45,7 +55,7 @@ def _stub_getattr(obj: Any, name: str) -> _Stub:  # bound methods pickled as get
 
 class _Unpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
-        if module in _TORCH_MODULES or (module, name) in _SAFE:
+        if _torch_allowed(module, name) or (module, name) in _SAFE:
             return super().find_class(module, name)
         if (module, name) == ("builtins", "getattr"):
             return _stub_getattr
@@ -88,6 +98,12 @@ def check_hparams(model: MGNet, hp: dict[str, Any], path: Path) -> None:
               "trans_method": c.translation, "num_class": model.global_fc.fc.out_features}
     if c.n_iter > 1:
         expect.update(s=c.grad_scale, alpha=c.alpha)
+    missing = [k for k in expect if k not in hp]
+    if missing:  # the weights alone would load into a model with another glimpse count or scale range
+        raise BenchError(f"{path}: its hyper_parameters lack {', '.join(missing)}, so the glimpse settings cannot be "
+                         "checked against the chosen model (the official LitModule saves every argument)")
+    # Store-true flags of the official code, False unless given: one changes the forward pass, one the gradient.
+    expect.update(no_spatial_clue=False, no_detach=not c.detach_affine)
     bad = [f"{k}={hp[k]!r} (model has {v!r})" for k, v in expect.items()
            if k in hp and not (hp[k] == v or (isinstance(v, float) and isinstance(hp[k], (int, float))
                                                and abs(hp[k] - v) < 1e-9))]

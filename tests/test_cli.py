@@ -344,6 +344,21 @@ def test_autoattack_switches_to_rand_for_randomized_models() -> None:
     assert rand is not None and json.loads(rand.params)["version"] == "rand"
 
 
+def test_the_paper_protocol_skips_a_model_without_a_normalized_input_space(tmp_path: Path) -> None:
+    """The official attack's ε = 4/255 lives in normalized units; in a model's pixel space it would be ~4.4x larger."""
+    import dataclasses
+
+    from bench.conditions import PAPER_PGD
+    from bench.runner import _resolve
+    from bench.specs import load
+
+    lm = load("resnet_tiny@random", "cluttered_fmnist", tmp_path)
+    assert _resolve(PAPER_PGD, lm, [lm]) is PAPER_PGD
+    lm.model.normalizes = False  # as a user model registered without mean and std
+    assert _resolve(PAPER_PGD, lm, [lm]) is None
+    assert _resolve(dataclasses.replace(PAPER_PGD, protocol="strict"), lm, [lm]) is not None
+
+
 def test_corruption_selection_and_backends(trained: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     assert main(["run", "--suite", "corruptions", "--models", "resnet_tiny", "--corruptions", "pixelate", "contrast",

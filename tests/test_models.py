@@ -233,6 +233,22 @@ def test_parameter_counts_match_the_official_model(name: str, total_m: float, in
     assert round(inference_params(m) / 1e6, 3) == inference_m
 
 
+# sha256 (first 16 hex digits) of the "key shape" lines of each state dict, in order, equal to the official model
+# definition's (github.com/siahuat0727/MGNet at 1ec4149, built with the README's flags; checked 2026-11-29): any
+# renamed, reordered or reshaped tensor breaks the import of official checkpoints.
+OFFICIAL_KEYS = {"mgnet_r18": (132, "4a2d558aa214cf57"), "mgbase_r18": (130, "b8ef0b622326e091"),
+                 "mgnet_r50": (330, "d337341241f65857"), "mgbase_r50": (328, "8b12f16aad07ec2e")}
+
+
+@pytest.mark.parametrize("name", sorted(OFFICIAL_KEYS))
+def test_state_dict_keys_and_shapes_are_the_official_models(name: str) -> None:
+    import hashlib
+
+    sd = build(name).state_dict()
+    text = "\n".join(f"{k} {tuple(v.shape)}" for k, v in sd.items())
+    assert (len(sd), hashlib.sha256(text.encode()).hexdigest()[:16]) == OFFICIAL_KEYS[name]
+
+
 def test_official_submodule_names_and_key_count() -> None:
     keys = list(build("mgnet_r18").state_dict())
     assert len(keys) == 132 and len(list(build("mgbase_r18").state_dict())) == 130

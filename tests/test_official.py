@@ -67,21 +67,52 @@ def test_official_baseline_loads(tmp_path: Path) -> None:
 
 def test_baseline_file_into_mgnet_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "resnet18_baseline.ckpt"
-    _lightning_file(path, "mgbase_r18", {})
+    _lightning_file(path, "mgbase_r18", OURS_HP)  # mislabelled: its hyper-parameters pass, its keys do not
     with pytest.raises(BenchError, match="missing .*glimpse_fc"):
         load(f"mgnet_r18@official:{path}", "imagenet100", tmp_path)
 
 
 def test_hyperparameter_mismatch_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "x.ckpt"
-    _lightning_file(path, "mgnet_r18", {**OURS_HP, "scale": 1.0})
-    with pytest.raises(BenchError, match="scale=1.0"):
-        load(f"mgnet_r18@official:{path}", "imagenet100", tmp_path)
+    for hp, says in (({**OURS_HP, "scale": 1.0}, "scale=1.0 "), ({**OURS_HP, "no_spatial_clue": True},
+                                                                 "no_spatial_clue=True "),
+                     ({**OURS_HP, "no_detach": True}, "no_detach=True "),
+                     ({k: v for k, v in OURS_HP.items() if k not in ("n_iter", "s")}, "hyper_parameters lack n_iter, s,"),
+                     ({}, "hyper_parameters lack n_iter, scale, scale_min")):
+        _lightning_file(path, "mgnet_r18", hp)
+        with pytest.raises(BenchError, match=says):
+            load(f"mgnet_r18@official:{path}", "imagenet100", tmp_path)
+    _lightning_file(path, "mgnet_r18", {**OURS_HP, "no_spatial_clue": False, "no_detach": False})
+    load(f"mgnet_r18@official:{path}", "imagenet100", tmp_path)
+
+
+def test_a_checkpoint_cannot_call_torch_functions_while_it_is_read(tmp_path: Path) -> None:
+    """The restricted reader rebuilds tensors but gives `torch.save` (or any acting function) an inert stub."""
+    from models import official
+
+    written = tmp_path / "written.pt"
+
+    class Payload:
+        def __reduce__(self) -> tuple:
+            return torch.save, ({"pwned": 1}, str(written))
+
+    path = tmp_path / "evil.ckpt"
+    torch.manual_seed(1)
+    sd = {f"model.{k}": v for k, v in MODELS.get("mgnet_r18").build().state_dict().items()}
+    save, module = torch.save, torch.save.__module__
+    save.__module__ = "torch"  # the file names it as `torch.save`, a name the reader's torch namespace resolves
+    try:
+        torch.save({"state_dict": sd, "hyper_parameters": {**OURS_HP, "note": Payload()}, "epoch": 1}, path)
+    finally:
+        save.__module__ = module
+    got, hp, epoch = official.read(path)
+    assert not written.exists() and epoch == 1 and hp["n_iter"] == 4
+    assert torch.equal(got["global_fc.fc.weight"], sd["model.global_fc.fc.weight"])
 
 
 def test_shape_mismatch_and_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "r50.ckpt"
-    _lightning_file(path, "mgnet_r18", {})
+    _lightning_file(path, "mgnet_r18", {**OURS_HP, "model": "resnet50"})
     with pytest.raises(BenchError, match="shape mismatches"):
         load(f"mgnet_r50@official:{path}", "imagenet100", tmp_path)
     with pytest.raises(BenchError, match="does not exist"):
