@@ -169,7 +169,7 @@ def attack_correct(model: torch.nn.Module, images: ImageSet, indices: np.ndarray
             with attacks.attack_mode(model):  # the rescaler stays active, as in the official code
                 x_adv = atk.with_space(model)(counter, x, y, seeds=_seeds(seed, idx, tag, 0))
                 correct[:, sl] = _exit_hits(model, x_adv, labels)  # as the official code scores it
-            n_fwd += counter.n_forward
+            n_fwd += counter.n_forward + len(idx)  # the scoring pass, shared by every exit
             n_bwd += counter.n_backward
         elif cond.name == "transfer_pgd":
             counter = attacks.PassCounter(attacks.LogitsGuard(source))

@@ -21,7 +21,9 @@ SCHEMA_VERSION = 4
 # 1: the first versioned scoring (2026-11-28).
 # 2: cells of the torchattacks backend score their adversarial images in eval mode (torchattacks left the model
 #    in training mode, so batch norm used, and overwrote, batch statistics).
-SCORING = 2
+# 3: batched contrast takes its channel means as NumPy sums them (it missed the reference by one grey level on
+#    images whose mean is a whole grey level), and the evaluated copy's fold is checked in its channels_last layout.
+SCORING = 3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

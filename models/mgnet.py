@@ -39,11 +39,14 @@ class MGNetConfig:
 
 
 class _Head(nn.Module):
-    """A Linear under the attribute `fc`, to keep the official key names."""
+    """A Linear under the attribute `fc`, to keep the official key names; Kaiming-normal weights and zero bias, as
+    the official classifiers start."""
 
     def __init__(self, d_in: int, d_out: int) -> None:
         super().__init__()
         self.fc = nn.Linear(d_in, d_out)
+        nn.init.kaiming_normal_(self.fc.weight)
+        nn.init.zeros_(self.fc.bias)
 
 
 class FeatureFusion(nn.Module):

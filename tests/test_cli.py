@@ -285,6 +285,8 @@ def test_attack_suite_end_to_end(trained: None, tmp_path: Path) -> None:
     assert all(r.n_backward <= 10 * right[r.exit] and 4 + 2 * right[r.exit] <= r.n_forward <= 4 + 11 * right[r.exit]
                for r in pgd4)
     assert all(r.n_correct <= right[r.exit] for r in mg if r.kind == "attack" and r.protocol == "strict")
+    paper = [r for r in mg if r.condition == "paper_pgd"]  # 10 steps and the scoring pass on 4 images, every row
+    assert [(r.exit, r.n_forward, r.n_backward) for r in paper] == [(t, 44, 40) for t in (1, 2, 3, 4)]
     for r in rows:
         if r.kind == "attack" and r.epsilon > 0:
             assert r.n_correct <= 4 and r.n_forward > 0

@@ -135,3 +135,26 @@ def test_runtime_copy_keeps_bn_when_folding_would_change_the_logits(caplog) -> N
     assert "evaluating it unfolded" in caplog.text
     x = torch.rand(2, 3, 8, 8)
     torch.testing.assert_close(run(x), model(x))
+
+
+class LayoutBound(nn.Module):
+    """Stands in for a model whose rounding the channels_last layout moves past the tolerance (MGNet's glimpse
+    recurrence amplifies it): its output jumps when its weight is channels_last."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        jump = 10.0 if self.conv.weight.is_contiguous(memory_format=torch.channels_last) else 0.0
+        return self.conv(x).flatten(1) + jump
+
+
+def test_runtime_copy_checks_the_copy_as_it_runs_and_falls_back_to_the_model_as_loaded(caplog) -> None:  # type: ignore[no-untyped-def]
+    model = LayoutBound().eval()
+    with caplog.at_level(logging.WARNING, logger="bench.accel"):
+        run = accel.runtime_copy(model, 8)
+    assert "the channels_last layout (" in caplog.text and "evaluating it as loaded" in caplog.text
+    assert run is not model and not run.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.rand(2, 3, 8, 8)
+    torch.testing.assert_close(run(x), model(x))

@@ -249,6 +249,16 @@ def test_state_dict_keys_and_shapes_are_the_official_models(name: str) -> None:
     assert (len(sd), hashlib.sha256(text.encode()).hexdigest()[:16]) == OFFICIAL_KEYS[name]
 
 
+def test_linear_layers_start_as_the_official_ones() -> None:
+    """Kaiming-normal weights (std √(2/fan_in)) and zero biases for the exit, auxiliary and localization heads."""
+    torch.manual_seed(0)
+    m = build("mgnet_r18")
+    for fc in (m.global_fc.fc, m.glimpse_fc.fc, m.loc_network.fc):
+        assert torch.count_nonzero(fc.bias) == 0
+    for fc in (m.global_fc.fc, m.glimpse_fc.fc):  # 100 x 515 and 100 x 512 weights: std within 2 %
+        assert abs(fc.weight.std().item() * (fc.in_features / 2) ** 0.5 - 1) < 0.02
+
+
 def test_official_submodule_names_and_key_count() -> None:
     keys = list(build("mgnet_r18").state_dict())
     assert len(keys) == 132 and len(list(build("mgbase_r18").state_dict())) == 130
