@@ -143,10 +143,13 @@ def amp_matches(fp32_accuracy: list[float], amp_accuracy: list[float]) -> tuple[
 
 
 def peak_tflops(device_name: str, precision: str, override: float = 0.0) -> float:
-    """The device's dense peak for `precision` (TFLOP/s); `override` wins; NaN when unknown."""
+    """The device's dense peak for `precision` (TFLOP/s); `override` (the user's figure for that precision) wins;
+    NaN when unknown. An NVL board matches only an NVL entry: its clocks and peaks are lower than the SXM part's."""
     if override > 0:
         return override
     for fragment in sorted(PEAK_TFLOPS, key=len, reverse=True):  # "L40S" before "L40" before "L4"
+        if "NVL" in device_name and "NVL" not in fragment:
+            continue
         if fragment in device_name:
             return PEAK_TFLOPS[fragment]["bf16" if precision == "bf16" else "fp32"]
     return math.nan

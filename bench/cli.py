@@ -95,7 +95,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="clean and corruption cells: bf16 autocast where a model's clean accuracy matches fp32 "
                         "within 0.1 point (auto: on CUDA only; default), or fp32; attacks always run strict fp32")
     r.add_argument("--peak-tflops", type=float, metavar="T",
-                   help="the device's peak TFLOP/s for the MFU column, when bench/accel.py does not list it")
+                   help="the device's dense fp32 peak TFLOP/s for fp32 rows' MFU, when bench/accel.py does not list "
+                        "the device")
+    r.add_argument("--peak-tflops-bf16", type=float, metavar="T", help="the same for bf16 rows")
     r.add_argument("--no-report", action="store_true", help="do not rebuild report.md afterwards")
 
     f = _sub(sp, "flops", "GMACs and parameters of models, per exit.")
@@ -209,6 +211,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
                                            corruption_root=a.corruption_root, skip_corrupt_files=a.skip_corrupt_files,
                                            corruption_backend=a.corruption_backend, speed_budget=a.speed_budget,
                                            precision=a.precision, peak_tflops=a.peak_tflops,
+                                           peak_tflops_bf16=a.peak_tflops_bf16,
                                            corruptions=tuple(a.corruptions) if a.corruptions else None,
                                            eps=tuple(map(parse_eps, a.eps)) if a.eps else None,
                                            eps_l2=tuple(map(parse_eps, a.eps_l2)) if a.eps_l2 else None)

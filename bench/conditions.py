@@ -30,8 +30,8 @@ class Condition:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise BenchError(f"unknown condition kind {self.kind!r} (known: {', '.join(KINDS)})")
-        if self.kind == "corruption" and not 1 <= self.severity <= 5:
-            raise BenchError(f"severity must be in 1..5, got {self.severity}")
+        if self.kind == "corruption" and (type(self.severity) is not int or not 1 <= self.severity <= 5):
+            raise BenchError(f"severity must be an integer in 1..5, got {self.severity!r}")
         if not 0 <= self.epsilon < math.inf or (self.norm != "l2" and self.epsilon > 1):
             raise BenchError(f"epsilon must be in [0, 1] (pixel units; l2 radii may exceed 1), got {self.epsilon}")
         if self.kind == "attack":

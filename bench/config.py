@@ -37,7 +37,8 @@ class RunConfig:
     skip_corrupt_files: bool = False  # report and skip unreadable rendered files instead of failing
     speed_budget: float = 1.0  # seconds per exit for timing latency/throughput on clean cells; 0: skip
     precision: str = "auto"  # clean/corruption cells: auto (bf16 autocast on CUDA if it passes the parity check), fp32, bf16
-    peak_tflops: float = 0.0  # the device's peak for MFU when it is not in bench/accel.PEAK_TFLOPS (0: look it up)
+    peak_tflops: float = 0.0  # the device's fp32 peak for fp32 rows' MFU when bench/accel.PEAK_TFLOPS lacks it (0: look up)
+    peak_tflops_bf16: float = 0.0  # the same for bf16 rows
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -54,8 +55,9 @@ class RunConfig:
 
         if self.precision not in PRECISIONS:
             raise BenchError(f"unknown precision {self.precision!r} ({', '.join(PRECISIONS)})")
-        if not 0 <= self.peak_tflops < 1e5:
-            raise BenchError(f"--peak-tflops must be a positive number of TFLOP/s, got {self.peak_tflops}")
+        for option, value in (("--peak-tflops", self.peak_tflops), ("--peak-tflops-bf16", self.peak_tflops_bf16)):
+            if not 0 <= value < 1e5:
+                raise BenchError(f"{option} must be a positive number of TFLOP/s, got {value}")
         if self.attack_backend not in ("bench", "torchattacks"):
             raise BenchError(f"unknown attack backend {self.attack_backend!r} (bench, torchattacks)")
         if (self.pgd_steps is not None and self.pgd_steps < 1) or (self.restarts is not None and self.restarts < 1):

@@ -1,6 +1,7 @@
 """Where a corruption cell's images come from: generated on the fly (cached) or pre-rendered files."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ class CorruptedData:
         self._arrays: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
         self._rendered: dict[tuple[str, int], ImageSet] = {}
         self._fp = ""
+        self._subset_fps: dict[bytes, str] = {}
         self._last: tuple[tuple, tuple[ImageSet, np.ndarray]] | None = None
 
     def _subset(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -27,6 +29,17 @@ class CorruptedData:
         if key not in self._arrays:
             self._arrays[key] = load_arrays(self.clean, indices, self.workers)
         return self._arrays[key]
+
+    def _subset_fp(self, indices: np.ndarray) -> str:
+        """Cache identity of a subset's clean pixels: the data set's fingerprint and the decoded images, which a
+        folder set's fingerprint (file names and sizes) does not pin: its resize, crop and decoder can change."""
+        key = indices.tobytes()
+        if key not in self._subset_fps:
+            images, _ = self._subset(indices)
+            h = hashlib.sha256(self.fp.encode())
+            h.update(np.ascontiguousarray(images).tobytes())
+            self._subset_fps[key] = h.hexdigest()[:16]
+        return self._subset_fps[key]
 
     @property
     def fp(self) -> str:
@@ -40,7 +53,7 @@ class CorruptedData:
 
         for indices, conds in wanted.values():
             images, _ = self._subset(indices)
-            generate.prepare(images, indices, conds, self.seed, cache=self.cache, fingerprint=self.fp,
+            generate.prepare(images, indices, conds, self.seed, cache=self.cache, fingerprint=self._subset_fp(indices),
                              workers=self.workers, progress=progress)
 
     def _rendered_set(self, cond: Condition) -> ImageSet:
@@ -93,7 +106,7 @@ class CorruptedData:
                                      torch.device(self.device))
         else:
             out = generate.corrupted(images, idx, cond.name, cond.severity, self.seed, cache=self.cache,
-                                     fingerprint=self.fp, workers=self.workers)[pos]
+                                     fingerprint=self._subset_fp(idx), workers=self.workers)[pos]
         served = (ArrayImageSet(f"{self.clean.name}-c", self.clean.split, self.clean.classes, out, labels[pos]),
                   np.arange(len(pos)))
         self._last = (key, served)
@@ -113,6 +126,6 @@ class CorruptedData:
             return None
         path.parent.mkdir(parents=True, exist_ok=True)
         grid = np.concatenate(rows, 0)
-        scale = max(1, 96 // grid.shape[1] * 6) if grid.shape[1] < 96 * 6 else 1
+        scale = max(1, 96 * 6 // grid.shape[1])  # small images drawn at least 96 px per cell
         Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST).save(path)
         return path

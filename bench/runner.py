@@ -328,7 +328,8 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
                     _remove_state(state)
                     continue
                 created = utc_now()
-                peak = accel.peak_tflops(provenance["device"], precision, cfg.peak_tflops)
+                peak = accel.peak_tflops(provenance["device"], precision,
+                                         cfg.peak_tflops_bf16 if precision == "bf16" else cfg.peak_tflops)
                 rows = []
                 for k, t in zip(keys, exits):
                     c = correct.correct[t - 1]

@@ -1,6 +1,8 @@
 """The ImageNet-C corruptions by name: the 15 of mCE, the 4 held-out extras, their groups, checks."""
 from __future__ import annotations
 
+import numpy as np
+
 from bench.errors import BenchError, unknown
 
 COMMON = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
@@ -30,7 +32,7 @@ def check_name(name: str) -> str:
 
 
 def check_severity(severity: int) -> int:
-    if severity not in SEVERITIES:
+    if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or severity not in SEVERITIES:
         raise BenchError(f"severity must be an integer in 1..5, got {severity!r}")
     return severity
 

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from bench.errors import unknown
 from corruptions.base import PARITY  # noqa: F401  (re-exported: which of these run by default, and why)
 
 SOURCE = "torch"
@@ -351,8 +352,12 @@ FAST: dict[str, Callable[[Tensor, int, Tensor], Tensor]] = {
 def corrupt_batch(images: "np.ndarray", indices: "np.ndarray", name: str, severity: int, seed: int,
                   device: torch.device, batch_size: int = 256) -> "np.ndarray":
     """uint8 (N,H,W,3) images corrupted on `device`, seeded per image exactly like the reference path."""
+    from corruptions.base import check_severity
     from corruptions.reference import seeds_for
 
+    check_severity(severity)
+    if name not in FAST:
+        raise unknown("batched corruption", name, FAST)
     out = np.empty_like(images)
     fn = FAST[name]
     for s in range(0, len(images), batch_size):

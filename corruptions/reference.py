@@ -8,6 +8,8 @@ thread-safe, so parallel generation uses processes.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from bench.seeds import image_seeds
@@ -47,10 +49,20 @@ def corrupt_many(images: np.ndarray, indices: np.ndarray, name: str, severity: i
                      for im, s in zip(images, seeds_for(seed, indices, name, severity))])
 
 
+# The libraries whose arithmetic makes the reference images (a new release can move a pixel).
+COMPUTED_BY = ("imagecorruptions-imaug", "numpy", "scipy", "scikit-image", "opencv-python-headless", "opencv-python",
+               "Pillow", "Wand")
+
+
+@functools.lru_cache(maxsize=1)
 def version() -> str:
+    """The versions behind the reference images, for cache keys and provenance."""
     from importlib import metadata
 
-    try:
-        return f"imagecorruptions-imaug {metadata.version('imagecorruptions-imaug')}"
-    except metadata.PackageNotFoundError:
-        return "imagecorruptions (unknown version)"
+    found = []
+    for dist in COMPUTED_BY:
+        try:
+            found.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return ", ".join(found) if found else "imagecorruptions (unknown version)"

@@ -31,6 +31,8 @@ def test_peak_lookup_by_device_name_and_precision() -> None:
     assert accel.peak_tflops("NVIDIA H100 80GB HBM3", "bf16") == 989.4
     assert accel.peak_tflops("NVIDIA H100 80GB HBM3", "fp32") == 66.9
     assert accel.peak_tflops("NVIDIA H200", "fp32") == 66.9
+    assert accel.peak_tflops("NVIDIA H100 NVL", "fp32") == 60.0
+    assert math.isnan(accel.peak_tflops("NVIDIA H200 NVL", "bf16")), "no SXM figures for an NVL board"
     assert [accel.peak_tflops(f"NVIDIA {g}", "bf16") for g in ("L4", "L40", "L40S")] == [121.0, 181.0, 362.1]
     assert math.isnan(accel.peak_tflops("cpu (2 threads)", "fp32"))
     assert accel.peak_tflops("cpu (2 threads)", "fp32", override=1.5) == 1.5
@@ -73,7 +75,8 @@ def test_attacks_run_with_tf32_off() -> None:
 def test_bf16_cells_only_after_the_parity_check(trained: None, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     run = ["run", "--suite", "smoke", "--models", "resnet_tiny", "--precision", "bf16", "--pgd-steps", "2",
-           "--eps", "4/255", "--speed-budget", "0.05", "--peak-tflops", "0.1", "--no-report"]
+           "--eps", "4/255", "--speed-budget", "0.05", "--peak-tflops", "0.1", "--peak-tflops-bf16", "0.2",
+           "--no-report"]
     out = tmp_path / "pass"
     monkeypatch.setattr(accel, "AMP_TOLERANCE", 1.0)  # any model passes
     assert main(run + ["--out", str(out)]) == 0
@@ -82,9 +85,11 @@ def test_bf16_cells_only_after_the_parity_check(trained: None, tmp_path: Path,
     rows = read_rows(out / "results.csv")
     assert {r.precision for r in rows if r.kind != "attack"} == {"bf16"}
     assert {r.precision for r in rows if r.kind == "attack"} == {"fp32"}, "attacks never run in reduced precision"
-    assert all(r.mfu > 0 for r in rows), "MFU from the given peak on every row"
+    assert all(r.mfu > 0 for r in rows), "MFU from the given peaks on every row"
     clean = next(r for r in rows if r.kind == "clean")
-    assert clean.mfu == pytest.approx(2e9 * clean.gmacs * clean.throughput / 0.1e12)
+    assert clean.mfu == pytest.approx(2e9 * clean.gmacs * clean.throughput / 0.2e12), "bf16 rows: the bf16 peak"
+    fgsm = next(r for r in rows if r.condition == "fgsm")
+    assert fgsm.mfu == pytest.approx(2e9 * fgsm.gmacs * (fgsm.n_forward + 2 * fgsm.n_backward) / fgsm.seconds / 0.1e12)
 
     monkeypatch.setattr(accel, "AMP_TOLERANCE", -1.0)  # no model can pass: every cell stays fp32
     out = tmp_path / "fail"

@@ -65,9 +65,21 @@ def test_bad_corruption_input_is_named() -> None:
     img = _images(1)[0]
     with pytest.raises(BenchError, match="did you mean gaussian_noise"):
         reference.corrupt(img, "gausian_noise", 1, 0)
-    for s in (0, 6):
+    for s in (0, 6, 3.0, True):
         with pytest.raises(BenchError, match="severity must be an integer in 1..5"):
-            reference.corrupt(img, "fog", s, 0)
+            reference.corrupt(img, "fog", s, 0)  # type: ignore[arg-type]
+    import torch
+
+    from bench.conditions import corruption
+    from corruptions import fast
+
+    for s in (0, 2.5):
+        with pytest.raises(BenchError, match="severity must be an integer in 1..5"):
+            fast.corrupt_batch(img[None], np.zeros(1, np.int64), "fog", s, 0, torch.device("cpu"))  # type: ignore[arg-type]
+        with pytest.raises(BenchError, match="severity must be an integer in 1..5"):
+            corruption("fog", s)  # type: ignore[arg-type]
+    with pytest.raises(BenchError, match="unknown batched corruption 'pixelate'"):
+        fast.corrupt_batch(img[None], np.zeros(1, np.int64), "pixelate", 1, 0, torch.device("cpu"))
     with pytest.raises(BenchError, match="28x28 px are too small"):
         reference.corrupt(_images(1, 28)[0], "fog", 1, 0)
     assert base.ALL[:15] == base.COMMON and len(base.EXTRA) == 4 and base.GROUP["fog"] == "weather"
@@ -222,3 +234,34 @@ def test_every_model_of_a_run_evaluates_one_generation_of_each_cell(tmp_path: Pa
     rows = read_rows(out / "results.csv")
     assert {(r.model, r.condition, r.severity) for r in rows if r.kind == "corruption"} == {
         (m, n, s) for m in ("resnet_tiny", "mgnet_tiny") for n, s in cells}
+
+
+def test_cached_corruptions_follow_the_clean_pixels_not_only_the_files(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder set's fingerprint (file names and sizes) survives another resize, crop or decoder; the cached
+    reference images must not: the cache key hashes the decoded subset too."""
+    from bench import corrupted_data
+    from bench.conditions import corruption
+    from bench.data import ArrayImageSet, load_split
+    from corruptions import reference
+
+    monkeypatch.setattr(corrupted_data, "fingerprint", lambda images: "same files")
+    clean = load_split("cluttered_fmnist", "test")
+    cond = corruption("pixelate", 3, "reference")
+    first = corrupted_data.CorruptedData(clean, 0, tmp_path, 1).images(cond, 3)[0].images.copy()
+    redone = ArrayImageSet(clean.name, clean.split, clean.classes, 255 - clean.images, clean.labels)
+    second, _, idx, _ = corrupted_data.CorruptedData(redone, 0, tmp_path, 1).images(cond, 3)
+    assert not np.array_equal(first, second.images)
+    assert np.array_equal(second.images, reference.corrupt_many(redone.images[idx], idx, "pixelate", 3, 0))
+
+
+def test_the_example_grid_enlarges_small_images(tmp_path: Path) -> None:
+    from bench.conditions import corruption
+    from bench.corrupted_data import CorruptedData
+    from bench.data import ArrayImageSet
+
+    small = ArrayImageSet("toy", "test", ("a",), np.random.default_rng(0).integers(0, 256, (3, 40, 40, 3), np.uint8),
+                          np.zeros(3, np.int64))
+    path = CorruptedData(small, 0, tmp_path / "c", 1).example_grid(tmp_path / "grid.png",
+                                                                   [corruption("contrast", 1, "torch")])
+    assert np.asarray(Image.open(path)).shape[:2] == (80, 6 * 80)  # 40 px cells, drawn twice as large

@@ -206,3 +206,25 @@ def test_results_readme_documents_every_column_in_order() -> None:
     section = doc.split(title, 1)[1].split("\n## ", 1)[0]
     named = [c.strip("` ") for cell in re.findall(r"^\| (`[^|]+) \|", section, re.M) for c in cell.split(",")]
     assert named == list(COLUMNS)
+
+
+def test_the_corruption_section_keeps_data_sets_apart(tmp_path: Path) -> None:
+    """One results file with runs on two data sets: each gets its own tables, means and mCE; a baseline with no
+    corruption rows in one of them leaves that one without mCE instead of failing the report."""
+    from bench.report.corruption_section import section
+    from bench.report.metrics import COMMON
+    from bench.report.tables import load_results
+
+    def sweep(dataset: str, model: str, acc: float) -> list[Row]:
+        return [make_row(dataset=dataset, model=model, kind="corruption", condition=c, severity=s, source="torch",
+                         accuracy=acc) for c in COMMON for s in range(1, 6)]
+
+    path = tmp_path / "results.csv"
+    append_rows(path, sweep("a", "m", 0.5) + sweep("a", "base", 0.75) + sweep("b", "m", 0.25)
+                + [make_row(dataset=d, accuracy=0.5) for d in ("a", "b")])
+    lines = "\n".join(section(load_results(path), tmp_path, "base", None))
+    a, b = lines.split("### a, ")[1].split("### b, ")
+    assert "| m | 1/1 | 0.3 | 50.0 | 50.0 | 200.0 |" in a and "| base | 1/1 | 0.3 | – | **75.0** | 100.0 |" in a
+    assert "| m | 1/1 | 0.3 | 50.0 | **25.0** | – |" in b and "No mCE: the baseline `base` has no corruption rows" in b
+    assert (tmp_path / "figures" / "corruption_heatmap_a_generated_m.png").is_file()
+    assert (tmp_path / "figures" / "corruption_heatmap_b_generated_m.png").is_file()

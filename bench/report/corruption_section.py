@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 
 from bench.card import file_stem
-from bench.errors import unknown
 from bench.report import figures
 from bench.report.fmt import md_table, pct
 from bench.report.metrics import COMMON, errors, mce, relative_mce
@@ -16,12 +15,10 @@ from bench.report.tables import latest, origin
 
 
 def pick_baseline(df: pd.DataFrame, wanted: str | None) -> str | None:
-    """The mCE reference: the named model, else the run's ResNet baseline, else the official baseline."""
-    models = df.model.unique()
+    """The mCE reference among one data set's corruption rows: the named model (None when it has no rows there),
+    else the run's ResNet baseline, else the official baseline. `bench report` checks a named one exists."""
     if wanted:
-        if wanted not in models:
-            raise unknown("baseline model", wanted, sorted(models))
-        return wanted
+        return wanted if wanted in set(df.model) else None
     for family in ("resnet", "mgbase"):
         fam = df[df.family == family].model.unique()
         if len(fam):
@@ -74,6 +71,20 @@ def section(df: pd.DataFrame, run_dir: Path, baseline: str | None, images: dict 
         return ["## Common corruptions", "", "No corruption rows in this run (use `--suite corruptions` or `default`).",
                 ""]
     lines = ["## Common corruptions", ""]
+    several = cor.dataset.nunique() > 1
+    for dataset, dg in cor.groupby("dataset"):
+        lines += _dataset_section(df[df.dataset == dataset], dg, run_dir, baseline, images,
+                                  f"{dataset}, " if several else "", f"_{file_stem(dataset)}" if several else "")
+    if (run_dir / "examples" / "corruptions.png").is_file():
+        lines += ["Example (one test image; columns: clean, severities 1–5):", "",
+                  "![corruption examples](examples/corruptions.png)", ""]
+    return lines
+
+
+def _dataset_section(df: pd.DataFrame, cor: pd.DataFrame, run_dir: Path, baseline: str | None,
+                     images: dict | None, heading: str, stem: str) -> list[str]:  # type: ignore[type-arg]
+    """One data set's tables and figures, per origin (generated or pre-rendered); `df` holds only its rows."""
+    lines: list[str] = []
     ref_name = pick_baseline(cor, baseline)
     for source, g in cor.groupby(origin(cor.source)):
         full = g[g.condition.isin(COMMON)]
@@ -106,23 +117,23 @@ def section(df: pd.DataFrame, run_dir: Path, baseline: str | None, images: dict 
         per_source = g.drop_duplicates(["condition", "severity", "source"]).groupby("source").size()
         mix = ", ".join(f"{v} by {k}" for k, v in per_source.items())
         title = ("pre-rendered files" if source == "rendered" else "generated on the fly") + f" ({mix} conditions)"
-        lines += [f"### {title}, {n} images per condition", "",
+        lines += [f"### {heading}{title}, {n} images per condition", "",
                   md_table(table.drop(columns=["_acc", "_why"])), "",
-                  f"Mean corruption accuracy = plain mean over the 15 corruptions × 5 severities. mCE and relative "
-                  f"mCE are normalised by `{ref_name}` (exit {ref_exit}) of this run (= 100 for it); the AlexNet "
-                  "table applies only to ImageNet-1k." + (f" Relative mCE not defined: {whys[0]}." if whys else ""),
+                  "Mean corruption accuracy = plain mean over the 15 corruptions × 5 severities. "
+                  + (f"mCE and relative mCE are normalised by `{ref_name}` (exit {ref_exit}) of this run (= 100 for "
+                     "it); the AlexNet table applies only to ImageNet-1k." if ref_name else
+                     (f"No mCE: the baseline `{baseline}` has no corruption rows here." if baseline else
+                      "No mCE: no baseline model in this run (a ResNet, the one-glimpse baseline or `--baseline`)."))
+                  + (f" Relative mCE not defined: {whys[0]}." if whys and ref_name else ""),
                   "", "Accuracy (%) per corruption, mean over severities:", "", md_table(pd.DataFrame(per_corr)), ""]
         last = full[full.exit == full.exits_total]
         for model, m in last.groupby("model"):
-            fig = figures.corruption_heatmap(m, run_dir / "figures" / f"corruption_heatmap_{source}_{file_stem(model)}.png",
+            fig = figures.corruption_heatmap(m, run_dir / "figures" / f"corruption_heatmap{stem}_{source}_{file_stem(model)}.png",
                                              f"{model} (exit {int(m.exit.iloc[0])}): accuracy under corruption")
             lines += [f"![{model} heatmap]({fig.relative_to(run_dir).as_posix()})", ""]
         mean = full.groupby(["model", "exit"]).agg(accuracy=("accuracy", "mean"), gmacs=("gmacs", "first"),
                                                    family=("family", "first")).reset_index()
-        fig = figures.accuracy_vs_gmacs(mean, run_dir / "figures" / f"corruption_accuracy_vs_gmacs_{source}.png",
+        fig = figures.accuracy_vs_gmacs(mean, run_dir / "figures" / f"corruption_accuracy_vs_gmacs{stem}_{source}.png",
                                         "Mean corruption accuracy vs compute")
         lines += [f"![corruption accuracy vs GMACs]({fig.relative_to(run_dir).as_posix()})", ""]
-    if (run_dir / "examples" / "corruptions.png").is_file():
-        lines += ["Example (one test image; columns: clean, severities 1–5):", "",
-                  "![corruption examples](examples/corruptions.png)", ""]
     return lines
