@@ -132,6 +132,8 @@ def test_bad_inputs_fail_with_one_line_and_no_results(trained: None, tmp_path: P
     (tmp_path / "file").write_text("")
     _fails(["run", "--models", "resnet_tiny", "--out", str(tmp_path / "file" / "x")], capsys, "cannot write")
     _fails(run + ["resnet_tiny", "--n-images", "0"], capsys, "--n-images must be positive")
+    for seed in ("-1", str(2 ** 32 + 5)):  # both would alias a seed in range (its low 32 bits)
+        _fails(run + ["resnet_tiny", "--seed", seed], capsys, f"--seed must be in [0, 2**32), got {seed}")
     _fails(run + ["resnet_tiny", "--suite", "attacks", "--eps", "0", "-1/255"], capsys, "--eps -1/255 is negative")
     _fails(run + ["resnet_tiny", "--suite", "attacks", "--eps-l2", "-1e-3"], capsys, "--eps-l2 -1e-3 is negative")
     _fails(run + ["resnet_tiny", "--suite", "attacks", "--attack-backend", "torchattacks", "--restarts", "2"], capsys,
