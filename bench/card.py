@@ -1,6 +1,7 @@
 """What the harness knows about a model without building it (torch-free)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -25,6 +26,8 @@ class ModelCard:
     description: str = ""
 
     def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_.:/+-]+", self.name):  # it goes into tables, HTML and file names
+            raise ValueError(f"model name {self.name!r}: use letters, digits and _ . : / + - only")
         if (self.mean is None) != (self.std is None):
             raise ValueError(f"model {self.name!r}: give both mean and std, or neither")
         if self.num_classes < 2 or self.input_size < 1 or self.exits != tuple(range(1, len(self.exits) + 1)):

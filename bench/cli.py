@@ -27,7 +27,9 @@ DEVICE = "auto (default: CUDA when present, else CPU), cpu or cuda[:N]"
 
 
 def _sub(sp: argparse._SubParsersAction, name: str, help_: str) -> argparse.ArgumentParser:
-    return sp.add_parser(name, help=help_, description=help_, epilog=f"example: {EXAMPLES[name]}")
+    examples = "\n".join(f"  {e}" for e in EXAMPLES[name].split("   |   "))
+    return sp.add_parser(name, help=help_, description=help_, epilog=f"example:\n{examples}",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)  # examples stay copyable
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -127,8 +129,9 @@ def _cmd_models(a: argparse.Namespace) -> int:
 def _cmd_suites(a: argparse.Namespace) -> int:
     from bench.conditions import SUITE_HELP, SUITES
 
+    width = max(map(len, SUITES))
     for name, cells in SUITES.items():
-        print(f"{name:10s} {len(cells):3d} cells  {SUITE_HELP[name]}")
+        print(f"{name:{width}s} {len(cells):3d} cells  {SUITE_HELP[name]}")
     return 0
 
 

@@ -129,6 +129,9 @@ def test_bad_inputs_fail_with_one_line_and_no_results(trained: None, tmp_path: P
                      "@register_model('small_net', num_classes=10, input_size=32)\n"
                      "def small_net():\n    return nn.Sequential(nn.Flatten(), nn.LazyLinear(10))\n")
     _fails(["train", str(small), "--epochs", "1"], capsys, "small_net takes 32-px images but cluttered_fmnist has 64x64")
+    odd = tmp_path / "odd_net.py"  # a name goes into Markdown tables, HTML and figure file names
+    odd.write_text(small.read_text().replace("'small_net'", "'net|<b>x</b>'"))
+    _fails(run + [str(odd)], capsys, "model name 'net|<b>x</b>': use letters, digits and _ . : / + - only")
     (tmp_path / "file").write_text("")
     _fails(["run", "--models", "resnet_tiny", "--out", str(tmp_path / "file" / "x")], capsys, "cannot write")
     _fails(run + ["resnet_tiny", "--n-images", "0"], capsys, "--n-images must be positive")

@@ -221,10 +221,44 @@ def test_the_corruption_section_keeps_data_sets_apart(tmp_path: Path) -> None:
 
     path = tmp_path / "results.csv"
     append_rows(path, sweep("a", "m", 0.5) + sweep("a", "base", 0.75) + sweep("b", "m", 0.25)
-                + [make_row(dataset=d, accuracy=0.5) for d in ("a", "b")])
+                + sweep("a", "p", 0.9)[:5] + [make_row(dataset=d, accuracy=0.5) for d in ("a", "b")])
     lines = "\n".join(section(load_results(path), tmp_path, "base", None))
     a, b = lines.split("### a, ")[1].split("### b, ")
     assert "| m | 1/1 | 0.3 | 50.0 | 50.0 | 200.0 |" in a and "| base | 1/1 | 0.3 | – | **75.0** | 100.0 |" in a
+    assert "| p | 1/1 | 0.3 | – | 90.0 (partial) |" in a, "a partial sweep is not ranked"
     assert "| m | 1/1 | 0.3 | 50.0 | **25.0** | – |" in b and "No mCE: the baseline `base` has no corruption rows" in b
     assert (tmp_path / "figures" / "corruption_heatmap_a_generated_m.png").is_file()
     assert (tmp_path / "figures" / "corruption_heatmap_b_generated_m.png").is_file()
+
+
+def test_the_attack_section_names_pgd_by_its_steps_and_keeps_data_sets_apart(tmp_path: Path) -> None:
+    from bench.report.headline import section as headline_section
+    from bench.report.markdown import _attack_section
+    from bench.report.tables import load_results
+
+    pgd = dict(kind="attack", condition="pgd", source="bench", protocol="strict", norm="linf", epsilon=4 / 255,
+               steps=2, step_size=1 / 255, restarts=1)
+    path = tmp_path / "results.csv"
+    append_rows(path, [make_row(dataset="a"), make_row(dataset="a", accuracy=0.25, **pgd),
+                       make_row(dataset="b", model="n"), make_row(dataset="b", model="n", accuracy=0.5, **pgd),
+                       make_row(dataset="b", model="n", accuracy=0.1, **{**pgd, "epsilon": 8 / 255})])
+    df = load_results(path)
+    text = "\n".join(_attack_section(df, tmp_path))
+    a, b = text.split("### Robust accuracy at ε = 4/255 (L∞) (a)")[1].split("### Robust accuracy at ε = 4/255 (L∞) (b)")
+    assert "PGD-2 L∞ (%)" in a and "PGD-10" not in text
+    assert "| m | 1/1 | 0.3 | **33.3** | – | **25.0** |" in a and "| n |" not in a
+    assert "| n | 1/1 | 0.3 | **33.3** | – | **50.0** |" in b and "Images per column: pgd 20, clean 3." in b
+    assert "PGD-2 L∞ 4/255 (%)" in "\n".join(headline_section(df, None))
+    only8 = tmp_path / "only8.csv"  # no L∞ attack at 4/255: a sentence, not an empty table or footer
+    append_rows(only8, [make_row(), make_row(accuracy=0.1, **{**pgd, "epsilon": 8 / 255})])
+    text = "\n".join(_attack_section(load_results(only8), tmp_path))
+    assert "No L∞ attack ran at 4/255" in text and "Images per column: clean 3." in text
+
+
+def test_the_checks_link_reaches_the_docs_from_any_report_folder(tmp_path: Path) -> None:
+    from bench.report.markdown import CHECKS_DOC, _checks_link
+
+    for where in (tmp_path, tmp_path / "a" / "b" / "c"):
+        link = _checks_link(where, "#x")
+        assert link.startswith("(") and link.endswith(".md#x)")
+        assert (where / link[1:-3]).resolve() == CHECKS_DOC

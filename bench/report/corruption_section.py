@@ -105,11 +105,11 @@ def _dataset_section(df: pd.DataFrame, cor: pd.DataFrame, run_dir: Path, baselin
                          "mean corruption acc (%)": pct(m.accuracy.mean()) + ("" if complete else " (partial)"),
                          "mCE": "–" if math.isnan(mce_v) else f"{mce_v:.1f}",
                          "relative mCE": "–" if math.isnan(rel) else f"{rel:.1f}",
-                         "_acc": m.accuracy.mean(), "_why": why})
+                         "_acc": m.accuracy.mean() if complete else math.nan, "_why": why})
             per_corr.append({"model": model, "exit": ex, **{c: pct(m[m.condition == c].accuracy.mean())
                                                             for c in COMMON}})
         table = pd.DataFrame(rows)
-        best = table._acc.max()
+        best = table._acc.max()  # among complete sweeps: a partial one is not ranked
         table["mean corruption acc (%)"] = [f"**{v}**" if a == best else v
                                             for v, a in zip(table["mean corruption acc (%)"], table._acc)]
         whys = sorted({w for w in table._why if w})

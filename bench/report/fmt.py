@@ -13,6 +13,12 @@ def md_table(df: pd.DataFrame) -> str:
     return "\n".join([head, sep, *("| " + " | ".join(str(v) for v in r) + " |" for r in df.itertuples(index=False))])
 
 
+def pgd_name(rows: pd.DataFrame) -> str:
+    """"PGD-k" for PGD rows that all ran k steps (the suites' PGD-10, smoke's PGD-2), else "PGD"."""
+    steps = sorted({int(s) for s in rows[rows.condition == "pgd"].steps}) if len(rows) else []
+    return f"PGD-{steps[0]}" if len(steps) == 1 else "PGD"
+
+
 def pct(v: float | None, best: float | None = None) -> str:
     """A fraction as a percentage with one decimal, bold when it equals `best`; '–' when missing."""
     if v is None or (isinstance(v, float) and math.isnan(v)) or pd.isna(v):

@@ -7,7 +7,7 @@ import pandas as pd
 
 from bench.conditions import HEADLINE_EPS
 from bench.report import corruption_section
-from bench.report.fmt import md_table, pct
+from bench.report.fmt import md_table, pct, pgd_name
 from bench.report.tables import latest
 
 # column -> (format, or None for a percentage shown by fmt.pct; True when lower is better)
@@ -56,7 +56,7 @@ def values(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     return out.sort_values(["dataset", "family", "model", "exit"]).reset_index(drop=True)
 
 
-def seed_note(t: pd.DataFrame) -> str:
+def seed_note(t: pd.DataFrame, label: dict[str, str] | None = None) -> str:
     """Which seed each column's numbers come from, when one table shows runs of several seeds ('' otherwise)."""
     per = {c: sorted({k for ks in t[f"seeds {c}"] for k in ks}) for c in SEEDED}
     if len({k for ks in per.values() for k in ks}) < 2:
@@ -64,7 +64,7 @@ def seed_note(t: pd.DataFrame) -> str:
     groups: dict[tuple[int, ...], list[str]] = {}
     for c, ks in per.items():
         if ks:
-            groups.setdefault(tuple(ks), []).append(c)
+            groups.setdefault(tuple(ks), []).append((label or {}).get(c, c))
     parts = [f"seed{'s' if len(ks) > 1 else ''} {', '.join(map(str, ks))}: {', '.join(cs)}"
              for ks, cs in sorted(groups.items())]
     return f"Columns come from runs with different seeds ({'; '.join(parts)}). "
@@ -85,16 +85,19 @@ def section(df: pd.DataFrame, baseline: str | None) -> list[str]:
     v = values(df, baseline)
     lines = ["## Headline", ""]
     for dataset, t in v.groupby("dataset"):
+        d = df[(df.dataset == dataset) & (df.kind == "attack") & (df.norm == "linf") & (df.protocol == "strict")
+               & ((df.epsilon - HEADLINE_EPS).abs() < 1e-9)]
+        label = {c: c.replace("PGD-10", pgd_name(d)) for c in COLUMNS}  # smoke and --pgd-steps run other counts
         shown = pd.DataFrame({"model": t.model, "exit": [f"{e}/{n}" for e, n in zip(t.exit, t.exits_total)]})
         for c, (_, lower) in COLUMNS.items():
             s = t[c].dropna()
             best = (s.min() if lower else s.max()) if len(s) > 1 else None
-            shown[c] = [_cell(x, c, best) for x in t[c]]
+            shown[label[c]] = [_cell(x, c, best) for x in t[c]]
         devices = ", ".join(sorted(df[(df.dataset == dataset) & df.latency_ms.notna()].device.unique()))
         timing = (f"Latency: median batch-1 forward pass up to the exit; throughput: best over batch sizes 1, 2, 4, …; "
                   f"both measured on {devices}." if devices else "Latency and throughput were not timed in this run.")
         lines += [f"### {dataset}", "", md_table(shown), "",
                   f"Best per column in bold (lowest GMACs, parameters, latency and mCE; highest otherwise); – = not "
                   f"measured in this run. {timing} mCE against the run's baseline (see "
-                  f"Common corruptions); robust accuracy under the strict protocol. {seed_note(t)}".rstrip(), ""]
+                  f"Common corruptions); robust accuracy under the strict protocol. {seed_note(t, label)}".rstrip(), ""]
     return lines

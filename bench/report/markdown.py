@@ -5,19 +5,28 @@ Inputs: results.csv, plus per_image.csv, checks.csv and glimpses.csv (with examp
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
 
+from bench.card import file_stem
 from bench.conditions import HEADLINE_EPS
 from bench.report import corruption_section, glimpse_figure, headline, html
 from bench.report.figures import accuracy_vs_eps, accuracy_vs_gmacs
-from bench.report.fmt import md_table, pct
+from bench.report.fmt import md_table, pct, pgd_name
 from bench.report.sanity import attack_findings
 from bench.report.tables import clean_table, current, latest, load_results
 from bench.results import SCORING
 
-CHECKS_DOC = "../../docs/checks.md"  # from results/<run>/report.md
+CHECKS_DOC = Path(__file__).resolve().parents[2] / "docs" / "checks.md"
+
+
+def _checks_link(run_dir: Path, anchor: str = "") -> str:
+    """Where docs/checks.md is from the report's folder (any --out), or no link where the docs are not at hand."""
+    if not CHECKS_DOC.is_file():
+        return ""
+    return f"({Path(os.path.relpath(CHECKS_DOC, run_dir.resolve())).as_posix()}{anchor})"
 
 
 def _provenance(df: pd.DataFrame) -> list[str]:
@@ -86,8 +95,20 @@ def _attack_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
              "Strict protocol unless marked: ε in [0,1] pixel units, random start, projection and clamp to "
              "[0,1], every exit attacked through its own truncated model with the true gradient (MGNet's rescaler and "
              "position stop-gradient off); an image an exit misclassifies clean is not robust there.", ""]
-    clean = latest(df[df.kind == "clean"]).set_index(["model", "exit"]).accuracy
+    several = att.dataset.nunique() > 1
+    for dataset, a in att.groupby("dataset"):
+        lines += _attack_tables(a, latest(df[(df.kind == "clean") & (df.dataset == dataset)]), run_dir,
+                                f" ({dataset})" if several else "", f"_{file_stem(dataset)}" if several else "")
+    return lines
+
+
+def _attack_tables(att: pd.DataFrame, clean_rows: pd.DataFrame, run_dir: Path, heading: str,
+                   stem: str) -> list[str]:
+    """One data set's robust-accuracy table, figures and paper-vs-strict comparison."""
+    lines: list[str] = []
+    clean = clean_rows.set_index(["model", "exit"]).accuracy
     at = att[(att.epsilon - HEADLINE_EPS).abs() < 1e-9]
+    pgd = pgd_name(att[att.norm == "linf"])
 
     def pick(name: str, **kw: object) -> pd.Series:
         s = at[at.condition == name]
@@ -95,9 +116,9 @@ def _attack_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
             s = s[s[k] == v]
         return s.set_index(["model", "exit"]).accuracy
 
-    cols = {"clean": clean, "FGSM": pick("fgsm"), "PGD-10 L∞": pick("pgd", norm="linf"),
-            "AutoAttack": pick("autoattack"), "transfer PGD": pick("transfer_pgd"),
-            "paper PGD (official protocol)": pick("paper_pgd")}
+    paper = "paper PGD (official protocol)"
+    cols = {"clean": clean, "FGSM": pick("fgsm"), f"{pgd} L∞": pick("pgd", norm="linf"),
+            "AutoAttack": pick("autoattack"), "transfer PGD": pick("transfer_pgd"), paper: pick("paper_pgd")}
     models = att[["model", "exit", "exits_total", "gmacs", "family"]].drop_duplicates(["model", "exit"])
     models = models.sort_values(["family", "model", "exit"])
     rows = []
@@ -105,24 +126,27 @@ def _attack_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
         row = {"model": r.model, "exit": f"{r.exit}/{r.exits_total}", "GMACs": f"{r.gmacs:.4g}"}
         for c, s in cols.items():
             v = s.get((r.model, r.exit))
-            best = s.max() if len(s) else None
-            row[c + " (%)"] = pct(v, best if c != "paper PGD (official protocol)" else None)
+            best = s.max() if len(s) and c != paper else None  # the paper protocol's numbers are not a ranking
+            row[c + " (%)"] = pct(v, best)
         rows.append(row)
-    counts = ", ".join(f"{name} {int(n)}" for name, n in at.groupby("condition").n_images.max().items())
-    n_clean = latest(df[df.kind == "clean"]).n_images.max() if (df.kind == "clean").any() else 0
-    lines += ["### Robust accuracy at ε = 4/255 (L∞)", "", md_table(pd.DataFrame(rows)), "",
-              f"Images per column: {counts}, clean {int(n_clean)}. Best per column in bold; "
-              "– = not run (the `default` suite runs AutoAttack at each model's last exit only). Transfer: "
-              "PGD-10 examples crafted on the run's ResNet baseline.", ""]
+    counts = [f"{name} {int(n)}" for name, n in at.groupby("condition").n_images.max().items()]
+    if len(clean_rows):
+        counts.append(f"clean {int(clean_rows.n_images.max())}")
+    lines += [f"### Robust accuracy at ε = 4/255 (L∞){heading}", "",
+              md_table(pd.DataFrame(rows)) if len(at) else "No L∞ attack ran at 4/255 (see the figures below).", "",
+              f"Images per column: {', '.join(counts) or 'none'}. Best per column in bold (not for the paper "
+              "protocol); – = not run (the `default` suite runs AutoAttack at each model's last exit only). "
+              "Transfer: PGD examples crafted on the run's ResNet baseline.", ""]
     pgd_head = at[(at.condition == "pgd") & (at.norm == "linf")]
     if not pgd_head.empty:
-        fig = accuracy_vs_gmacs(pgd_head, run_dir / "figures" / "pgd_accuracy_vs_gmacs.png",
-                                "PGD-10 L∞ 4/255 robust accuracy vs compute")
+        fig = accuracy_vs_gmacs(pgd_head, run_dir / "figures" / f"pgd_accuracy_vs_gmacs{stem}.png",
+                                f"{pgd} L∞ 4/255 robust accuracy vs compute")
         lines += [f"![robust accuracy vs GMACs]({fig.relative_to(run_dir).as_posix()})", ""]
-    for name, norm, title in (("fgsm", "linf", "FGSM"), ("pgd", "linf", "PGD-10 L∞"), ("pgd", "l2", "PGD-10 L2")):
+    for name, norm in (("fgsm", "linf"), ("pgd", "linf"), ("pgd", "l2")):
         s = att[(att.condition == name) & (att.norm == norm) & (att.protocol == "strict")]
+        title = "FGSM" if name == "fgsm" else f"{pgd_name(s)} {'L∞' if norm == 'linf' else 'L2'}"
         if s.epsilon.nunique() > 1:
-            fig = accuracy_vs_eps(s, run_dir / "figures" / f"accuracy_vs_eps_{name}_{norm}.png",
+            fig = accuracy_vs_eps(s, run_dir / "figures" / f"accuracy_vs_eps_{name}_{norm}{stem}.png",
                                   f"{title}: robust accuracy vs ε", l2=norm == "l2")
             lines += [f"![{title} accuracy vs eps]({fig.relative_to(run_dir).as_posix()})", ""]
     lines += _paper_section(att)
@@ -131,13 +155,13 @@ def _attack_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
 
 def _paper_section(att: pd.DataFrame) -> list[str]:
     paper = att[att.protocol == "paper"].set_index(["model", "exit"])
-    strict = att[(att.condition == "pgd") & (att.norm == "linf") &
-                 ((att.epsilon - HEADLINE_EPS).abs() < 1e-9)].set_index(["model", "exit"])
+    strict_rows = att[(att.condition == "pgd") & (att.norm == "linf") & ((att.epsilon - HEADLINE_EPS).abs() < 1e-9)]
+    strict = strict_rows.set_index(["model", "exit"])
     both = paper.index.intersection(strict.index)
     if not len(both):
         return []
     rows = [{"model": m, "exit": e, "paper PGD (%)": pct(paper.loc[(m, e), "accuracy"]),
-             "strict PGD-10 4/255 (%)": pct(strict.loc[(m, e), "accuracy"]),
+             f"strict {pgd_name(strict_rows)} 4/255 (%)": pct(strict.loc[(m, e), "accuracy"]),
              "difference (points)": f"{100 * (paper.loc[(m, e), 'accuracy'] - strict.loc[(m, e), 'accuracy']):+.1f}"}
             for m, e in sorted(both)]
     return ["### Paper protocol vs strict protocol", "",
@@ -171,9 +195,11 @@ def _sanity_section(df: pd.DataFrame, run_dir: Path, images: dict) -> list[str]:
     warn = [f for f in findings if f.status == "warn"] + [c for c in checks if c.status == "warn"]
     lines = ["## Sanity checks", "",
              f"{len(findings) + len(checks) - len(warn)} passed, {len(warn)} raised. Each check is explained "
-             f"in [docs/checks.md]({CHECKS_DOC}).", ""]
+             + (f"in [docs/checks.md]{_checks_link(run_dir)}." if _checks_link(run_dir) else
+                "in docs/checks.md of the bench repository."), ""]
     if warn:
-        rows = [{"model": f.model, "exit": f.exit, "check": f"[{f.check}]({CHECKS_DOC}#{f.check})",
+        rows = [{"model": f.model, "exit": f.exit,
+                 "check": f"[{f.check}]{_checks_link(run_dir, '#' + f.check)}" if _checks_link(run_dir) else f.check,
                  "detail": f.detail} for f in warn]
         lines += [md_table(pd.DataFrame(rows)), ""]
     info = [c for c in checks if c.check == "rescaler_effect"]

@@ -91,6 +91,6 @@ def attack_findings(df: pd.DataFrame, images: dict | None = None) -> list[Findin
                 if other == "autoattack":
                     gap = ref_acc - acc
                     out.append(Finding(model, ex, "pgd_gap_to_autoattack", "warn" if gap > MAX_PGD_GAP else "ok",
-                                       f"PGD-10 leaves {100 * gap:.1f} points more than AutoAttack at "
+                                       f"PGD-{int(ref['steps'])} leaves {100 * gap:.1f} points more than AutoAttack at "
                                        f"{r.epsilon * 255:.3g}/255 on the same {n} images"))
     return out
