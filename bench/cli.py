@@ -164,6 +164,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
     from bench.train import RECIPES, train
 
     check_name(a.data)
+    if not 0 <= a.seed < 2 ** 32:
+        raise BenchError(f"--seed must be in [0, 2**32), got {a.seed}")
     if a.data not in RECIPES:
         raise BenchError(f"no training recipe for data set {a.data!r} (known: {', '.join(RECIPES)})")
     recipe = dataclasses.replace(RECIPES[a.data], **{k: v for k, v in
@@ -178,7 +180,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         if a.if_missing and out.is_file():
             print(f"{name}: checkpoint exists ({out}), skipped")
             continue
-        lm = load(f"{name}@random", a.data, cache)
+        lm = load(f"{name}@random", a.data, cache, init_seed=a.seed)
         if sets is None:
             sets = (load_split(a.data, "train", root, a.download), load_split(a.data, "test", root, a.download))
         check_fits(lm, len(sets[0].classes), sets[0].get(0)[0].shape, a.data)

@@ -102,15 +102,16 @@ def check_fits(lm: LoadedModel, n_classes: int, image_shape: tuple[int, ...], da
                          f"{image_shape[0]}x{image_shape[1]}")
 
 
-def load(spec: str, dataset: str, cache: Path) -> LoadedModel:
-    """Build the model named by a registry spec and load its weights (eval mode, CPU)."""
+def load(spec: str, dataset: str, cache: Path, init_seed: int = 0) -> LoadedModel:
+    """Build the model named by a registry spec and load its weights (eval mode, CPU); `init_seed` seeds the
+    initialisation (`@random` is seed 0; `bench train --seed` starts from its own)."""
     from models.base import as_bench_model
 
     name, _, weights = spec.partition("@")
     card = MODELS.get(name)
     meta: dict = {}
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)  # `@random` means the same random weights every time
+        torch.manual_seed(init_seed)  # `@random` means the same random weights every time
         try:
             net = card.build()
             model = as_bench_model(net, card.mean, card.std)

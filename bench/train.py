@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -120,6 +121,16 @@ def train(model: torch.nn.Module, name: str, train_set: ImageSet, test_set: Imag
         raise BenchError(f"a batch of {smallest} image(s) (batch size {recipe.batch_size}, {len(train_set)} training "
                          f"images) cannot be shared among {w.size} ranks: choose a batch size that leaves every "
                          "batch at least one image per rank")
+    if smallest // w.size == 1 and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        raise BenchError(f"a batch of {smallest} image(s) (batch size {recipe.batch_size}, {len(train_set)} training "
+                         f"images{f', {w.size} ranks' if w.size > 1 else ''}) leaves a rank one image, on which batch "
+                         "norm cannot train (MGNet's 1x1 maps): choose another batch size")
+    try:  # an unwritable checkpoint folder fails now, not after the first epoch
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=".probe-"):
+            pass
+    except OSError as e:
+        raise BenchError(f"cannot write checkpoints to {out.parent}: {e.strerror or e} (set BENCH_CACHE)") from None
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     accel.training_layout(model.to(dev), dev)

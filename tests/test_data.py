@@ -58,8 +58,14 @@ def test_cluttered_cache_is_used_and_a_damaged_entry_rebuilt(fmnist_dir: Path, t
     first = cluttered.build("test", spec, fmnist_dir, tmp_path)
     (entry,) = tmp_path.glob("*.npz")
     assert np.array_equal(cluttered.build("test", spec, fmnist_dir, tmp_path).images, first.images)
-    entry.write_bytes(b"garbage")
-    assert np.array_equal(cluttered.build("test", spec, fmnist_dir, tmp_path).images, first.images)
+    good = entry.read_bytes()
+    flipped = bytearray(good)
+    flipped[len(good) // 2] ^= 0xFF
+    for damaged in (b"garbage", good[:len(good) // 2], bytes(flipped), b""):  # numpy: ValueError, BadZipFile, EOFError
+        entry.write_bytes(damaged)
+        assert np.array_equal(cluttered.build("test", spec, fmnist_dir, tmp_path).images, first.images)
+    (tmp_path / "file").write_text("")  # an unwritable cache: built, not cached, not a failure
+    assert np.array_equal(cluttered.build("test", spec, fmnist_dir, tmp_path / "file" / "c").images, first.images)
 
 
 def test_a_cached_build_reads_no_images_and_a_parallel_build_renders_the_same(

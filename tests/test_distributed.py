@@ -228,6 +228,37 @@ def test_a_batch_smaller_than_the_world_is_refused_by_every_rank_before_any_coll
     assert not list(tmp_path.glob("*.pt"))
 
 
+def test_training_refuses_a_one_image_batch_for_batch_norm_and_an_unwritable_folder_before_it_starts(
+        tmp_path: Path) -> None:
+    """MGNet's batch norms on 1x1 maps cannot train on one image; both errors come before the first step."""
+    from bench.data import ArrayImageSet
+    from bench.errors import BenchError
+    from bench.specs import load
+    from bench.train import Recipe, train
+
+    images = ArrayImageSet("toy", "train", tuple("abcdefghij"), np.zeros((240, 64, 64, 3), np.uint8),
+                           np.arange(240) % 10)
+    model = load("mgnet_tiny@random", "cluttered_fmnist", tmp_path).model
+    with pytest.raises(BenchError, match=r"a batch of 1 image\(s\) .* leaves a rank one image, on which batch norm"):
+        train(model, "mgnet_tiny", images, images, Recipe(epochs=1, batch_size=239, lr=0.1), tmp_path / "m.pt")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(BenchError, match="cannot write checkpoints to"):
+        train(model, "mgnet_tiny", images, images, Recipe(epochs=1, batch_size=60, lr=0.1),
+              tmp_path / "file" / "m.pt")
+    assert not list(tmp_path.glob("*.pt"))
+
+
+def test_the_training_seed_also_seeds_the_initial_weights(tmp_path: Path) -> None:
+    from bench.specs import load
+
+    def weights(seed: int) -> torch.Tensor:
+        return load("resnet_tiny@random", "cluttered_fmnist", tmp_path, init_seed=seed).model.state_dict()
+
+    zero, again, one = weights(0), weights(0), weights(1)
+    assert all(torch.equal(zero[k], again[k]) for k in zero)
+    assert not all(torch.equal(zero[k], one[k]) for k in zero if zero[k].is_floating_point())
+
+
 def test_torchrun_ddp_trains_the_one_glimpse_baseline(ddp_trained: Path, tmp_path: Path) -> None:
     """mgbase never runs its localization network: frozen, so DDP waits for no gradient of it (it failed at the
     second step before) and it keeps its initial weights, as in one process."""

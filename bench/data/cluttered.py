@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,6 +23,8 @@ from bench.data.imageset import ArrayImageSet, rank_cores
 
 VERSION = 1  # bump when rendering changes: it is part of the cache key
 PARALLEL_FROM = 2000  # fewer images render faster in this process than worker processes start
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,17 +95,21 @@ def build(split: str, spec: ClutterSpec, source: Path, cache: Path | None = None
         try:
             with np.load(path) as z:
                 return ArrayImageSet(name, split, fmnist.CLASSES, z["images"], z["labels"])
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt, never trusted
     items, labels = fmnist.load(split, source)
     split_id = 0 if split == "train" else 1
     images = _render_all(items, count, split_id, spec, rank_cores() if workers is None else workers)
     out = ArrayImageSet(name, split, fmnist.CLASSES, images, labels[:count].copy())
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")  # processes building at once (torchrun ranks)
-        np.savez(tmp, images=out.images, labels=out.labels)
-        tmp.replace(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(tmp, images=out.images, labels=out.labels)
+            tmp.replace(path)
+        except OSError as e:  # a cache, not a result: the next run builds the set again
+            log.warning("cannot cache %s in %s (%s); set BENCH_CACHE to a writable folder", name, path.parent,
+                        e.strerror or e)
     return out
 
 
