@@ -67,11 +67,14 @@ class _Objective(torch.nn.Module):
 
 def _epoch(objective: torch.nn.Module, model: torch.nn.Module, name: str, train_set: ImageSet, recipe: Recipe,
            opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator, epoch: int,
-           dev: torch.device, workers: int) -> None:
+           dev: torch.device, workers: int, seed: int = 0) -> None:
     """One pass over the training set in the generator's order; this rank takes its share of every global batch."""
     from bench import distributed
+    from bench.data import FolderImageSet
 
     w = distributed.world()
+    if isinstance(train_set, FolderImageSet):  # random crops from (seed, epoch, image), whoever loads the image
+        train_set = dataclasses.replace(train_set, draws=(seed, epoch))
     model.train()
     order = torch.randperm(len(train_set), generator=gen).numpy()
     # each rank loads its share of every global batch: positions rank, rank + size, ... of the batch
@@ -157,7 +160,7 @@ def train(model: torch.nn.Module, name: str, train_set: ImageSet, test_set: Imag
     start = time.perf_counter()
     with small_map_grad.enabled(model):  # tiny late feature maps: a faster weight gradient on the CPU
         for epoch in range(first, recipe.epochs):
-            _epoch(objective, model, name, train_set, recipe, opt, sched, gen, epoch, dev, workers)
+            _epoch(objective, model, name, train_set, recipe, opt, sched, gen, epoch, dev, workers, seed)
             if w.main:
                 train_state.save(state, key, epoch + 1, spent + time.perf_counter() - start, model, opt, sched, gen)
     model.to(memory_format=torch.contiguous_format).eval()  # checkpoints hold the usual NCHW weights

@@ -179,3 +179,28 @@ def test_fashion_mnist_in_torchvisions_download_folder_is_found(fmnist_dir: Path
     assert fmnist.find_dir(download=False, cache=tmp_path) == raw
     with pytest.raises(BenchError, match="Fashion-MNIST not found"):
         fmnist.find_dir(download=False, cache=tmp_path / "elsewhere")
+
+
+def test_training_crops_depend_on_seed_epoch_and_image_only(tmp_path: Path) -> None:
+    """Not on the process's random state, the loader workers or the rank: ranks draw independent crops and a resumed
+    run draws the crops of an uninterrupted one."""
+    import dataclasses
+
+    import torch
+
+    from bench.data import FolderImageSet, iter_batches
+
+    ramp = np.add.outer(np.arange(120), np.arange(160)).astype(np.uint8)
+    paths = []
+    for k in range(3):
+        paths.append(tmp_path / f"{k}.png")
+        Image.fromarray(np.stack([ramp, ramp // 2, ramp * k], -1)).save(paths[-1])
+    base = FolderImageSet("toy", "train", ("a",), paths, np.zeros(3, np.int64), imagenet.train_transform(64))
+    epoch0, epoch1 = (dataclasses.replace(base, draws=(0, e)) for e in (0, 1))
+    torch.manual_seed(1)
+    a = epoch0.get(2)[0]
+    torch.manual_seed(2)
+    assert np.array_equal(a, epoch0.get(2)[0]) and not np.array_equal(a, epoch1.get(2)[0])
+    alone = np.concatenate([b for _, b, _ in iter_batches(epoch0, np.arange(3), 2, workers=0)])
+    in_workers = np.concatenate([b for _, b, _ in iter_batches(epoch0, np.arange(3), 2, workers=1)])
+    assert np.array_equal(alone, in_workers) and np.array_equal(alone[2], a)

@@ -53,6 +53,9 @@ class FolderImageSet:
     paths: Sequence[Path]
     labels: np.ndarray
     transform: Callable[..., np.ndarray] = field(repr=False)
+    # (seed, epoch): a random transform (the training crop) draws from a generator seeded by them and the image
+    # index, not from the process's: the same crops under any number of ranks or loader workers, and on resume
+    draws: tuple[int, int] | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -64,7 +67,16 @@ class FolderImageSet:
 
         try:
             with Image.open(self.paths[i]) as im:
-                img = self.transform(im.convert("RGB"))
+                if self.draws is None:
+                    img = self.transform(im.convert("RGB"))
+                else:
+                    import torch
+
+                    from bench.seeds import image_seed
+
+                    with torch.random.fork_rng(devices=[]):
+                        torch.manual_seed(image_seed(self.draws[0], i, "train-crop", self.draws[1]))
+                        img = self.transform(im.convert("RGB"))
         except OSError as e:
             raise BenchError(f"{self.name}: cannot read image {self.paths[i]}: {e}") from None
         return img, int(self.labels[i])
