@@ -8,8 +8,7 @@ from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
-from bench.csvfile import append_records, read_records
-from bench.errors import BenchError
+from bench.csvfile import append_records, parse_records, read_records
 
 if TYPE_CHECKING:
     import torch
@@ -104,14 +103,9 @@ def model_checks(model: "torch.nn.Module", x: "torch.Tensor", y: "torch.Tensor",
 
 def read_checks(path: Path) -> list[CheckRow]:
     """Rows of checks.csv ([] if absent)."""
-    out = []
-    for line, rec in enumerate(read_records(path, CHECK_COLUMNS, "checks"), start=2):
-        try:
-            out.append(CheckRow(**{c: (float(v) if c == "value" else int(v) if c == "exit" else v)
-                                   for c, v in zip(CHECK_COLUMNS, rec)}))
-        except ValueError as e:
-            raise BenchError(f"{path}:{line}: damaged check record ({e})") from None
-    return out
+    return parse_records(path, read_records(path, CHECK_COLUMNS, "checks"), lambda rec: CheckRow(
+        **{c: (float(v) if c == "value" else int(v) if c == "exit" else v) for c, v in zip(CHECK_COLUMNS, rec)}),
+        "damaged check record")
 
 
 def append_checks(path: Path, rows: Iterable[CheckRow]) -> None:

@@ -6,7 +6,7 @@ import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable, Sequence, TextIO
+from typing import Callable, Iterable, Sequence, TextIO, TypeVar
 
 from bench.errors import BenchError
 
@@ -32,6 +32,22 @@ def read_records(path: Path, columns: Sequence[str], what: str) -> list[list[str
             return records
     except (UnicodeDecodeError, csv.Error) as e:
         raise BenchError(f"{path}: cannot parse {what} file: {e}") from None
+
+
+T = TypeVar("T")
+
+
+def parse_records(path: Path, records: Iterable[Sequence[str]], build: Callable[[Sequence[str]], T],
+                  damaged: str) -> list[T]:
+    """build(record) for each record; a ValueError it raises is one error naming the file and line: the report and
+    the runner fail on a damaged record here, not later."""
+    out = []
+    for line, rec in enumerate(records, start=2):
+        try:
+            out.append(build(rec))
+        except ValueError as e:  # json.JSONDecodeError is one too
+            raise BenchError(f"{path}:{line}: {damaged}: {e}") from None
+    return out
 
 
 def _open(path: Path, what: str) -> TextIO:

@@ -1,6 +1,7 @@
 """The one exception users see: a single clear line, exit status 2."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable
 
 
@@ -8,6 +9,18 @@ class BenchError(Exception):
     """A user-facing error: bad input, missing data or weights, unwritable output."""
 
     exit_code = 2
+
+
+def ensure_writable(folder: Path, what: str, hint: str = "") -> None:
+    """Fail now, with one line, where a later write would: create `folder` and a file in it ('cannot write WHAT')."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+    except OSError as e:
+        raise BenchError(f"cannot write {what}: {e.strerror or e}{hint}") from None
 
 
 def unknown(kind: str, name: str, known: "Iterable[str]") -> BenchError:

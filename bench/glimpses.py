@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.card import file_stem
-from bench.csvfile import append_records, read_records
-from bench.errors import BenchError
+from bench.csvfile import append_records, parse_records, read_records
 
 if TYPE_CHECKING:  # the report reads glimpses.csv through this module without torch
     import torch
@@ -47,14 +46,9 @@ def read(path: Path) -> list[Glimpse]:
     """Stored glimpse rows ([] when the run has none)."""
     ints = {"image", "label", "exit", "predicted"}
     floats = {"x0", "y0", "x1", "y1"}
-    out = []
-    for line, rec in enumerate(read_records(path, COLUMNS, "glimpses"), start=2):
-        try:
-            out.append(Glimpse(**{c: int(v) if c in ints else float(v) if c in floats else v
-                                  for c, v in zip(COLUMNS, rec)}))
-        except ValueError as e:
-            raise BenchError(f"{path}:{line}: damaged glimpse record ({e})") from None
-    return out
+    return parse_records(path, read_records(path, COLUMNS, "glimpses"), lambda rec: Glimpse(
+        **{c: int(v) if c in ints else float(v) if c in floats else v for c, v in zip(COLUMNS, rec)}),
+        "damaged glimpse record")
 
 
 def _save_strip(x: "torch.Tensor", path: Path) -> None:

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
-from bench.csvfile import append_records, read_records
-from bench.errors import BenchError
+from bench.csvfile import append_records, parse_records, read_records
 from bench.results import Row
 
 COLUMNS = ("row_key", "indices", "correct")
@@ -32,11 +31,12 @@ def append(path: Path, items: Iterable[tuple[Row, np.ndarray, np.ndarray]]) -> N
 
 def read(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """row_key -> (indices, correct bool); the latest record wins."""
-    out = {}
-    for line, (key, idx, ok) in enumerate(read_records(path, COLUMNS, "per-image"), start=2):
+    def record(rec: Sequence[str]) -> tuple[str, tuple[np.ndarray, np.ndarray]]:
+        key, idx, ok = rec
         fields = idx.split()
         if not all(f.isdigit() for f in fields) or len(ok) != len(fields) or set(ok) - {"0", "1"}:
-            raise BenchError(f"{path}:{line}: damaged per-image record ({len(fields)} image indices, {len(ok)} "
-                             "correctness flags); move the file away or choose another --out")
-        out[key] = (np.array(fields, dtype=np.int64), np.array([c == "1" for c in ok], dtype=bool))
-    return out
+            raise ValueError(f"{len(fields)} image indices, {len(ok)} correctness flags; move the file away or "
+                             "choose another --out")
+        return key, (np.array(fields, dtype=np.int64), np.array([c == "1" for c in ok], dtype=bool))
+
+    return dict(parse_records(path, read_records(path, COLUMNS, "per-image"), record, "damaged per-image record"))

@@ -9,9 +9,9 @@ import math
 from dataclasses import astuple, dataclass, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
-from bench.csvfile import append_records, header, read_records
+from bench.csvfile import append_records, header, parse_records, read_records
 from bench.errors import BenchError
 
 SCHEMA_VERSION = 4
@@ -100,6 +100,15 @@ def _parse(name: str, text: str) -> object:
     return text
 
 
+def _row(rec: Sequence[str]) -> Row:
+    """A results row that agrees with itself: accuracy = n_correct / n_images, 0 <= n_correct <= n_images."""
+    row = Row(**{c: _parse(c, v) for c, v in zip(COLUMNS, rec)})
+    if not 0 <= row.n_correct <= row.n_images or not math.isclose(
+            row.accuracy, row.n_correct / max(row.n_images, 1), rel_tol=1e-12, abs_tol=1e-12):
+        raise ValueError(f"accuracy {row.accuracy} is not n_correct / n_images = {row.n_correct} / {row.n_images}")
+    return row
+
+
 def _is_timestamp(text: str) -> bool:
     try:
         t = datetime.fromisoformat(text)
@@ -126,18 +135,7 @@ def read_rows(path: Path) -> list[Row]:
         records = read_records(path, legacy or COLUMNS, f"results v{SCHEMA_VERSION}")
         if legacy:
             records = [[dict(zip(legacy, rec)).get(c, _ADDED.get(c, (0, ""))[1]) for c in COLUMNS] for rec in records]
-        rows = []
-        for line, rec in enumerate(records, start=2):
-            try:
-                row = Row(**{c: _parse(c, v) for c, v in zip(COLUMNS, rec)})
-                if not 0 <= row.n_correct <= row.n_images or not math.isclose(
-                        row.accuracy, row.n_correct / max(row.n_images, 1), rel_tol=1e-12, abs_tol=1e-12):
-                    raise ValueError(f"accuracy {row.accuracy} is not n_correct / n_images = {row.n_correct} / "
-                                     f"{row.n_images}")
-            except ValueError as e:  # json.JSONDecodeError is one too
-                raise BenchError(f"{path}:{line}: cannot parse results row: {e}") from None
-            rows.append(row)
-        return rows
+        return parse_records(path, records, _row, "cannot parse results row")
     except ValueError as e:
         raise BenchError(f"{path}: cannot parse results file: {e}") from None
 

@@ -7,7 +7,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from bench.checks import CheckRow, append_checks, model_checks, read_checks
 from bench.data import (ImageSet, cache_dir, check_name, iter_batches, load_split, loader_workers, subset_indices,
                         to_unit)
 from bench.device import device_name, rank_device
-from bench.errors import BenchError
+from bench.errors import BenchError, ensure_writable
 from bench.evaluate import Correct, clean_correct, evaluate, merge
 from bench.provenance import code_version, utc_now, versions
 from bench.results import SCORING, Row, append_rows, canonical_json, read_rows
@@ -31,15 +30,6 @@ from bench.speed import Speed, measure
 
 log = logging.getLogger(__name__)
 NOT_TIMED = Speed(latency_ms=float("nan"), throughput=float("nan"), batch=0)
-
-
-def _probe_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".probe-"):
-            pass
-    except OSError as e:
-        raise BenchError(f"cannot write to output folder {out}: {e.strerror or e}") from None
 
 
 def _key_rows(lm: LoadedModel, cfg: RunConfig, subset: str, cond: Condition, exits: tuple[int, ...],
@@ -248,7 +238,7 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
     corrupted = _corrupted_data(cells, images, cfg, cache, dev)
     workers = loader_workers(images, cfg.workers)
     out = Path(cfg.out)
-    _probe_writable(out)
+    ensure_writable(out, f"to output folder {out}")
     with folder_lock.hold(out):
         path = out / "results.csv"
         done = {r.key() for r in read_rows(path)}

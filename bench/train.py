@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ from tqdm import tqdm
 from bench import accel, checkpoint, small_map_grad, train_state
 from bench.data import ImageSet, iter_batches, loader_workers, to_unit
 from bench.device import rank_device
-from bench.errors import BenchError
+from bench.errors import BenchError, ensure_writable
 from bench.evaluate import clean_correct
 from bench.provenance import utc_now, versions
 
@@ -128,12 +127,7 @@ def train(model: torch.nn.Module, name: str, train_set: ImageSet, test_set: Imag
         raise BenchError(f"a batch of {smallest} image(s) (batch size {recipe.batch_size}, {len(train_set)} training "
                          f"images{f', {w.size} ranks' if w.size > 1 else ''}) leaves a rank one image, on which batch "
                          "norm cannot train (MGNet's 1x1 maps): choose another batch size")
-    try:  # an unwritable checkpoint folder fails now, not after the first epoch
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=".probe-"):
-            pass
-    except OSError as e:
-        raise BenchError(f"cannot write checkpoints to {out.parent}: {e.strerror or e} (set BENCH_CACHE)") from None
+    ensure_writable(out.parent, f"checkpoints to {out.parent}", " (set BENCH_CACHE)")  # now, not after an epoch
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     accel.training_layout(model.to(dev), dev)

@@ -21,7 +21,6 @@ _SAFE = {
 }
 
 
-
 def _torch_allowed(module: str, name: str) -> bool:
     """What rebuilding tensors needs (types, dtypes, devices, the tensor rebuilders), no function that acts: a
     file naming `torch.save` or `torch.load` gets an inert stub like any other global."""

@@ -256,9 +256,16 @@ def test_the_attack_section_names_pgd_by_its_steps_and_keeps_data_sets_apart(tmp
 
 
 def test_the_checks_link_reaches_the_docs_from_any_report_folder(tmp_path: Path) -> None:
-    from bench.report.markdown import CHECKS_DOC, _checks_link
+    from bench.checks import CheckRow, append_checks
+    from bench.report.markdown import CHECKS_DOC, _checks_link, _sanity_section
+    from bench.report.tables import load_results
 
     for where in (tmp_path, tmp_path / "a" / "b" / "c"):
-        link = _checks_link(where, "#x")
-        assert link.startswith("(") and link.endswith(".md#x)")
-        assert (where / link[1:-3]).resolve() == CHECKS_DOC
+        where.mkdir(parents=True, exist_ok=True)
+        link = _checks_link(where)
+        assert link.endswith(".md") and (where / link).resolve() == CHECKS_DOC
+        append_rows(where / "results.csv", [make_row()])
+        append_checks(where / "checks.csv", [CheckRow(model="m", weights="random", dataset="d", exit=1, check="x",
+                                                      status="warn", value=1.0, detail="y", created="2026")])
+        text = "\n".join(_sanity_section(load_results(where / "results.csv"), where, {}))
+        assert f"in [docs/checks.md]({link})." in text and f"| m | 1 | [x]({link}#x) | y |" in text

@@ -22,11 +22,11 @@ from bench.results import SCORING
 CHECKS_DOC = Path(__file__).resolve().parents[2] / "docs" / "checks.md"
 
 
-def _checks_link(run_dir: Path, anchor: str = "") -> str:
-    """Where docs/checks.md is from the report's folder (any --out), or no link where the docs are not at hand."""
+def _checks_link(run_dir: Path) -> str:
+    """Where docs/checks.md is from the report's folder (any --out), or '' where the docs are not at hand."""
     if not CHECKS_DOC.is_file():
         return ""
-    return f"({Path(os.path.relpath(CHECKS_DOC, run_dir.resolve())).as_posix()}{anchor})"
+    return Path(os.path.relpath(CHECKS_DOC, run_dir.resolve())).as_posix()
 
 
 def _provenance(df: pd.DataFrame) -> list[str]:
@@ -193,13 +193,12 @@ def _sanity_section(df: pd.DataFrame, run_dir: Path, images: dict) -> list[str]:
     if not findings and not checks:
         return []
     warn = [f for f in findings if f.status == "warn"] + [c for c in checks if c.status == "warn"]
+    doc = _checks_link(run_dir)
     lines = ["## Sanity checks", "",
              f"{len(findings) + len(checks) - len(warn)} passed, {len(warn)} raised. Each check is explained "
-             + (f"in [docs/checks.md]{_checks_link(run_dir)}." if _checks_link(run_dir) else
-                "in docs/checks.md of the bench repository."), ""]
+             + (f"in [docs/checks.md]({doc})." if doc else "in docs/checks.md of the bench repository."), ""]
     if warn:
-        rows = [{"model": f.model, "exit": f.exit,
-                 "check": f"[{f.check}]{_checks_link(run_dir, '#' + f.check)}" if _checks_link(run_dir) else f.check,
+        rows = [{"model": f.model, "exit": f.exit, "check": f"[{f.check}]({doc}#{f.check})" if doc else f.check,
                  "detail": f.detail} for f in warn]
         lines += [md_table(pd.DataFrame(rows)), ""]
     info = [c for c in checks if c.check == "rescaler_effect"]
