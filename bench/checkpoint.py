@@ -28,33 +28,46 @@ def sidecar(path: Path) -> Path:
 
 
 def save(path: Path, model: str, state_dict: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> str:
-    """Write weights and meta atomically, then the sidecar with the file's sha256; returns it."""
+    """Write the sidecar with the weights' sha256, then the weights, each atomically; returns the sha256.
+
+    In that order a checkpoint file is never there without its sidecar, so a run killed between the two writes
+    leaves no checkpoint that `bench train --if-missing` would skip.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save({"format": FORMAT, "model": model, "meta": {**meta, "model": model},
                 "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}}, tmp)
     digest = sha256(tmp)
-    os.replace(tmp, path)
     side_tmp = path.with_name(f".{path.name}.json.tmp")
     side_tmp.write_text(json.dumps({"format": FORMAT, "model": model, "sha256": digest, **meta}, indent=2))
     os.replace(side_tmp, sidecar(path))
+    os.replace(tmp, path)
+    return digest
+
+
+def verify(path: Path) -> str:
+    """The checkpoint's sha256, after checking that it matches its sidecar (one clear error otherwise)."""
+    if not path.is_file():
+        raise BenchError(f"checkpoint {path} does not exist")
+    side = sidecar(path)
+    if not side.is_file():
+        raise BenchError(f"checkpoint {path} has no sidecar {side.name}: cannot verify it (`bench train` writes "
+                         "both; official MGNet files load with @official:PATH)")
+    try:
+        expected = json.loads(side.read_text())["sha256"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise BenchError(f"{side}: unreadable sidecar ({e})") from None
+    if not isinstance(expected, str):
+        raise BenchError(f"{side}: unreadable sidecar (sha256 is {expected!r}, not a hex string)")
+    digest = sha256(path)
+    if digest != expected:
+        raise BenchError(f"checkpoint {path}: sha256 {digest[:12]} does not match its sidecar ({expected[:12]})")
     return digest
 
 
 def load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], str]:
     """(state_dict, meta, sha256) after checking the file against its sidecar."""
-    if not path.is_file():
-        raise BenchError(f"checkpoint {path} does not exist")
-    side = sidecar(path)
-    if not side.is_file():
-        raise BenchError(f"checkpoint {path} has no sidecar {side.name}: cannot verify it")
-    try:
-        expected = json.loads(side.read_text())["sha256"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise BenchError(f"{side}: unreadable sidecar ({e})") from None
-    digest = sha256(path)
-    if digest != expected:
-        raise BenchError(f"checkpoint {path}: sha256 {digest[:12]} does not match its sidecar ({expected[:12]})")
+    digest = verify(path)
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001  (torch raises many types for a bad file)

@@ -159,6 +159,7 @@ def _cmd_data(a: argparse.Namespace) -> int:
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
+    from bench import checkpoint
     from bench.data import cache_dir, check_name, load_split
     from bench.specs import check_fits, default_checkpoint, expand, load
     from bench.train import RECIPES, train
@@ -178,8 +179,12 @@ def _cmd_train(a: argparse.Namespace) -> int:
         name = spec.partition("@")[0]
         out = default_checkpoint(cache, a.data, name)
         if a.if_missing and out.is_file():
-            print(f"{name}: checkpoint exists ({out}), skipped")
-            continue
+            try:
+                checkpoint.verify(out)
+                print(f"{name}: checkpoint exists ({out}), skipped")
+                continue
+            except BenchError as e:
+                print(f"{name}: {e}; training it again")
         lm = load(f"{name}@random", a.data, cache, init_seed=a.seed)
         if sets is None:
             sets = (load_split(a.data, "train", root, a.download), load_split(a.data, "test", root, a.download))

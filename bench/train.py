@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -53,6 +54,18 @@ def _augment(x: torch.Tensor, gen: torch.Generator, recipe: Recipe, n_global: in
     return x
 
 
+def _stop_if_diverged(loss: torch.Tensor, name: str, epoch: int) -> None:
+    """Stop every rank together (none waits in backward()) when any rank's loss is not finite, naming those ranks."""
+    from bench import distributed
+
+    if distributed.all_ok(bool(torch.isfinite(loss))):
+        return
+    losses = distributed.gather(loss.item())
+    bad = ", ".join(f"{v}" if len(losses) == 1 else f"{v} on rank {r}"
+                    for r, v in enumerate(losses) if not math.isfinite(v))
+    raise BenchError(f"training {name} diverged (loss {bad}) at epoch {epoch + 1}")
+
+
 class _Objective(torch.nn.Module):
     """The model's training loss as a forward pass, so DistributedDataParallel can wrap it."""
 
@@ -93,8 +106,7 @@ def _epoch(objective: torch.nn.Module, model: torch.nn.Module, name: str, train_
                 raise
             raise BenchError(f"{name} has parameters its training loss does not use, which data-parallel training "
                              "cannot average: freeze them (requires_grad_(False)) in the model") from None
-        if not distributed.all_ok(bool(torch.isfinite(loss))):  # every rank stops, none waits in backward()
-            raise BenchError(f"training {name} diverged (loss {loss.item()} on rank {w.rank}) at epoch {epoch + 1}")
+        _stop_if_diverged(loss, name, epoch)
         opt.zero_grad(set_to_none=True)
         if w.size > 1:  # DDP averages the ranks' mean losses; weigh each by its share so uneven shares count right
             (loss * (len(labels) * w.size / n_global)).backward()

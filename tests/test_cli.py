@@ -1,6 +1,7 @@
 """End to end through the CLI: train, run, resume, report; and every bad input fails cleanly."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -113,6 +114,32 @@ def _fails(argv: list[str], capsys: pytest.CaptureFixture[str], match: str) -> s
     return err
 
 
+def test_train_if_missing_skips_only_a_checkpoint_that_verifies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    train = ["train", "resnet_tiny", "--epochs", "1", "--batch-size", "64", "--if-missing"]
+    assert main(train) == 0 and main(train) == 0
+    assert "checkpoint exists" in capsys.readouterr().out
+    ckpt = default_checkpoint(tmp_path / "cache", "cluttered_fmnist", "resnet_tiny")
+    ckpt.write_bytes(ckpt.read_bytes() + b"x")  # damaged (or cut by a kill): trained again, not skipped
+    assert main(train) == 0
+    out = capsys.readouterr().out
+    assert "does not match its sidecar" in out and "training it again" in out
+    checkpoint.verify(ckpt)
+
+    real = os.replace  # a kill between the sidecar and the weights leaves no checkpoint to skip
+
+    def killed_before_the_weights(src: object, dst: object) -> None:
+        if Path(dst) == ckpt:
+            raise KeyboardInterrupt
+        real(src, dst)
+
+    ckpt.unlink()
+    monkeypatch.setattr(checkpoint.os, "replace", killed_before_the_weights)
+    assert main(train) == 130
+    assert not ckpt.exists() and ckpt.with_suffix(".json").is_file()
+
+
 def test_bad_inputs_fail_with_one_line_and_no_results(trained: None, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
@@ -156,6 +183,11 @@ def test_bad_inputs_fail_with_one_line_and_no_results(trained: None, tmp_path: P
     checkpoint.save(tampered, "resnet_tiny", checkpoint.load(ckpt)[0], meta)
     tampered.write_bytes(tampered.read_bytes() + b"x")
     _fails(run + [f"resnet_tiny@{tampered}"], capsys, "does not match its sidecar")
+    side = json.loads(tampered.with_suffix(".json").read_text())
+    sd_only.with_suffix(".json").write_text(json.dumps({**side, "sha256": 5}))
+    _fails(run + [f"resnet_tiny@{sd_only}"], capsys, "unreadable sidecar (sha256 is 5, not a hex string)")
+    (tmp_path / "official.ckpt").write_bytes(b"weights without a sidecar")
+    _fails(run + [f"resnet_tiny@{tmp_path / 'official.ckpt'}"], capsys, "official MGNet files load with @official:PATH")
     toml = tmp_path / "run.toml"
     for text, says in (('models = "resnet_tiny"', "`models` must be a list, got 'resnet_tiny'"),
                        ('models = ["resnet_tiny"]\nn_images = 2.5', "`n_images` must be a whole number, got 2.5"),

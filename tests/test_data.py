@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,19 @@ def test_a_cached_build_reads_no_images_and_a_parallel_build_renders_the_same(
     monkeypatch.setattr(fmnist, "load", no_read)
     assert np.array_equal(cluttered.build("test", spec, fmnist_dir, tmp_path).images, parallel.images)
     assert fmnist.count("test", fmnist_dir) == 120
+
+
+def test_cluttered_cache_is_keyed_by_the_source_files(fmnist_dir: Path, tmp_path: Path) -> None:
+    spec = cluttered.ClutterSpec(n_test=10)
+    first = cluttered.build("test", spec, fmnist_dir, tmp_path / "cache")
+    other = tmp_path / "other"
+    shutil.copytree(fmnist_dir, other)
+    images, _ = fmnist.load("test", fmnist_dir)
+    write_idx(other / fmnist.FILES["test"][0], 255 - images)  # another copy of Fashion-MNIST, same counts
+    again = cluttered.build("test", spec, other, tmp_path / "cache")
+    assert not np.array_equal(again.images, first.images), "a build from other source files reused the cache"
+    assert np.array_equal(again.images, cluttered.build("test", spec, other).images)
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
 
 
 def test_subset_is_a_fixed_permutation_prefix() -> None:

@@ -10,6 +10,7 @@ import torch
 from bench import checkpoint, train_state
 from bench import train as train_mod
 from bench.data import load_split
+from bench.errors import BenchError
 from bench.specs import load
 from bench.train import Recipe, train
 
@@ -81,3 +82,22 @@ def test_a_state_from_other_settings_or_unreadable_is_not_used(tmp_path: Path, m
     with caplog.at_level(logging.WARNING, logger="bench.train_state"):
         _train(tmp_path, out)
     assert ran == [0, 1] and "unreadable" in caplog.text and not state.exists()
+
+
+def test_a_loss_that_is_not_finite_stops_training_and_names_the_ranks_it_came_from(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from models.mgnet import MGNet
+
+    real = MGNet.train_loss
+    monkeypatch.setattr(MGNet, "train_loss", lambda self, x, y: real(self, x, y) * float("nan"))
+    out = tmp_path / "nan.pt"
+    with pytest.raises(BenchError, match=r"^training mgnet_tiny diverged \(loss nan\) at epoch 1$"):
+        _train(tmp_path, out)
+    assert not out.exists()
+
+    from bench import distributed  # two healthy-looking ranks and two that diverged: only those are named
+
+    monkeypatch.setattr(distributed, "all_ok", lambda ok: False)
+    monkeypatch.setattr(distributed, "gather", lambda obj: [obj, float("nan"), 0.25, float("inf")])
+    with pytest.raises(BenchError, match=r"^training m diverged \(loss nan on rank 1, inf on rank 3\) at epoch 3$"):
+        train_mod._stop_if_diverged(torch.tensor(0.5), "m", 2)

@@ -85,12 +85,13 @@ def render(items: np.ndarray, i: int, split_id: int, spec: ClutterSpec) -> np.nd
 
 def build(split: str, spec: ClutterSpec, source: Path, cache: Path | None = None,
           workers: int | None = None) -> ArrayImageSet:
-    """The train or test split; cached as .npz under `cache` when given. A build of many images renders in
-    `workers` processes (default: this rank's share of the cores; torchrun's ranks each build it); the images do
-    not depend on it."""
+    """The train or test split; cached as .npz under `cache` when given, keyed by the spec and the source files' bytes.
+    A build of many images renders in `workers` processes (default: this rank's share of the cores; torchrun's ranks
+    each build it); the images do not depend on it."""
     count = min(spec.n_train if split == "train" else spec.n_test, fmnist.count(split, source))
     name = "cluttered_fmnist"
-    path = None if cache is None else cache / f"{name}-{split}-{spec.key()}-{count}.npz"
+    key = f"{spec.key()}-{fmnist.digest(split, source)}"  # the geometry and the source files' bytes
+    path = None if cache is None else cache / f"{name}-{split}-{key}-{count}.npz"
     if path is not None and path.is_file():
         try:
             with np.load(path) as z:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 from pathlib import Path
 
@@ -26,6 +27,17 @@ def count(split: str, folder: Path) -> int:
     if len(head) < 8:
         raise BenchError(f"{path} is not an unsigned-byte idx file")
     return int.from_bytes(head[4:8], "big")
+
+
+def digest(split: str, folder: Path) -> str:
+    """A hash of the split's two files as stored: caches built from them are keyed by it, so another copy is rebuilt."""
+    h = hashlib.sha256()
+    for name in FILES[split]:
+        try:
+            h.update((folder / name).read_bytes())
+        except OSError as e:
+            raise BenchError(f"cannot read idx file {folder / name}: {e.strerror or e}") from None
+    return h.hexdigest()[:12]
 
 
 def _read(path: Path, size: int = -1) -> bytes:
