@@ -116,8 +116,11 @@ class AutoAttack:
         saved = _load_state(state, names, len(x), self)
         robust = torch.tensor(saved["robust"], dtype=torch.bool) if saved else None
         done: dict[str, list[int]] = saved["done"] if saved else {a: [] for a in names}
+        counts: dict[str, int] = saved["counts"] if saved else {}  # robust after each finished attack
+        flags = flags if flags is not None else Flags()
+        flags.messages += saved["messages"] if saved else []  # the input checks ran before the interruption
         log = logging.getLogger("auto-attack")
-        handler = _Capture(flags or Flags())
+        handler = _Capture(flags)
         log.addHandler(handler)
         try:
             aa = self._objects(model, n_classes, device)
@@ -130,8 +133,8 @@ class AutoAttack:
                 with torch.no_grad():
                     robust = torch.cat([model(x[s:s + batch_size]).argmax(1).eq(y[s:s + batch_size]).cpu()
                                         for s in range(0, len(x), batch_size)])
-                _save_state(state, names, robust, done, self)
-            counts = {"clean": int(robust.sum())}
+                counts["clean"] = int(robust.sum())
+                _save_state(state, self, names, robust, done=done, counts=counts, messages=flags.messages)
             chunks = range(-(-len(x) // batch_size))
             for name in names:
                 for c in chunks:
@@ -149,15 +152,16 @@ class AutoAttack:
                                 still = model(adv).argmax(1).eq(y[idx]).cpu()
                         robust[idx] = still
                     done[name].append(c)
-                    _save_state(state, names, robust, done, self)
+                    _save_state(state, self, names, robust, done=done, counts=counts, messages=flags.messages)
                     if progress:
                         progress(name)
-                counts[name] = int(robust.sum())
+                if name not in counts:  # a resumed state holds the counts of attacks it finished
+                    counts[name] = int(robust.sum())
+                    _save_state(state, self, names, robust, done=done, counts=counts, messages=flags.messages)
         finally:
             log.removeHandler(handler)
-        if flags is not None:
-            flags.robust_after = counts
-        if chunk_ids is None and len(x) and flags is not None:
+        flags.robust_after = counts
+        if chunk_ids is None and len(x):
             flags.messages += square_flags(counts, len(x))
         return robust
 
@@ -192,17 +196,18 @@ def _load_state(path: Path | None, names: tuple[str, ...], n: int, atk: AutoAtta
         data = json.loads(path.read_text())
     except ValueError:
         return None  # a torn state file: start the cell again
-    if data.get("fingerprint") != _fingerprint(names, n, atk):
-        return None
+    if data.get("fingerprint") != _fingerprint(names, n, atk) or not {"done", "counts", "messages"} <= data.keys():
+        return None  # another cell's, or an older format without the counts and messages: start again
     data["done"] = {k: list(v) for k, v in data["done"].items()}
     return data
 
 
-def _save_state(path: Path | None, names: tuple[str, ...], robust: Tensor, done: dict, atk: AutoAttack) -> None:
+def _save_state(path: Path | None, atk: AutoAttack, names: tuple[str, ...], robust: Tensor, **parts: object) -> None:
+    """Write the cell's progress (robust flags and `parts`: attacks' finished chunks, counts, messages) atomically."""
     if path is None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({"fingerprint": _fingerprint(names, len(robust), atk),
-                               "robust": robust.tolist(), "done": done}))
+    tmp.write_text(json.dumps({"fingerprint": _fingerprint(names, len(robust), atk), "robust": robust.tolist(),
+                               **parts}))
     os.replace(tmp, path)

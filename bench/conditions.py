@@ -76,13 +76,20 @@ def fgsm(eps: float, source: str = "bench") -> Condition:
                      epsilon=eps, steps=1, step_size=eps)
 
 
+def pgd_step(eps: float, steps: int) -> float:
+    """PGD's step: 2.5ε of travel over the steps (Madry et al.'s ratio), so a PGD of few steps can still cross the
+    ball; ε/4 for PGD-10, exactly (10 / 2.5 is 4.0)."""
+    return eps / (steps / 2.5)
+
+
 def pgd(eps: float, norm: str = "linf", steps: int = 10, restarts: int = 1, source: str = "bench") -> Condition:
-    """PGD with step ε/4 (2.5ε of travel over 10 steps, Madry et al.'s ratio).
+    """PGD with step `pgd_step` (ε/4 for 10 steps).
 
     Ours stops each image at its first fooling iterate (attacks.pgd); torchattacks' returns the last one.
     """
     return Condition(kind="attack", name="pgd", source=source, protocol="strict", norm=norm,  # type: ignore[arg-type]
-                     epsilon=eps, steps=steps, step_size=eps / 4, restarts=restarts, params=pgd_params(source))
+                     epsilon=eps, steps=steps, step_size=pgd_step(eps, steps), restarts=restarts,
+                     params=pgd_params(source))
 
 
 def pgd_params(source: str, params: str = "{}") -> str:
@@ -108,7 +115,7 @@ PAPER_PGD = Condition(kind="attack", name="paper_pgd", source="bench", protocol=
 
 def transfer(source_model: str = TRANSFER_AUTO, eps: float = HEADLINE_EPS) -> Condition:
     return Condition(kind="attack", name="transfer_pgd", source="bench", protocol="strict", norm="linf",
-                     epsilon=eps, steps=10, step_size=eps / 4,
+                     epsilon=eps, steps=10, step_size=pgd_step(eps, 10),
                      params=json.dumps({"from": source_model}, separators=(",", ":")))
 
 

@@ -117,7 +117,7 @@ def _scalar(path: Path, key: str, value: Any, kind: type) -> Any:
     if kind is float and isinstance(value, str) and key in ("eps", "eps_l2"):
         return parse_eps(value)  # "4/255", as on the command line
     if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        return float(value) + 0.0
     if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
         return value
     raise BenchError(f"{path}: `{key}` must be {_KIND_NAMES[kind]}, got {value!r}")
@@ -131,7 +131,7 @@ def parse_eps(text: str) -> float:
     try:
         if "/" in text:
             num, den = text.split("/", 1)
-            return float(num) / float(den)
-        return float(text)
+            return float(num) / float(den) + 0.0  # + 0.0: -0 reads as 0, one key and one label
+        return float(text) + 0.0
     except (ValueError, ZeroDivisionError):
         raise BenchError(f"cannot read epsilon {text!r} (write e.g. 4/255 or 0.0157)") from None

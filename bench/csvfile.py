@@ -92,7 +92,7 @@ def append_records(path: Path, columns: Sequence[str], records: Iterable[Sequenc
     if not old:
         w.writerow(columns)
     for rec in records:
-        w.writerow([repr(v) if isinstance(v, float) else str(v) for v in rec])
+        w.writerow([repr(float(v)) if isinstance(v, float) else str(v) for v in rec])  # NumPy's float64 too
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())  # mkstemp's is 0600

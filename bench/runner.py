@@ -14,7 +14,8 @@ import torch
 from tqdm import tqdm
 
 from bench import accel, distributed, flops, folder_lock, glimpses, per_image
-from bench.conditions import EXTRA_CORRUPTIONS, TRANSFER_AUTO, Cell, Condition, corruption, pgd_params, suite
+from bench.conditions import (EXTRA_CORRUPTIONS, TRANSFER_AUTO, Cell, Condition, corruption, pgd_params, pgd_step,
+                              suite)
 from bench.config import RunConfig
 from bench.corrupted_data import CorruptedData
 from bench.checks import CheckRow, append_checks, model_checks, read_checks
@@ -64,12 +65,17 @@ def _amp_check(lm: LoadedModel, net: torch.nn.Module, images: ImageSet, indices:
                             precision=p).correct.mean(axis=1).tolist() for p in ("fp32", "bf16")}
     net.cpu()
     ok, points = accel.amp_matches(acc["fp32"], acc["bf16"])
-    detail = (f"bf16 autocast vs fp32 on {len(indices)} clean images, largest difference {points:.2f} points "
+    detail = (f"{_amp_setting(len(indices), dev)}, largest difference {points:.2f} points "
               f"(tolerance {100 * accel.AMP_TOLERANCE:.1f}): clean and corruption cells run in "
               f"{'bf16' if ok else 'fp32'}")
     append_checks(path, [CheckRow(model=lm.card.name, weights=lm.weights, dataset=cfg.dataset, exit=0,
                                   check="amp_parity", status="ok" if ok else "warn", value=points, detail=detail,
                                   created=utc_now())])
+
+
+def _amp_setting(n: int, dev: torch.device) -> str:
+    """What an AMP parity check compared on: the images and the device; a stored check counts only for the same."""
+    return f"bf16 autocast vs fp32 on {n} clean images on {device_name(dev)}"
 
 
 def _clean_precision(loaded: list[LoadedModel], runtime: dict[str, torch.nn.Module], cells: list[Cell],
@@ -83,8 +89,9 @@ def _clean_precision(loaded: list[LoadedModel], runtime: dict[str, torch.nn.Modu
     indices, _ = subset_indices(len(images), n)
 
     def stored() -> dict[tuple[str, str], str]:
+        setting = _amp_setting(n, dev) + ","
         return {(c.model, c.weights): "bf16" if c.status == "ok" else "fp32" for c in read_checks(path)
-                if c.check == "amp_parity" and c.dataset == cfg.dataset}
+                if c.check == "amp_parity" and c.dataset == cfg.dataset and c.detail.startswith(setting)}
 
     if distributed.world().main:
         done = stored()
@@ -183,12 +190,12 @@ def _cells(cfg: RunConfig) -> list[Cell]:
             if radii is not None:  # one sweep cell per radius, built from the suite's first one
                 if any(x.condition.name == cond.name and x.condition.norm == cond.norm for x in cells):
                     continue
-                variants = [dataclasses.replace(cond, epsilon=e, step_size=e if cond.name == "fgsm" else e / 4)
-                            for e in dict.fromkeys(radii)]
+                variants = [dataclasses.replace(cond, epsilon=e, step_size=e) for e in dict.fromkeys(radii)]
             else:
                 variants = [cond]
             if cond.name == "pgd":
-                variants = [dataclasses.replace(v, steps=cfg.pgd_steps or v.steps, restarts=cfg.restarts or v.restarts)
+                variants = [dataclasses.replace(v, steps=cfg.pgd_steps or v.steps, restarts=cfg.restarts or v.restarts,
+                                                step_size=pgd_step(v.epsilon, cfg.pgd_steps or v.steps))
                             for v in variants]
             variants = [dataclasses.replace(v, source=cfg.attack_backend) for v in variants]
             if cond.name == "pgd":
@@ -214,6 +221,14 @@ def _check_options_apply(cfg: RunConfig, cells: list[Cell]) -> None:
         raise BenchError(f"--eps: suite {cfg.suite!r} has no L∞ FGSM or PGD sweep (try --suite attacks)")
     if cfg.eps_l2 is not None and not has("attack", ("pgd",), "l2"):
         raise BenchError(f"--eps-l2: suite {cfg.suite!r} has no L2 PGD sweep (try --suite attacks)")
+    strict_pgd = any(c.condition.name == "pgd" and c.condition.protocol == "strict" for c in cells)
+    for option, given in (("--pgd-steps", cfg.pgd_steps is not None), ("--restarts", cfg.restarts is not None)):
+        if given and not strict_pgd:
+            raise BenchError(f"{option}: suite {cfg.suite!r} has no PGD cells (try --suite attacks)")
+    if cfg.attack_backend != "bench" and not has("attack", ("fgsm", "pgd")):
+        raise BenchError(f"--attack-backend {cfg.attack_backend}: suite {cfg.suite!r} has no FGSM or PGD cells")
+    if cfg.extra_corruptions and not has("corruption"):
+        raise BenchError(f"--extra-corruptions: suite {cfg.suite!r} has no corruption cells")
 
 
 def run(cfg: RunConfig, progress: bool = True) -> Path:
@@ -285,9 +300,11 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
                 exits = lm.card.exits[-1:] if cell.last_exit_only else lm.card.exits
                 precision = amp.get((lm.card.name, lm.weights), "fp32") if cond.kind != "attack" else "fp32"
                 keys = _key_rows(lm, cfg, subset, cond, exits, precision)
-                if all(tuple(k.values()) in done for k in keys):
+                todo = [(k, t) for k, t in zip(keys, exits) if tuple(k.values()) not in done]  # a cell can be partly
+                if not todo:  # stored: a last-exit-only cell of another suite holds one of its rows
                     log.info("skip %s %s (stored)", lm.card.name, cond.label())
                     continue
+                wanted = [t for _, t in todo]
                 model_costs = costs[lm.card.name]
                 for t in exits:
                     if t not in model_costs:
@@ -306,13 +323,13 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
                     cell_images, positions = (corrupted.share(cond, cell.n_images, pos) if cond.kind == "corruption"
                                               else (images, data_indices[pos]))
                     share = evaluate(net, cell_images, positions, cond, seed=cfg.seed, batch_size=cfg.batch_size,
-                                     device=dev, workers=workers, sources=runtime, state=state, exits=exits,
+                                     device=dev, workers=workers, sources=runtime, state=state, exits=wanted,
                                      desc=f"{lm.card.name} {cond.label()}" if progress else "",
                                      chunk_ids=chunk_ids, precision=precision)
                 correct = merge(distributed.gather((pos, share)), data_indices, lm.model.n_exits)
                 done |= {tuple(k.values()) for k in keys}  # a spec or radius given twice runs once
                 speeds = {t: measure(net.at_exit(t), lm.card.input_size, dev, cfg.speed_budget, precision=precision)
-                          for t in exits} if cond.kind == "clean" and cfg.speed_budget > 0 and w.main else {}
+                          for t in wanted} if cond.kind == "clean" and cfg.speed_budget > 0 and w.main else {}
                 net.cpu()
                 if not w.main:  # rank 0 writes the rows
                     _remove_state(state)
@@ -321,7 +338,7 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
                 peak = accel.peak_tflops(provenance["device"], precision,
                                          cfg.peak_tflops_bf16 if precision == "bf16" else cfg.peak_tflops)
                 rows = []
-                for k, t in zip(keys, exits):
+                for k, t in todo:
                     c = correct.correct[t - 1]
                     cost = model_costs[t]
                     sp = speeds.get(t, NOT_TIMED)
@@ -337,11 +354,11 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
                                     family=lm.card.family, exits_total=len(lm.card.exits), created=created,
                                     **provenance))
                 per_image.append(out / "per_image.csv", [(r, data_indices, correct.correct[t - 1])
-                                                         for r, t in zip(rows, exits)])
-                append_rows(path, rows)
+                                                         for r, t in zip(rows, wanted)])
                 append_checks(checks_path, [CheckRow(model=lm.card.name, weights=lm.weights, dataset=cfg.dataset,
                                                      exit=t, check="autoattack_flag", status="warn", value=1.0,
                                                      detail=msg, created=created) for t, msg in correct.notes])
+                append_rows(path, rows)  # last: a cell killed before this line is run again whole
                 _remove_state(cell_state)  # every rank's, of any world size an interrupted launch had
         if w.main:
             for lm in loaded:

@@ -12,6 +12,7 @@ import torch
 from bench import accel
 from bench.checks import read_checks
 from bench.cli import main
+from bench.device import device_name
 from bench.registry import MODELS
 from bench.results import read_rows
 import models  # noqa: F401  (registers the models)
@@ -99,6 +100,9 @@ def test_bf16_cells_only_after_the_parity_check(trained: None, tmp_path: Path,
     assert {r.precision for r in read_rows(out / "results.csv")} == {"fp32"}
     assert main(run + ["--out", str(out)]) == 0, "a resumed run reuses the stored check"
     assert len([c for c in read_checks(out / "checks.csv") if c.check == "amp_parity"]) == 1
+    assert main(run + ["--out", str(out), "--n-images", "4"]) == 0, "other images: checked again, not reused"
+    assert [c.detail.split(",")[0] for c in read_checks(out / "checks.csv") if c.check == "amp_parity"][1:] == [
+        f"bf16 autocast vs fp32 on 4 clean images on {device_name(torch.device('cpu'))}"]
 
 
 def test_cpu_runs_stay_fp32_by_default(trained: None, tmp_path: Path) -> None:

@@ -195,24 +195,49 @@ def test_autoattack_runs_below_ten_classes_and_resumes(tmp_path: Path) -> None:
     atk = AutoAttack(6 / 255)  # a radius where both APGD stages fool images and 2 of 12 reach Square
     assert atk.attacks(5) == ("apgd-ce", "apgd-t", "fab-t", "square") and atk.attacks(3) == ("apgd-ce", "square")
     flags = Flags()
-    full = atk.robust(model, x, y, seed=0, batch_size=5, flags=flags)
+    full = atk.robust(model, x, y, seed=0, batch_size=5, flags=flags, state=tmp_path / "aa-done.json")
     assert full.dtype == torch.bool and full.shape == (12,)
     assert flags.robust_after == {"clean": 12, "apgd-ce": 4, "apgd-t": 2, "fab-t": 2, "square": 2}
     calls = {"n": 0}
 
-    def die_after_two(name: str) -> None:
+    def die_in_fab(name: str) -> None:  # the 7th of 12 chunks: APGD-CE and APGD-T done
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] == 7:
             raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atk.robust(model, x, y, seed=0, batch_size=5, state=tmp_path / "aa-cut.json", progress=die_in_fab)
+    for state in ("aa-cut.json", "aa-done.json"):  # killed in FAB-T; killed after the last chunk, before the rows
+        again = Flags()
+        resumed = atk.robust(model, x, y, seed=0, batch_size=5, state=tmp_path / state, flags=again)
+        assert torch.equal(resumed, full)
+        assert again.robust_after == flags.robust_after, state  # the Square check's counts survive a resume
+    strong = AutoAttack(64 / 255).robust(model, x, y, seed=0, batch_size=5)
+    assert strong.sum() < full.sum() or full.sum() == 0
+
+
+def test_a_resumed_autoattack_keeps_the_messages_of_its_input_checks(tmp_path: Path) -> None:
+    """pyautoattack's checks run once, before the first chunk; a resumed cell must still report what they raised."""
+    net, x, y = _five_class()
+
+    class Noisy(nn.Module):  # a randomized defence, which the first check flags
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return net(x + 0.01 * torch.randn_like(x))
+
+    atk = AutoAttack(64 / 255)  # APGD-CE breaks every image: a quick cascade
+    whole = Flags()
+    atk.robust(Noisy(), x, y, seed=0, batch_size=5, flags=whole)
+    assert any("randomized defense" in m for m in whole.messages)
+
+    def die(name: str) -> None:
+        raise KeyboardInterrupt
 
     state = tmp_path / "aa.json"
     with pytest.raises(KeyboardInterrupt):
-        atk.robust(model, x, y, seed=0, batch_size=5, state=state, progress=die_after_two)
-    assert state.is_file()
-    resumed = atk.robust(model, x, y, seed=0, batch_size=5, state=state)
-    assert torch.equal(resumed, full)
-    strong = AutoAttack(64 / 255).robust(model, x, y, seed=0, batch_size=5)
-    assert strong.sum() < full.sum() or full.sum() == 0
+        atk.robust(Noisy(), x, y, seed=0, batch_size=5, state=state, progress=die)
+    resumed = Flags()
+    atk.robust(Noisy(), x, y, seed=0, batch_size=5, state=state, flags=resumed)
+    assert resumed.messages == whole.messages and resumed.robust_after == whole.robust_after
 
 
 def test_autoattack_refuses_examples_outside_the_threat_model(monkeypatch: pytest.MonkeyPatch) -> None:

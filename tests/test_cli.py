@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -49,6 +50,21 @@ def test_resume_completes_only_missing_cells(trained: None, tmp_path: Path) -> N
     assert main(["run", "--models", "resnet_tiny", "mgnet_tiny", "--n-images", "20", "--out", str(out)]) == 0
     rows = read_rows(out / "results.csv")
     assert list(map(repr, rows[:1])) == list(map(repr, first)) and len(rows) == 5  # repr: NaN == NaN
+
+
+def test_a_cell_stored_in_part_runs_only_its_missing_exits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default suite attacks the last exit alone; a later suite with every exit adds the others, once each."""
+    from bench import conditions
+
+    monkeypatch.setitem(conditions.SUITES, "t_last", (conditions.Cell(conditions.fgsm(4 / 255), 8, True),))
+    monkeypatch.setitem(conditions.SUITES, "t_all", (conditions.Cell(conditions.fgsm(4 / 255), 8),))
+    run = ["run", "--models", "mgnet_tiny@random", "--speed-budget", "0", "--no-report", "--out"]
+    assert main(run + [str(tmp_path / "a"), "--suite", "t_last"]) == 0
+    assert main(run + [str(tmp_path / "a"), "--suite", "t_all"]) == 0
+    assert main(run + [str(tmp_path / "b"), "--suite", "t_all"]) == 0
+    parts, whole = read_rows(tmp_path / "a" / "results.csv"), read_rows(tmp_path / "b" / "results.csv")
+    assert [r.exit for r in parts] == [4, 1, 2, 3] and len({r.key() for r in parts}) == 4
+    assert {(r.exit, r.n_correct) for r in parts} == {(r.exit, r.n_correct) for r in whole}
 
 
 def test_rows_of_an_older_scoring_are_measured_again(trained: None, tmp_path: Path) -> None:
@@ -168,6 +184,11 @@ def test_bad_inputs_fail_with_one_line_and_no_results(trained: None, tmp_path: P
     _fails(run + ["resnet_tiny", "--suite", "attacks", "--eps-l2", "-1e-3"], capsys, "--eps-l2 -1e-3 is negative")
     _fails(run + ["resnet_tiny", "--suite", "attacks", "--attack-backend", "torchattacks", "--restarts", "2"], capsys,
            "--restarts needs --attack-backend bench")
+    for extra, says in ((["--pgd-steps", "5"], "--pgd-steps: suite 'clean' has no PGD cells"),
+                        (["--restarts", "3"], "--restarts: suite 'clean' has no PGD cells"),
+                        (["--attack-backend", "torchattacks"], "--attack-backend torchattacks: suite 'clean' has no"),
+                        (["--extra-corruptions"], "--extra-corruptions: suite 'clean' has no corruption cells")):
+        _fails(run + ["resnet_tiny", "--suite", "clean"] + extra, capsys, says)  # an option that would do nothing
     _fails(run + ["resnet_tiny", "--data-root", str(tmp_path)], capsys, "takes no --data-root")
     ckpt = default_checkpoint(cache_dir(), "cluttered_fmnist", "resnet_tiny")
     _fails(run + [f"mgnet_tiny@{ckpt}"], capsys, "trained for resnet_tiny")
@@ -423,7 +444,8 @@ def test_config_file_values_take_their_fields_types(tmp_path: Path) -> None:
     from bench.config import RunConfig, load_toml
 
     toml = tmp_path / "run.toml"
-    toml.write_text('models = ["resnet_tiny"]\neps = [0, "4/255", 0.5]\nspeed_budget = 0\nn_images = 5\n')
+    toml.write_text('models = ["resnet_tiny"]\neps = [0, "4/255", 0.5, -0.0, "-0"]\nspeed_budget = 0\nn_images = 5\n')
     cfg = RunConfig(**load_toml(toml))
-    assert cfg.eps == (0.0, 4 / 255, 0.5) and all(type(e) is float for e in cfg.eps)
+    assert cfg.eps == (0.0, 4 / 255, 0.5, 0.0, 0.0) and all(type(e) is float for e in cfg.eps)
+    assert [math.copysign(1, e) for e in cfg.eps] == [1] * 5, "-0 is 0: one row key, one label"
     assert type(cfg.speed_budget) is float and cfg.n_images == 5 and cfg.out == str(tmp_path)

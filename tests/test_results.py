@@ -32,6 +32,10 @@ def test_round_trip_is_exact(tmp_path: Path) -> None:
     assert read_rows(path) == rows
     assert path.read_text().splitlines()[0].split(",") == list(COLUMNS)
     assert KEY_FIELDS[0] == "model" and KEY_FIELDS[-1] == "scoring" and "accuracy" not in KEY_FIELDS
+    import numpy as np
+
+    append_rows(path, [make_row(exit=3, epsilon=np.float64(1 / 3))])  # NumPy 2 reprs it as np.float64(...)
+    assert read_rows(path)[-1].epsilon == 1 / 3
 
 
 def test_failed_append_leaves_the_old_file_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -120,6 +124,14 @@ def test_older_files_read_as_unmeasured_and_are_upgraded_on_append(tmp_path: Pat
     assert path.read_text().splitlines()[0].split(",") == list(COLUMNS)
     rows = read_rows(path)
     assert len(rows) == 2 and rows[0].scoring == 0 and rows[1] == make_row(exit=2)
+    # its per-image record, keyed as v1-v3 wrote it (the key then ended at `precision`), is still found
+    import hashlib
+
+    from bench import per_image
+
+    old_key = tuple(getattr(rows[0], f) for f in KEY_FIELDS[:KEY_FIELDS.index("precision") + 1])
+    assert per_image.row_key(rows[0]) == hashlib.sha256(repr(old_key).encode()).hexdigest()[:20]
+    assert per_image.row_key(rows[1]) == hashlib.sha256(repr(rows[1].key()).encode()).hexdigest()[:20]
 
 
 def test_tables_show_the_newest_attack_variant_per_cell(tmp_path: Path) -> None:
@@ -265,7 +277,8 @@ def test_the_checks_link_reaches_the_docs_from_any_report_folder(tmp_path: Path)
         link = _checks_link(where)
         assert link.endswith(".md") and (where / link).resolve() == CHECKS_DOC
         append_rows(where / "results.csv", [make_row()])
-        append_checks(where / "checks.csv", [CheckRow(model="m", weights="random", dataset="d", exit=1, check="x",
-                                                      status="warn", value=1.0, detail="y", created="2026")])
+        flag = CheckRow(model="m", weights="random", dataset="d", exit=1, check="x", status="warn", value=1.0,
+                        detail="y", created="2026")
+        append_checks(where / "checks.csv", [flag, flag])  # a rerun cell writes its flags again: shown once
         text = "\n".join(_sanity_section(load_results(where / "results.csv"), where, {}))
-        assert f"in [docs/checks.md]({link})." in text and f"| m | 1 | [x]({link}#x) | y |" in text
+        assert f"in [docs/checks.md]({link})." in text and text.count(f"| m | 1 | [x]({link}#x) | y |") == 1

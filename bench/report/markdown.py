@@ -189,7 +189,9 @@ def _sanity_section(df: pd.DataFrame, run_dir: Path, images: dict) -> list[str]:
     from bench.checks import read_checks
 
     findings = attack_findings(df, images)
-    checks = read_checks(run_dir / "checks.csv")
+    # one line per finding: a cell killed after its flags were written but before its rows writes them again
+    checks = list({(c.model, c.weights, c.dataset, c.exit, c.check, c.status, c.detail): c
+                   for c in read_checks(run_dir / "checks.csv")}.values())
     if not findings and not checks:
         return []
     warn = [f for f in findings if f.status == "warn"] + [c for c in checks if c.status == "warn"]
