@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attacks.base import check_args, l2_norms, per_image_noise, project
+from bench.errors import BenchError
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +43,9 @@ class PGD:
     def __post_init__(self) -> None:
         check_args(self.eps, self.norm, self.steps, self.step_size)
         if self.restarts < 1:
-            raise ValueError(f"restarts must be positive, got {self.restarts}")
+            raise BenchError(f"restarts must be positive, got {self.restarts}")
+        if self.restarts > 1 and not self.random_start:
+            raise BenchError("restarts without a random start repeat the same run: use one, or a random start")
 
     def _start(self, x: Tensor, seeds: Tensor, restart: int) -> Tensor:
         if not self.random_start:

@@ -284,6 +284,9 @@ def test_registry_builds_from_conditions() -> None:
     assert isinstance(p, PGD) and p.norm == "l2" and p.step_size == pytest.approx(2 / 255) and p.early_stop
     assert isinstance(attacks.build(pgd(8 / 255, source="torchattacks")), TorchattacksAttack)
     assert pgd(8 / 255, source="torchattacks").params == "{}"  # torchattacks returns the last iterate
+    for restarts, random_start, says in ((0, True, "restarts must be positive"), (3, False, "repeat the same run")):
+        with pytest.raises(BenchError, match=says):
+            PGD(8 / 255, 2 / 255, 10, restarts=restarts, random_start=random_start)
     with pytest.raises(BenchError, match="torchattacks' PGD has no restarts"):
         attacks.build(pgd(8 / 255, restarts=3, source="torchattacks"))
     assert isinstance(attacks.build(PAPER_PGD), PaperPGD)
