@@ -88,8 +88,9 @@ def _clean_precision(loaded: list[LoadedModel], runtime: dict[str, torch.nn.Modu
     n = max((len(images) if c.n_images is None else min(c.n_images, len(images))) for c in plain)
     indices, _ = subset_indices(len(images), n)
 
+    setting = distributed.gather(_amp_setting(n, dev) + ",")[0]  # rank 0 checks; every rank runs what it found
+
     def stored() -> dict[tuple[str, str], str]:
-        setting = _amp_setting(n, dev) + ","
         return {(c.model, c.weights): "bf16" if c.status == "ok" else "fp32" for c in read_checks(path)
                 if c.check == "amp_parity" and c.dataset == cfg.dataset and c.detail.startswith(setting)}
 
