@@ -81,7 +81,8 @@ def load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], str]:
 def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], what: str) -> None:
     """Strict load with a readable message on missing, unexpected or mis-shaped keys."""
     own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
+    # files saved before PyTorch 0.4.1 lack batch norm's counter; load_state_dict fills it in
+    missing = [k for k in own if k not in state_dict and not k.endswith(".num_batches_tracked")]
     extra = [k for k in state_dict if k not in own]
     shapes = [f"{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}"
               for k, v in own.items() if k in state_dict and state_dict[k].shape != v.shape]

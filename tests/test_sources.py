@@ -85,6 +85,49 @@ def test_torchvision_local_file_enum_names_and_bad_specs(tmp_path: Path) -> None
     assert load("tv:resnet18@random", "imagenet100", tmp_path).weights == "random"
 
 
+def test_torchvision_weights_that_need_other_inputs_or_another_build_are_refused() -> None:
+    from models.sources import torchvision_hub
+
+    with pytest.raises(BenchError, match="tv:googlenet is not supported: torchvision builds it differently"):
+        expand("tv:googlenet")
+    swag = torchvision.models.RegNet_Y_16GF_Weights.IMAGENET1K_SWAG_E2E_V1  # 384-px inputs; the card has 224
+    with pytest.raises(BenchError, match="needs 1000 classes and 384-px inputs .* set up for its DEFAULT weights"):
+        torchvision_hub._check_same_preprocessing("regnet_y_16gf", swag)
+    feats = torchvision.models.VGG16_Weights.IMAGENET1K_FEATURES  # no classifier, other normalization
+    with pytest.raises(BenchError, match="needs 0 classes"):
+        torchvision_hub._check_same_preprocessing("vgg16", feats)
+    torchvision_hub._check_same_preprocessing("resnet50", torchvision.models.ResNet50_Weights.IMAGENET1K_V2)
+
+
+def test_a_densenet_file_with_its_published_key_names_loads(tmp_path: Path) -> None:
+    """torchvision's DenseNet files name layers `norm.1` (before PyTorch 0.4) and lack batch norm's counters."""
+    import re
+
+    torch.manual_seed(0)
+    ref = torchvision.models.densenet121().eval()
+    old = {re.sub(r"(denselayer\d+\.(?:norm|relu|conv))(\d)", r"\1.\2", k): v for k, v in ref.state_dict().items()
+           if not k.endswith("num_batches_tracked")}
+    assert any(".norm.1." in k for k in old)
+    f = tmp_path / "densenet121-old.pth"
+    torch.save(old, f)
+    lm = load(expand(f"tv:densenet121@{f}")[0], "imagenet100", tmp_path)
+    with torch.no_grad():
+        assert torch.allclose(lm.model(X), ref(NORM)[:, :100], atol=1e-5)
+
+
+def test_an_unloadable_weights_file_gets_a_one_line_error(tmp_path: Path) -> None:
+    f = tmp_path / "pickled.pth"
+    torch.save(_random_resnet18(), f)  # a whole module: weights_only refuses it, with a long message
+    with pytest.raises(BenchError, match="cannot be loaded") as e:
+        load(expand(f"tv:resnet18@{f}")[0], "imagenet100", tmp_path)
+    assert "\n" not in str(e.value)
+
+
+def test_timm_feature_only_weights_are_refused() -> None:
+    with pytest.raises(BenchError, match=r"timm:convnextv2_atto.fcmae holds feature-only weights \(num_classes 0\)"):
+        expand("timm:convnextv2_atto.fcmae")
+
+
 def _hf_cache(root: Path, repo: str, fname: str, data: bytes) -> Path:
     """A Hugging Face hub cache entry laid out as huggingface_hub writes it (blob named by its sha256)."""
     sha = hashlib.sha256(data).hexdigest()

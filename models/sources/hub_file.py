@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -41,9 +42,10 @@ def verify_hf_file(path: Path) -> str:
     return digest
 
 
-def load_file(net: torch.nn.Module, path: Path) -> tuple[str, dict]:
-    """Load a local weights file into `net`; returns the weights label and meta of a `@FILE` spec."""
-    checkpoint.load_weights(net, read_state_dict(path), f"weights file {path}")
+def load_file(net: torch.nn.Module, path: Path, rename: Callable[[dict], dict] = lambda sd: sd) -> tuple[str, dict]:
+    """Load a local weights file into `net` (its keys passed through `rename`); returns the label and meta of a
+    `@FILE` spec."""
+    checkpoint.load_weights(net, rename(read_state_dict(path)), f"weights file {path}")
     return "file:" + checkpoint.sha256(path)[:12], {"file": str(path)}
 
 
@@ -59,7 +61,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         else:
             sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001  (torch and safetensors raise many types for a bad file)
-        raise BenchError(f"weights file {path} cannot be loaded: {type(e).__name__}: {e}") from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""  # torch's unpickling errors run on for lines
+        raise BenchError(f"weights file {path} cannot be loaded: {type(e).__name__}: {first}") from None
     for key in ("state_dict", "model"):  # common training-script wrappers
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]
