@@ -77,12 +77,21 @@ def _import_user(target: str) -> list[str]:
     return names
 
 
+def _split(spec: str) -> tuple[str, str, str]:
+    """(model part, "@", weights part) at the first "@", unless a model file's path holds one (`proj@v2/net.py`)."""
+    for i in [i for i, c in enumerate(spec) if c == "@"][1:] + [len(spec)]:
+        file_part = spec[:i].rpartition(".py:")[0] + ".py" if ".py:" in spec[:i] else spec[:i]
+        if "@" in file_part and file_part.endswith(".py") and Path(file_part).is_file():
+            return spec[:i], spec[i:i + 1], spec[i + 1:]
+    return spec.partition("@")
+
+
 def expand(spec: str) -> list[str]:
     """Registry names behind one spec (a user file may register several), each with its weights part."""
     import models  # noqa: F401  (registers the built-in models)
     from models import sources
 
-    target, at, weights = spec.partition("@")
+    target, at, weights = _split(spec)
     if target in MODELS:
         return [spec]
     if sources.is_external(target):

@@ -239,6 +239,23 @@ def test_user_model_file_joins_the_comparison(trained: None, tmp_path: Path) -> 
     assert read_rows(out / "results.csv")[0].family == "user"
 
 
+def test_a_model_file_in_a_folder_whose_name_has_an_at_sign(tmp_path: Path) -> None:
+    from bench.specs import expand
+
+    f = tmp_path / "proj@v2" / "at_net.py"
+    f.parent.mkdir()
+    f.write_text(textwrap.dedent('''
+        import torch.nn as nn
+        from bench import register_model
+
+        @register_model("at_net", num_classes=10, input_size=64)
+        def at_net() -> nn.Module:
+            return nn.Sequential(nn.Flatten(), nn.Linear(3 * 64 * 64, 10))
+    '''))
+    assert expand(str(f)) == ["at_net"] and expand(f"{f}@random") == ["at_net@random"]
+    assert expand(f"{f}:at_net@random") == ["at_net@random"]
+
+
 def test_models_listing(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models"]) == 0
     shown = capsys.readouterr().out
