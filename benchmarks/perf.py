@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pgd_vs_torchattacks import _interleaved, as_run, compare  # noqa: E402
 
 from attacks import AutoAttack, attack_mode  # noqa: E402
+from bench import accel  # noqa: E402
 from bench.data import cache_dir, load_split, subset_indices, to_unit  # noqa: E402
 from bench.device import device_name, resolve_device  # noqa: E402
 from bench.seeds import image_seeds  # noqa: E402
@@ -229,6 +230,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=REPO / "results" / "perf" / "perf.csv")
     a = p.parse_args()
     dev = resolve_device(a.device)
+    accel.strict_fp32()  # as the runner: no TF32 on a GPU, for ours and the peers alike
     lm = load(expand(a.model)[0], "cluttered_fmnist", cache_dir())
     model = lm.model.to(dev).eval()
     images = load_split("cluttered_fmnist", "test")

@@ -87,6 +87,7 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     a = p.parse_args()
     dev = resolve_device(a.device)
+    accel.strict_fp32()  # as the runner: no TF32 on a GPU, for ours and the peers alike
     lm = load(expand(a.model)[0], a.data, cache_dir())
     model = lm.model.to(dev).eval()
     images = load_split(a.data, "test")

@@ -85,6 +85,13 @@ def test_torchvision_local_file_enum_names_and_bad_specs(tmp_path: Path) -> None
     assert load("tv:resnet18@random", "imagenet100", tmp_path).weights == "random"
 
 
+def test_torchvision_weights_file_named_without_a_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ref = _random_resnet18()
+    torch.save(ref.state_dict(), tmp_path / "weights.bin")
+    monkeypatch.chdir(tmp_path)  # `tv:resnet18@weights.bin`: a file here, not an enum member
+    assert load(expand("tv:resnet18@weights.bin")[0], "imagenet100", tmp_path).weights.startswith("file:")
+
+
 def test_torchvision_weights_that_need_other_inputs_or_another_build_are_refused() -> None:
     from models.sources import torchvision_hub
 

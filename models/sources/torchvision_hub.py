@@ -56,7 +56,7 @@ def _weights_enum(name: str, member: str) -> torchvision.models.WeightsEnum:
 
 def load(net: nn.Module, name: str, weights: str, cache: Path) -> tuple[str, dict]:
     """Weights from a local state-dict file, or from a weights enum via torch.hub's cache (download if absent)."""
-    if weights.endswith((".pth", ".pt", ".safetensors")) or "/" in weights:
+    if weights.endswith((".pth", ".pt", ".bin", ".ckpt", ".safetensors")) or "/" in weights or Path(weights).is_file():
         return load_file(net, Path(weights), lambda sd: _current_keys(name, sd))
     w = _weights_enum(name, weights)
     _check_same_preprocessing(name, w)
