@@ -190,7 +190,20 @@ def _five_class(seed: int = 0) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     return model, x, y
 
 
-def test_autoattack_runs_below_ten_classes_and_resumes(tmp_path: Path) -> None:
+def few_square_queries(monkeypatch: pytest.MonkeyPatch, n_queries: int = 500) -> None:
+    """Square with fewer queries (the library's default is 5,000): the cascade's logic is what these tests check."""
+    real = AutoAttack._objects
+
+    def objects(self, model, n_classes, device):  # type: ignore[no-untyped-def]
+        aa = real(self, model, n_classes, device)
+        aa.square.n_queries = n_queries
+        return aa
+
+    monkeypatch.setattr(AutoAttack, "_objects", objects)
+
+
+def test_autoattack_runs_below_ten_classes_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    few_square_queries(monkeypatch)
     model, x, y = _five_class()
     atk = AutoAttack(6 / 255)  # a radius where both APGD stages fool images and 2 of 12 reach Square
     assert atk.attacks(5) == ("apgd-ce", "apgd-t", "fab-t", "square") and atk.attacks(3) == ("apgd-ce", "square")

@@ -124,12 +124,14 @@ def test_merge_puts_each_share_back_in_place() -> None:
     assert c.n_forward.tolist() == [4] and c.notes == ((1, "a"), (1, "b")) and (c.index == idx).all()
 
 
-def test_autoattack_chunks_on_two_ranks_match_one_process() -> None:
+def test_autoattack_chunks_on_two_ranks_match_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
     """Same flags, same passes counted (the class-count probe is no pass; the library's input checks run once, on
     chunk 0, as in one process) and the same counts for the Square check."""
     from attacks import AutoAttack, PassCounter
     from attacks.autoattack import Flags
-    from tests.test_attacks import _five_class
+    from tests.test_attacks import _five_class, few_square_queries
+
+    few_square_queries(monkeypatch)
 
     model, x, y = _five_class()
     order = torch.tensor([0, 1, 2, 3, 8, 5, 6, 7, 4, 9, 10, 11])  # one image that survives to Square per share
