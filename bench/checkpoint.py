@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from bench.errors import BenchError
+from bench.errors import BenchError, first_line
 
 FORMAT = "bench-checkpoint-v1"
 
@@ -71,8 +71,7 @@ def load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], str]:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001  (torch raises many types for a bad file)
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BenchError(f"checkpoint {path} cannot be loaded: {first}") from None
+        raise BenchError(f"checkpoint {path} cannot be loaded: {first_line(e) or type(e).__name__}") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise BenchError(f"{path} is not a bench checkpoint (for official MGNet files use @official:PATH)")
     return blob["state_dict"], blob["meta"], digest

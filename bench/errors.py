@@ -23,6 +23,13 @@ def ensure_writable(folder: Path, what: str, hint: str = "") -> None:
         raise BenchError(f"cannot write {what}: {e.strerror or e}{hint}") from None
 
 
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message ('' if none): libraries' errors (torch's unpickler) run on for lines,
+    and a BenchError is one line."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else ""
+
+
 def unknown(kind: str, name: str, known: "Iterable[str]") -> BenchError:
     """'unknown <kind> <name>; did you mean …? (known: …)': the one message for every lookup."""
     import difflib

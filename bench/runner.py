@@ -222,9 +222,8 @@ def _check_options_apply(cfg: RunConfig, cells: list[Cell]) -> None:
         raise BenchError(f"--eps: suite {cfg.suite!r} has no L∞ FGSM or PGD sweep (try --suite attacks)")
     if cfg.eps_l2 is not None and not has("attack", ("pgd",), "l2"):
         raise BenchError(f"--eps-l2: suite {cfg.suite!r} has no L2 PGD sweep (try --suite attacks)")
-    strict_pgd = any(c.condition.name == "pgd" and c.condition.protocol == "strict" for c in cells)
     for option, given in (("--pgd-steps", cfg.pgd_steps is not None), ("--restarts", cfg.restarts is not None)):
-        if given and not strict_pgd:
+        if given and not has("attack", ("pgd",)):  # the strict PGD cells: the paper's and transfer's have own names
             raise BenchError(f"{option}: suite {cfg.suite!r} has no PGD cells (try --suite attacks)")
     if cfg.attack_backend != "bench" and not has("attack", ("fgsm", "pgd")):
         raise BenchError(f"--attack-backend {cfg.attack_backend}: suite {cfg.suite!r} has no FGSM or PGD cells")

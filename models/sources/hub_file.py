@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 
 from bench import checkpoint
-from bench.errors import BenchError
+from bench.errors import BenchError, first_line
 
 _HUB_HASH = re.compile(r"-([a-f0-9]{6,})\.")  # torch.hub's convention: name-<sha256 prefix>.ext
 _SHA256 = re.compile(r"^[a-f0-9]{64}$")
@@ -61,8 +61,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         else:
             sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001  (torch and safetensors raise many types for a bad file)
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""  # torch's unpickling errors run on for lines
-        raise BenchError(f"weights file {path} cannot be loaded: {type(e).__name__}: {first}") from None
+        raise BenchError(f"weights file {path} cannot be loaded: {type(e).__name__}: {first_line(e)}") from None
     for key in ("state_dict", "model"):  # common training-script wrappers
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]

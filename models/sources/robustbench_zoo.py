@@ -13,7 +13,7 @@ from torch import nn
 
 from bench import checkpoint
 from bench.card import ModelCard
-from bench.errors import BenchError, unknown
+from bench.errors import BenchError, first_line, unknown
 from models.sources.autoattack_shim import import_robustbench
 from models.sources.imagenet100_head import bench_classes, for_imagenet100
 
@@ -84,7 +84,7 @@ def load(net: nn.Module, name: str, weights: str, cache: Path) -> tuple[str, dic
     except Exception as e:  # noqa: BLE001  (gdown, requests, torch and key errors)
         state = "is not there" if not path.is_file() else "does not load"
         raise BenchError(f"RobustBench weights for {model} ({dataset}, {threat}): {path} {state} and "
-                         f"robustbench failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+                         f"robustbench failed: {type(e).__name__}: {first_line(e)}") from None
     checkpoint.load_weights(net, loaded.state_dict(), f"RobustBench weights {path}")
     digest = checkpoint.sha256(path) if path.is_file() else "unknown"
     return f"rb:{digest[:12]}", {"file": str(path)}
