@@ -68,6 +68,10 @@ class CorruptedData:
             self._rendered[key] = rendered.load(self.root, cond.name, cond.severity, self.skip_corrupt)
         return self._rendered[key]
 
+    def rendered_sets(self) -> dict[tuple[str, int], ImageSet]:
+        """The pre-rendered folders listed so far, by (corruption, severity)."""
+        return dict(self._rendered)
+
     def subset(self, cond: Condition, n_images: int | None) -> tuple[np.ndarray, str]:
         """The data set indices a cell evaluates and their label, without producing any image."""
         source = self._rendered_set(cond) if cond.source == "rendered" else self.clean

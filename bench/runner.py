@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bench import accel, distributed, flops, folder_lock, glimpses, per_image
+from bench import accel, data_guard, distributed, flops, folder_lock, glimpses, per_image
 from bench.conditions import (EXTRA_CORRUPTIONS, TRANSFER_AUTO, Cell, Condition, corruption, pgd_params, pgd_step,
                               suite)
 from bench.config import RunConfig
@@ -113,6 +113,14 @@ def _corrupted_data(cells: list[Cell], images: ImageSet, cfg: RunConfig, cache: 
         if c.condition.kind == "corruption" and c.condition.source == "rendered":
             data.subset(c.condition, c.n_images)
     return data
+
+
+def _data_identity(dataset: str, images: ImageSet, corrupted: CorruptedData) -> dict[str, dict]:
+    """The run's data as data.json records it: the test images, and every pre-rendered folder its cells read."""
+    current = {dataset: data_guard.identity(images)}
+    for (name, severity), rset in corrupted.rendered_sets().items():
+        current[data_guard.rendered_name(dataset, name, severity)] = data_guard.identity(rset)
+    return current
 
 
 def _prepare_corruptions(data: CorruptedData, cells: list[Cell], images: ImageSet, cfg: RunConfig, out: Path,
@@ -256,7 +264,10 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
     ensure_writable(out, f"to output folder {out}")
     with folder_lock.hold(out):
         path = out / "results.csv"
-        done = {r.key() for r in read_rows(path)}
+        stored = read_rows(path)
+        done = {r.key() for r in stored}
+        data_guard.check(out, _data_identity(cfg.dataset, images, corrupted), data_guard.measured(stored, cfg.dataset),
+                         write=w.main)
         checks_path = out / "checks.csv"
         per_image.read(out / "per_image.csv")  # a damaged file beside results.csv fails now, before a row is added
         read_checks(checks_path)

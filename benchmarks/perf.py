@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from datetime import date
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -36,13 +37,17 @@ from attacks import AutoAttack, attack_mode  # noqa: E402
 from bench import accel  # noqa: E402
 from bench.data import cache_dir, load_split, subset_indices, to_unit  # noqa: E402
 from bench.device import device_name, resolve_device  # noqa: E402
+from bench.provenance import code_version  # noqa: E402
 from bench.seeds import image_seeds  # noqa: E402
 from bench.specs import expand, load  # noqa: E402
 from models.base import true_gradient  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 COLUMNS = ("date", "machine", "device", "measure", "model", "images", "ours", "peer", "unit", "ratio", "target",
-           "meets", "notes")
+           "meets", "notes", "code", "torch", "peer_version", "weights")
+# The peer each step is measured against (its distribution, for the peer_version column); 'make bench' has none.
+PEERS = {"PGD": "torchattacks", "AutoAttack": "pyautoattack", "corruptions": "imagecorruptions-imaug",
+         "clean": "robustbench"}
 
 
 def machine() -> str:
@@ -63,7 +68,18 @@ def row(measure: str, model: str, n: int, ours_s: float, peer_s: float, target: 
             "device": device_name(dev), "measure": measure, "model": model, "images": n,
             "ours": f"{ours_s:.3f}", "peer": f"{peer_s:.3f}", "unit": "s", "ratio": f"{peer_s / ours_s:.2f}",
             "target": "" if target is None else f"{target:g}",
-            "meets": "" if target is None else str(peer_s / ours_s >= target).lower(), "notes": notes}
+            "meets": "" if target is None else str(peer_s / ours_s >= target).lower(), "notes": notes,
+            "code": code_version(), "torch": torch.__version__}
+
+
+def peer_version(step: str) -> str:
+    """The measured peer's distribution and version, e.g. 'torchattacks 3.5.1'."""
+    if step not in PEERS:
+        return ""
+    try:
+        return f"{PEERS[step]} {metadata.version(PEERS[step])}"
+    except metadata.PackageNotFoundError:
+        return f"{PEERS[step]} (version unknown)"
 
 
 def pgd(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, idx: np.ndarray,
@@ -254,6 +270,8 @@ def main() -> None:
     for label, fn in steps:
         print(f"measuring {label} ...", flush=True)
         for r in fn():
+            # the model's checkpoint (sha256 prefix), so a ratio can be tied to the weights it was measured with
+            r.update(peer_version=peer_version(label), weights=lm.weights if r["model"] == lm.card.name else "")
             rows.append(r)
             judged = f"target {r['target']}x: {'met' if r['meets'] == 'true' else 'NOT met'}" if r["target"] else "a control"
             print(f"  {r['measure']}: ours {r['ours']} s, peer {r['peer']} s, ratio {r['ratio']}x ({judged}); "
@@ -262,15 +280,25 @@ def main() -> None:
 
 
 def append(path: Path, rows: list[dict]) -> None:
-    """Add rows to perf.csv (header first when new)."""
+    """Add rows to perf.csv (header first when new); a file with older columns is rewritten with today's, the
+    columns it lacked left empty in its rows."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists()
-    with path.open("a", newline="") as f:
+    new, added = not path.exists(), len(rows)
+    if not new:
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            old = list(reader)
+        had = tuple(reader.fieldnames or ())
+        if had != COLUMNS:
+            if not set(had) <= set(COLUMNS):
+                raise SystemExit(f"{path}: unknown columns {sorted(set(had) - set(COLUMNS))}; nothing written")
+            rows, new = [{c: r.get(c) or "" for c in COLUMNS} for r in old] + rows, True
+    with path.open("w" if new else "a", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
         if new:
             w.writeheader()
         w.writerows(rows)
-    print(f"appended {len(rows)} rows to {path}")
+    print(f"appended {added} rows to {path}")
 
 
 if __name__ == "__main__":

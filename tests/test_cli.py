@@ -295,7 +295,7 @@ def test_ci_runs_the_readme_commands() -> None:
     assert ci.strip().splitlines()[-2:] == ["make setup", "make test"]
 
 
-def test_imagenet100_through_the_cli_with_loader_workers(tmp_path: Path) -> None:
+def test_imagenet100_through_the_cli_with_loader_workers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from tests.test_data import _fake_imagenet
 
     _fake_imagenet(tmp_path / "in")
@@ -307,6 +307,19 @@ def test_imagenet100_through_the_cli_with_loader_workers(tmp_path: Path) -> None
     rows = read_rows(out / "results.csv")
     assert [(r.model, r.dataset, r.n_images, r.input_size) for r in rows] == [
         ("resnet18", "imagenet100", 6, 224), ("mgbase_r18", "imagenet100", 6, 224)]
+    stored = (out / "results.csv").read_bytes()
+
+    (tmp_path / "in100").rename(tmp_path / "moved")  # the same files elsewhere: resumed, nothing run again
+    again = ["run", "--models", "resnet18@random", "--data", "imagenet100", "--n-images", "6", "--workers", "0",
+             "--out", str(out), "--no-report"]
+    assert main(again + ["--data-root", str(tmp_path / "moved")]) == 0
+    assert (out / "results.csv").read_bytes() == stored
+    _fake_imagenet(tmp_path / "other", per_class=2)  # other images under the same name: refused, nothing written
+    assert main(["data", "build", "imagenet100", str(tmp_path / "other"), str(tmp_path / "other100")]) == 0
+    capsys.readouterr()
+    _fails(again + ["--data-root", str(tmp_path / "other100")], capsys,
+           "holds rows measured on other imagenet100 data (100 images")
+    assert (out / "results.csv").read_bytes() == stored
 
 
 def test_module_factory_spec_and_python_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 from pathlib import Path
 
@@ -218,3 +219,24 @@ def test_training_crops_depend_on_seed_epoch_and_image_only(tmp_path: Path) -> N
     alone = np.concatenate([b for _, b, _ in iter_batches(epoch0, np.arange(3), 2, workers=0)])
     in_workers = np.concatenate([b for _, b, _ in iter_batches(epoch0, np.arange(3), 2, workers=1)])
     assert np.array_equal(alone, in_workers) and np.array_equal(alone[2], a)
+
+
+def test_data_guard_refuses_other_data_only_where_rows_depend_on_it(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from bench import data_guard
+
+    rows = [SimpleNamespace(dataset="imagenet100", kind="corruption", source="rendered", condition="fog", severity=2),
+            SimpleNamespace(dataset="cluttered_fmnist", kind="clean", source="", condition="clean", severity=0)]
+    assert data_guard.measured(rows, "imagenet100") == {"imagenet100", "imagenet100-c/fog/2"}
+    a, b = {"images": 5, "classes": 100, "fingerprint": "aa"}, {"images": 4, "classes": 100, "fingerprint": "bb"}
+    data_guard.check(tmp_path, {"imagenet100": a, "imagenet100-c/fog/2": a}, set())
+    first = (tmp_path / "data.json").read_text()
+    with pytest.raises(BenchError, match=r"other imagenet100-c/fog/2 data \(5 images.*\(4 images.*--corruption-root"):
+        data_guard.check(tmp_path, {"imagenet100": a, "imagenet100-c/fog/2": b}, {"imagenet100", "imagenet100-c/fog/2"})
+    assert (tmp_path / "data.json").read_text() == first
+    data_guard.check(tmp_path, {"imagenet100-c/fog/2": b}, {"imagenet100"})  # no stored row read it: recorded anew
+    assert json.loads((tmp_path / "data.json").read_text()) == {"imagenet100": a, "imagenet100-c/fog/2": b}
+    (tmp_path / "data.json").write_text("[1")
+    with pytest.raises(BenchError, match="data.json is damaged"):
+        data_guard.check(tmp_path, {"imagenet100": a}, set())

@@ -147,7 +147,8 @@ def to_unit(images: np.ndarray, device: "torch.device | str" = "cpu") -> "torch.
 
 
 def fingerprint(images: ImageSet) -> str:
-    """Identity of an image set's content, for cache keys (array bytes, or file names and sizes)."""
+    """Identity of an image set's content, for cache keys and results folders: array bytes, or the names (class folder
+    and file) and sizes of its files, so a moved or re-linked folder keeps its identity."""
     import hashlib
 
     h = hashlib.sha256(f"{images.name}|{images.split}|{len(images)}".encode())
@@ -156,7 +157,7 @@ def fingerprint(images: ImageSet) -> str:
         h.update(np.ascontiguousarray(images.labels).tobytes())
     else:
         for p in getattr(images, "paths", []):
-            h.update(f"{p}|{Path(p).stat().st_size}".encode())
+            h.update(f"{Path(p).parent.name}/{Path(p).name}|{Path(p).stat().st_size}".encode())
     return h.hexdigest()[:16]
 
 

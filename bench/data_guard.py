@@ -1,0 +1,62 @@
+"""The data a results folder's rows were measured on (data.json): a run on other images under the same data set name
+(another --data-root, --corruption-root or --skip-corrupt-files) is refused, so stored rows are never resumed or
+mixed with rows of other data."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable
+
+from bench.data import ImageSet, fingerprint
+from bench.errors import BenchError
+
+FILE = "data.json"
+
+
+def identity(images: ImageSet) -> dict:
+    """What tells two image sets apart: their size and fingerprint (array bytes, or file names and sizes)."""
+    return {"images": len(images), "classes": len(images.classes), "fingerprint": fingerprint(images)}
+
+
+def rendered_name(dataset: str, corruption: str, severity: int) -> str:
+    """The data.json entry of one pre-rendered corruption folder."""
+    return f"{dataset}-c/{corruption}/{severity}"
+
+
+def measured(rows: Iterable, dataset: str) -> set[str]:
+    """The entries that stored rows depend on: the data set's test images, and each rendered folder they read."""
+    names: set[str] = set()
+    for r in rows:
+        if r.dataset == dataset:
+            names.add(dataset)
+            if r.kind == "corruption" and r.source == "rendered":
+                names.add(rendered_name(dataset, r.condition, r.severity))
+    return names
+
+
+def check(out: Path, current: dict[str, dict], stored: set[str], write: bool = True) -> None:
+    """Refuse a run whose data differs from what the folder's stored rows were measured on; record the rest."""
+    path = out / FILE
+    try:
+        known = json.loads(path.read_text()) if path.exists() else {}
+        if not isinstance(known, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:
+        raise BenchError(f"{path} is damaged ({e}); remove it to record this run's data afresh") from None
+    for name, now in current.items():
+        before = known.get(name)
+        if name in stored and before is not None and before != now:
+            what = ("--data-root" if "/" not in name else "--corruption-root or --skip-corrupt-files")
+            raise BenchError(
+                f"{out} holds rows measured on other {name} data ({_describe(before)}) than this run's "
+                f"({_describe(now)}): another {what}? Write to another --out, or remove {out} to start over")
+    merged = {**known, **current}
+    if write and merged != known:
+        tmp = path.with_name(f".{FILE}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
+        tmp.replace(path)
+
+
+def _describe(entry: dict) -> str:
+    return f"{entry.get('images')} images, fingerprint {entry.get('fingerprint')}"

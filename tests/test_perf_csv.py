@@ -1,0 +1,36 @@
+"""benchmarks/perf.py's perf.csv: provenance columns on new rows, older files upgraded in place, rows kept."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+
+def test_perf_csv_gains_provenance_columns_and_keeps_older_rows(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import perf
+
+    path = tmp_path / "perf.csv"
+    old_columns = perf.COLUMNS[:perf.COLUMNS.index("notes") + 1]
+    path.write_text(",".join(old_columns) + "\n" + ",".join(f"old {c}" for c in old_columns) + "\n")
+    new = perf.row("PGD-10 vs torchattacks, same work", "resnet_small", 8, 1.0, 2.0, 1.0, "n", torch.device("cpu"))
+    new.update(peer_version=perf.peer_version("PGD"), weights="abc123")
+    perf.append(path, [new])
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert tuple(reader.fieldnames or ()) == perf.COLUMNS
+    assert rows[0] == {c: (f"old {c}" if c in old_columns else "") for c in perf.COLUMNS}
+    assert rows[1]["ratio"] == "2.00" and rows[1]["meets"] == "true" and rows[1]["weights"] == "abc123"
+    assert rows[1]["torch"] == torch.__version__ and rows[1]["peer_version"].startswith("torchattacks 3.")
+    assert perf.peer_version("make bench") == ""
+    perf.append(path, [new])  # today's columns: appended, not rewritten
+    assert len(path.read_text().splitlines()) == 4
+
+    (tmp_path / "foreign.csv").write_text("date,speed\n1,2\n")
+    with pytest.raises(SystemExit, match="unknown columns"):
+        perf.append(tmp_path / "foreign.csv", [new])
+    assert (tmp_path / "foreign.csv").read_text() == "date,speed\n1,2\n"
