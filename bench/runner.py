@@ -294,7 +294,7 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
         amp = _clean_precision(loaded, runtime, cells, images, cfg, dev, checks_path, workers)
         # Cell by cell, every model in turn: a corruption cell's images are generated once for all models.
         costs: dict[str, dict[int, flops.FlopCount]] = {lm.card.name: {} for lm in loaded}
-        idle_told = False
+        idle_told, planned = False, set[str]()
         for cell in cells:
             for lm in loaded:
                 cond = _resolve(cell.condition, lm, loaded, (lm.card.name, lm.weights) in randomized)
@@ -311,6 +311,7 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
                 exits = lm.card.exits[-1:] if cell.last_exit_only else lm.card.exits
                 precision = amp.get((lm.card.name, lm.weights), "fp32") if cond.kind != "attack" else "fp32"
                 keys = _key_rows(lm, cfg, subset, cond, exits, precision)
+                planned.add(state_path(out, keys[0]).name)
                 todo = [(k, t) for k, t in zip(keys, exits) if tuple(k.values()) not in done]  # a cell can be partly
                 if not todo:  # stored: a last-exit-only cell of another suite holds one of its rows
                     log.info("skip %s %s (stored)", lm.card.name, cond.label())
@@ -374,6 +375,7 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
         if w.main:
             for lm in loaded:
                 _record_glimpses(lm, cells, images, corrupted, cfg, out, dev)
+            _tell_stale_state(out, planned)
         distributed.barrier()
         return path
 
@@ -395,6 +397,16 @@ def _row_mfu(cond: Condition, correct: Correct, cost: flops.FlopCount, deepest: 
 def state_path(out: Path, key: dict) -> Path:
     """Where a cell's resumable state lives, named by the key of its first row (ranks add a suffix)."""
     return out / ".state" / hashlib.sha256(repr(key).encode()).hexdigest()[:16]
+
+
+def _tell_stale_state(out: Path, planned: set[str]) -> None:
+    """Name the progress files of cells this run did not plan: an interrupted run with other settings left them,
+    and only that run, given again, resumes from them."""
+    stale = {f.name[:16] for f in (out / ".state").glob("[!.]*")} - planned
+    if stale:
+        log.warning("%s holds the progress of %d interrupted cell(s) this run does not have (another suite, "
+                    "radius or option); rerun those settings to resume them, or remove the folder", out / ".state",
+                    len(stale))
 
 
 def _remove_state(state: Path) -> None:

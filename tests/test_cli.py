@@ -343,7 +343,7 @@ def test_module_factory_spec_and_python_api(tmp_path: Path, monkeypatch: pytest.
         bench.load_model("zoo_mod:nope")
 
 
-def test_attack_suite_end_to_end(trained: None, tmp_path: Path) -> None:
+def test_attack_suite_end_to_end(trained: None, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The default suite on 4 images: every attack condition runs, writes rows, checks and a report."""
     from bench.checks import read_checks
 
@@ -397,6 +397,12 @@ def test_attack_suite_end_to_end(trained: None, tmp_path: Path) -> None:
                  "--out", str(out), "--no-report"]) == 0
     assert (out / "results.csv").read_bytes() == before
     assert not any((out / ".state").glob("*")), "AutoAttack state files are removed once rows are written"
+    other = out / ".state" / "0123456789abcdef-exit1.json"  # left by an interrupted run of other settings
+    other.write_text("{}")
+    caplog.clear()
+    assert main(["run", "--suite", "default", "--models", "mgnet_tiny", "resnet_tiny", "--n-images", "4",
+                 "--out", str(out), "--no-report"]) == 0
+    assert other.exists() and "holds the progress of 1 interrupted cell(s) this run does not have" in caplog.text
 
 
 def test_attack_options_backend_radii_steps(trained: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
