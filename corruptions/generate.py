@@ -35,11 +35,13 @@ def cache_path(cache: Path, fingerprint: str, indices: np.ndarray, name: str, se
     return cache / f"{name}-s{severity}-{h.hexdigest()[:24]}.npy"
 
 
-def _load(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+def _load(path: Path, shape: tuple[int, ...], mapped: bool = False) -> np.ndarray | None:
+    """A cache entry of this shape, else None (a damaged one removed); `mapped` checks it without reading the
+    pixels (header and file length), for `prepare`, which only asks whether it is there."""
     if not path.is_file():
         return None
     try:
-        out = np.load(path)
+        out = np.load(path, mmap_mode="r" if mapped else None)
         if out.shape == shape and out.dtype == np.uint8:
             return out
     except (OSError, ValueError):
@@ -73,7 +75,7 @@ def prepare(images: np.ndarray, indices: np.ndarray, conditions: Sequence[tuple[
             progress: Callable[[str, int], None] | None = None) -> None:
     """Make sure every (corruption, severity) of `conditions` is in the cache for these images."""
     paths = [(n, s, str(cache_path(cache, fingerprint, indices, n, s, seed))) for n, s in conditions]
-    paths = [p for p in paths if _load(Path(p[2]), images.shape) is None]
+    paths = [p for p in paths if _load(Path(p[2]), images.shape, mapped=True) is None]
     if not paths:
         return
     cache.mkdir(parents=True, exist_ok=True)

@@ -57,6 +57,9 @@ def test_cache_is_reused_and_a_damaged_entry_regenerated(tmp_path: Path, monkeyp
         assert np.array_equal(generate.corrupted(imgs, idx, "fog", 2, 0, cache=tmp_path, fingerprint="f"), first)
     entry.write_bytes(b"damaged")
     assert np.array_equal(generate.corrupted(imgs, idx, "fog", 2, 0, cache=tmp_path, fingerprint="f"), first)
+    entry.write_bytes(entry.read_bytes()[:-7])  # cut short: prepare's header-only check still finds it damaged
+    generate.prepare(imgs, idx, [("fog", 2)], 0, cache=tmp_path, fingerprint="f")
+    assert np.array_equal(np.load(entry), first)
     other = generate.cache_path(tmp_path, "f", idx, "fog", 2, 1)
     assert other != entry, "the seed is part of the key"
 
