@@ -80,6 +80,10 @@ def load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], str]:
 def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], what: str) -> None:
     """Strict load with a readable message on missing, unexpected or mis-shaped keys."""
     own = model.state_dict()
+    odd = [k for k, v in state_dict.items() if not isinstance(v, torch.Tensor)]
+    if odd:
+        raise BenchError(f"{what} holds {len(odd)} value(s) that are not tensors (e.g. {odd[0]}: "
+                         f"{type(state_dict[odd[0]]).__name__}); is it a state dict?")
     # files saved before PyTorch 0.4.1 lack batch norm's counter; load_state_dict fills it in
     missing = [k for k in own if k not in state_dict and not k.endswith(".num_batches_tracked")]
     extra = [k for k in state_dict if k not in own]

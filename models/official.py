@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from bench.errors import BenchError
+from bench.errors import BenchError, first_line
 from models.mgnet import MGNet
 
 _SAFE = {
@@ -32,13 +32,27 @@ def _torch_allowed(module: str, name: str) -> bool:
 
 
 class _Stub:
-    """Stands in for any class the file names but we will not import; accepts and ignores state."""
+    """Stands in for any class the file names but we will not import; accepts and keeps state, the items of a dict
+    subclass (Lightning's AttributeDict, an optimizer's defaultdict) and the elements of a list subclass."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # not called for objects pickled with __new__ alone
         self._args = args
 
     def __setstate__(self, state: Any) -> None:
         self._state = state
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.dict_items()[key] = value
+
+    def append(self, value: Any) -> None:
+        self.__dict__.setdefault("_list", []).append(value)
+
+    def extend(self, values: Any) -> None:
+        self.__dict__.setdefault("_list", []).extend(values)
+
+    def dict_items(self) -> dict:
+        """The dict items the file gave this object."""
+        return self.__dict__.setdefault("_items", {})
 
     def __call__(self, *args: Any, **kwargs: Any) -> "_Stub":
         return _Stub()
@@ -79,13 +93,14 @@ def read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], int | Non
     try:
         blob = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_RestrictedPickle)
     except Exception as e:  # noqa: BLE001
-        raise BenchError(f"{path}: not a readable Lightning checkpoint ({e})") from None
+        raise BenchError(f"{path}: not a readable Lightning checkpoint ({first_line(e)})") from None
     if not isinstance(blob, dict) or not isinstance(blob.get("state_dict"), dict):
         raise BenchError(f"{path}: no `state_dict` in the file (is it an official MGNet checkpoint?)")
     sd = blob["state_dict"]
     if not all(k.startswith("model.") for k in sd):
         raise BenchError(f"{path}: keys are not prefixed `model.` as the official LitModule writes them")
     hp = blob.get("hyper_parameters") or {}
+    hp = hp.dict_items() if isinstance(hp, _Stub) else hp  # Lightning's AttributeDict, a dict subclass
     return ({k[len("model."):]: v for k, v in sd.items()}, dict(hp) if isinstance(hp, dict) else {},
             blob.get("epoch") if isinstance(blob.get("epoch"), int) else None)
 

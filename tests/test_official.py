@@ -14,31 +14,59 @@ from bench.registry import MODELS
 from bench.specs import load
 
 
+class _OneCycleLR:
+    """torch 1.6's OneCycleLR as the file pickles it: its state holds a bound method, so saving the scheduler's
+    state pickles the scheduler and its optimizer (whose `state` is a defaultdict of momentum buffers)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+        self.optimizer = optimizer
+        self.anneal_func = self._annealing_cos
+
+    def _annealing_cos(self, start: float, end: float, pct: float) -> float:
+        return start
+
+
+def _fake_class(module: types.ModuleType, cls: type, name: str) -> type:
+    cls.__module__, cls.__qualname__, cls.__name__ = module.__name__, name, name
+    setattr(module, name, cls)
+    return cls
+
+
 def _lightning_file(path: Path, name: str, hp: dict, drop: str | None = None) -> dict:
-    """A checkpoint shaped like PL 1.0.8's, pickling classes that will not exist at load time."""
+    """A checkpoint shaped like PL 1.0.8's, pickling classes that will not exist at load time: a callback class as
+    a dict key, the hyper-parameters as Lightning's AttributeDict, a stepped SGD inside the scheduler's state."""
     torch.manual_seed(1)
     model = MODELS.get(name).build()
     sd = {f"model.{k}": v for k, v in model.state_dict().items() if not (drop and k.startswith(drop))}
-    mod = types.ModuleType("pytorch_lightning.callbacks.model_checkpoint")
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    opt.step()  # momentum buffers in opt.state, a defaultdict
+    mods = {n: types.ModuleType(n) for n in ("pytorch_lightning", "pytorch_lightning.callbacks",
+                                             "pytorch_lightning.callbacks.model_checkpoint",
+                                             "pytorch_lightning.utilities", "pytorch_lightning.utilities.parsing",
+                                             "torch16_lr_scheduler")}
 
     class ModelCheckpoint:  # stands in for the callback class used as a dict key
         def __init__(self) -> None:
             self.best = 0.5
 
-    ModelCheckpoint.__module__ = mod.__name__
-    ModelCheckpoint.__qualname__ = "ModelCheckpoint"
-    mod.ModelCheckpoint = ModelCheckpoint
-    parents = {n: types.ModuleType(n) for n in ("pytorch_lightning", "pytorch_lightning.callbacks")}
-    sys.modules.update(parents)
-    sys.modules[mod.__name__] = mod
+    checkpoint_cls = _fake_class(mods["pytorch_lightning.callbacks.model_checkpoint"], ModelCheckpoint,
+                                 "ModelCheckpoint")
+    attribute_dict = _fake_class(mods["pytorch_lightning.utilities.parsing"], type("AttributeDict", (dict,), {}),
+                                 "AttributeDict")
+    scheduler_cls = _fake_class(mods["torch16_lr_scheduler"], type("OneCycleLR", (_OneCycleLR,), {}), "OneCycleLR")
+    scheduler = scheduler_cls(opt)
+    sys.modules.update(mods)
     try:
         ckpt = {"epoch": 399, "global_step": 1, "pytorch-lightning_version": "1.0.8",
-                "callbacks": {ModelCheckpoint: {"best_model_score": 0.5}},
-                "optimizer_states": [{"state": {}}], "lr_schedulers": [{"obj": ModelCheckpoint()}],
-                "state_dict": sd, "hparams_name": "kwargs", "hyper_parameters": hp}
+                "callbacks": {checkpoint_cls: {"best_model_score": 0.5}},
+                "optimizer_states": [opt.state_dict()],
+                "lr_schedulers": [{k: v for k, v in scheduler.__dict__.items() if k != "optimizer"}],
+                "state_dict": sd, "hparams_name": "kwargs", "hyper_parameters": attribute_dict(hp)}
         torch.save(ckpt, path)
     finally:
-        for n in [*parents, mod.__name__]:
+        for n in mods:
             del sys.modules[n]
     with pytest.raises(Exception):  # the file really needs more than weights_only
         torch.load(path, weights_only=True)
@@ -117,3 +145,7 @@ def test_shape_mismatch_and_missing_file(tmp_path: Path) -> None:
         load(f"mgnet_r50@official:{path}", "imagenet100", tmp_path)
     with pytest.raises(BenchError, match="does not exist"):
         load(f"mgnet_r18@official:{tmp_path / 'nope.ckpt'}", "imagenet100", tmp_path)
+    from bench.checkpoint import load_weights
+
+    with pytest.raises(BenchError, match=r"^f holds 1 value\(s\) that are not tensors \(e.g. bias: list\)"):
+        load_weights(torch.nn.Linear(2, 2), {"weight": torch.zeros(2, 2), "bias": [0.0, 0.0]}, "f")

@@ -243,6 +243,27 @@ def test_the_corruption_section_keeps_data_sets_apart(tmp_path: Path) -> None:
     assert (tmp_path / "figures" / "corruption_heatmap_b_generated_m.png").is_file()
 
 
+def test_the_corruption_section_says_why_an_mce_is_missing(tmp_path: Path) -> None:
+    """A model without clean rows gets no relative mCE, with the reason; an origin (pre-rendered files) where the
+    baseline has no rows gets no mCE, instead of a note that it was normalised by that baseline."""
+    from bench.report.corruption_section import section
+    from bench.report.metrics import COMMON
+    from bench.report.tables import load_results
+
+    def sweep(model: str, acc: float, source: str = "torch") -> list[Row]:
+        return [make_row(model=model, kind="corruption", condition=c, severity=s, source=source, accuracy=acc)
+                for c in COMMON for s in range(1, 6)]
+
+    path = tmp_path / "results.csv"
+    append_rows(path, sweep("m", 0.5) + sweep("base", 0.75) + sweep("m", 0.25, "rendered")
+                + [make_row(model="base", accuracy=0.8)])
+    generated, rendered = "\n".join(section(load_results(path), tmp_path, "base", None)).split("### pre-rendered")
+    assert "| m | 1/1 | 0.3 | – | 50.0 | 200.0 | – |" in generated
+    assert "normalised by `base` (exit 1)" in generated and "Relative mCE not defined: no clean rows for `m`." in generated
+    assert "normalised by" not in rendered and "No mCE: the baseline `base` has no corruption rows here." in rendered
+    assert "| m | 1/1 | 0.3 | – | **25.0** | – | – |" in rendered
+
+
 def test_the_attack_section_names_pgd_by_its_steps_and_keeps_data_sets_apart(tmp_path: Path) -> None:
     from bench.report.headline import section as headline_section
     from bench.report.markdown import _attack_section

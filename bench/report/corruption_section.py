@@ -89,19 +89,25 @@ def _dataset_section(df: pd.DataFrame, cor: pd.DataFrame, run_dir: Path, baselin
     for source, g in cor.groupby(origin(cor.source)):
         full = g[g.condition.isin(COMMON)]
         ref_exit, ref_rows = _reference(full, ref_name)
+        ref_here = ref_name if len(ref_rows) else None  # the baseline may have rows of the other origin only
         ref_err = errors(ref_rows)
-        ref_clean = _clean_error(df, ref_name, ref_exit, ref_rows, images) if ref_name else math.nan
+        ref_clean = _clean_error(df, ref_name, ref_exit, ref_rows, images) if ref_here else math.nan
         rows = []
         per_corr = []
         for (model, ex), m in full.groupby(["model", "exit"]):
             err = errors(m)
             complete = len(m) == 75
-            mce_v, _ = mce(err, ref_err) if ref_name else (math.nan, {})
-            rel, why = relative_mce(err, _clean_error(df, model, ex, m, images), ref_err, ref_clean) \
-                if ref_name else (math.nan, "no baseline")
+            mce_v, _ = mce(err, ref_err) if ref_here else (math.nan, {})
+            clean_err = _clean_error(df, model, ex, m, images)
+            if not ref_here:
+                rel, why = math.nan, "no baseline"
+            elif math.isnan(clean_err) or math.isnan(ref_clean):
+                rel, why = math.nan, f"no clean rows for `{model if math.isnan(clean_err) else ref_name}`"
+            else:
+                rel, why = relative_mce(err, clean_err, ref_err, ref_clean)
             rows.append({"model": model, "exit": f"{ex}/{int(m.exits_total.iloc[0])}",
                          "GMACs": f"{m.gmacs.iloc[0]:.4g}",
-                         "clean (%)": pct(1 - _clean_error(df, model, ex, m, images)),
+                         "clean (%)": pct(1 - clean_err),
                          "mean corruption acc (%)": pct(m.accuracy.mean()) + ("" if complete else " (partial)"),
                          "mCE": "–" if math.isnan(mce_v) else f"{mce_v:.1f}",
                          "relative mCE": "–" if math.isnan(rel) else f"{rel:.1f}",
@@ -121,10 +127,10 @@ def _dataset_section(df: pd.DataFrame, cor: pd.DataFrame, run_dir: Path, baselin
                   md_table(table.drop(columns=["_acc", "_why"])), "",
                   "Mean corruption accuracy = plain mean over the 15 corruptions × 5 severities. "
                   + (f"mCE and relative mCE are normalised by `{ref_name}` (exit {ref_exit}) of this run (= 100 for "
-                     "it); the AlexNet table applies only to ImageNet-1k." if ref_name else
-                     (f"No mCE: the baseline `{baseline}` has no corruption rows here." if baseline else
-                      "No mCE: no baseline model in this run (a ResNet, the one-glimpse baseline or `--baseline`)."))
-                  + (f" Relative mCE not defined: {whys[0]}." if whys and ref_name else ""),
+                     "it); the AlexNet table applies only to ImageNet-1k." if ref_here else
+                     (f"No mCE: the baseline `{ref_name or baseline}` has no corruption rows here." if ref_name or baseline
+                      else "No mCE: no baseline model in this run (a ResNet, the one-glimpse baseline or `--baseline`)."))
+                  + (f" Relative mCE not defined: {whys[0]}." if whys and ref_here else ""),
                   "", "Accuracy (%) per corruption, mean over severities:", "", md_table(pd.DataFrame(per_corr)), ""]
         last = full[full.exit == full.exits_total]
         for model, m in last.groupby("model"):
