@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal, Sequence
@@ -35,6 +36,7 @@ class Flags:
 
     messages: list[str] = field(default_factory=list)
     robust_after: dict[str, int] = field(default_factory=dict)
+    resumed_seconds: float = 0.0  # the time an interrupted run spent on this cell before the state was saved
 
 
 def square_flags(robust_after: dict[str, int], n: int) -> list[str]:
@@ -119,6 +121,20 @@ class AutoAttack:
         counts: dict[str, int] = saved["counts"] if saved else {}  # robust after each finished attack
         flags = flags if flags is not None else Flags()
         flags.messages += saved["messages"] if saved else []  # the input checks ran before the interruption
+        # the passes and time spent before an interruption, so a resumed cell's rows count the whole attack
+        spent = saved["spent"] if saved else {"n_forward": 0, "n_backward": 0, "seconds": 0.0}
+        counter = model if isinstance(model, PassCounter) else None
+        if counter is not None:
+            counter.add(spent["n_forward"], spent["n_backward"])
+        flags.resumed_seconds = float(spent["seconds"])
+        began = time.perf_counter()
+
+        def save() -> None:
+            now = {"seconds": flags.resumed_seconds + time.perf_counter() - began}
+            if counter is not None:
+                now.update(n_forward=counter.n_forward, n_backward=counter.n_backward)
+            _save_state(state, self, names, robust, done=done, counts=counts, messages=flags.messages,
+                        spent={**spent, **now})
         log = logging.getLogger("auto-attack")
         handler = _Capture(flags)
         log.addHandler(handler)
@@ -134,7 +150,7 @@ class AutoAttack:
                     robust = torch.cat([model(x[s:s + batch_size]).argmax(1).eq(y[s:s + batch_size]).cpu()
                                         for s in range(0, len(x), batch_size)])
                 counts["clean"] = int(robust.sum())
-                _save_state(state, self, names, robust, done=done, counts=counts, messages=flags.messages)
+                save()
             chunks = range(-(-len(x) // batch_size))
             for name in names:
                 for c in chunks:
@@ -152,12 +168,12 @@ class AutoAttack:
                                 still = model(adv).argmax(1).eq(y[idx]).cpu()
                         robust[idx] = still
                     done[name].append(c)
-                    _save_state(state, self, names, robust, done=done, counts=counts, messages=flags.messages)
+                    save()
                     if progress:
                         progress(name)
                 if name not in counts:  # a resumed state holds the counts of attacks it finished
                     counts[name] = int(robust.sum())
-                    _save_state(state, self, names, robust, done=done, counts=counts, messages=flags.messages)
+                    save()
         finally:
             log.removeHandler(handler)
         flags.robust_after = counts
@@ -196,8 +212,9 @@ def _load_state(path: Path | None, names: tuple[str, ...], n: int, atk: AutoAtta
         data = json.loads(path.read_text())
     except ValueError:
         return None  # a torn state file: start the cell again
-    if data.get("fingerprint") != _fingerprint(names, n, atk) or not {"done", "counts", "messages"} <= data.keys():
-        return None  # another cell's, or an older format without the counts and messages: start again
+    if (data.get("fingerprint") != _fingerprint(names, n, atk)
+            or not {"done", "counts", "messages", "spent"} <= data.keys()):
+        return None  # another cell's, or an older format without the counts, messages or passes: start again
     data["done"] = {k: list(v) for k, v in data["done"].items()}
     return data
 

@@ -118,6 +118,11 @@ class PassCounter(nn.Module):
     def n_backward(self) -> int:
         return int(sum(int(c) for c in self._backward))
 
+    def add(self, n_forward: int, n_backward: int) -> None:
+        """Count passes made before (an interrupted attack's, restored with its state)."""
+        self.n_forward += int(n_forward)
+        self._backward.append(torch.tensor(int(n_backward)))
+
     def forward(self, x: Tensor) -> Tensor:
         out = self.model(x)
         self.n_forward += x.shape[0]

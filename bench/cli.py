@@ -159,7 +159,7 @@ def _cmd_data(a: argparse.Namespace) -> int:
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
-    from bench import checkpoint
+    from bench import checkpoint, distributed
     from bench.data import cache_dir, check_name, load_split
     from bench.specs import check_fits, default_checkpoint, expand, load
     from bench.train import RECIPES, train
@@ -185,15 +185,17 @@ def _cmd_train(a: argparse.Namespace) -> int:
                 continue
             except BenchError as e:
                 print(f"{name}: {e}; training it again")
-        lm = load(f"{name}@random", a.data, cache, init_seed=a.seed)
-        if sets is None:
-            sets = (load_split(a.data, "train", root, a.download), load_split(a.data, "test", root, a.download))
-        check_fits(lm, len(sets[0].classes), sets[0].get(0)[0].shape, a.data)
+        def setup(name: str = name, sets: tuple | None = sets) -> tuple:  # type: ignore[type-arg]
+            lm = load(f"{name}@random", a.data, cache, init_seed=a.seed)
+            if sets is None:
+                sets = (load_split(a.data, "train", root, a.download), load_split(a.data, "test", root, a.download))
+            check_fits(lm, len(sets[0].classes), sets[0].get(0)[0].shape, a.data)
+            return lm, sets
+
+        lm, sets = distributed.together(setup)  # under torchrun: an error on one rank stops every rank
         path = train(lm.model, name, sets[0], sets[1], recipe, out, seed=a.seed, device=a.device,
                      workers=a.workers)
         import json
-
-        from bench import distributed
 
         if not distributed.world().main:
             continue

@@ -11,10 +11,12 @@ import functools
 import os
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 import torch
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,26 @@ def all_ok(ok: bool) -> bool:
     flag = torch.tensor([1 if ok else 0], dtype=torch.int32)  # a CPU tensor: the gloo side of the group
     dist.all_reduce(flag, op=dist.ReduceOp.MIN)
     return bool(flag.item())
+
+
+def together(fn: Callable[[], T]) -> T:
+    """fn() on every rank, the process group joined first; when it fails on some rank, every rank fails with it (the
+    failing rank with its own error, the others with a BenchError naming it), so none waits at a later barrier."""
+    w = world()
+    if w.size == 1:
+        return fn()
+    from bench.errors import BenchError, first_line
+
+    try:
+        out, failed = fn(), ""
+    except Exception as e:  # noqa: BLE001  (re-raised below, once the other ranks know)
+        out, failed, mine = None, first_line(e) or type(e).__name__, e
+    told = next(((r, m) for r, m in enumerate(gather(failed)) if m), None)
+    if failed:
+        raise mine
+    if told is not None:
+        raise BenchError(f"rank {told[0]} failed: {told[1]}")
+    return out  # type: ignore[return-value]
 
 
 def gather(obj: Any) -> list[Any]:

@@ -138,6 +138,7 @@ def attack_correct(model: torch.nn.Module, images: ImageSet, indices: np.ndarray
         chunk = json.loads(cond.params).get("batch_size", batch_size)
         notes: list[tuple[int, str]] = []
         after: list[tuple[int, str, int]] = []
+        resumed = 0.0
         for t in wanted:
             t0 = time.perf_counter()
             counter = attacks.PassCounter(attacks.LogitsGuard(model.at_exit(t)))
@@ -147,11 +148,12 @@ def attack_correct(model: torch.nn.Module, images: ImageSet, indices: np.ndarray
                                     state=None if state is None else state.with_name(f"{state.name}-exit{t}.json"),
                                     chunk_ids=chunk_ids)
             correct[t - 1] = robust.numpy()
-            n_fwd[t - 1], n_bwd[t - 1] = counter.n_forward, counter.n_backward
+            n_fwd[t - 1], n_bwd[t - 1] = counter.n_forward, counter.n_backward  # a resumed state's passes included
             notes += [(t, m) for m in dict.fromkeys(flags.messages)]
             after += [(t, name, k) for name, k in flags.robust_after.items()]
-            per_exit[t - 1] += time.perf_counter() - t0
-        total = time.perf_counter() - start
+            per_exit[t - 1] += time.perf_counter() - t0 + flags.resumed_seconds
+            resumed += flags.resumed_seconds
+        total = time.perf_counter() - start + resumed
         return Correct(indices, correct, total, n_fwd, n_bwd, tuple(notes), _shares(per_exit, total), tuple(after))
     if cond.name == "transfer_pgd":
         src_name = json.loads(cond.params)["from"]

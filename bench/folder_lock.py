@@ -12,9 +12,9 @@ from bench import distributed
 from bench.errors import BenchError
 
 LOCK = ".bench.lock"
-# Temporary files renamed into place when complete: the results, per-image, checks and glimpse CSVs, and
-# AutoAttack's per-cell progress (no rank writes one before every rank has planned, after the lock is taken).
-LEFTOVERS = (".*.csv.*.tmp", ".state/.*.tmp")
+# Temporary files renamed into place when complete: the results, per-image, checks and glimpse CSVs, data.json,
+# and AutoAttack's per-cell progress (no rank writes one before every rank has planned, after the lock is taken).
+LEFTOVERS = (".*.csv.*.tmp", ".*.json.*.tmp", ".state/.*.tmp")
 
 
 @contextmanager

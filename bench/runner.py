@@ -239,8 +239,8 @@ def _check_options_apply(cfg: RunConfig, cells: list[Cell]) -> None:
         raise BenchError(f"--extra-corruptions: suite {cfg.suite!r} has no corruption cells")
 
 
-def run(cfg: RunConfig, progress: bool = True) -> Path:
-    """Evaluate every model under every condition of the suite; returns the results CSV path."""
+def _setup(cfg: RunConfig) -> tuple[list[Cell], list[LoadedModel], ImageSet, CorruptedData, torch.device, int]:
+    """Everything a run checks and loads before it takes its output folder: cells, models, data, device."""
     cells = _cells(cfg)
     check_name(cfg.dataset)
     specs = [s for spec in cfg.models for s in expand(spec)]
@@ -256,12 +256,20 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
     first, _ = images.get(0)
     for lm in loaded:
         check_fits(lm, len(images.classes), first.shape, cfg.dataset)
-    w = distributed.world()
     dev = rank_device(cfg.device)
     corrupted = _corrupted_data(cells, images, cfg, cache, dev)
     workers = loader_workers(images, cfg.workers)
+    ensure_writable(Path(cfg.out), f"to output folder {cfg.out}")
+    return cells, loaded, images, corrupted, dev, workers
+
+
+def run(cfg: RunConfig, progress: bool = True) -> Path:
+    """Evaluate every model under every condition of the suite; returns the results CSV path."""
+    # on every rank, so that bad input or a missing file on one of them stops them all, none left at a barrier
+    cells, loaded, images, corrupted, dev, workers = distributed.together(lambda: _setup(cfg))
+    w = distributed.world()
+    first, _ = images.get(0)
     out = Path(cfg.out)
-    ensure_writable(out, f"to output folder {out}")
     with folder_lock.hold(out):
         path = out / "results.csv"
         stored = read_rows(path)
@@ -326,7 +334,7 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
                 state = cell_state.with_name(cell_state.name + (f"-rank{w.rank}of{w.size}" if w.size > 1 else ""))
                 chunk = _chunk(cond, cfg)
                 pos, chunk_ids = distributed.shard(len(data_indices), chunk)
-                idle = _idle_ranks(len(data_indices), chunk, w.size)
+                idle = _idle_ranks(len(data_indices), chunk, w.size, cond.name == "autoattack")
                 if idle and w.main and not idle_told:
                     idle_told = True
                     log.warning("%s %s: %s", lm.card.name, cond.label(), idle)
@@ -421,13 +429,15 @@ def _chunk(cond: Condition, cfg: RunConfig) -> int:
     return cfg.batch_size
 
 
-def _idle_ranks(n: int, chunk: int, ranks: int) -> str:
+def _idle_ranks(n: int, chunk: int, ranks: int, autoattack: bool = False) -> str:
     """Why some ranks wait in a cell of n images ('' if none does): ranks take whole batches."""
     batches = -(-n // chunk)
     if batches >= ranks:
         return ""
+    hint = ("AutoAttack's chunks are the suite's, which seed them, not --batch-size" if autoattack
+            else "a smaller --batch-size spreads small cells")
     return (f"{n} image(s) are {batches} batch(es) of {chunk} for {ranks} ranks, so {ranks - batches} wait (ranks take "
-            "whole batches, which keeps the rows equal to one process's; a smaller --batch-size spreads small cells)")
+            f"whole batches, which keeps the rows equal to one process's; {hint})")
 
 
 def _record_glimpses(lm: LoadedModel, cells: list[Cell], images: ImageSet, corrupted: CorruptedData, cfg: RunConfig,

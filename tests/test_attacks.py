@@ -208,7 +208,8 @@ def test_autoattack_runs_below_ten_classes_and_resumes(tmp_path: Path, monkeypat
     atk = AutoAttack(6 / 255)  # a radius where both APGD stages fool images and 2 of 12 reach Square
     assert atk.attacks(5) == ("apgd-ce", "apgd-t", "fab-t", "square") and atk.attacks(3) == ("apgd-ce", "square")
     flags = Flags()
-    full = atk.robust(model, x, y, seed=0, batch_size=5, flags=flags, state=tmp_path / "aa-done.json")
+    whole = PassCounter(model)
+    full = atk.robust(whole, x, y, seed=0, batch_size=5, flags=flags, state=tmp_path / "aa-done.json")
     assert full.dtype == torch.bool and full.shape == (12,)
     assert flags.robust_after == {"clean": 12, "apgd-ce": 4, "apgd-t": 2, "fab-t": 2, "square": 2}
     calls = {"n": 0}
@@ -219,12 +220,16 @@ def test_autoattack_runs_below_ten_classes_and_resumes(tmp_path: Path, monkeypat
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        atk.robust(model, x, y, seed=0, batch_size=5, state=tmp_path / "aa-cut.json", progress=die_in_fab)
+        atk.robust(PassCounter(model), x, y, seed=0, batch_size=5, state=tmp_path / "aa-cut.json",
+                   progress=die_in_fab)
     for state in ("aa-cut.json", "aa-done.json"):  # killed in FAB-T; killed after the last chunk, before the rows
-        again = Flags()
-        resumed = atk.robust(model, x, y, seed=0, batch_size=5, state=tmp_path / state, flags=again)
+        again, counter = Flags(), PassCounter(model)
+        resumed = atk.robust(counter, x, y, seed=0, batch_size=5, state=tmp_path / state, flags=again)
         assert torch.equal(resumed, full)
         assert again.robust_after == flags.robust_after, state  # the Square check's counts survive a resume
+        # the passes of the interrupted run count too: the rows say what the whole attack cost
+        assert (counter.n_forward, counter.n_backward) == (whole.n_forward, whole.n_backward), state
+        assert again.resumed_seconds > 0
     strong = AutoAttack(64 / 255).robust(model, x, y, seed=0, batch_size=5)
     assert strong.sum() < full.sum() or full.sum() == 0
 

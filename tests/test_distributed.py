@@ -110,6 +110,8 @@ def test_a_cell_of_fewer_batches_than_ranks_says_why_ranks_wait() -> None:
                                         "batches, which keeps the rows equal to one process's; a smaller --batch-size "
                                         "spreads small cells)")
     assert _idle_ranks(200, 50, 4) == "" and _idle_ranks(7, 3, 2) == ""
+    assert _idle_ranks(7, 100, 2, autoattack=True).endswith("AutoAttack's chunks are the suite's, which seed them, "
+                                                             "not --batch-size)")
 
 
 def test_merge_puts_each_share_back_in_place() -> None:
@@ -209,6 +211,26 @@ def test_torchrun_ddp_training_matches_one_process_without_batchnorm(ddp_trained
     assert (meta_one["world_size"], meta_two["world_size"]) == (1, 2)
     for k, v in one.items():
         assert torch.allclose(v, two[k], atol=1e-5, rtol=1e-4), k
+
+
+def test_a_setup_error_on_one_rank_stops_every_rank(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file one rank cannot read (another node's disk) fails that rank with its own error and the others with one
+    naming it, instead of leaving them at the next barrier for the process group's 2-hour timeout."""
+    from bench.errors import BenchError
+
+    def fails() -> int:
+        raise BenchError("imagenet100 needs --data-root")
+
+    monkeypatch.setattr(distributed, "world", lambda: distributed.World(1, 2, 1))
+    monkeypatch.setattr(distributed, "gather", lambda obj: ["", obj])
+    with pytest.raises(BenchError, match="^imagenet100 needs --data-root$"):
+        distributed.together(fails)
+    monkeypatch.setattr(distributed, "world", lambda: distributed.World(0, 2, 0))
+    monkeypatch.setattr(distributed, "gather", lambda obj: [obj, "imagenet100 needs --data-root"])
+    with pytest.raises(BenchError, match="^rank 1 failed: imagenet100 needs --data-root$"):
+        distributed.together(lambda: 5)
+    monkeypatch.setattr(distributed, "gather", lambda obj: [obj, ""])
+    assert distributed.together(lambda: 5) == 5
 
 
 def test_a_batch_smaller_than_the_world_is_refused_by_every_rank_before_any_collective(

@@ -22,7 +22,7 @@ def test_a_held_folder_refuses_a_second_writer_until_released(tmp_path: Path) ->
 def test_holding_removes_half_written_files_of_killed_runs_only(tmp_path: Path) -> None:
     (tmp_path / ".state").mkdir()
     kept = [tmp_path / "results.csv", tmp_path / ".state" / "0123abcd-exit1.json", tmp_path / "notes.tmp"]
-    gone = [tmp_path / ".results.csv.k2j4_x.tmp", tmp_path / ".per_image.csv.a1.tmp",
+    gone = [tmp_path / ".results.csv.k2j4_x.tmp", tmp_path / ".per_image.csv.a1.tmp", tmp_path / ".data.json.77.tmp",
             tmp_path / ".state" / ".0123abcd-exit1.json.tmp"]
     for f in kept + gone:
         f.write_text("x")
