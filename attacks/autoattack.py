@@ -130,6 +130,8 @@ class AutoAttack:
         began = time.perf_counter()
 
         def save() -> None:
+            if state is None:
+                return
             now = {"seconds": flags.resumed_seconds + time.perf_counter() - began}
             if counter is not None:
                 now.update(n_forward=counter.n_forward, n_backward=counter.n_backward)

@@ -113,15 +113,18 @@ class PassCounter(nn.Module):
         self.model = model
         self.n_forward = 0
         self._backward: list[Tensor] = []  # counts left on the device until read: no sync per step
+        self._counted = 0  # those already read
 
     @property
     def n_backward(self) -> int:
-        return int(sum(int(c) for c in self._backward))
+        self._counted += int(sum(int(c) for c in self._backward))
+        self._backward.clear()
+        return self._counted
 
     def add(self, n_forward: int, n_backward: int) -> None:
         """Count passes made before (an interrupted attack's, restored with its state)."""
         self.n_forward += int(n_forward)
-        self._backward.append(torch.tensor(int(n_backward)))
+        self._counted += int(n_backward)
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.model(x)
