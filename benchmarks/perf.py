@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import logging
 import os
+import re
 import platform
 import subprocess
 import sys
@@ -106,27 +108,62 @@ def autoattack(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tens
     model as loaded and, a control, on the copy the harness runs (batch norm folded, channels_last)."""
     from pyautoattack import AutoAttack as PyAA
 
+    from attacks.autoattack import Flags
+
     eps, bs = 4 / 255, 100
 
-    def peer(net: torch.nn.Module) -> float:
+    def peer(net: torch.nn.Module) -> tuple[float, dict[str, int]]:
         aa = PyAA(net, eps=eps, norm="Linf", version="standard", seed=0, device=str(dev))
-        aa.verbose = False
-        adv, _ = aa.run_standard_evaluation(x, y, batch_size=bs)  # (x_adv, y_adv)
+        aa.verbose = True  # its per-stage robust accuracy, read from its log
+        stages = _StageCounts(len(x))
+        level = aa.logger.level
+        aa.logger.addHandler(stages)
+        aa.logger.setLevel(logging.DEBUG)
+        try:
+            adv, _ = aa.run_standard_evaluation(x, y, batch_size=bs)  # (x_adv, y_adv)
+        finally:
+            aa.logger.removeHandler(stages)
+            aa.logger.setLevel(level)
         with torch.no_grad():
-            return (model(adv).argmax(1) == y).float().mean().item()
+            return (model(adv).argmax(1) == y).float().mean().item(), stages.counts
+
+    def ours() -> tuple[float, dict[str, int]]:
+        flags = Flags()
+        robust = AutoAttack(eps).robust(mine, x, y, seed=0, batch_size=bs, flags=flags)
+        return robust.float().mean().item(), flags.robust_after
 
     mine = as_run(model, x.shape[-1])
     with true_gradient(mine), attack_mode(mine), true_gradient(model), attack_mode(model):
-        t, out = _interleaved({"ours": lambda: AutoAttack(eps).robust(mine, x, y, seed=0, batch_size=bs)
-                               .float().mean().item(), "peer": lambda: peer(model),
-                               "control": lambda: peer(mine)}, repeats)
-    note = f"median of {repeats} interleaved runs"
+        t, out = _interleaved({"ours": ours, "peer": lambda: peer(model), "control": lambda: peer(mine)}, repeats)
+    acc = {k: 100 * v[0] for k, v in out.items()}
+    by_stage = {k: "/".join(str(v[1].get(s, "?")) for s in STAGES) for k, v in out.items()}
+    same = "the same" if len(set(by_stage.values())) == 1 else "NOT the same"
+    note = (f"images left after {', '.join(STAGES)} (last timed run): ours {by_stage['ours']}, peer {by_stage['peer']}, "
+            f"peer on the copy {by_stage['control']} of {len(x)} ({same} work); median of {repeats} interleaved runs")
     return [row("AutoAttack standard vs pyautoattack", name, len(x), t["ours"], t["peer"], 1.0,
-                f"robust accuracy {100 * out['ours']:.1f} % vs {100 * out['peer']:.1f} %; ours runs channels_last, "
+                f"robust accuracy {acc['ours']:.1f} % vs {acc['peer']:.1f} %; ours runs channels_last, "
                 f"batch norm folded, PyTorch's convolutions on small CPU batches; {note}", dev),
             row("AutoAttack standard vs pyautoattack on the harness's copy", name, len(x), t["ours"], t["control"],
-                None, f"robust accuracy {100 * out['ours']:.1f} % vs {100 * out['control']:.1f} %; both on the folded "
+                None, f"robust accuracy {acc['ours']:.1f} % vs {acc['control']:.1f} %; both on the folded "
                 f"channels_last copy: what remains is our cascade's small-batch kernels; {note}", dev)]
+
+
+STAGES = ("clean", "apgd-ce", "apgd-t", "fab-t", "square")
+
+
+class _StageCounts(logging.Handler):
+    """Images still robust after each stage, from pyautoattack's verbose log ('robust accuracy after APGD-CE: …')."""
+
+    _AFTER = re.compile(r"^(?:initial accuracy|robust accuracy after ([A-Z-]+)): ([0-9.]+)%")
+
+    def __init__(self, n: int) -> None:
+        super().__init__(logging.DEBUG)
+        self.n, self.counts = n, dict[str, int]()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        m = self._AFTER.match(record.getMessage())
+        if m:
+            self.counts[(m.group(1) or "clean").lower()] = round(float(m.group(2)) / 100 * self.n)
 
 
 def _reference_part(job: tuple[np.ndarray, list[tuple[str, int]]]) -> list[np.ndarray]:

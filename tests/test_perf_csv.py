@@ -34,3 +34,24 @@ def test_perf_csv_gains_provenance_columns_and_keeps_older_rows(tmp_path: Path,
     with pytest.raises(SystemExit, match="unknown columns"):
         perf.append(tmp_path / "foreign.csv", [new])
     assert (tmp_path / "foreign.csv").read_text() == "date,speed\n1,2\n"
+
+
+def test_make_perf_reads_pyautoattacks_survivors_per_stage_from_its_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The AutoAttack rows say whether both sides did the same work: images left after each stage, the peer's read
+    from the lines pyautoattack 0.2.0 logs (its own format strings)."""
+    import logging
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import perf
+
+    log = logging.getLogger("auto-attack-test")
+    log.setLevel(logging.DEBUG)
+    stages = perf._StageCounts(32)
+    log.addHandler(stages)
+    log.debug("initial accuracy: {:.2%}".format(28 / 32))
+    for attack, left in (("apgd-ce", 3), ("apgd-t", 2), ("fab-t", 2), ("square", 2)):
+        log.debug("running {}".format(attack))
+        log.debug("robust accuracy after {}: {:.2%} (total time {:.1f} s)".format(attack.upper(), left / 32, 1.5))
+    log.removeHandler(stages)
+    assert stages.counts == {"clean": 28, "apgd-ce": 3, "apgd-t": 2, "fab-t": 2, "square": 2}
+    assert tuple(stages.counts) == perf.STAGES
