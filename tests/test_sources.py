@@ -194,3 +194,6 @@ def test_robustbench_zoo_model_from_model_dir(tmp_path: Path) -> None:
         expand("rb:Salman2020Do_R19")
     with pytest.raises(BenchError, match="use tv:resnet50@IMAGENET1K_V1"):
         expand("rb:Standard_R50")
+    with pytest.raises(BenchError, match=r"^rb:imagenet/Linf/Debenedetti2022Light_XCiT-S12: this robustbench release "
+                                         r"cannot build it: .*Unknown model \(debenedetti2020light_xcit_s_imagenet"):
+        load(expand("rb:imagenet/Linf/Debenedetti2022Light_XCiT-S12")[0], "imagenet100", tmp_path)

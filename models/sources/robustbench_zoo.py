@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 from torch import nn
 
@@ -58,13 +59,25 @@ def model_dir() -> Path:
     return Path(os.environ.get("BENCH_RB_MODELS") or cache_dir() / "robustbench")
 
 
+def _build(factory: Callable[[], nn.Module], name: str) -> nn.Module:
+    """The zoo entry's network; a few entries of robustbench 1.1.1 ask timm for a model nobody registers."""
+    try:
+        return factory()
+    except RuntimeError as e:
+        if not str(e).startswith("Unknown model"):
+            raise
+        raise BenchError(f"rb:{name}: this robustbench release cannot build it: its zoo entry asks timm for a model "
+                         f"that is not registered ({first_line(e)}); the XCiT entries are RobustBench/robustbench#162, "
+                         "fixed after robustbench 1.1.1") from None
+
+
 def card(target: str, name: str) -> ModelCard:
     """Card of a zoo entry: RobustBench models take [0,1] inputs and normalize themselves."""
     dataset, threat, model = parse(name)
     factory = _zoo()[dataset][threat][model]["model"]
     classes = CLASSES[dataset]
     return ModelCard(
-        name=target, family="robustbench", build=lambda: for_imagenet100(factory(), classes),
+        name=target, family="robustbench", build=lambda: for_imagenet100(_build(factory, name), classes),
         num_classes=bench_classes(classes), input_size=SIZES[dataset], mean=None, std=None, source="robustbench",
         data="imagenet100" if dataset == "imagenet" else dataset,
         description=f"RobustBench {dataset} {threat} {model}")
