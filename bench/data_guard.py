@@ -35,8 +35,14 @@ def measured(rows: Iterable, dataset: str) -> set[str]:
     return names
 
 
-def check(out: Path, current: dict[str, dict], stored: set[str], write: bool = True) -> None:
-    """Refuse a run whose data differs from what the folder's stored rows were measured on; record the rest."""
+# What most likely changed when a data set's images did, by data set (the default: its folder).
+_LIKELY = {"cluttered_fmnist": "Fashion-MNIST copy (BENCH_FMNIST_DIR) or cluttered-set build"}
+
+
+def check(out: Path, current: dict[str, dict], stored: set[str], write: bool = True) -> set[str]:
+    """Refuse a run whose data differs from what the folder's stored rows were measured on; record the rest.
+
+    Returns the entries whose recorded data changed (allowed: no stored row depends on them)."""
     path = out / FILE
     try:
         known = json.loads(path.read_text()) if path.exists() else {}
@@ -47,7 +53,7 @@ def check(out: Path, current: dict[str, dict], stored: set[str], write: bool = T
     for name, now in current.items():
         before = known.get(name)
         if name in stored and before is not None and before != now:
-            what = ("--data-root" if "/" not in name else "--corruption-root or --skip-corrupt-files")
+            what = ("--corruption-root or --skip-corrupt-files" if "/" in name else _LIKELY.get(name, "--data-root"))
             raise BenchError(
                 f"{out} holds rows measured on other {name} data ({_describe(before)}) than this run's "
                 f"({_describe(now)}): another {what}? Write to another --out, or remove {out} to start over")
@@ -56,6 +62,7 @@ def check(out: Path, current: dict[str, dict], stored: set[str], write: bool = T
         tmp = path.with_name(f".{FILE}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
         tmp.replace(path)
+    return {name for name, now in current.items() if known.get(name) not in (None, now)}
 
 
 def _describe(entry: dict) -> str:

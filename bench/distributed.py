@@ -84,7 +84,7 @@ def together(fn: Callable[[], T]) -> T:
 
     try:
         out, failed = fn(), ""
-    except Exception as e:  # noqa: BLE001  (re-raised below, once the other ranks know)
+    except BaseException as e:  # noqa: BLE001  (re-raised below, once the other ranks know; SystemExit too)
         out, failed, mine = None, first_line(e) or type(e).__name__, e
     told = next(((r, m) for r, m in enumerate(gather(failed)) if m), None)
     if failed:

@@ -274,8 +274,11 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
         path = out / "results.csv"
         stored = read_rows(path)
         done = {r.key() for r in stored}
-        data_guard.check(out, _data_identity(cfg.dataset, images, corrupted), data_guard.measured(stored, cfg.dataset),
-                         write=w.main)
+        changed = data_guard.check(out, _data_identity(cfg.dataset, images, corrupted),
+                                   data_guard.measured(stored, cfg.dataset), write=w.main)
+        if cfg.dataset in changed and w.main:  # progress of cells interrupted on the earlier images: not for these
+            for f in (out / ".state").glob("*"):
+                f.unlink(missing_ok=True)
         checks_path = out / "checks.csv"
         per_image.read(out / "per_image.csv")  # a damaged file beside results.csv fails now, before a row is added
         read_checks(checks_path)
@@ -323,6 +326,8 @@ def run(cfg: RunConfig, progress: bool = True) -> Path:
                 todo = [(k, t) for k, t in zip(keys, exits) if tuple(k.values()) not in done]  # a cell can be partly
                 if not todo:  # stored: a last-exit-only cell of another suite holds one of its rows
                     log.info("skip %s %s (stored)", lm.card.name, cond.label())
+                    if w.main:  # progress a kill left between writing the rows and removing it
+                        _remove_state(state_path(out, keys[0]))
                     continue
                 wanted = [t for _, t in todo]
                 model_costs = costs[lm.card.name]

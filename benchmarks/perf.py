@@ -155,15 +155,23 @@ class _StageCounts(logging.Handler):
     """Images still robust after each stage, from pyautoattack's verbose log ('robust accuracy after APGD-CE: …')."""
 
     _AFTER = re.compile(r"^(?:initial accuracy|robust accuracy after ([A-Z-]+)): ([0-9.]+)%")
+    _NONE_LEFT = "no robust datapoints left"  # then it logs no later stage: each leaves 0
 
     def __init__(self, n: int) -> None:
         super().__init__(logging.DEBUG)
-        self.n, self.counts = n, dict[str, int]()
+        self.n, self._seen, self._none_left = n, dict[str, int](), False
 
     def emit(self, record: logging.LogRecord) -> None:
-        m = self._AFTER.match(record.getMessage())
+        message = record.getMessage()
+        m = self._AFTER.match(message)
         if m:
-            self.counts[(m.group(1) or "clean").lower()] = round(float(m.group(2)) / 100 * self.n)
+            self._seen[(m.group(1) or "clean").lower()] = round(float(m.group(2)) / 100 * self.n)
+        self._none_left |= message.startswith(self._NONE_LEFT)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Images left after each stage it logged, and 0 after the stages it skipped for want of images."""
+        return {**({s: 0 for s in STAGES} if self._none_left else {}), **self._seen}
 
 
 def _reference_part(job: tuple[np.ndarray, list[tuple[str, int]]]) -> list[np.ndarray]:

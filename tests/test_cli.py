@@ -320,6 +320,12 @@ def test_imagenet100_through_the_cli_with_loader_workers(tmp_path: Path, capsys:
     _fails(again + ["--data-root", str(tmp_path / "other100")], capsys,
            "holds rows measured on other imagenet100 data (100 images")
     assert (out / "results.csv").read_bytes() == stored
+    (out / "results.csv").unlink()  # no rows left: the other images are recorded, and no progress of the first kept
+    (out / ".state").mkdir(exist_ok=True)
+    (out / ".state" / "0123456789abcdef-exit1.json").write_text("{}")
+    assert main(again + ["--data-root", str(tmp_path / "other100"), "--suite", "clean"]) == 0
+    assert not any((out / ".state").iterdir())
+    assert json.loads((out / "data.json").read_text())["imagenet100"]["images"] == 200
 
 
 def test_module_factory_spec_and_python_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -399,10 +405,14 @@ def test_attack_suite_end_to_end(trained: None, tmp_path: Path, caplog: pytest.L
     assert not any((out / ".state").glob("*")), "AutoAttack state files are removed once rows are written"
     other = out / ".state" / "0123456789abcdef-exit1.json"  # left by an interrupted run of other settings
     other.write_text("{}")
+    from tests.test_distributed import _plant_stale_states
+
+    stored = _plant_stale_states(out / "results.csv", out)  # left by kills after the rows were written
     caplog.clear()
     assert main(["run", "--suite", "default", "--models", "mgnet_tiny", "resnet_tiny", "--n-images", "4",
                  "--out", str(out), "--no-report"]) == 0
     assert other.exists() and "holds the progress of 1 interrupted cell(s) this run does not have" in caplog.text
+    assert stored and not any(f.exists() for f in stored)
 
 
 def test_attack_options_backend_radii_steps(trained: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -268,3 +268,20 @@ def test_the_example_grid_enlarges_small_images(tmp_path: Path) -> None:
     path = CorruptedData(small, 0, tmp_path / "c", 1).example_grid(tmp_path / "grid.png",
                                                                    [corruption("contrast", 1, "torch")])
     assert np.asarray(Image.open(path)).shape[:2] == (80, 6 * 80)  # 40 px cells, drawn twice as large
+
+
+def test_prepare_checks_a_cached_entry_without_reading_its_pixels(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run asks prepare whether each condition is cached, then reads it once: prepare maps the file, not reads."""
+    imgs, idx = _images(3), np.arange(3)
+    generate.corrupted(imgs, idx, "fog", 2, 0, cache=tmp_path, fingerprint="f")
+    modes: list[object] = []
+    real = np.load
+
+    def load(*a: object, **kw: object) -> object:
+        modes.append(kw.get("mmap_mode"))
+        return real(*a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(generate.np, "load", load)
+    generate.prepare(imgs, idx, [("fog", 2)], 0, cache=tmp_path, fingerprint="f")
+    assert modes == ["r"]

@@ -235,8 +235,12 @@ def test_data_guard_refuses_other_data_only_where_rows_depend_on_it(tmp_path: Pa
     with pytest.raises(BenchError, match=r"other imagenet100-c/fog/2 data \(5 images.*\(4 images.*--corruption-root"):
         data_guard.check(tmp_path, {"imagenet100": a, "imagenet100-c/fog/2": b}, {"imagenet100", "imagenet100-c/fog/2"})
     assert (tmp_path / "data.json").read_text() == first
-    data_guard.check(tmp_path, {"imagenet100-c/fog/2": b}, {"imagenet100"})  # no stored row read it: recorded anew
+    # no stored row read it: recorded anew, and said to have changed
+    assert data_guard.check(tmp_path, {"imagenet100-c/fog/2": b}, {"imagenet100"}) == {"imagenet100-c/fog/2"}
     assert json.loads((tmp_path / "data.json").read_text()) == {"imagenet100": a, "imagenet100-c/fog/2": b}
+    assert data_guard.check(tmp_path, {"imagenet100": a, "cluttered_fmnist": a}, {"imagenet100"}) == set()
+    with pytest.raises(BenchError, match=r"another Fashion-MNIST copy \(BENCH_FMNIST_DIR\) or cluttered-set build\?"):
+        data_guard.check(tmp_path, {"cluttered_fmnist": b}, {"cluttered_fmnist"})
     (tmp_path / "data.json").write_text("[1")
     with pytest.raises(BenchError, match="data.json is damaged"):
         data_guard.check(tmp_path, {"imagenet100": a}, set())

@@ -231,6 +231,16 @@ def test_a_setup_error_on_one_rank_stops_every_rank(monkeypatch: pytest.MonkeyPa
         distributed.together(lambda: 5)
     monkeypatch.setattr(distributed, "gather", lambda obj: [obj, ""])
     assert distributed.together(lambda: 5) == 5
+    monkeypatch.setattr(distributed, "world", lambda: distributed.World(1, 2, 1))
+    told: list[str] = []
+    monkeypatch.setattr(distributed, "gather", lambda obj: told.append(obj) or ["", obj])
+
+    def leaves() -> int:
+        raise SystemExit(3)
+
+    with pytest.raises(SystemExit):  # an exit too is told to the other ranks before it is raised
+        distributed.together(leaves)
+    assert told == ["3"]
 
 
 def test_a_batch_smaller_than_the_world_is_refused_by_every_rank_before_any_collective(

@@ -38,7 +38,7 @@ def test_perf_csv_gains_provenance_columns_and_keeps_older_rows(tmp_path: Path,
 
 def test_make_perf_reads_pyautoattacks_survivors_per_stage_from_its_log(monkeypatch: pytest.MonkeyPatch) -> None:
     """The AutoAttack rows say whether both sides did the same work: images left after each stage, the peer's read
-    from the lines pyautoattack 0.2.0 logs (its own format strings)."""
+    from the lines pyautoattack logs (checked against its source)."""
     import logging
 
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -55,3 +55,20 @@ def test_make_perf_reads_pyautoattacks_survivors_per_stage_from_its_log(monkeypa
     log.removeHandler(stages)
     assert stages.counts == {"clean": 28, "apgd-ce": 3, "apgd-t": 2, "fab-t": 2, "square": 2}
     assert tuple(stages.counts) == perf.STAGES
+
+    stopped = perf._StageCounts(32)  # every image broken by APGD-CE: the later stages are skipped, not logged
+    log.addHandler(stopped)
+    log.debug("initial accuracy: {:.2%}".format(28 / 32))
+    log.debug("robust accuracy after {}: {:.2%} (total time {:.1f} s)".format("APGD-CE", 0.0, 1.5))
+    log.debug("no robust datapoints left, skipping remaining attacks")
+    log.removeHandler(stopped)
+    assert [stopped.counts[s] for s in perf.STAGES] == [28, 0, 0, 0, 0]
+
+    import inspect
+
+    import pyautoattack.autoattack
+
+    source = inspect.getsource(pyautoattack.autoattack)  # the strings above are the library's own
+    for line in ("'initial accuracy: {:.2%}'", "'robust accuracy after {}: {:.2%} (total time {:.1f} s)'",
+                 "'no robust datapoints left, skipping remaining attacks'"):
+        assert line in source, line
