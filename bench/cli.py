@@ -178,13 +178,19 @@ def _cmd_train(a: argparse.Namespace) -> int:
     for spec in specs:
         name = spec.partition("@")[0]
         out = default_checkpoint(cache, a.data, name)
+        have = False
         if a.if_missing and out.is_file():
             try:
                 checkpoint.verify(out)
-                print(f"{name}: checkpoint exists ({out}), skipped")
-                continue
+                have = True
             except BenchError as e:
                 print(f"{name}: {e}; training it again")
+        if a.if_missing and distributed.all_ok(have):  # every rank skips, or every rank trains (DDP needs all)
+            print(f"{name}: checkpoint exists ({out}), skipped")
+            continue
+        if have:
+            print(f"{name}: checkpoint exists here but not on every rank's file system; training it again")
+
         def setup(name: str = name, sets: tuple | None = sets) -> tuple:  # type: ignore[type-arg]
             lm = load(f"{name}@random", a.data, cache, init_seed=a.seed)
             if sets is None:

@@ -142,6 +142,19 @@ def test_train_if_missing_skips_only_a_checkpoint_that_verifies(tmp_path: Path, 
     out = capsys.readouterr().out
     assert "does not match its sidecar" in out and "training it again" in out
     checkpoint.verify(ckpt)
+    from bench import distributed
+
+    asked: list[bool] = []
+
+    def another_rank_lacks_it(ok: bool) -> bool:  # the first question is --if-missing's; the later ones training's
+        asked.append(ok)
+        return ok and len(asked) > 1
+
+    with monkeypatch.context() as m:  # another node's rank lacks the file: every rank trains, none waits in DDP
+        m.setattr(distributed, "all_ok", another_rank_lacks_it)
+        assert main(train) == 0
+    assert asked[0] is True
+    assert "not on every rank's file system; training it again" in capsys.readouterr().out
 
     real = os.replace  # a kill between the sidecar and the weights leaves no checkpoint to skip
 
