@@ -197,3 +197,27 @@ def test_robustbench_zoo_model_from_model_dir(tmp_path: Path) -> None:
     with pytest.raises(BenchError, match=r"^rb:imagenet/Linf/Debenedetti2022Light_XCiT-S12: this robustbench release "
                                          r"cannot build it: .*Unknown model \(debenedetti2020light_xcit_s_imagenet"):
         load(expand("rb:imagenet/Linf/Debenedetti2022Light_XCiT-S12")[0], "imagenet100", tmp_path)
+
+
+def test_a_cache_file_with_no_recorded_checksum_is_loaded_with_a_warning(tmp_path: Path,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """A hub file whose name carries no hash, or a Hugging Face file copied out of its blob, cannot be checked:
+    the run says so instead of loading it silently; a file that can be checked says nothing."""
+    from models.sources.hub_file import verify_hf_file, verify_hub_file
+
+    data = b"weights"
+    sha = hashlib.sha256(data).hexdigest()
+    named = tmp_path / f"resnet18-{sha[:8]}.pth"
+    plain, copied = tmp_path / "resnet18.pth", tmp_path / "model.safetensors"
+    for f in (named, plain, copied):
+        f.write_bytes(data)
+    blob = _hf_cache(tmp_path / "hf", "timm/x", "model.safetensors", data)
+    caplog.set_level("WARNING")
+    assert verify_hub_file(named) == sha and verify_hf_file(blob.parents[1] / "snapshots" / ("0" * 40) /
+                                                            "model.safetensors") == sha
+    assert not caplog.records
+    assert verify_hub_file(plain) == sha and verify_hf_file(copied) == sha
+    assert len(caplog.records) == 2
+    assert f"its name carries no sha256 prefix to check it against; loaded unchecked (sha256 {sha[:12]}" in \
+        caplog.records[0].getMessage()
+    assert "is a copy, not the hub cache's link to its blob" in caplog.records[1].getMessage()

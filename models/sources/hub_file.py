@@ -1,6 +1,7 @@
 """Files in the torch hub and Hugging Face caches, checked against the checksum their name carries."""
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Callable
@@ -12,6 +13,7 @@ from bench.errors import BenchError, first_line
 
 _HUB_HASH = re.compile(r"-([a-f0-9]{6,})\.")  # torch.hub's convention: name-<sha256 prefix>.ext
 _SHA256 = re.compile(r"^[a-f0-9]{64}$")
+log = logging.getLogger(__name__)
 
 
 def hub_cache_path(url: str) -> Path:
@@ -29,6 +31,9 @@ def verify_hub_file(path: Path) -> str:
     if m and not digest.startswith(m.group(1)):
         raise BenchError(f"checksum mismatch: {path} has sha256 {digest[:12]}…, its name says {m.group(1)}; "
                          "delete it so it is downloaded again")
+    if not m:
+        log.warning("%s: its name carries no sha256 prefix to check it against; loaded unchecked (sha256 %s…)",
+                    path, digest[:12])
     return digest
 
 
@@ -39,6 +44,9 @@ def verify_hf_file(path: Path) -> str:
     if _SHA256.match(blob) and digest != blob:
         raise BenchError(f"checksum mismatch: {path} has sha256 {digest[:12]}…, the hub recorded {blob[:12]}…; "
                          "delete it so it is downloaded again")
+    if not _SHA256.match(blob):
+        log.warning("%s is a copy, not the hub cache's link to its blob, so there is no recorded sha256 to check it "
+                    "against; loaded unchecked (sha256 %s…)", path, digest[:12])
     return digest
 
 
