@@ -77,10 +77,11 @@ class AutoAttack:
             raise ValueError(f"unknown AutoAttack version {self.version!r} (standard, rand)")
 
     def attacks(self, n_classes: int) -> tuple[str, ...]:
-        """The cascade for this class count (targeted DLR needs at least 4 classes, DLR 3)."""
+        """The cascade for this class count: targeted DLR needs at least 4 classes, DLR 3; FAB-T targets the K-1
+        others, so it runs from 2."""
         names = STANDARD if self.version == "standard" else RAND
         if n_classes < 4:
-            names = tuple(a for a in names if a not in ("apgd-t", "fab-t"))
+            names = tuple(a for a in names if a != "apgd-t")
         if n_classes < 3:
             names = tuple(a for a in names if a != "apgd-dlr")
         return names

@@ -206,7 +206,7 @@ def test_autoattack_runs_below_ten_classes_and_resumes(tmp_path: Path, monkeypat
     few_square_queries(monkeypatch)
     model, x, y = _five_class()
     atk = AutoAttack(6 / 255)  # a radius where both APGD stages fool images and 2 of 12 reach Square
-    assert atk.attacks(5) == ("apgd-ce", "apgd-t", "fab-t", "square") and atk.attacks(3) == ("apgd-ce", "square")
+    assert atk.attacks(5) == ("apgd-ce", "apgd-t", "fab-t", "square") and atk.attacks(3) == ("apgd-ce", "fab-t", "square")
     flags = Flags()
     whole = PassCounter(model)
     full = atk.robust(whole, x, y, seed=0, batch_size=5, flags=flags, state=tmp_path / "aa-done.json")
@@ -232,6 +232,21 @@ def test_autoattack_runs_below_ten_classes_and_resumes(tmp_path: Path, monkeypat
         assert again.resumed_seconds > 0
     strong = AutoAttack(64 / 255).robust(model, x, y, seed=0, batch_size=5)
     assert strong.sum() < full.sum() or full.sum() == 0
+
+
+def test_autoattack_on_three_classes_runs_fab_t(monkeypatch: pytest.MonkeyPatch) -> None:
+    """FAB-T targets the K-1 other classes, so it runs on 3 classes (only targeted APGD's DLR loss needs 4)."""
+    few_square_queries(monkeypatch)
+    torch.manual_seed(0)
+    model = Classifier(nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 3)), None, None).eval()
+    x = torch.rand(6, 3, 8, 8)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    flags = Flags()
+    robust = AutoAttack(2 / 255).robust(model, x, y, seed=0, batch_size=6, flags=flags)
+    assert list(flags.robust_after) == ["clean", "apgd-ce", "fab-t", "square"]
+    assert flags.robust_after["apgd-ce"] > 0, "FAB-T had images to attack"
+    assert flags.robust_after["square"] == int(robust.sum())
 
 
 def test_a_resumed_autoattack_keeps_the_messages_of_its_input_checks(tmp_path: Path) -> None:
