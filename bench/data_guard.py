@@ -14,9 +14,10 @@ from bench.errors import BenchError
 FILE = "data.json"
 
 
-def identity(images: ImageSet) -> dict:
-    """What tells two image sets apart: their size and fingerprint (array bytes, or file names and sizes)."""
-    return {"images": len(images), "classes": len(images.classes), "fingerprint": fingerprint(images)}
+def identity(images: ImageSet, fp: str = "") -> dict:
+    """What tells two image sets apart: their size and fingerprint (array bytes, or file names and sizes); `fp` is
+    that fingerprint where the caller has it already."""
+    return {"images": len(images), "classes": len(images.classes), "fingerprint": fp or fingerprint(images)}
 
 
 def rendered_name(dataset: str, corruption: str, severity: int) -> str:
@@ -50,19 +51,18 @@ def check(out: Path, current: dict[str, dict], stored: set[str], write: bool = T
             raise ValueError("not a JSON object")
     except (OSError, ValueError) as e:
         raise BenchError(f"{path} is damaged ({e}); remove it to record this run's data afresh") from None
-    for name, now in current.items():
-        before = known.get(name)
-        if name in stored and before is not None and before != now:
-            what = ("--corruption-root or --skip-corrupt-files" if "/" in name else _LIKELY.get(name, "--data-root"))
-            raise BenchError(
-                f"{out} holds rows measured on other {name} data ({_describe(before)}) than this run's "
-                f"({_describe(now)}): another {what}? Write to another --out, or remove {out} to start over")
+    changed = {name for name, now in current.items() if known.get(name) not in (None, now)}
+    for name in sorted(changed & stored):
+        what = ("--corruption-root or --skip-corrupt-files" if "/" in name else _LIKELY.get(name, "--data-root"))
+        raise BenchError(
+            f"{out} holds rows measured on other {name} data ({_describe(known[name])}) than this run's "
+            f"({_describe(current[name])}): another {what}? Write to another --out, or remove {out} to start over")
     merged = {**known, **current}
     if write and merged != known:
         tmp = path.with_name(f".{FILE}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
         tmp.replace(path)
-    return {name for name, now in current.items() if known.get(name) not in (None, now)}
+    return changed
 
 
 def _describe(entry: dict) -> str:

@@ -117,7 +117,7 @@ def _corrupted_data(cells: list[Cell], images: ImageSet, cfg: RunConfig, cache: 
 
 def _data_identity(dataset: str, images: ImageSet, corrupted: CorruptedData) -> dict[str, dict]:
     """The run's data as data.json records it: the test images, and every pre-rendered folder its cells read."""
-    current = {dataset: data_guard.identity(images)}
+    current = {dataset: data_guard.identity(images, corrupted.fp)}  # the fingerprint corruption caches use too
     for (name, severity), rset in corrupted.rendered_sets().items():
         current[data_guard.rendered_name(dataset, name, severity)] = data_guard.identity(rset)
     return current
