@@ -1,8 +1,12 @@
-"""Adversarial attacks behind one contract, built from a results Condition by (name, source)."""
+"""Adversarial attacks behind one contract, built from a results Condition by (name, source).
+
+A new attack: one file in this folder (clean [0,1] images in, adversarial [0,1] images out), then one
+`ATTACKS.register` line below saying how to build it from a Condition and how the harness scores it.
+"""
 from __future__ import annotations
 
-import json
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
 
 from attacks.autoattack import AutoAttack
 from attacks.base import Attack, LogitsGuard, PassCounter, attack_mode, check_args, project
@@ -10,9 +14,24 @@ from attacks.fgsm import FGSM
 from attacks.paper_pgd import PaperPGD
 from attacks.pgd import PGD
 from attacks.ta_backend import TorchattacksAttack
-from bench.conditions import Condition
-from bench.errors import BenchError
-from bench.registry import Registry
+from bench.core.conditions import Condition
+from bench.core.errors import BenchError
+from bench.core.registry import Registry
+
+Mode = Literal["white_box", "transfer", "cascade"]
+
+
+@dataclass(frozen=True, slots=True)
+class AttackEntry:
+    """How to build an attack from its condition, and how its adversarial images are scored.
+
+    white_box: crafted on the model being scored (under the strict protocol, on each exit's own view);
+    transfer: crafted on another model of the run; cascade: a sequence of attacks that returns per-image
+    robust flags (AutoAttack).
+    """
+
+    build: Callable[[Condition], Any]
+    mode: Mode
 
 
 def _torchattacks_pgd(c: Condition) -> TorchattacksAttack:
@@ -22,24 +41,36 @@ def _torchattacks_pgd(c: Condition) -> TorchattacksAttack:
     return TorchattacksAttack("pgd", c.epsilon, c.norm or "linf", c.step_size, c.steps)
 
 
-ATTACKS: Registry[Callable[[Condition], Any]] = Registry("attack")
-ATTACKS.register("fgsm", lambda c: FGSM(c.epsilon))
-ATTACKS.register("pgd", lambda c: PGD(c.epsilon, c.step_size, c.steps, c.norm or "linf", max(c.restarts, 1),
-                                      early_stop=bool(json.loads(c.params).get("early_stop", False))))
-ATTACKS.register("transfer_pgd", lambda c: PGD(c.epsilon, c.step_size, c.steps, c.norm or "linf",
-                                               max(c.restarts, 1)))
-ATTACKS.register("paper_pgd", lambda c: PaperPGD(c.epsilon, c.step_size, c.steps))
-ATTACKS.register("fgsm@torchattacks", lambda c: TorchattacksAttack("fgsm", c.epsilon))
-ATTACKS.register("pgd@torchattacks", _torchattacks_pgd)
-ATTACKS.register("autoattack@pyautoattack", lambda c: AutoAttack(
-    c.epsilon, c.norm or "linf", json.loads(c.params).get("version", "standard")))
+def _pgd(c: Condition) -> PGD:
+    return PGD(c.epsilon, c.step_size, c.steps, c.norm or "linf", max(c.restarts, 1),
+               early_stop=bool(c.params.get("early_stop", False)))
+
+
+def _autoattack(c: Condition) -> AutoAttack:
+    return AutoAttack(c.epsilon, c.norm or "linf", str(c.params.get("version", "standard")))  # type: ignore[arg-type]
+
+
+ATTACKS: Registry[AttackEntry] = Registry("attack")
+ATTACKS.register("fgsm", AttackEntry(lambda c: FGSM(c.epsilon), "white_box"))
+ATTACKS.register("pgd", AttackEntry(_pgd, "white_box"))
+ATTACKS.register("transfer_pgd", AttackEntry(_pgd, "transfer"))  # no early_stop in its params: every step
+ATTACKS.register("paper_pgd", AttackEntry(lambda c: PaperPGD(c.epsilon, c.step_size, c.steps), "white_box"))
+ATTACKS.register("fgsm@torchattacks",
+                 AttackEntry(lambda c: TorchattacksAttack("fgsm", c.epsilon), "white_box"))
+ATTACKS.register("pgd@torchattacks", AttackEntry(_torchattacks_pgd, "white_box"))
+ATTACKS.register("autoattack@pyautoattack", AttackEntry(_autoattack, "cascade"))
+
+
+def entry(cond: Condition) -> AttackEntry:
+    """The registry entry of a condition's attack (`name`, or `name@source` for other backends)."""
+    key = cond.name if cond.source in ("bench", "") else f"{cond.name}@{cond.source}"
+    return ATTACKS.get(key)
 
 
 def build(cond: Condition) -> Any:
-    """The attack object a condition describes (`name`, or `name@source` for other backends)."""
-    key = cond.name if cond.source in ("bench", "") else f"{cond.name}@{cond.source}"
-    return ATTACKS.get(key)(cond)
+    """The attack object a condition describes."""
+    return entry(cond).build(cond)
 
 
-__all__ = ["ATTACKS", "Attack", "AutoAttack", "FGSM", "LogitsGuard", "PGD", "PaperPGD", "PassCounter",
-           "TorchattacksAttack", "attack_mode", "build", "check_args", "project"]
+__all__ = ["ATTACKS", "Attack", "AttackEntry", "AutoAttack", "FGSM", "LogitsGuard", "PGD", "PaperPGD",
+           "PassCounter", "TorchattacksAttack", "attack_mode", "build", "check_args", "entry", "project"]

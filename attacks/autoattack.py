@@ -10,20 +10,20 @@ classes is min(9, K − 1): it never grows with K and works below 10 classes.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Callable, ContextManager, Iterator, Literal, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from attacks.base import check_args, check_in_threat_model
-from bench import cpu_kernels
-from bench.seeds import image_seed
+from bench.core.seeds import image_seed
 
 STANDARD = ("apgd-ce", "apgd-t", "fab-t", "square")
 RAND = ("apgd-ce", "apgd-dlr")
@@ -98,12 +98,15 @@ class AutoAttack:
 
     def robust(self, model: nn.Module, x: Tensor, y: Tensor, *, seed: int, batch_size: int,
                state: Path | None = None, flags: Flags | None = None,
-               progress: Callable[[str], None] | None = None, chunk_ids: Sequence[int] | None = None) -> Tensor:
+               progress: Callable[[str], None] | None = None, chunk_ids: Sequence[int] | None = None,
+               chunk_context: Callable[[int], ContextManager[object]] | None = None) -> Tensor:
         """Per-image robustness (N,) bool of `model` on (x, y), resuming from `state` if it exists.
 
         `chunk_ids` are the cell-wide numbers of x's chunks when x is one or all of a cell's shares (they seed each
         chunk). With them, pyautoattack's input checks run only on the share holding chunk 0 (the images a single
         process checks), and the Square check is left to the caller, over the whole cell's `flags.robust_after`.
+        `chunk_context(n)` is entered around each attack on a chunk's n images still robust: the caller's way to
+        choose kernels for small batches (bench/fast/cpu_kernels.py).
         """
         from pyautoattack import checks
 
@@ -113,7 +116,7 @@ class AutoAttack:
         device = x.device
         first = not chunk_ids or chunk_ids[0] == 0
         probe = model.model if isinstance(model, PassCounter) else model  # not a pass of the attack: not counted
-        with torch.no_grad(), cpu_kernels.conv_probe(probe) as convs:
+        with torch.no_grad():
             n_classes = probe(x[:1]).shape[1]
         names = self.attacks(n_classes)
         saved = _load_state(state, names, len(x), self)
@@ -163,8 +166,7 @@ class AutoAttack:
                     idx = lo + robust[lo:lo + batch_size].nonzero().squeeze(1)
                     if len(idx):
                         chunk_seed = image_seed(seed, chunk_ids[c] if chunk_ids else c, name)
-                        # the last robust images come in small batches: CPU kernels chosen for them
-                        with cpu_kernels.small_batch(len(idx), convs.largest, device):
+                        with (chunk_context or _no_context)(len(idx)):
                             adv = self._run_one(aa, name, x[idx], y[idx], chunk_seed, device)
                             check_in_threat_model(x[idx], adv, self.eps, self.norm, f"AutoAttack's {name}")
                             with torch.no_grad():
@@ -202,6 +204,11 @@ class AutoAttack:
                 return aa.fab.perturb(x, y)
             aa.square.seed = seed
             return aa.square.perturb(x, y)
+
+
+@contextlib.contextmanager
+def _no_context(n: int) -> Iterator[None]:
+    yield
 
 
 def _fingerprint(names: tuple[str, ...], n: int, atk: AutoAttack) -> dict:

@@ -12,7 +12,7 @@ from typing import Iterator, Protocol
 import torch
 from torch import Tensor, nn
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 NORMS = ("linf", "l2")
 

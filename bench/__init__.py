@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.card import ModelCard, register_model
-from bench.errors import BenchError
+from bench.core.card import ModelCard, register_model
+from bench.core.errors import BenchError
 
 __all__ = ["BenchError", "ModelCard", "RunConfig", "build_report", "load_model", "register_model", "run"]
 
@@ -12,7 +12,7 @@ __all__ = ["BenchError", "ModelCard", "RunConfig", "build_report", "load_model",
 def load_model(spec: str, dataset: str = "cluttered_fmnist") -> Any:
     """A ready model (eval mode) for a spec such as 'mgnet_small', 'resnet18@random' or 'my.py:net'."""
     from bench.data import cache_dir
-    from bench.specs import expand, load
+    from bench.load.specs import expand, load
 
     names = expand(spec)
     if len(names) != 1:
@@ -22,7 +22,7 @@ def load_model(spec: str, dataset: str = "cluttered_fmnist") -> Any:
 
 def run(config: "RunConfig") -> Any:
     """Evaluate a RunConfig; returns the path of its results CSV."""
-    from bench.runner import run as _run
+    from bench.evaluation.runner import run as _run
 
     return _run(config)
 
@@ -38,7 +38,7 @@ def build_report(run_dir: Any) -> Any:
 
 def __getattr__(name: str) -> Any:
     if name == "RunConfig":
-        from bench.config import RunConfig
+        from bench.core.config import RunConfig
 
         return RunConfig
     raise AttributeError(name)

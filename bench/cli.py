@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 EXAMPLES = {
     "models": "bench models 'mgnet_*'",
@@ -97,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="clean and corruption cells: bf16 autocast where a model's clean accuracy matches fp32 "
                         "within 0.1 point (auto: on CUDA only; default), or fp32; attacks always run strict fp32")
     r.add_argument("--peak-tflops", type=float, metavar="T",
-                   help="the device's dense fp32 peak TFLOP/s for fp32 rows' MFU, when bench/accel.py does not list "
+                   help="the device's dense fp32 peak TFLOP/s for fp32 rows' MFU, when bench/cost/mfu.py does not list "
                         "the device")
     r.add_argument("--peak-tflops-bf16", type=float, metavar="T", help="the same for bf16 rows")
     r.add_argument("--no-report", action="store_true", help="do not rebuild report.md afterwards")
@@ -113,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _cmd_models(a: argparse.Namespace) -> int:
     import models  # noqa: F401
-    from bench.registry import MODELS
+    from bench.core.registry import MODELS
 
     names = [n for n in MODELS.names(a.pattern) if a.all or not MODELS.get(n).hidden]
     if not names:
@@ -127,7 +127,7 @@ def _cmd_models(a: argparse.Namespace) -> int:
 
 
 def _cmd_suites(a: argparse.Namespace) -> int:
-    from bench.conditions import SUITE_HELP, SUITES
+    from bench.core.suites import SUITE_HELP, SUITES
 
     width = max(map(len, SUITES))
     for name, cells in SUITES.items():
@@ -159,9 +159,11 @@ def _cmd_data(a: argparse.Namespace) -> int:
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
-    from bench import checkpoint, distributed
+    from bench.load import checkpoint
+    from bench.devices import distributed
     from bench.data import cache_dir, check_name, load_split
-    from bench.specs import check_fits, default_checkpoint, expand, load
+    from bench.load.specs import check_fits, default_checkpoint, expand, load
+    from bench.fast.training import speedups
     from bench.train import RECIPES, train
 
     check_name(a.data)
@@ -200,7 +202,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
         lm, sets = distributed.together(setup)  # under torchrun: an error on one rank stops every rank
         path = train(lm.model, name, sets[0], sets[1], recipe, out, seed=a.seed, device=a.device,
-                     workers=a.workers)
+                     workers=a.workers, speedups=speedups)
         import json
 
         if not distributed.world().main:
@@ -213,8 +215,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
 
 def _cmd_run(a: argparse.Namespace) -> int:
-    from bench.config import RunConfig, load_toml, parse_eps
-    from bench.runner import run
+    from bench.core.config import RunConfig, load_toml, parse_eps
+    from bench.evaluation.runner import run
 
     base = load_toml(a.config) if a.config else {}
     if a.models:
@@ -233,7 +235,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
                                            corruptions=tuple(a.corruptions) if a.corruptions else None,
                                            eps=tuple(map(parse_eps, a.eps)) if a.eps else None,
                                            eps_l2=tuple(map(parse_eps, a.eps_l2)) if a.eps_l2 else None)
-    from bench import distributed
+    from bench.devices import distributed
 
     path = run(cfg)
     if not distributed.world().main:  # under torchrun rank 0 reports
@@ -248,9 +250,9 @@ def _cmd_run(a: argparse.Namespace) -> int:
 
 
 def _cmd_flops(a: argparse.Namespace) -> int:
-    from bench import flops
+    from bench.cost import flops
     from bench.data import cache_dir
-    from bench.specs import expand, load
+    from bench.load.specs import expand, load
 
     loaded = [load(f"{s.partition('@')[0]}@random", "", cache_dir()) for spec in a.models for s in expand(spec)]
     print(f"{'model':16s} {'exit':>4s} {'GMACs':>10s} {'params(M)':>10s}  uncounted ops")

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from bench.data import load_split
-from bench.device import device_name, resolve_device
+from bench.devices.device import device_name, resolve_device
 from corruptions import fast, reference
 from corruptions.base import COMMON, PARITY
 

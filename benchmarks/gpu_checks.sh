@@ -36,7 +36,7 @@ step() {  # name, seconds, command...: run under a cap, log everything, keep goi
   $PY -c "import sys, torch, torchvision, numpy; print(sys.version.split()[0], torch.__version__, torchvision.__version__,
 numpy.__version__, torch.cuda.is_available() and torch.cuda.get_device_name(0))"
   nproc; } 2>&1 | tee -a "$LOG"
-step imports 60 $PY -c "import bench.runner, attacks, corruptions.reference, fvcore, torchattacks; print('imports ok')"
+step imports 60 $PY -c "import bench.evaluation.runner, attacks, corruptions.reference, fvcore, torchattacks; print('imports ok')"
 for s in $steps; do
   case $s in
     tf32) step tf32 90 $PY benchmarks/tf32_effect.py --n "$N_TF32" --out "$OUT/perf.csv" ;;

@@ -21,7 +21,7 @@ from PIL import Image
 
 from bench.cli import main as bench
 from bench.data import imagenet
-from bench.results import read_rows
+from bench.store.results import read_rows
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET_S = 15 * 60

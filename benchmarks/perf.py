@@ -36,12 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pgd_vs_torchattacks import _interleaved, as_run, compare  # noqa: E402
 
 from attacks import AutoAttack, attack_mode  # noqa: E402
-from bench import accel  # noqa: E402
+from bench.fast import precision  # noqa: E402
 from bench.data import cache_dir, load_split, subset_indices, to_unit  # noqa: E402
-from bench.device import device_name, resolve_device  # noqa: E402
-from bench.provenance import code_version  # noqa: E402
-from bench.seeds import image_seeds  # noqa: E402
-from bench.specs import expand, load  # noqa: E402
+from bench.devices.device import device_name, resolve_device  # noqa: E402
+from bench.store.provenance import code_version  # noqa: E402
+from bench.core.seeds import image_seeds  # noqa: E402
+from bench.load.specs import expand, load  # noqa: E402
 from models.base import true_gradient  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -235,7 +235,7 @@ def corruptions(images: np.ndarray, dev: torch.device, repeats: int) -> list[dic
 def clean(model: torch.nn.Module, name: str, images, idx: np.ndarray, dev: torch.device, repeats: int) -> list[dict]:  # type: ignore[no-untyped-def]
     """Clean accuracy: our evaluation (uint8 batches converted on the fly) vs RobustBench's clean_accuracy, on the
     model as loaded, and on the copy the harness runs (batch norm folded, channels_last), a control."""
-    from bench.evaluate import clean_correct
+    from bench.evaluation.scoring import clean_correct
     from models.sources.autoattack_shim import import_robustbench
 
     import_robustbench()
@@ -297,7 +297,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=REPO / "results" / "perf" / "perf.csv")
     a = p.parse_args()
     dev = resolve_device(a.device)
-    accel.strict_fp32()  # as the runner: no TF32 on a GPU, for ours and the peers alike
+    precision.strict_fp32()  # as the runner: no TF32 on a GPU, for ours and the peers alike
     lm = load(expand(a.model)[0], "cluttered_fmnist", cache_dir())
     model = lm.model.to(dev).eval()
     images = load_split("cluttered_fmnist", "test")

@@ -17,11 +17,12 @@ import numpy as np
 import torch
 
 from attacks import PGD, TorchattacksAttack, attack_mode
-from bench import accel
+from bench.fast import precision
+from bench.fast.runtime_copy import runtime_copy
 from bench.data import cache_dir, load_split, subset_indices, to_unit
-from bench.device import device_name, resolve_device
-from bench.seeds import image_seeds
-from bench.specs import expand, load
+from bench.devices.device import device_name, resolve_device
+from bench.core.seeds import image_seeds
+from bench.load.specs import expand, load
 from models.base import true_gradient
 
 
@@ -43,7 +44,7 @@ def _interleaved(fns: dict, repeats: int) -> tuple[dict, dict]:  # type: ignore[
 
 def as_run(model: torch.nn.Module, input_size: int) -> torch.nn.Module:
     """The copy of `model` the runner evaluates (batch norm folded, channels_last); peers get it as loaded."""
-    return accel.runtime_copy(model, input_size)
+    return runtime_copy(model, input_size)
 
 
 def compare(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, seeds: torch.Tensor, eps: float,
@@ -87,7 +88,7 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     a = p.parse_args()
     dev = resolve_device(a.device)
-    accel.strict_fp32()  # as the runner: no TF32 on a GPU, for ours and the peers alike
+    precision.strict_fp32()  # as the runner: no TF32 on a GPU, for ours and the peers alike
     lm = load(expand(a.model)[0], a.data, cache_dir())
     model = lm.model.to(dev).eval()
     images = load_split(a.data, "test")

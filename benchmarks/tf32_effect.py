@@ -1,6 +1,6 @@
 """TF32 against strict fp32: how many attack outcomes change, and how much time TF32 would save.
 
-The harness runs every cell with TF32 off (bench/accel.py strict_fp32): FGSM and PGD step along
+The harness runs every cell with TF32 off (bench/fast/precision.py strict_fp32): FGSM and PGD step along
 sign(gradient), and TF32's 10-bit mantissa can flip the sign of small gradient coordinates. This
 measures what that choice protects and costs: the same cells (clean, FGSM and PGD-10 L∞ at each ε)
 through the harness's own evaluation and on the model as it evaluates it, once with TF32 off and once
@@ -20,13 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench import accel
-from bench.conditions import CLEAN, Condition, fgsm, pgd
-from bench.config import parse_eps
+from bench.fast import precision
+from bench.fast.runtime_copy import runtime_copy
+from bench.core.conditions import CLEAN, Condition, fgsm, pgd
+from bench.core.config import parse_eps
 from bench.data import cache_dir, load_split, subset_indices
-from bench.device import device_name, resolve_device
-from bench.evaluate import evaluate
-from bench.specs import expand, load
+from bench.devices.device import device_name, resolve_device
+from bench.evaluation.scoring import evaluate
+from bench.load.specs import expand, load
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -54,7 +55,7 @@ def both(net: torch.nn.Module, images, idx: np.ndarray, cond: Condition, device:
         c = evaluate(net, images, idx, cond, seed=0, batch_size=batch_size, device=device)
         sync()
         out[on] = (c.correct, time.perf_counter() - t0)
-    accel.strict_fp32()
+    precision.strict_fp32()
     return out
 
 
@@ -81,7 +82,7 @@ def main() -> None:
     rows = []
     for spec in a.models:
         lm = load(expand(spec)[0], a.data, cache_dir())
-        net = accel.runtime_copy(lm.model, lm.card.input_size).to(dev)
+        net = runtime_copy(lm.model, lm.card.input_size).to(dev)
         both(net, images, idx[:a.batch_size], CLEAN, dev, a.batch_size, False)  # warm-up: kernels, loaders
         for k, cond in enumerate(conds):
             res = both(net, images, idx, cond, dev, a.batch_size, tf32_first=k % 2 == 1)

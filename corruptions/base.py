@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.errors import BenchError, unknown
+from bench.core.errors import BenchError, unknown
 
 COMMON = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
           "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bench.errors import unknown
+from bench.core.errors import unknown
 from corruptions.base import PARITY  # noqa: F401  (re-exported: which of these run by default, and why)
 
 SOURCE = "torch"

@@ -12,7 +12,7 @@ import numpy as np
 
 from bench.data import imagenet
 from bench.data.imageset import FolderImageSet
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from corruptions.base import ALL, SEVERITIES, check_name, check_severity
 
 SOURCE = "rendered"

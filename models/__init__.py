@@ -1,4 +1,4 @@
-"""Comparable models. Importing this package registers them in bench.registry.MODELS."""
+"""Comparable models. Importing this package registers them in bench.core.registry.MODELS."""
 from models import zoo  # noqa: F401  (registers)
 from models.base import (BenchModel, Classifier, Exits, GradRescale, GradShaper, GradStop, as_bench_model,
                          gradient_shapers, true_gradient)

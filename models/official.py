@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from bench.errors import BenchError, first_line
+from bench.core.errors import BenchError, first_line
 from models.mgnet import MGNet
 
 _SAFE = {

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from bench.card import register_model
+from bench.core.card import register_model
 from models.base import BenchModel, Classifier
 from models.mgnet import MGNet, MGNetConfig
 from models.resnet import IMAGENET_MEAN, IMAGENET_STD, backbone, resnet

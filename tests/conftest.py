@@ -50,7 +50,7 @@ def _isolated(fmnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         mp.setenv("BENCH_FMNIST_DIR", str(fmnist_dir))
         mp.setenv("BENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
         mp.setattr("bench.data.fmnist.DEBIAN_DIR", Path(os.devnull) / "absent")
-        mp.setattr("bench.runner.measure", _quick_measure)
+        mp.setattr("bench.evaluation.cell.measure", _quick_measure)
         yield
 
 
@@ -65,6 +65,6 @@ def trained() -> None:
 
 def _quick_measure(model, input_size, device, budget=1.0, max_batch=256, precision="fp32"):  # type: ignore[no-untyped-def]
     """The real timing code on a tiny budget, so runs in tests stay fast (test_speed checks it in full)."""
-    from bench.speed import measure
+    from bench.cost.speed import measure
 
     return measure(model, input_size, device, budget=min(budget, 0.02), max_batch=min(max_batch, 4), precision=precision)

@@ -13,7 +13,7 @@ from torch import nn
 import attacks
 from attacks import FGSM, PGD, AutoAttack, LogitsGuard, PassCounter, PaperPGD, TorchattacksAttack, attack_mode
 from attacks.autoattack import Flags
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from models.base import BenchModel, Classifier, Exits
 
 
@@ -286,9 +286,9 @@ def test_autoattack_refuses_examples_outside_the_threat_model(monkeypatch: pytes
 def test_torchattacks_backend_scores_in_eval_mode() -> None:
     """torchattacks restores a module it finds in training mode; the harness's wrappers must not look like one, or
     the re-check of the adversarial images runs batch norm on batch statistics and overwrites its running ones."""
-    from bench.conditions import pgd
+    from bench.core.conditions import pgd
     from bench.data import ArrayImageSet, to_unit
-    from bench.evaluate import attack_correct
+    from bench.evaluation.scoring import evaluate
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
@@ -303,20 +303,20 @@ def test_torchattacks_backend_scores_in_eval_mode() -> None:
     with torch.no_grad():
         labels = model(to_unit(pixels, torch.device("cpu"))).argmax(1).numpy()
     images = ArrayImageSet("toy", "test", ("a", "b"), pixels, labels)
-    attack_correct(model, images, np.arange(6), pgd(4 / 255, source="torchattacks"), seed=0, batch_size=6,
+    evaluate(model, images, np.arange(6), pgd(4 / 255, source="torchattacks"), seed=0, batch_size=6,
                    device=torch.device("cpu"))
     assert modes and not any(modes), "a forward pass ran batch norm in training mode"
     assert all(torch.equal(a, b) for a, b in zip(stats, (bn.running_mean, bn.running_var, bn.num_batches_tracked)))
 
 
 def test_registry_builds_from_conditions() -> None:
-    from bench.conditions import PAPER_PGD, autoattack, fgsm, pgd
+    from bench.core.conditions import PAPER_PGD, autoattack, fgsm, pgd
 
     assert isinstance(attacks.build(fgsm(2 / 255)), FGSM)
     p = attacks.build(pgd(8 / 255, "l2"))
     assert isinstance(p, PGD) and p.norm == "l2" and p.step_size == pytest.approx(2 / 255) and p.early_stop
     assert isinstance(attacks.build(pgd(8 / 255, source="torchattacks")), TorchattacksAttack)
-    assert pgd(8 / 255, source="torchattacks").params == "{}"  # torchattacks returns the last iterate
+    assert pgd(8 / 255, source="torchattacks").params.json() == "{}"  # torchattacks returns the last iterate
     for restarts, random_start, says in ((0, True, "restarts must be positive"), (3, False, "repeat the same run")):
         with pytest.raises(BenchError, match=says):
             PGD(8 / 255, 2 / 255, 10, restarts=restarts, random_start=random_start)
@@ -327,7 +327,7 @@ def test_registry_builds_from_conditions() -> None:
 
 
 def test_model_checks_flag_randomized_models_and_zero_gradients() -> None:
-    from bench.checks import model_checks
+    from bench.evaluation.model_checks import model_checks
     from models.base import Classifier
 
     class Noisy(nn.Module):
@@ -351,7 +351,7 @@ def test_model_checks_flag_randomized_models_and_zero_gradients() -> None:
 def test_a_stop_gradient_alone_gets_the_gradient_shaper_check() -> None:
     """The check compares the official attack's gradient with the true one for any training-only gradient shaper,
     not only a rescaler with s != 1."""
-    from bench.checks import model_checks
+    from bench.evaluation.model_checks import model_checks
     from models.base import Classifier, GradStop
 
     class HalfStopped(nn.Module):
@@ -412,15 +412,15 @@ class _SlowSecondExit(BenchModel):
 
 @pytest.mark.parametrize("condition", ["pgd", "transfer_pgd"])
 def test_attack_rows_time_each_exit_when_each_is_attacked(condition: str) -> None:
-    from bench.conditions import pgd, transfer
+    from bench.core.conditions import pgd, transfer
     from bench.data import ArrayImageSet
-    from bench.evaluate import attack_correct
+    from bench.evaluation.scoring import evaluate
 
     model = _SlowSecondExit()
     pixels = np.random.default_rng(0).integers(0, 256, (6, 4, 4, 3), dtype=np.uint8)
     images = ArrayImageSet("toy", "test", ("a", "b", "c"), pixels, np.arange(6) % 3)
     cond = pgd(4 / 255, steps=3) if condition == "pgd" else transfer("src")
-    c = attack_correct(model, images, np.arange(6), cond, seed=0, batch_size=3, device=torch.device("cpu"),
+    c = evaluate(model, images, np.arange(6), cond, seed=0, batch_size=3, device=torch.device("cpu"),
                        sources={"src": model})
     if condition == "transfer_pgd":  # one attack scores both exits: no per-exit time
         assert c.exit_seconds is None and c.seconds_of(1, 2) == c.seconds_of(2, 2) == c.seconds / 2
@@ -457,9 +457,9 @@ class _Dim(_Wavy):
 def test_an_image_misclassified_clean_is_never_robust(condition: str) -> None:
     """Strict rows (one code path for FGSM, PGD and both backends) and transfer rows count an image robust only
     if it is classified right clean as well: here each attack lands images 0 and 1 on their label."""
-    from bench.conditions import fgsm, transfer
+    from bench.core.conditions import fgsm, transfer
     from bench.data import ArrayImageSet, to_unit
-    from bench.evaluate import attack_correct
+    from bench.evaluation.scoring import evaluate
 
     model = _Wavy().eval()
     pixels = np.full((4, 4, 4, 3), 132, dtype=np.uint8)  # brightness 6.6 periods: class 0
@@ -469,7 +469,7 @@ def test_an_image_misclassified_clean_is_never_robust(condition: str) -> None:
     assert model(FGSM(10 / 255)(model, x, y, seeds=SEEDS[:4])).argmax(1).tolist() == [1, 1, 1, 1]
     images = ArrayImageSet("toy", "test", ("a", "b"), pixels, labels)
     cond = fgsm(10 / 255) if condition == "fgsm" else transfer("src", 10 / 255)
-    c = attack_correct(model, images, np.arange(4), cond, seed=0, batch_size=4, device=torch.device("cpu"),
+    c = evaluate(model, images, np.arange(4), cond, seed=0, batch_size=4, device=torch.device("cpu"),
                        sources={"src": _Dim().eval()})
     assert not c.correct[0].any(), "an image wrong on the clean input was counted robust"
 
@@ -480,18 +480,18 @@ def test_transfer_random_starts_follow_the_attack_not_the_source_checkpoint_file
     source's weights label never enters the random starts. Other attacks keep the seeds they always had."""
     import dataclasses
 
-    import bench.evaluate as ev
-    from bench.conditions import Condition, pgd, transfer
+    import bench.evaluation.scoring as ev
+    from bench.core.conditions import Condition, pgd, transfer
     from bench.data import ArrayImageSet
-    from bench.results import canonical_json
+    from bench.core.params import Params
 
     def labelled(source: str, weights: str) -> Condition:
-        return dataclasses.replace(transfer(source), params=canonical_json({"from": source, "from_weights": weights}))
+        return dataclasses.replace(transfer(source), params=Params({"from": source, "from_weights": weights}))
 
     a, b, other = labelled("src", "aaa"), labelled("src", "bbb"), labelled("other", "aaa")
     assert ev._seed_tag(a) == ev._seed_tag(b) != ev._seed_tag(other)
     p = pgd(4 / 255, steps=3)
-    assert ev._seed_tag(p) == f"pgd|linf|{4 / 255!r}|{p.params}"
+    assert ev._seed_tag(p) == f"pgd|linf|{4 / 255!r}|" + '{"early_stop":true}'
 
     drawn: list[np.ndarray] = []
     seeds = ev.image_seeds
@@ -500,6 +500,6 @@ def test_transfer_random_starts_follow_the_attack_not_the_source_checkpoint_file
     images = ArrayImageSet("toy", "test", ("a", "b", "c"), pixels, np.arange(6) % 3)
     model = _SlowSecondExit()
     for cond in (a, b):
-        ev.attack_correct(model, images, np.arange(6), cond, seed=0, batch_size=6, device=torch.device("cpu"),
+        ev.evaluate(model, images, np.arange(6), cond, seed=0, batch_size=6, device=torch.device("cpu"),
                           sources={"src": model})
     assert len(drawn) == 2 and np.array_equal(drawn[0], drawn[1])

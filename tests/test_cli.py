@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import checkpoint
+from bench.load import checkpoint
 from bench.cli import main
 from bench.data import cache_dir
-from bench.results import read_rows
-from bench.specs import default_checkpoint
+from bench.store.results import read_rows
+from bench.load.specs import default_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -54,10 +54,11 @@ def test_resume_completes_only_missing_cells(trained: None, tmp_path: Path) -> N
 
 def test_a_cell_stored_in_part_runs_only_its_missing_exits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The default suite attacks the last exit alone; a later suite with every exit adds the others, once each."""
-    from bench import conditions
+    from bench.core import suites
+    from bench.core.conditions import fgsm
 
-    monkeypatch.setitem(conditions.SUITES, "t_last", (conditions.Cell(conditions.fgsm(4 / 255), 8, True),))
-    monkeypatch.setitem(conditions.SUITES, "t_all", (conditions.Cell(conditions.fgsm(4 / 255), 8),))
+    monkeypatch.setitem(suites.SUITES, "t_last", (suites.Cell(fgsm(4 / 255), 8, True),))
+    monkeypatch.setitem(suites.SUITES, "t_all", (suites.Cell(fgsm(4 / 255), 8),))
     run = ["run", "--models", "mgnet_tiny@random", "--speed-budget", "0", "--no-report", "--out"]
     assert main(run + [str(tmp_path / "a"), "--suite", "t_last"]) == 0
     assert main(run + [str(tmp_path / "a"), "--suite", "t_all"]) == 0
@@ -72,7 +73,7 @@ def test_rows_of_an_older_scoring_are_measured_again(trained: None, tmp_path: Pa
     when an older one was written later, and says when a cell has only older rows."""
     import dataclasses
 
-    from bench.results import SCORING, append_rows
+    from bench.store.results import SCORING, append_rows
 
     out = tmp_path / "run"
     args = ["run", "--models", "resnet_tiny", "--n-images", "20", "--out", str(out)]
@@ -111,7 +112,7 @@ def test_report_needs_no_torch(trained: None, tmp_path: Path) -> None:
 
 def test_training_is_seeded(trained: None, tmp_path: Path) -> None:
     from bench.data import load_split
-    from bench.specs import load
+    from bench.load.specs import load
     from bench.train import Recipe, train
 
     tr, te = load_split("cluttered_fmnist", "train"), load_split("cluttered_fmnist", "test")
@@ -142,7 +143,7 @@ def test_train_if_missing_skips_only_a_checkpoint_that_verifies(tmp_path: Path, 
     out = capsys.readouterr().out
     assert "does not match its sidecar" in out and "training it again" in out
     checkpoint.verify(ckpt)
-    from bench import distributed
+    from bench.devices import distributed
 
     asked: list[bool] = []
 
@@ -253,7 +254,7 @@ def test_user_model_file_joins_the_comparison(trained: None, tmp_path: Path) -> 
 
 
 def test_a_model_file_in_a_folder_whose_name_has_an_at_sign(tmp_path: Path) -> None:
-    from bench.specs import expand
+    from bench.load.specs import expand
 
     f = tmp_path / "proj@v2" / "at_net.py"
     f.parent.mkdir()
@@ -288,7 +289,7 @@ def _help(command: str, capsys: pytest.CaptureFixture[str]) -> str:
 
 def test_help_states_the_real_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     """The defaults quoted in `--help` are the ones the code uses."""
-    from bench.config import RunConfig
+    from bench.core.config import RunConfig
     from bench.train import RECIPES
 
     run_help, train_help = _help("run", capsys), _help("train", capsys)
@@ -364,7 +365,7 @@ def test_module_factory_spec_and_python_api(tmp_path: Path, monkeypatch: pytest.
 
 def test_attack_suite_end_to_end(trained: None, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The default suite on 4 images: every attack condition runs, writes rows, checks and a report."""
-    from bench.checks import read_checks
+    from bench.store.checks import read_checks
 
     out = tmp_path / "run"
     assert main(["run", "--suite", "default", "--models", "mgnet_tiny", "resnet_tiny", "--n-images", "4",
@@ -400,7 +401,7 @@ def test_attack_suite_end_to_end(trained: None, tmp_path: Path, caplog: pytest.L
     clean = {r.exit: r.n_correct for r in mg if r.condition == "clean"}
     zero = {r.exit: r.n_correct for r in mg if r.condition == "pgd" and r.epsilon == 0}
     assert zero == clean, "PGD at ε = 0 scores exactly the clean images (same 4-image subset)"
-    from bench import per_image
+    from bench.store import per_image
 
     images = per_image.read(out / "per_image.csv")
     assert all(int(images[per_image.row_key(r)][1].sum()) == r.n_correct for r in rows)
@@ -452,24 +453,22 @@ def test_attack_options_backend_radii_steps(trained: None, tmp_path: Path, capsy
 
 
 def test_autoattack_switches_to_rand_for_randomized_models() -> None:
-    import json
-
-    from bench.conditions import autoattack
-    from bench.runner import _resolve
+    from bench.core.conditions import autoattack
+    from bench.evaluation.plan import resolve as _resolve
 
     cond = autoattack()
     assert _resolve(cond, None, [], randomized=False) is cond  # type: ignore[arg-type]
     rand = _resolve(cond, None, [], randomized=True)  # type: ignore[arg-type]
-    assert rand is not None and json.loads(rand.params)["version"] == "rand"
+    assert rand is not None and rand.params["version"] == "rand"
 
 
 def test_the_paper_protocol_skips_a_model_without_a_normalized_input_space(tmp_path: Path) -> None:
     """The official attack's ε = 4/255 lives in normalized units; in a model's pixel space it would be ~4.4x larger."""
     import dataclasses
 
-    from bench.conditions import PAPER_PGD
-    from bench.runner import _resolve
-    from bench.specs import load
+    from bench.core.conditions import PAPER_PGD
+    from bench.evaluation.plan import resolve as _resolve
+    from bench.load.specs import load
 
     lm = load("resnet_tiny@random", "cluttered_fmnist", tmp_path)
     assert _resolve(PAPER_PGD, lm, [lm]) is PAPER_PGD
@@ -500,7 +499,7 @@ def test_corruption_selection_and_backends(trained: None, tmp_path: Path, capsys
 
 def test_config_file_values_take_their_fields_types(tmp_path: Path) -> None:
     """TOML writes 0 for 0.0 (and row keys must not depend on it); radii may be written as on the command line."""
-    from bench.config import RunConfig, load_toml
+    from bench.core.config import RunConfig, load_toml
 
     toml = tmp_path / "run.toml"
     toml.write_text('models = ["resnet_tiny"]\neps = [0, "4/255", 0.5, -0.0, "-0"]\nspeed_budget = 0\nn_images = 5\n')

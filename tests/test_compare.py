@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.results import read_rows
+from bench.store.results import read_rows
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -35,8 +35,8 @@ def test_readme_compare_example_runs_as_written(tmp_path: Path, monkeypatch: pyt
 
     from bench import train
 
-    from bench import specs
-    from bench.registry import MODELS
+    from bench.load import specs
+    from bench.core.registry import MODELS
 
     # a registry of this test only: other tests register a my_net of their own
     monkeypatch.setattr(MODELS, "_items", {k: v for k, v in MODELS._items.items() if k != "my_net"})

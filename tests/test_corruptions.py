@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from corruptions import base, generate, reference, rendered
 
 
@@ -73,7 +73,7 @@ def test_bad_corruption_input_is_named() -> None:
             reference.corrupt(img, "fog", s, 0)  # type: ignore[arg-type]
     import torch
 
-    from bench.conditions import corruption
+    from bench.core.conditions import corruption
     from corruptions import fast
 
     for s in (0, 2.5):
@@ -137,7 +137,7 @@ def test_corrupt_rendered_files_fail_unless_skipped(tmp_path: Path) -> None:
 
 def test_rendered_suite_through_the_cli(tmp_path: Path) -> None:
     from bench.cli import main
-    from bench.results import read_rows
+    from bench.store.results import read_rows
     from tests.test_data import _fake_imagenet
 
     _fake_imagenet(tmp_path / "in")
@@ -182,8 +182,8 @@ def test_metric_formulas_on_a_hand_made_table() -> None:
 
 
 def test_example_grid_shows_one_image_clean_then_corrupted(tmp_path: Path) -> None:
-    from bench.conditions import corruption
-    from bench.corrupted_data import CorruptedData
+    from bench.core.conditions import corruption
+    from bench.data.corrupted import CorruptedData
     from bench.data import load_split
 
     data = CorruptedData(load_split("cluttered_fmnist", "test"), 0, tmp_path / "c", 1)
@@ -198,8 +198,8 @@ def test_example_grid_shows_one_image_clean_then_corrupted(tmp_path: Path) -> No
 @pytest.mark.parametrize("source", ["torch", "reference"])
 def test_a_share_of_a_cell_is_those_images_of_the_whole_cell(tmp_path: Path, source: str) -> None:
     """Ranks generate only their share: each image must come out as it does in the whole cell."""
-    from bench.conditions import corruption
-    from bench.corrupted_data import CorruptedData
+    from bench.core.conditions import corruption
+    from bench.data.corrupted import CorruptedData
     from bench.data import load_split
 
     clean = load_split("cluttered_fmnist", "test")
@@ -215,9 +215,9 @@ def test_a_share_of_a_cell_is_those_images_of_the_whole_cell(tmp_path: Path, sou
 
 def test_every_model_of_a_run_evaluates_one_generation_of_each_cell(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from bench.config import RunConfig
-    from bench.results import read_rows
-    from bench.runner import run
+    from bench.core.config import RunConfig
+    from bench.store.results import read_rows
+    from bench.evaluation.runner import run
     from corruptions import fast
 
     calls: list[tuple[str, int]] = []
@@ -243,8 +243,8 @@ def test_cached_corruptions_follow_the_clean_pixels_not_only_the_files(tmp_path:
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """A folder set's fingerprint (file names and sizes) survives another resize, crop or decoder; the cached
     reference images must not: the cache key hashes the decoded subset too."""
-    from bench import corrupted_data
-    from bench.conditions import corruption
+    from bench.data import corrupted as corrupted_data
+    from bench.core.conditions import corruption
     from bench.data import ArrayImageSet, load_split
     from corruptions import reference
 
@@ -259,8 +259,8 @@ def test_cached_corruptions_follow_the_clean_pixels_not_only_the_files(tmp_path:
 
 
 def test_the_example_grid_enlarges_small_images(tmp_path: Path) -> None:
-    from bench.conditions import corruption
-    from bench.corrupted_data import CorruptedData
+    from bench.core.conditions import corruption
+    from bench.data.corrupted import CorruptedData
     from bench.data import ArrayImageSet
 
     small = ArrayImageSet("toy", "test", ("a",), np.random.default_rng(0).integers(0, 256, (3, 40, 40, 3), np.uint8),

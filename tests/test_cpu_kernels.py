@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from attacks import AutoAttack
-from bench import cpu_kernels
+from bench.fast import cpu_kernels
 
 CPU = torch.device("cpu")
 
@@ -70,6 +70,8 @@ def test_both_kernels_give_the_same_logits_and_input_gradients(channels_last: bo
 
 
 def test_autoattack_runs_its_small_batches_on_the_chosen_kernels() -> None:
+    from bench.evaluation.scoring import _small_batch_kernels
+
     net = _net()
     with torch.no_grad():  # without biases the net can be fooled: APGD-T breaks every image, Square never runs
         for m in net:
@@ -81,7 +83,8 @@ def test_autoattack_runs_its_small_batches_on_the_chosen_kernels() -> None:
         y = net(x).argmax(1)
     seen: list[bool] = []
     net[0].register_forward_hook(lambda *_: seen.append(torch.backends.mkldnn.enabled))
-    assert not AutoAttack(32 / 255).robust(net, x, y, seed=0, batch_size=3).any()
+    kernels = _small_batch_kernels(net, x)  # the context the evaluation layer hands AutoAttack's chunks
+    assert not AutoAttack(32 / 255).robust(net, x, y, seed=0, batch_size=3, chunk_context=kernels).any()
     assert False in seen, "the attack chunks (3 images, a tiny model) ran PyTorch's kernels"
     assert seen[0], "the set-up forward passes ran the default ones"
     assert torch.backends.mkldnn.enabled

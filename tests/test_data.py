@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from bench.data import cluttered, fmnist, imagenet, load_split, subset_indices
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from tests.conftest import write_idx
 
 
@@ -224,7 +224,7 @@ def test_training_crops_depend_on_seed_epoch_and_image_only(tmp_path: Path) -> N
 def test_data_guard_refuses_other_data_only_where_rows_depend_on_it(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from bench import data_guard
+    from bench.store import data_guard
 
     rows = [SimpleNamespace(dataset="imagenet100", kind="corruption", source="rendered", condition="fog", severity=2),
             SimpleNamespace(dataset="cluttered_fmnist", kind="clean", source="", condition="clean", severity=0)]

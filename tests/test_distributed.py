@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench import distributed
-from bench.evaluate import Correct, merge
+from bench.devices import distributed
+from bench.evaluation.correct import Correct, merge
 
 TIMING = {"seconds", "created", "latency_ms", "throughput", "throughput_batch", "device", "code"}
 
@@ -67,8 +67,8 @@ def test_torchrun_two_cpu_ranks_write_the_single_process_csv(tmp_path: Path) -> 
 
 def _plant_stale_states(results: Path, out: Path) -> list[Path]:
     """Per-rank states an interrupted 4-rank launch would have left for each cell of `results` in `out`."""
-    from bench.results import KEY_FIELDS, read_rows
-    from bench.runner import state_path
+    from bench.store.results import KEY_FIELDS, read_rows
+    from bench.evaluation.state import state_path
 
     first: dict[tuple, dict] = {}
     for r in read_rows(results):  # a cell's state is named by its first exit's key
@@ -104,7 +104,7 @@ def test_ranks_evaluate_the_batches_of_one_process(monkeypatch: pytest.MonkeyPat
 
 
 def test_a_cell_of_fewer_batches_than_ranks_says_why_ranks_wait() -> None:
-    from bench.runner import _idle_ranks
+    from bench.evaluation.cell import idle_ranks as _idle_ranks
 
     assert _idle_ranks(200, 256, 4) == ("200 image(s) are 1 batch(es) of 256 for 4 ranks, so 3 wait (ranks take whole "
                                         "batches, which keeps the rows equal to one process's; a smaller --batch-size "
@@ -203,7 +203,7 @@ def ddp_trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_torchrun_ddp_training_matches_one_process_without_batchnorm(ddp_trained: Path, tmp_path: Path) -> None:
     """With no batch statistics, gradients averaged over uneven shares equal the full batch's: same weights."""
-    from bench import checkpoint
+    from bench.load import checkpoint
 
     (tmp_path / "flat_net.py").write_text(FLAT_NET)
     one, meta_one, _ = checkpoint.load(_train(tmp_path, 1, [str(tmp_path / "flat_net.py")]) / "flat_net.pt")
@@ -216,7 +216,7 @@ def test_torchrun_ddp_training_matches_one_process_without_batchnorm(ddp_trained
 def test_a_setup_error_on_one_rank_stops_every_rank(monkeypatch: pytest.MonkeyPatch) -> None:
     """A file one rank cannot read (another node's disk) fails that rank with its own error and the others with one
     naming it, instead of leaving them at the next barrier for the process group's 2-hour timeout."""
-    from bench.errors import BenchError
+    from bench.core.errors import BenchError
 
     def fails() -> int:
         raise BenchError("imagenet100 needs --data-root")
@@ -248,8 +248,8 @@ def test_a_batch_smaller_than_the_world_is_refused_by_every_rank_before_any_coll
     """The check uses what every rank knows (batch size, data size), so each rank raises, none waits in DDP; here
     rank 1 of 2 without any process group: a collective would fail with another error."""
     from bench.data import ArrayImageSet
-    from bench.errors import BenchError
-    from bench.specs import load
+    from bench.core.errors import BenchError
+    from bench.load.specs import load
     from bench.train import Recipe, train
 
     images = ArrayImageSet("toy", "train", tuple("abcdefghij"), np.zeros((240, 64, 64, 3), np.uint8),
@@ -266,8 +266,8 @@ def test_training_refuses_a_one_image_batch_for_batch_norm_and_an_unwritable_fol
         tmp_path: Path) -> None:
     """MGNet's batch norms on 1x1 maps cannot train on one image; both errors come before the first step."""
     from bench.data import ArrayImageSet
-    from bench.errors import BenchError
-    from bench.specs import load
+    from bench.core.errors import BenchError
+    from bench.load.specs import load
     from bench.train import Recipe, train
 
     images = ArrayImageSet("toy", "train", tuple("abcdefghij"), np.zeros((240, 64, 64, 3), np.uint8),
@@ -283,7 +283,7 @@ def test_training_refuses_a_one_image_batch_for_batch_norm_and_an_unwritable_fol
 
 
 def test_the_training_seed_also_seeds_the_initial_weights(tmp_path: Path) -> None:
-    from bench.specs import load
+    from bench.load.specs import load
 
     def weights(seed: int) -> torch.Tensor:
         return load("resnet_tiny@random", "cluttered_fmnist", tmp_path, init_seed=seed).model.state_dict()
@@ -296,8 +296,8 @@ def test_the_training_seed_also_seeds_the_initial_weights(tmp_path: Path) -> Non
 def test_torchrun_ddp_trains_the_one_glimpse_baseline(ddp_trained: Path, tmp_path: Path) -> None:
     """mgbase never runs its localization network: frozen, so DDP waits for no gradient of it (it failed at the
     second step before) and it keeps its initial weights, as in one process."""
-    from bench import checkpoint
-    from bench.specs import load
+    from bench.load import checkpoint
+    from bench.load.specs import load
 
     sd, meta, _ = checkpoint.load(ddp_trained / "mgbase_tiny.pt")
     init = load("mgbase_tiny@random", "cluttered_fmnist", tmp_path).model.state_dict()

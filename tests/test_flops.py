@@ -7,8 +7,8 @@ import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
 import models  # noqa: F401
-from bench import flops
-from bench.registry import MODELS
+from bench.cost import flops
+from bench.core.registry import MODELS
 from models.base import Classifier, true_gradient
 
 

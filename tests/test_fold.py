@@ -7,8 +7,8 @@ import logging
 import torch
 from torch import nn
 
-from bench import accel
-from bench.fold import fold_batchnorm
+from bench.fast.runtime_copy import runtime_copy
+from bench.fast.fold import fold_batchnorm
 from models.base import Classifier
 
 
@@ -120,7 +120,7 @@ def test_runtime_copy_folds_a_copy_and_keeps_the_loaded_model() -> None:
     net = nn.Sequential(nn.Conv2d(3, 8, 3), _bn(8, 0), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                         nn.Linear(8, 5))
     model = Classifier(net, None, None).eval()
-    run = accel.runtime_copy(model, 16)
+    run = runtime_copy(model, 16)
     assert _n_bn(model) == 1 and _n_bn(run) == 0
     assert run.net[0].weight.is_contiguous(memory_format=torch.channels_last)
     x = torch.rand(3, 3, 16, 16)
@@ -129,8 +129,8 @@ def test_runtime_copy_folds_a_copy_and_keeps_the_loaded_model() -> None:
 
 def test_runtime_copy_keeps_bn_when_folding_would_change_the_logits(caplog) -> None:  # type: ignore[no-untyped-def]
     model = Sneaky().eval()
-    with caplog.at_level(logging.WARNING, logger="bench.accel"):
-        run = accel.runtime_copy(model, 8)
+    with caplog.at_level(logging.WARNING, logger="bench.fast.runtime_copy"):
+        run = runtime_copy(model, 8)
     assert _n_bn(run) == 1
     assert "evaluating it unfolded" in caplog.text
     x = torch.rand(2, 3, 8, 8)
@@ -152,8 +152,8 @@ class LayoutBound(nn.Module):
 
 def test_runtime_copy_checks_the_copy_as_it_runs_and_falls_back_to_the_model_as_loaded(caplog) -> None:  # type: ignore[no-untyped-def]
     model = LayoutBound().eval()
-    with caplog.at_level(logging.WARNING, logger="bench.accel"):
-        run = accel.runtime_copy(model, 8)
+    with caplog.at_level(logging.WARNING, logger="bench.fast.runtime_copy"):
+        run = runtime_copy(model, 8)
     assert "the channels_last layout (" in caplog.text and "evaluating it as loaded" in caplog.text
     assert run is not model and not run.conv.weight.is_contiguous(memory_format=torch.channels_last)
     x = torch.rand(2, 3, 8, 8)

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.errors import BenchError
-from bench.folder_lock import hold
+from bench.core.errors import BenchError
+from bench.evaluation.folder_lock import hold
 
 
 def test_a_held_folder_refuses_a_second_writer_until_released(tmp_path: Path) -> None:

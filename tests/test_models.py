@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import models  # noqa: F401
-from bench.registry import MODELS
+from bench.core.registry import MODELS
 from models.base import BenchModel, as_bench_model, true_gradient
 from models.glimpse import glimpse_side, take_glimpse
 from models.mgnet import MGNet
@@ -134,7 +134,7 @@ def test_true_gradient_also_follows_the_glimpse_position_in_the_tokens() -> None
 def test_gradient_shapers_have_one_definition_of_active() -> None:
     """`active` decides both what true_gradient lifts and whether the checks compare gradients, for MGNet's
     shapers and for a user's own GradShaper."""
-    from bench.checks import model_checks
+    from bench.evaluation.model_checks import model_checks
     from models.base import Classifier, GradRescale, GradShaper, GradStop, gradient_shapers
 
     assert not GradRescale(1.0).active and GradRescale(0.02).active
@@ -205,7 +205,7 @@ def test_the_harness_starts_without_importing_torchvision() -> None:
     import subprocess
     import sys
 
-    code = "import sys, bench.cli, bench.runner, bench.train, models; print('torchvision' in sys.modules)"
+    code = "import sys, bench.cli, bench.evaluation.runner, bench.train.loop, models; print('torchvision' in sys.modules)"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.stdout.strip() == "False", res.stderr[-2000:]
 
@@ -226,7 +226,7 @@ def test_train_loss_is_the_mgnet_objective() -> None:
     ("mgnet_r18", 12.345, 12.294), ("mgbase_r18", 12.294, 12.294),
 ])
 def test_parameter_counts_match_the_official_model(name: str, total_m: float, inference_m: float) -> None:
-    from bench.flops import inference_params
+    from bench.cost.flops import inference_params
 
     m = build(name)
     assert round(sum(p.numel() for p in m.parameters()) / 1e6, 3) == total_m

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import models  # noqa: F401
-from bench.errors import BenchError
-from bench.registry import MODELS
-from bench.specs import load
+from bench.core.errors import BenchError
+from bench.core.registry import MODELS
+from bench.load.specs import load
 
 
 class _OneCycleLR:
@@ -145,7 +145,7 @@ def test_shape_mismatch_and_missing_file(tmp_path: Path) -> None:
         load(f"mgnet_r50@official:{path}", "imagenet100", tmp_path)
     with pytest.raises(BenchError, match="does not exist"):
         load(f"mgnet_r18@official:{tmp_path / 'nope.ckpt'}", "imagenet100", tmp_path)
-    from bench.checkpoint import load_weights
+    from bench.load.checkpoint import load_weights
 
     with pytest.raises(BenchError, match=r"^f holds 1 value\(s\) that are not tensors \(e.g. bias: list\)"):
         load_weights(torch.nn.Linear(2, 2), {"weight": torch.zeros(2, 2), "bias": [0.0, 0.0]}, "f")

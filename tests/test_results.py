@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import BenchError
-from bench.results import COLUMNS, KEY_FIELDS, LEGACY_COLUMNS, SCORING, Row, append_rows, read_rows
+from bench.core.errors import BenchError
+from bench.store.results import COLUMNS, KEY_FIELDS, LEGACY_COLUMNS, SCORING, Row, append_rows, read_rows
 
 
 def make_row(**kw: object) -> Row:
@@ -127,7 +127,7 @@ def test_older_files_read_as_unmeasured_and_are_upgraded_on_append(tmp_path: Pat
     # its per-image record, keyed as v1-v3 wrote it (the key then ended at `precision`), is still found
     import hashlib
 
-    from bench import per_image
+    from bench.store import per_image
 
     old_key = tuple(getattr(rows[0], f) for f in KEY_FIELDS[:KEY_FIELDS.index("precision") + 1])
     assert per_image.row_key(rows[0]) == hashlib.sha256(repr(old_key).encode()).hexdigest()[:20]
@@ -210,7 +210,7 @@ def test_the_headline_names_the_seeds_when_its_columns_come_from_runs_of_several
 def test_results_readme_documents_every_column_in_order() -> None:
     import re
 
-    from bench.results import SCHEMA_VERSION
+    from bench.store.results import SCHEMA_VERSION
 
     doc = (Path(__file__).parents[1] / "results" / "README.md").read_text()
     title = f"## `results.csv` schema (v{SCHEMA_VERSION})"
@@ -289,7 +289,7 @@ def test_the_attack_section_names_pgd_by_its_steps_and_keeps_data_sets_apart(tmp
 
 
 def test_the_checks_link_reaches_the_docs_from_any_report_folder(tmp_path: Path) -> None:
-    from bench.checks import CheckRow, append_checks
+    from bench.store.checks import CheckRow, append_checks
     from bench.report.markdown import CHECKS_DOC, _checks_link, _sanity_section
     from bench.report.tables import load_results
 

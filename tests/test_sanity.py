@@ -6,7 +6,7 @@ import dataclasses
 import pandas as pd
 
 from bench.report.sanity import attack_findings
-from bench.results import COLUMNS
+from bench.store.results import COLUMNS
 from tests.test_results import make_row
 
 
@@ -53,7 +53,7 @@ def test_one_image_of_noise_is_tolerated_and_other_subsets_are_not_compared() ->
 def test_rows_on_different_subsets_are_compared_on_shared_images(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import numpy as np
 
-    from bench import per_image
+    from bench.store import per_image
 
     pgd = _att("pgd", 4 / 255, 0.5, n=4)
     aa = _att("autoattack", 4 / 255, 0.0, n=2)
@@ -73,8 +73,8 @@ def test_a_damaged_per_image_record_is_an_error_not_a_silent_misalignment(tmp_pa
     import numpy as np
     import pytest
 
-    from bench import per_image
-    from bench.errors import BenchError
+    from bench.store import per_image
+    from bench.core.errors import BenchError
 
     path = tmp_path / "per_image.csv"
     per_image.append(path, [(_att("pgd", 4 / 255, 0.5, n=4), np.array([1, 3, 5, 7]), np.array([1, 1, 0, 0], bool))])

@@ -6,7 +6,7 @@ import zlib
 import numpy as np
 import pytest
 
-from bench.seeds import image_seed, image_seeds
+from bench.core.seeds import image_seed, image_seeds
 
 
 @pytest.mark.parametrize("seed,tags", [(0, ()), (0, ("perf",)), (7, (3, 5)), (2**33 + 5, ("pgd|linf|{}", 2)),

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench import small_map_grad
-from bench.registry import MODELS
+from bench.fast import small_map_grad
+from bench.core.registry import MODELS
 import models  # noqa: F401  (registers the models)
 
 

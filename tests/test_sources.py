@@ -9,8 +9,8 @@ import torch
 import torchvision
 
 import models  # noqa: F401
-from bench.errors import BenchError
-from bench.specs import expand, load
+from bench.core.errors import BenchError
+from bench.load.specs import expand, load
 from models.resnet import IMAGENET_MEAN, IMAGENET_STD
 
 X = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bench.speed import measure
+from bench.cost.speed import measure
 
 
 class Sleeper(nn.Module):
@@ -36,7 +36,7 @@ def test_clean_rows_carry_speed_and_attack_rows_do_not(tmp_path: Path) -> None:
     import math
 
     from bench.cli import main
-    from bench.results import read_rows
+    from bench.store.results import read_rows
 
     out = tmp_path / "run"
     assert main(["run", "--suite", "smoke", "--models", "mgnet_tiny@random", "--n-images", "4", "--out", str(out),

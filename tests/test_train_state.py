@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import checkpoint, train_state
-from bench import train as train_mod
+from bench.load import checkpoint
+from bench.train import state as train_state
+from bench.train import loop as train_mod
 from bench.data import load_split
-from bench.errors import BenchError
-from bench.specs import load
+from bench.core.errors import BenchError
+from bench.load.specs import load
 from bench.train import Recipe, train
 
 RECIPE = Recipe(epochs=2, batch_size=64, lr=0.05)
@@ -70,7 +71,7 @@ def test_a_state_from_other_settings_or_unreadable_is_not_used(tmp_path: Path, m
         _train(tmp_path, out)
 
     ran = _epochs_run(monkeypatch)
-    with caplog.at_level(logging.WARNING, logger="bench.train_state"):
+    with caplog.at_level(logging.WARNING, logger="bench.train.state"):
         _, meta, _ = checkpoint.load(_train(tmp_path, out, Recipe(epochs=2, batch_size=64, lr=0.1)))
     assert ran == [0, 1] and meta["resumed_after_epoch"] == 0
     assert "other settings" in caplog.text
@@ -79,7 +80,7 @@ def test_a_state_from_other_settings_or_unreadable_is_not_used(tmp_path: Path, m
     state.write_bytes(b"not a torch file")
     ran = _epochs_run(monkeypatch)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="bench.train_state"):
+    with caplog.at_level(logging.WARNING, logger="bench.train.state"):
         _train(tmp_path, out)
     assert ran == [0, 1] and "unreadable" in caplog.text and not state.exists()
 
@@ -95,7 +96,7 @@ def test_a_loss_that_is_not_finite_stops_training_and_names_the_ranks_it_came_fr
         _train(tmp_path, out)
     assert not out.exists()
 
-    from bench import distributed  # two healthy-looking ranks and two that diverged: only those are named
+    from bench.devices import distributed  # two healthy-looking ranks and two that diverged: only those are named
 
     monkeypatch.setattr(distributed, "all_ok", lambda ok: False)
     monkeypatch.setattr(distributed, "gather", lambda obj: [obj, float("nan"), 0.25, float("inf")])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bench.data.imageset import (ArrayImageSet, FolderImageSet, ImageSet, fingerprint, iter_batches, load_arrays,
                                  loader_workers, subset_indices, to_unit)
-from bench.errors import BenchError, unknown
+from bench.core.errors import BenchError, unknown
 
 DATASETS = ("cluttered_fmnist", "imagenet100")
 DEFAULT = "cluttered_fmnist"

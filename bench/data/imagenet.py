@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.data.imageset import FolderImageSet
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
 

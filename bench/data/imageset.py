@@ -63,7 +63,7 @@ class FolderImageSet:
     def get(self, i: int) -> tuple[np.ndarray, int]:
         from PIL import Image
 
-        from bench.errors import BenchError
+        from bench.core.errors import BenchError
 
         try:
             with Image.open(self.paths[i]) as im:
@@ -72,7 +72,7 @@ class FolderImageSet:
                 else:
                     import torch
 
-                    from bench.seeds import image_seed
+                    from bench.core.seeds import image_seed
 
                     with torch.random.fork_rng(devices=[]):
                         torch.manual_seed(image_seed(self.draws[0], i, "train-crop", self.draws[1]))

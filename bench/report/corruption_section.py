@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.card import file_stem
+from bench.core.card import file_stem
 from bench.report import figures
 from bench.report.fmt import md_table, pct
 from bench.report.metrics import COMMON, errors, mce, relative_mce

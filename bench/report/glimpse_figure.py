@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.card import file_stem
-from bench.errors import BenchError
-from bench.glimpses import read
+from bench.core.card import file_stem
+from bench.core.errors import BenchError
+from bench.store.glimpses import read
 from bench.report.figures import plt, save
 
 EXIT_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive")

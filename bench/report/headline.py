@@ -5,7 +5,7 @@ import math
 
 import pandas as pd
 
-from bench.conditions import HEADLINE_EPS
+from bench.core.conditions import HEADLINE_EPS
 from bench.report import corruption_section
 from bench.report.fmt import md_table, pct, pgd_name
 from bench.report.tables import latest

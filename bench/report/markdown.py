@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.card import file_stem
-from bench.conditions import HEADLINE_EPS
+from bench.core.card import file_stem
+from bench.core.conditions import HEADLINE_EPS
 from bench.report import corruption_section, glimpse_figure, headline, html
 from bench.report.figures import accuracy_vs_eps, accuracy_vs_gmacs
 from bench.report.fmt import md_table, pct, pgd_name
 from bench.report.sanity import attack_findings
 from bench.report.tables import clean_table, current, latest, load_results
-from bench.results import SCORING
+from bench.store.results import SCORING
 
 CHECKS_DOC = Path(__file__).resolve().parents[2] / "docs" / "checks.md"
 
@@ -186,7 +186,7 @@ def _glimpse_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
 
 
 def _sanity_section(df: pd.DataFrame, run_dir: Path, images: dict) -> list[str]:  # type: ignore[type-arg]
-    from bench.checks import read_checks
+    from bench.store.checks import read_checks
 
     findings = attack_findings(df, images)
     # one line per finding: a cell killed after its flags were written but before its rows writes them again
@@ -214,7 +214,7 @@ def build(run_dir: Path, baseline: str | None = None) -> Path:
 
     `baseline` names the model mCE is normalised by (default: the run's ResNet baseline).
     """
-    from bench.errors import BenchError, unknown
+    from bench.core.errors import BenchError, unknown
 
     csv = run_dir / "results.csv"
     if not csv.is_file():
@@ -229,7 +229,7 @@ def build(run_dir: Path, baseline: str | None = None) -> Path:
              "Built from `results.csv` alone by `bench report`. Accuracy is top-1 on the evaluated images; "
              "cost is GMACs (multiply-accumulates, 1e9) per image up to the exit, counted by fvcore at batch 1 "
              "(GFLOPs ≈ 2 × GMACs); parameters exclude training-only heads.", ""]
-    from bench import per_image
+    from bench.store import per_image
 
     images = per_image.read(run_dir / "per_image.csv")
     for r in df.itertuples():  # an edited record would silently change the tables computed on shared images

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.results import COLUMNS, read_rows
+from bench.store.results import COLUMNS, read_rows
 
 
 def load_results(path: Path) -> pd.DataFrame:
-    """The results CSV as a frame with the schema's types (validated by bench.results)."""
-    from bench.per_image import row_key
+    """The results CSV as a frame with the schema's types (validated by bench.store.results)."""
+    from bench.store.per_image import row_key
 
     rows = read_rows(path)
     df = pd.DataFrame([[getattr(r, c) for c in COLUMNS] for r in rows], columns=list(COLUMNS))

@@ -10,9 +10,9 @@ from types import ModuleType
 
 from torch import nn
 
-from bench.card import ModelCard
-from bench.errors import BenchError
-from bench.registry import MODELS
+from bench.core.card import ModelCard
+from bench.core.errors import BenchError
+from bench.core.registry import MODELS
 from models.sources.imagenet100_head import classifier_of
 
 

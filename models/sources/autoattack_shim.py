@@ -55,7 +55,7 @@ def install() -> None:
 
 def import_robustbench() -> types.ModuleType:
     """`robustbench` with the adapter installed; a clear error when its imports still fail."""
-    from bench.errors import BenchError
+    from bench.core.errors import BenchError
 
     install()
     try:

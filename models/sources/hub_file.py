@@ -8,8 +8,8 @@ from typing import Callable
 
 import torch
 
-from bench import checkpoint
-from bench.errors import BenchError, first_line
+from bench.load import checkpoint
+from bench.core.errors import BenchError, first_line
 
 _HUB_HASH = re.compile(r"-([a-f0-9]{6,})\.")  # torch.hub's convention: name-<sha256 prefix>.ext
 _SHA256 = re.compile(r"^[a-f0-9]{64}$")

@@ -12,9 +12,9 @@ from typing import Callable
 
 from torch import nn
 
-from bench import checkpoint
-from bench.card import ModelCard
-from bench.errors import BenchError, first_line, unknown
+from bench.load import checkpoint
+from bench.core.card import ModelCard
+from bench.core.errors import BenchError, first_line, unknown
 from models.sources.autoattack_shim import import_robustbench
 from models.sources.imagenet100_head import bench_classes, for_imagenet100
 

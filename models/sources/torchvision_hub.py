@@ -7,9 +7,9 @@ import torch
 import torchvision
 from torch import nn
 
-from bench import checkpoint
-from bench.card import ModelCard
-from bench.errors import BenchError, unknown
+from bench.load import checkpoint
+from bench.core.card import ModelCard
+from bench.core.errors import BenchError, unknown
 from models.sources.hub_file import hub_cache_path, load_file, verify_hub_file
 from models.sources.imagenet100_head import bench_classes, for_imagenet100
 

@@ -1,0 +1,66 @@
+"""A condition's extra settings: a frozen, hashable mapping, written as canonical JSON only in a row."""
+from __future__ import annotations
+
+import json
+from typing import Iterator, Mapping, Union
+
+Scalar = Union[bool, int, float, str]
+
+
+def canonical_json(obj: object) -> str:
+    """Stable JSON for key columns: sorted keys, no spaces."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+class Params(Mapping[str, Scalar]):
+    """Settings of a condition beyond its columns (early stopping, AutoAttack's version, a transfer source)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, Scalar] | None = None, **more: Scalar) -> None:
+        merged = {**(items or {}), **more}
+        for key, value in merged.items():
+            if not isinstance(value, (bool, int, float, str)):
+                raise TypeError(f"condition parameter {key!r} must be a bool, number or text, got {value!r}")
+        self._items = tuple(sorted(merged.items()))
+
+    @classmethod
+    def parse(cls, text: str) -> Params:
+        """The Params a row's `params` column holds."""
+        value = json.loads(text)
+        if not isinstance(value, dict):
+            raise ValueError(f"params is not a JSON object: {text[:40]!r}")
+        return cls(value)
+
+    def json(self) -> str:
+        """The row's `params` column: canonical JSON."""
+        return canonical_json(dict(self._items))
+
+    def replace(self, **changes: Scalar) -> Params:
+        """A copy with these keys set."""
+        return Params(dict(self._items), **changes)
+
+    def without(self, *keys: str) -> Params:
+        """A copy without these keys."""
+        return Params({k: v for k, v in self._items if k not in keys})
+
+    def __getitem__(self, key: str) -> Scalar:
+        for k, v in self._items:
+            if k == key:
+                return v
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, _ in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self._items) == dict(other.items())
+
+    def __repr__(self) -> str:
+        return f"Params({dict(self._items)!r})"

@@ -1,0 +1,1 @@
+"""What a model costs: multiply-accumulates, parameters, latency, throughput and FLOP utilisation."""

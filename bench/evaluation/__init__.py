@@ -1,0 +1,1 @@
+"""A run: plan the cells, score each (model, condition) per image, write the rows."""

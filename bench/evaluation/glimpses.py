@@ -1,0 +1,89 @@
+"""Where a glimpse model looks: each exit's box on a few test images, clean, corrupted and attacked.
+
+The boxes go to glimpses.csv and the inputs to examples/glimpses/*.png; the report draws them from
+those files alone. PGD here is the strict PGD-10 at 4/255 on the last exit.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from attacks import LogitsGuard, PassCounter, attack_mode
+from attacks.pgd import PGD
+from bench.core.card import file_stem
+from bench.core.conditions import HEADLINE_EPS, Condition
+from bench.core.seeds import image_seeds
+from bench.data import ImageSet, iter_batches, subset_indices, to_unit
+from bench.store import glimpses
+from models.base import true_gradient
+
+if TYPE_CHECKING:
+    from bench.evaluation.setup import Setup
+
+N_EXAMPLES = 4
+
+
+def _save_strip(x: torch.Tensor, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = (x.detach().clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy())
+    Image.fromarray(np.concatenate(list(arr), axis=1)).save(path)
+
+
+def record(lm: Any, images: ImageSet, dataset: str, seed: int, out: Path, device: torch.device,
+           corrupted: tuple[Condition, ImageSet, Any] | None, attack: bool) -> int:
+    """Store the boxes of a model with glimpses (no-op for others or when stored); returns rows written."""
+    path = out / "glimpses.csv"
+    if any(g.model == lm.card.name and g.weights == lm.weights and g.dataset == dataset for g in glimpses.read(path)):
+        return 0
+    model = lm.model.to(device).eval()
+    idx, _ = subset_indices(len(images), N_EXAMPLES)
+    _, imgs, labels = next(iter_batches(images, idx, N_EXAMPLES, 0))
+    x = to_unit(imgs, device)
+    with torch.inference_mode():
+        if model.exits(x[:1]).boxes is None:
+            model.cpu()
+            return 0
+    inputs = {"clean": x}
+    if corrupted is not None:
+        cond, cset, positions = corrupted
+        _, cimgs, _ = next(iter_batches(cset, positions, N_EXAMPLES, 0))
+        inputs[f"{cond.name}-{cond.severity}"] = to_unit(cimgs, device)
+    if attack:
+        y = torch.from_numpy(labels).to(device)
+        view = model.at_exit(model.n_exits)
+        seeds = torch.from_numpy(image_seeds(seed, idx, "glimpses", model.n_exits))
+        with true_gradient(model), attack_mode(model):
+            inputs["pgd-linf-4/255"] = PGD(HEADLINE_EPS, HEADLINE_EPS / 4, 10)(PassCounter(LogitsGuard(view)), x, y,
+                                                                                seeds=seeds)
+    rows = []
+    for name, xi in inputs.items():
+        rel = f"examples/glimpses/{file_stem(lm.card.name)}-{file_stem(lm.weights)}-{file_stem(name)}.png"
+        _save_strip(xi, out / rel)
+        with torch.inference_mode():
+            ex = model.exits(xi)
+        preds = ex.logits.argmax(-1).cpu().numpy()
+        boxes = ex.boxes.cpu().numpy()
+        rows += [glimpses.Glimpse(lm.card.name, lm.weights, dataset, name, int(i), int(lab), t + 1, int(preds[t, n]),
+                         *map(float, boxes[t, n]), rel)
+                 for n, (i, lab) in enumerate(zip(idx, labels)) for t in range(boxes.shape[0])]
+    model.cpu()
+    glimpses.append(path, rows)
+    return len(rows)
+
+
+def record_glimpses(setup: Setup, lm: Any, out: Path) -> None:
+    """Glimpse boxes on example images under the run's kinds of condition (models with glimpses only)."""
+    cells = setup.cells
+    corr = next((c.condition for c in cells if c.condition.kind == "corruption"), None)
+    example = None
+    if corr is not None:
+        corr = dataclasses.replace(corr, severity=3)
+        cset, positions, _, _ = setup.corrupted.images(corr, N_EXAMPLES)
+        example = (corr, cset, positions)
+    record(lm, setup.images, setup.cfg.dataset, setup.cfg.seed, out, setup.device, example,
+           attack=any(c.condition.kind == "attack" for c in cells))

@@ -1,0 +1,165 @@
+"""Model specs -> ready models: `NAME[@WEIGHTS]`, `file.py[:factory]`, `pkg.module:factory`, and other
+libraries' models `tv:NAME[@ENUM|@FILE]`, `timm:NAME[@FILE]`, `rb:[DATASET/THREAT/]NAME` (models/sources).
+
+WEIGHTS is empty (the cached checkpoint that `bench train` wrote for the data set), `random`
+(seeded initialisation), a path to one of our checkpoints, or `official:PATH` (Lightning file).
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.load import checkpoint
+from bench.core.card import ModelCard
+from bench.core.errors import BenchError
+from bench.core.registry import MODELS
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """A built model in eval mode, with the card and the label of its weights."""
+
+    spec: str
+    card: ModelCard
+    model: Any  # models.base.BenchModel
+    weights: str
+    meta: dict
+
+
+def default_checkpoint(cache: Path, dataset: str, name: str) -> Path:
+    """Where `bench train` keeps the weights of model `name` trained on `dataset`."""
+    return cache / "checkpoints" / dataset / f"{name}.pt"
+
+
+EXTERNAL_SOURCES = ("torchvision", "timm", "robustbench")
+
+_IMPORTED: dict[str, tuple[Any, list[str]]] = {}
+
+
+def _import_user(target: str) -> list[str]:
+    """Import a user's file or module once; return the names of the models the spec points at."""
+    module_part, factory = (target, "") if target.endswith(".py") else target.rsplit(":", 1)
+    if module_part not in _IMPORTED:
+        before = set(MODELS.names())
+        try:
+            if module_part.endswith(".py"):
+                path = Path(module_part)
+                if not path.is_file():
+                    raise BenchError(f"model file {path} does not exist")
+                spec = importlib.util.spec_from_file_location(f"bench_user.{path.stem}", path)
+                assert spec is not None and spec.loader is not None
+                mod = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(mod)
+            else:
+                mod = importlib.import_module(module_part)
+        except BenchError:
+            raise
+        except Exception as e:  # noqa: BLE001  (a user's file can raise anything)
+            raise BenchError(f"importing {module_part} failed: {type(e).__name__}: {e}") from None
+        _IMPORTED[module_part] = (mod, sorted(set(MODELS.names()) - before))
+    mod, registered = _IMPORTED[module_part]
+    if not factory:
+        if not registered:
+            raise BenchError(f"{target} registers no model: decorate a factory with @bench.register_model(...)")
+        return registered
+    fn = getattr(mod, factory, None)
+    if fn is None:
+        raise BenchError(f"{module_part} has no attribute {factory!r}")
+    names = [n for n in MODELS.names() if MODELS.get(n).build is fn]
+    if not names:
+        raise BenchError(f"{module_part}:{factory} is not registered: decorate it with "
+                         "@bench.register_model(name, num_classes=..., input_size=..., mean=..., std=...)")
+    return names
+
+
+def _split(spec: str) -> tuple[str, str, str]:
+    """(model part, "@", weights part) at the first "@", unless a model file's path holds one (`proj@v2/net.py`)."""
+    for i in [i for i, c in enumerate(spec) if c == "@"][1:] + [len(spec)]:
+        file_part = spec[:i].rpartition(".py:")[0] + ".py" if ".py:" in spec[:i] else spec[:i]
+        if "@" in file_part and file_part.endswith(".py") and Path(file_part).is_file():
+            return spec[:i], spec[i:i + 1], spec[i + 1:]
+    return spec.partition("@")
+
+
+def expand(spec: str) -> list[str]:
+    """Registry names behind one spec (a user file may register several), each with its weights part."""
+    import models  # noqa: F401  (registers the built-in models)
+    from models import sources
+
+    target, at, weights = _split(spec)
+    if target in MODELS:
+        return [spec]
+    if sources.is_external(target):
+        return [sources.register(target) + at + weights]
+    if target.endswith(".py") or ":" in target:
+        return [n + at + weights for n in _import_user(target)]
+    MODELS.get(target)  # raises with close matches
+    return [spec]
+
+
+def check_fits(lm: LoadedModel, n_classes: int, image_shape: tuple[int, ...], dataset: str) -> None:
+    """Refuse a model whose class count or input size differs from the data set's, before any work is done."""
+    if lm.card.num_classes != n_classes:
+        raise BenchError(f"{lm.card.name} has {lm.card.num_classes} classes but {dataset} has {n_classes}")
+    if tuple(image_shape[:2]) != (lm.card.input_size, lm.card.input_size):
+        raise BenchError(f"{lm.card.name} takes {lm.card.input_size}-px images but {dataset} has "
+                         f"{image_shape[0]}x{image_shape[1]}")
+
+
+def load(spec: str, dataset: str, cache: Path, init_seed: int = 0) -> LoadedModel:
+    """Build the model named by a registry spec and load its weights (eval mode, CPU); `init_seed` seeds the
+    initialisation (`@random` is seed 0; `bench train --seed` starts from its own)."""
+    from models.base import as_bench_model
+
+    name, _, weights = spec.partition("@")
+    card = MODELS.get(name)
+    meta: dict = {}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(init_seed)  # `@random` means the same random weights every time
+        try:
+            net = card.build()
+            model = as_bench_model(net, card.mean, card.std)
+        except BenchError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise BenchError(f"building model {name!r} failed: {type(e).__name__}: {e}") from None
+    if model.n_exits != len(card.exits):
+        raise BenchError(f"{name}: its card declares exits {card.exits} but the model has {model.n_exits}")
+    if weights == "random":
+        label = "random"
+    elif card.source in EXTERNAL_SOURCES:
+        from models import sources
+
+        label, meta = sources.load(card, net, weights, cache)
+    elif weights.startswith("official:"):
+        from models import official
+        from models.mgnet import MGNet
+
+        path = Path(weights[len("official:"):])
+        if not isinstance(model, MGNet):
+            raise BenchError(f"official checkpoints hold MGNet models; {name} is not one")
+        sd, hp, epoch = official.read(path)
+        official.check_hparams(model, hp, path)
+        checkpoint.load_weights(model, sd, f"official checkpoint {path}")
+        meta = {"epoch": epoch, "hyper_parameters": {k: str(v) for k, v in hp.items()}}
+        label = "official:" + checkpoint.sha256(path)[:12]
+    else:
+        path = Path(weights) if weights else default_checkpoint(cache, dataset, name)
+        if not weights and not path.is_file():
+            if card.data and card.data != dataset:
+                raise BenchError(f"{name} is made for {card.data} ({card.num_classes} classes, {card.input_size} px), "
+                                 f"not {dataset}: choose a model made for it (`bench models`)")
+            raise BenchError(f"no trained weights for {name} on {dataset}: run `bench train {name} --data {dataset}`, "
+                             f"or evaluate untrained with {name}@random")
+        sd, meta, digest = checkpoint.load(path)
+        if meta.get("model") not in (None, name):
+            raise BenchError(f"checkpoint {path} was trained for {meta['model']}, not {name}")
+        checkpoint.load_weights(model, sd, f"checkpoint {path}")
+        label = digest[:12]
+    model.eval()
+    return LoadedModel(spec=spec, card=card, model=model, weights=label, meta=meta)
