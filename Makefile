@@ -22,7 +22,10 @@ data:
 	  || echo "warning: could not install$$missing; 'bench train --download' can fetch Fashion-MNIST"; \
 	else echo "note: no root apt: install$$missing (or set BENCH_FMNIST_DIR / use --download)"; fi
 
+# ruff first: lint and layout take seconds, the tests minutes
 test:
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest
 
 test-all:

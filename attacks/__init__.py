@@ -1,12 +1,15 @@
 """Adversarial attacks behind one contract, built from a results Condition by (name, source).
 
-A new attack: one file in this folder (clean [0,1] images in, adversarial [0,1] images out), then one
-`ATTACKS.register` line below saying how to build it from a Condition and how the harness scores it.
+A new attack: one file in this folder (clean [0,1] images in, adversarial [0,1] images out), then
+one `ATTACKS.register` line below saying how to build it from a Condition and how the harness scores
+it.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from attacks.autoattack import AutoAttack
 from attacks.base import Attack, LogitsGuard, PassCounter, attack_mode, check_args, project
@@ -25,9 +28,9 @@ Mode = Literal["white_box", "transfer", "cascade"]
 class AttackEntry:
     """How to build an attack from its condition, and how its adversarial images are scored.
 
-    white_box: crafted on the model being scored (under the strict protocol, on each exit's own view);
-    transfer: crafted on another model of the run; cascade: a sequence of attacks that returns per-image
-    robust flags (AutoAttack).
+    white_box: crafted on the model being scored (under the strict protocol, on each exit's own
+    view); transfer: crafted on another model of the run; cascade: a sequence of attacks that
+    returns per-image robust flags (AutoAttack).
     """
 
     build: Callable[[Condition], Any]
@@ -35,15 +38,22 @@ class AttackEntry:
 
 
 def _torchattacks_pgd(c: Condition) -> TorchattacksAttack:
-    """torchattacks' PGD or PGDL2; a condition asking for restarts is refused, not run without them."""
+    """torchattacks' PGD or PGDL2; a condition asking for restarts is refused, not run without
+    them."""
     if c.restarts > 1:
         raise BenchError("torchattacks' PGD has no restarts: run restarts with the bench backend")
     return TorchattacksAttack("pgd", c.epsilon, c.norm or "linf", c.step_size, c.steps)
 
 
 def _pgd(c: Condition) -> PGD:
-    return PGD(c.epsilon, c.step_size, c.steps, c.norm or "linf", max(c.restarts, 1),
-               early_stop=bool(c.params.get("early_stop", False)))
+    return PGD(
+        c.epsilon,
+        c.step_size,
+        c.steps,
+        c.norm or "linf",
+        max(c.restarts, 1),
+        early_stop=bool(c.params.get("early_stop", False)),
+    )
 
 
 def _autoattack(c: Condition) -> AutoAttack:
@@ -53,10 +63,15 @@ def _autoattack(c: Condition) -> AutoAttack:
 ATTACKS: Registry[AttackEntry] = Registry("attack")
 ATTACKS.register("fgsm", AttackEntry(lambda c: FGSM(c.epsilon), "white_box"))
 ATTACKS.register("pgd", AttackEntry(_pgd, "white_box"))
-ATTACKS.register("transfer_pgd", AttackEntry(_pgd, "transfer"))  # no early_stop in its params: every step
-ATTACKS.register("paper_pgd", AttackEntry(lambda c: PaperPGD(c.epsilon, c.step_size, c.steps), "white_box"))
-ATTACKS.register("fgsm@torchattacks",
-                 AttackEntry(lambda c: TorchattacksAttack("fgsm", c.epsilon), "white_box"))
+ATTACKS.register(
+    "transfer_pgd", AttackEntry(_pgd, "transfer")
+)  # no early_stop in its params: every step
+ATTACKS.register(
+    "paper_pgd", AttackEntry(lambda c: PaperPGD(c.epsilon, c.step_size, c.steps), "white_box")
+)
+ATTACKS.register(
+    "fgsm@torchattacks", AttackEntry(lambda c: TorchattacksAttack("fgsm", c.epsilon), "white_box")
+)
 ATTACKS.register("pgd@torchattacks", AttackEntry(_torchattacks_pgd, "white_box"))
 ATTACKS.register("autoattack@pyautoattack", AttackEntry(_autoattack, "cascade"))
 
@@ -72,5 +87,20 @@ def build(cond: Condition) -> Any:
     return entry(cond).build(cond)
 
 
-__all__ = ["ATTACKS", "Attack", "AttackEntry", "AutoAttack", "FGSM", "LogitsGuard", "PGD", "PaperPGD",
-           "PassCounter", "TorchattacksAttack", "attack_mode", "build", "check_args", "entry", "project"]
+__all__ = [
+    "ATTACKS",
+    "Attack",
+    "AttackEntry",
+    "AutoAttack",
+    "FGSM",
+    "LogitsGuard",
+    "PGD",
+    "PaperPGD",
+    "PassCounter",
+    "TorchattacksAttack",
+    "attack_mode",
+    "build",
+    "check_args",
+    "entry",
+    "project",
+]

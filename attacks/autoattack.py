@@ -8,6 +8,7 @@ flags and finished chunks are written to a JSON state file after every chunk, so
 continues where it stopped and gives the same flags as an uninterrupted one. The number of target
 classes is min(9, K − 1): it never grows with K and works below 10 classes.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,9 +16,11 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ContextManager, Iterator, Literal, Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -31,16 +34,20 @@ RAND = ("apgd-ce", "apgd-dlr")
 
 @dataclass
 class Flags:
-    """AutoAttack's checks as they were raised (pyautoattack logs them as warnings), and how many images were still
-    robust after each attack of the cascade (for the Square check over a whole cell's shares)."""
+    """AutoAttack's checks as they were raised (pyautoattack logs them as warnings), and how many
+    images were still robust after each attack of the cascade (for the Square check over a whole
+    cell's shares)."""
 
     messages: list[str] = field(default_factory=list)
     robust_after: dict[str, int] = field(default_factory=dict)
-    resumed_seconds: float = 0.0  # the time an interrupted run spent on this cell before the state was saved
+    resumed_seconds: float = (
+        0.0  # the time an interrupted run spent on this cell before the state was saved
+    )
 
 
 def square_flags(robust_after: dict[str, int], n: int) -> list[str]:
-    """pyautoattack's Square check (did Square break images the white-box attacks left?) on a cell's counts."""
+    """pyautoattack's Square check (did Square break images the white-box attacks left?) on a cell's
+    counts."""
     from pyautoattack import checks
 
     flags = Flags()
@@ -77,8 +84,8 @@ class AutoAttack:
             raise ValueError(f"unknown AutoAttack version {self.version!r} (standard, rand)")
 
     def attacks(self, n_classes: int) -> tuple[str, ...]:
-        """The cascade for this class count: targeted DLR needs at least 4 classes, DLR 3; FAB-T targets the K-1
-        others, so it runs from 2."""
+        """The cascade for this class count: targeted DLR needs at least 4 classes, DLR 3; FAB-T
+        targets the K-1 others, so it runs from 2."""
         names = STANDARD if self.version == "standard" else RAND
         if n_classes < 4:
             names = tuple(a for a in names if a != "apgd-t")
@@ -89,24 +96,41 @@ class AutoAttack:
     def _objects(self, model: nn.Module, n_classes: int, device: torch.device):  # type: ignore[no-untyped-def]
         from pyautoattack import AutoAttack as PyAA
 
-        aa = PyAA(model, eps=self.eps, norm="Linf" if self.norm == "linf" else "L2", seed=0,
-                  version=self.version, device=device)
+        aa = PyAA(
+            model,
+            eps=self.eps,
+            norm="Linf" if self.norm == "linf" else "L2",
+            seed=0,
+            version=self.version,
+            device=device,
+        )
         targets = max(1, min(9, n_classes - 1))
         aa.apgd_targeted.n_target_classes = targets
         aa.fab.n_target_classes = targets
         return aa
 
-    def robust(self, model: nn.Module, x: Tensor, y: Tensor, *, seed: int, batch_size: int,
-               state: Path | None = None, flags: Flags | None = None,
-               progress: Callable[[str], None] | None = None, chunk_ids: Sequence[int] | None = None,
-               chunk_context: Callable[[int], ContextManager[object]] | None = None) -> Tensor:
+    def robust(
+        self,
+        model: nn.Module,
+        x: Tensor,
+        y: Tensor,
+        *,
+        seed: int,
+        batch_size: int,
+        state: Path | None = None,
+        flags: Flags | None = None,
+        progress: Callable[[str], None] | None = None,
+        chunk_ids: Sequence[int] | None = None,
+        chunk_context: Callable[[int], AbstractContextManager[object]] | None = None,
+    ) -> Tensor:
         """Per-image robustness (N,) bool of `model` on (x, y), resuming from `state` if it exists.
 
-        `chunk_ids` are the cell-wide numbers of x's chunks when x is one or all of a cell's shares (they seed each
-        chunk). With them, pyautoattack's input checks run only on the share holding chunk 0 (the images a single
-        process checks), and the Square check is left to the caller, over the whole cell's `flags.robust_after`.
-        `chunk_context(n)` is entered around each attack on a chunk's n images still robust: the caller's way to
-        choose kernels for small batches (bench/fast/cpu_kernels.py).
+        `chunk_ids` are the cell-wide numbers of x's chunks when x is one or all of a cell's shares
+        (they seed each chunk). With them, pyautoattack's input checks run only on the share holding
+        chunk 0 (the images a single process checks), and the Square check is left to the caller,
+        over the whole cell's `flags.robust_after`. `chunk_context(n)` is entered around each attack
+        on a chunk's n images still robust: the caller's way to choose kernels for small batches
+        (bench/fast/cpu_kernels.py).
         """
         from pyautoattack import checks
 
@@ -115,17 +139,24 @@ class AutoAttack:
         x = x.contiguous()  # the library .view()s gradients shaped like x
         device = x.device
         first = not chunk_ids or chunk_ids[0] == 0
-        probe = model.model if isinstance(model, PassCounter) else model  # not a pass of the attack: not counted
+        probe = (
+            model.model if isinstance(model, PassCounter) else model
+        )  # not a pass of the attack: not counted
         with torch.no_grad():
             n_classes = probe(x[:1]).shape[1]
         names = self.attacks(n_classes)
         saved = _load_state(state, names, len(x), self)
         robust = torch.tensor(saved["robust"], dtype=torch.bool) if saved else None
         done: dict[str, list[int]] = saved["done"] if saved else {a: [] for a in names}
-        counts: dict[str, int] = saved["counts"] if saved else {}  # robust after each finished attack
+        counts: dict[str, int] = (
+            saved["counts"] if saved else {}
+        )  # robust after each finished attack
         flags = flags if flags is not None else Flags()
-        flags.messages += saved["messages"] if saved else []  # the input checks ran before the interruption
-        # the passes and time spent before an interruption, so a resumed cell's rows count the whole attack
+        flags.messages += (
+            saved["messages"] if saved else []
+        )  # the input checks ran before the interruption
+        # the passes and time spent before an interruption, so a resumed cell's rows count the whole
+        # attack
         spent = saved["spent"] if saved else {"n_forward": 0, "n_backward": 0, "seconds": 0.0}
         counter = model if isinstance(model, PassCounter) else None
         if counter is not None:
@@ -139,8 +170,17 @@ class AutoAttack:
             now = {"seconds": flags.resumed_seconds + time.perf_counter() - began}
             if counter is not None:
                 now.update(n_forward=counter.n_forward, n_backward=counter.n_backward)
-            _save_state(state, self, names, robust, done=done, counts=counts, messages=flags.messages,
-                        spent={**spent, **now})
+            _save_state(
+                state,
+                self,
+                names,
+                robust,
+                done=done,
+                counts=counts,
+                messages=flags.messages,
+                spent={**spent, **now},
+            )
+
         log = logging.getLogger("auto-attack")
         handler = _Capture(flags)
         log.addHandler(handler)
@@ -148,13 +188,21 @@ class AutoAttack:
             aa = self._objects(model, n_classes, device)
             if robust is None:
                 if first:
-                    if self.version != "rand":  # as pyautoattack: a randomized model is what "rand" is for
-                        checks.check_randomized(model, x[:batch_size], y[:batch_size], bs=batch_size, logger=log)
+                    if (
+                        self.version != "rand"
+                    ):  # as pyautoattack: a randomized model is what "rand" is for
+                        checks.check_randomized(
+                            model, x[:batch_size], y[:batch_size], bs=batch_size, logger=log
+                        )
                     checks.check_range_output(model, x[:batch_size], logger=log)
                     checks.check_dynamic(model, x[:batch_size], False, logger=log)
                 with torch.no_grad():
-                    robust = torch.cat([model(x[s:s + batch_size]).argmax(1).eq(y[s:s + batch_size]).cpu()
-                                        for s in range(0, len(x), batch_size)])
+                    robust = torch.cat(
+                        [
+                            model(x[s : s + batch_size]).argmax(1).eq(y[s : s + batch_size]).cpu()
+                            for s in range(0, len(x), batch_size)
+                        ]
+                    )
                 counts["clean"] = int(robust.sum())
                 save()
             chunks = range(-(-len(x) // batch_size))
@@ -163,12 +211,14 @@ class AutoAttack:
                     if c in done[name]:
                         continue
                     lo = c * batch_size
-                    idx = lo + robust[lo:lo + batch_size].nonzero().squeeze(1)
+                    idx = lo + robust[lo : lo + batch_size].nonzero().squeeze(1)
                     if len(idx):
                         chunk_seed = image_seed(seed, chunk_ids[c] if chunk_ids else c, name)
                         with (chunk_context or _no_context)(len(idx)):
                             adv = self._run_one(aa, name, x[idx], y[idx], chunk_seed, device)
-                            check_in_threat_model(x[idx], adv, self.eps, self.norm, f"AutoAttack's {name}")
+                            check_in_threat_model(
+                                x[idx], adv, self.eps, self.norm, f"AutoAttack's {name}"
+                            )
                             with torch.no_grad():
                                 still = model(adv).argmax(1).eq(y[idx]).cpu()
                         robust[idx] = still
@@ -212,7 +262,13 @@ def _no_context(n: int) -> Iterator[None]:
 
 
 def _fingerprint(names: tuple[str, ...], n: int, atk: AutoAttack) -> dict:
-    return {"attacks": list(names), "n": n, "eps": atk.eps, "norm": atk.norm, "version": atk.version}
+    return {
+        "attacks": list(names),
+        "n": n,
+        "eps": atk.eps,
+        "norm": atk.norm,
+        "version": atk.version,
+    }
 
 
 def _load_state(path: Path | None, names: tuple[str, ...], n: int, atk: AutoAttack) -> dict | None:
@@ -222,19 +278,32 @@ def _load_state(path: Path | None, names: tuple[str, ...], n: int, atk: AutoAtta
         data = json.loads(path.read_text())
     except ValueError:
         return None  # a torn state file: start the cell again
-    if (data.get("fingerprint") != _fingerprint(names, n, atk)
-            or not {"done", "counts", "messages", "spent"} <= data.keys()):
-        return None  # another cell's, or an older format without the counts, messages or passes: start again
+    if (
+        data.get("fingerprint") != _fingerprint(names, n, atk)
+        or not {"done", "counts", "messages", "spent"} <= data.keys()
+    ):
+        # another cell's, or an older format without the counts, messages or passes: start again
+        return None
     data["done"] = {k: list(v) for k, v in data["done"].items()}
     return data
 
 
-def _save_state(path: Path | None, atk: AutoAttack, names: tuple[str, ...], robust: Tensor, **parts: object) -> None:
-    """Write the cell's progress (robust flags and `parts`: attacks' finished chunks, counts, messages) atomically."""
+def _save_state(
+    path: Path | None, atk: AutoAttack, names: tuple[str, ...], robust: Tensor, **parts: object
+) -> None:
+    """Write the cell's progress (robust flags and `parts`: attacks' finished chunks, counts,
+    messages) atomically."""
     if path is None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({"fingerprint": _fingerprint(names, len(robust), atk), "robust": robust.tolist(),
-                               **parts}))
+    tmp.write_text(
+        json.dumps(
+            {
+                "fingerprint": _fingerprint(names, len(robust), atk),
+                "robust": robust.tolist(),
+                **parts,
+            }
+        )
+    )
     os.replace(tmp, path)

@@ -3,11 +3,13 @@
 An attack maps clean [0,1] images to adversarial [0,1] images. It sees a model that returns one
 logits tensor (N, K) from [0,1] inputs; normalization stays inside the model.
 """
+
 from __future__ import annotations
 
 import contextlib
 import math
-from typing import Iterator, Protocol
+from collections.abc import Iterator
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
@@ -28,8 +30,10 @@ def check_args(eps: float, norm: str, steps: int = 1, step_size: float = 0.0) ->
     if norm not in NORMS:
         raise BenchError(f"unknown norm {norm!r} (known: {', '.join(NORMS)})")
     if not math.isfinite(eps) or eps < 0 or (norm == "linf" and eps > 1):
-        raise BenchError(f"epsilon must be in [0, 1] for linf (pixel units; 4/255 = {4 / 255:.5f}) "
-                         f"and non-negative for l2, got {eps}")
+        raise BenchError(
+            f"epsilon must be in [0, 1] for linf (pixel units; 4/255 = {4 / 255:.5f}) "
+            f"and non-negative for l2, got {eps}"
+        )
     if steps < 1:
         raise BenchError(f"steps must be positive, got {steps}")
     if step_size < 0:
@@ -53,16 +57,26 @@ def l2_norms(d: Tensor) -> Tensor:
     return d.flatten(1).norm(p=2, dim=1).view(-1, *([1] * (d.ndim - 1)))
 
 
-def check_in_threat_model(x: Tensor, x_adv: Tensor, eps: float, norm: str, who: str, tol: float = 1e-5) -> None:
-    """Refuse another library's adversarial images outside the ε-ball or [0,1]: they would count illegal breaks."""
+def check_in_threat_model(
+    x: Tensor, x_adv: Tensor, eps: float, norm: str, who: str, tol: float = 1e-5
+) -> None:
+    """Refuse another library's adversarial images outside the ε-ball or [0,1]: they would count
+    illegal breaks."""
     x_adv = x_adv.detach()
     d = (x_adv - x.detach()).flatten(1)
     size = d.abs().amax(1) if norm == "linf" else d.norm(p=2, dim=1)
     worst = float(size.max()) if len(size) else 0.0
     lo, hi = (float(x_adv.min()), float(x_adv.max())) if x_adv.numel() else (0.0, 1.0)
-    if not torch.isfinite(x_adv).all() or worst > eps * (1 + tol) + tol or lo < -tol or hi > 1 + tol:
-        raise BenchError(f"{who} returned images outside the threat model (largest {norm} perturbation "
-                         f"{worst:.6g} for ε = {eps:.6g}, values in [{lo:.6g}, {hi:.6g}]): they are not scored")
+    if (
+        not torch.isfinite(x_adv).all()
+        or worst > eps * (1 + tol) + tol
+        or lo < -tol
+        or hi > 1 + tol
+    ):
+        raise BenchError(
+            f"{who} returned images outside the threat model (largest {norm} perturbation "
+            f"{worst:.6g} for ε = {eps:.6g}, values in [{lo:.6g}, {hi:.6g}]): they are not scored"
+        )
 
 
 def project(x: Tensor, x_adv: Tensor, eps: float, norm: str) -> Tensor:
@@ -86,16 +100,23 @@ class LogitsGuard(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out = self.model(x)
         if not isinstance(out, Tensor):
-            raise BenchError(f"model returned {type(out).__name__}; attacks need a tensor of logits (N, K)")
+            raise BenchError(
+                f"model returned {type(out).__name__}; attacks need a tensor of logits (N, K)"
+            )
         if out.ndim != 2 or out.shape[0] != x.shape[0]:
-            raise BenchError(f"model returned shape {tuple(out.shape)}; attacks need logits ({x.shape[0]}, K)")
+            raise BenchError(
+                f"model returned shape {tuple(out.shape)}; attacks need logits ({x.shape[0]}, K)"
+            )
         if not self._checked:
             with torch.no_grad():
                 probs = bool(((out >= 0) & (out <= 1)).all()) and bool(
-                    torch.allclose(out.sum(1), torch.ones_like(out[:, 0]), atol=1e-4))
+                    torch.allclose(out.sum(1), torch.ones_like(out[:, 0]), atol=1e-4)
+                )
             if probs:
-                raise BenchError("model outputs look like probabilities (in [0,1], rows sum to 1); "
-                                 "return logits: cross-entropy on probabilities gives vanishing gradients")
+                raise BenchError(
+                    "model outputs look like probabilities (in [0,1], rows sum to 1); "
+                    "return logits: cross-entropy on probabilities gives vanishing gradients"
+                )
             self._checked = True
         return out
 
@@ -130,13 +151,16 @@ class PassCounter(nn.Module):
         out = self.model(x)
         self.n_forward += x.shape[0]
         if out.requires_grad:
-            out.register_hook(lambda g: self._backward.append(g.detach().flatten(1).ne(0).any(1).sum()))
+            out.register_hook(
+                lambda g: self._backward.append(g.detach().flatten(1).ne(0).any(1).sum())
+            )
         return out
 
 
 @contextlib.contextmanager
 def attack_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode and frozen weights for the attack; every module's flags restored after, even on error."""
+    """Eval mode and frozen weights for the attack; every module's flags restored after, even on
+    error."""
     modes = [(m, m.training) for m in model.modules()]
     grads = [(p, p.requires_grad) for p in model.parameters()]
     model.eval()

@@ -2,6 +2,7 @@
 
 Distance: L∞. Inputs: x (N,C,H,W) in [0,1], y (N,) int64. Output in [0,1], ‖x_adv − x‖∞ ≤ ε.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -5,6 +5,7 @@ last exit, on *normalized* tensors, with ε = 4/255 and step 1/255 in that space
 0.23/255 in pixels), 10 steps, no random start, no clamp to the image range, and MGNet's gradient
 rescaler left active. Every exit is then scored on the same image.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -29,11 +30,13 @@ class PaperPGD:
     def __post_init__(self) -> None:
         check_args(self.eps, "linf", self.steps, self.step_size)
 
-    def with_space(self, model: nn.Module) -> "PaperPGD":
+    def with_space(self, model: nn.Module) -> PaperPGD:
         """The same attack in `model`'s own normalized space (its mean/std buffers)."""
         if not getattr(model, "normalizes", False):
             return self
-        return replace(self, mean=tuple(model.mean.flatten().tolist()), std=tuple(model.std.flatten().tolist()))
+        return replace(
+            self, mean=tuple(model.mean.flatten().tolist()), std=tuple(model.std.flatten().tolist())
+        )
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, *, seeds: Tensor) -> Tensor:
         c = x.shape[1]

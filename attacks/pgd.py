@@ -6,15 +6,16 @@ results do not depend on batch size or order. Output in [0,1] within the ε-ball
 torchattacks 3.5.1 (signed step for L∞, per-image normalised step for L2) but sum the cross-entropy
 over the batch where torchattacks averages it: its L2 step divides by ‖g‖ + 1e-10, so with a mean an
 image's step depends on the batch size wherever gradients are that small; ours equals torchattacks
-run one image at a time.
-With restarts, an image keeps the first adversarial example that fools the model.
+run one image at a time. With restarts, an image keeps the first adversarial example that fools the
+model.
 
-`early_stop` (the harness's default for strict PGD): an image whose current iterate already fools the
-model keeps that iterate and leaves the batch, as AutoAttack's APGD keeps its best point. An image
-counts as broken if any iterate broke it, so the robust set is a subset of final-iterate PGD's (the
-trajectories agree until an image stops), and stopped images cost no further passes. Off, the attack
-returns the last iterate for every image, step for step as torchattacks does.
+`early_stop` (the harness's default for strict PGD): an image whose current iterate already fools
+the model keeps that iterate and leaves the batch, as AutoAttack's APGD keeps its best point. An
+image counts as broken if any iterate broke it, so the robust set is a subset of final-iterate PGD's
+(the trajectories agree until an image stops), and stopped images cost no further passes. Off, the
+attack returns the last iterate for every image, step for step as torchattacks does.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,7 +46,9 @@ class PGD:
         if self.restarts < 1:
             raise BenchError(f"restarts must be positive, got {self.restarts}")
         if self.restarts > 1 and not self.random_start:
-            raise BenchError("restarts without a random start repeat the same run: use one, or a random start")
+            raise BenchError(
+                "restarts without a random start repeat the same run: use one, or a random start"
+            )
 
     def _start(self, x: Tensor, seeds: Tensor, restart: int) -> Tensor:
         if not self.random_start:
@@ -55,8 +58,16 @@ class PGD:
             delta = self.eps * per_image_noise(s, x.shape, "uniform", x.device)
         else:
             d = per_image_noise(s, x.shape, "normal", x.device)
-            r = torch.stack([torch.rand((), generator=torch.Generator().manual_seed(int(k) + 1))
-                             for k in s.tolist()]).to(x.device).view(-1, 1, 1, 1)
+            r = (
+                torch.stack(
+                    [
+                        torch.rand((), generator=torch.Generator().manual_seed(int(k) + 1))
+                        for k in s.tolist()
+                    ]
+                )
+                .to(x.device)
+                .view(-1, 1, 1, 1)
+            )
             delta = d / (l2_norms(d) + 1e-12) * r * self.eps
         return (x + delta).clamp(0.0, 1.0)
 

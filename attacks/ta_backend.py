@@ -5,6 +5,7 @@ torchattacks draws random starts from the global torch RNG; each batch runs insi
 Normalization is never configured on it (models normalize inside). It only ever sees a module
 returning one logits tensor.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,15 +39,26 @@ class TorchattacksAttack:
         if self.kind == "fgsm":
             return torchattacks.FGSM(model, eps=self.eps)
         if self.norm == "linf":
-            return torchattacks.PGD(model, eps=self.eps, alpha=self.step_size, steps=self.steps,
-                                    random_start=self.random_start)
-        return torchattacks.PGDL2(model, eps=self.eps, alpha=self.step_size, steps=self.steps,
-                                  random_start=self.random_start)
+            return torchattacks.PGD(
+                model,
+                eps=self.eps,
+                alpha=self.step_size,
+                steps=self.steps,
+                random_start=self.random_start,
+            )
+        return torchattacks.PGDL2(
+            model,
+            eps=self.eps,
+            alpha=self.step_size,
+            steps=self.steps,
+            random_start=self.random_start,
+        )
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, *, seeds: Tensor) -> Tensor:
         if self.eps == 0:
             return x.clone()
-        model.eval()  # torchattacks puts a module it finds in training mode back into it after the attack
+        # torchattacks puts a module it finds in training mode back into it after the attack
+        model.eval()
         atk = self.build(model)
         devices = [x.device] if x.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):

@@ -1,16 +1,28 @@
 """Robustness bench for efficient vision models. The API loads heavy modules only when used."""
+
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.core.card import ModelCard, register_model
 from bench.core.errors import BenchError
 
-__all__ = ["BenchError", "ModelCard", "RunConfig", "build_report", "load_model", "register_model", "run"]
+if TYPE_CHECKING:
+    from bench.core.config import RunConfig
+
+__all__ = [
+    "BenchError",
+    "ModelCard",
+    "RunConfig",
+    "build_report",
+    "load_model",
+    "register_model",
+    "run",
+]
 
 
 def load_model(spec: str, dataset: str = "cluttered_fmnist") -> Any:
-    """A ready model (eval mode) for a spec such as 'mgnet_small', 'resnet18@random' or 'my.py:net'."""
+    """A ready model in eval mode, for a spec such as 'mgnet_small' or 'my.py:net'."""
     from bench.data import cache_dir
     from bench.load.specs import expand, load
 
@@ -20,7 +32,7 @@ def load_model(spec: str, dataset: str = "cluttered_fmnist") -> Any:
     return load(names[0], dataset, cache_dir()).model
 
 
-def run(config: "RunConfig") -> Any:
+def run(config: RunConfig) -> Any:
     """Evaluate a RunConfig; returns the path of its results CSV."""
     from bench.evaluation.runner import run as _run
 

@@ -1,12 +1,13 @@
 """`bench`: list models, build data, train, run suites, count FLOPs, write reports."""
+
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from bench.core.errors import BenchError
 
@@ -14,27 +15,39 @@ EXAMPLES = {
     "models": "bench models 'mgnet_*'",
     "suites": "bench suites",
     "data": "bench data build imagenet100 /data/imagenet /data/imagenet100   |   "
-            "bench data build imagenet100-c /data/imagenet-c /data/imagenet100-c",
+    "bench data build imagenet100-c /data/imagenet-c /data/imagenet100-c",
     "train": "bench train mgnet_small resnet_small --data cluttered_fmnist --if-missing",
-    "run": "bench run --config results/default/run.toml   |   bench run --models my_net.py --n-images 500",
+    "run": "bench run --config results/default/run.toml   |   bench run --models my_net.py "
+    "--n-images 500",
     "flops": "bench flops mgnet_r18 resnet18",
     "report": "bench report results/default",
 }
 
 
-IMAGENET_ROOT = "ImageNet100 folder made by `bench data build imagenet100` (default $BENCH_DATA/imagenet100)"
+IMAGENET_ROOT = (
+    "ImageNet100 folder made by `bench data build imagenet100` (default $BENCH_DATA/imagenet100)"
+)
 DEVICE = "auto (default: CUDA when present, else CPU), cpu or cuda[:N]"
 
 
 def _sub(sp: argparse._SubParsersAction, name: str, help_: str) -> argparse.ArgumentParser:
     examples = "\n".join(f"  {e}" for e in EXAMPLES[name].split("   |   "))
-    return sp.add_parser(name, help=help_, description=help_, epilog=f"example:\n{examples}",
-                         formatter_class=argparse.RawDescriptionHelpFormatter)  # examples stay copyable
+    return sp.add_parser(
+        name,
+        help=help_,
+        description=help_,
+        epilog=f"example:\n{examples}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # examples stay copyable
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bench", description="Robustness bench for efficient vision models.",
-                                epilog="example: bench run --config results/default/run.toml && bench report results/default")
+    p = argparse.ArgumentParser(
+        prog="bench",
+        description="Robustness bench for efficient vision models.",
+        epilog="example: bench run --config results/default/run.toml && bench report "
+        "results/default",
+    )
     sp = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     m = _sub(sp, "models", "List registered models.")
@@ -46,68 +59,146 @@ def _parser() -> argparse.ArgumentParser:
     d = _sub(sp, "data", "Build a data set folder.")
     d.add_argument("action", choices=["build"])
     d.add_argument("name", choices=["imagenet100", "imagenet100-c", "cluttered_fmnist"])
-    d.add_argument("src", nargs="?", help="ImageNet root with train/ and val/ class folders, or an ImageNet-C root")
+    d.add_argument(
+        "src",
+        nargs="?",
+        help="ImageNet root with train/ and val/ class folders, or an ImageNet-C root",
+    )
     d.add_argument("dst", nargs="?", help="folder to create for ImageNet100 or ImageNet100-C")
 
     t = _sub(sp, "train", "Train models with the data set's recipe and cache their checkpoints.")
-    t.add_argument("models", nargs="+", help="model specs (registry names, file.py[:factory], module:factory)")
-    t.add_argument("--data", default="cluttered_fmnist", help="data set and recipe: cluttered_fmnist (default) or "
-                   "imagenet100")
+    t.add_argument(
+        "models", nargs="+", help="model specs (registry names, file.py[:factory], module:factory)"
+    )
+    t.add_argument(
+        "--data",
+        default="cluttered_fmnist",
+        help="data set and recipe: cluttered_fmnist (default) or imagenet100",
+    )
     t.add_argument("--data-root", default="", help=IMAGENET_ROOT)
     t.add_argument("--epochs", type=int, help="override the recipe's epochs (cluttered_fmnist: 8)")
-    t.add_argument("--batch-size", type=int, help="override the recipe's batch size (cluttered_fmnist: 128)")
+    t.add_argument(
+        "--batch-size", type=int, help="override the recipe's batch size (cluttered_fmnist: 128)"
+    )
     t.add_argument("--lr", type=float, help="override the recipe's OneCycle max lr (0.1)")
-    t.add_argument("--seed", type=int, default=0, help="initialisation, order and flips (default 0)")
+    t.add_argument(
+        "--seed", type=int, default=0, help="initialisation, order and flips (default 0)"
+    )
     t.add_argument("--device", default="auto", help=DEVICE)
-    t.add_argument("--workers", type=int, help="image-decoding processes for folder data sets (default: this "
-                   "rank's cores less one, at most 8)")
-    t.add_argument("--if-missing", action="store_true", help="skip models that already have a checkpoint")
-    t.add_argument("--download", action="store_true", help="allow torchvision to download Fashion-MNIST")
+    t.add_argument(
+        "--workers",
+        type=int,
+        help="image-decoding processes for folder data sets (default: this "
+        "rank's cores less one, at most 8)",
+    )
+    t.add_argument(
+        "--if-missing", action="store_true", help="skip models that already have a checkpoint"
+    )
+    t.add_argument(
+        "--download", action="store_true", help="allow torchvision to download Fashion-MNIST"
+    )
 
-    r = _sub(sp, "run", "Evaluate models under a suite and append rows to OUT/results.csv (resumable).")
+    r = _sub(
+        sp, "run", "Evaluate models under a suite and append rows to OUT/results.csv (resumable)."
+    )
     r.add_argument("--config", type=Path, help="run.toml with any of the options below")
-    r.add_argument("--models", nargs="+", help="model specs: NAME[@random|@ckpt.pt|@official:FILE], file.py[:factory], "
-                   "module:factory, tv:NAME[@ENUM|@FILE], timm:NAME[@FILE], rb:[DATASET/THREAT/]NAME")
-    r.add_argument("--suite", help="the conditions to run, listed by `bench suites` (default clean)")
+    r.add_argument(
+        "--models",
+        nargs="+",
+        help="model specs: NAME[@random|@ckpt.pt|@official:FILE], file.py[:factory], "
+        "module:factory, tv:NAME[@ENUM|@FILE], timm:NAME[@FILE], rb:[DATASET/THREAT/]NAME",
+    )
+    r.add_argument(
+        "--suite", help="the conditions to run, listed by `bench suites` (default clean)"
+    )
     r.add_argument("--data", dest="dataset", help="cluttered_fmnist (default) or imagenet100")
     r.add_argument("--data-root", help=IMAGENET_ROOT)
-    r.add_argument("--n-images", type=int, help="cap on every cell's image count (default: the suite's counts)")
-    r.add_argument("--seed", type=int, help="image subsets, corruption noise, attack starts (default 0)")
+    r.add_argument(
+        "--n-images", type=int, help="cap on every cell's image count (default: the suite's counts)"
+    )
+    r.add_argument(
+        "--seed", type=int, help="image subsets, corruption noise, attack starts (default 0)"
+    )
     r.add_argument("--device", help=DEVICE)
     r.add_argument("--batch-size", type=int, help="evaluation batch size (default 256)")
-    r.add_argument("--workers", type=int, help="image-decoding processes for folder data sets (default: this "
-                   "rank's cores less one, at most 8)")
-    r.add_argument("--out", help="results folder; rows already in it are skipped (default results/default)")
-    r.add_argument("--attack-backend", choices=["bench", "torchattacks"], help="who runs FGSM and PGD")
-    r.add_argument("--eps", nargs="+", metavar="E", help="L∞ radii of the FGSM/PGD sweeps, e.g. 0 2/255 8/255")
+    r.add_argument(
+        "--workers",
+        type=int,
+        help="image-decoding processes for folder data sets (default: this "
+        "rank's cores less one, at most 8)",
+    )
+    r.add_argument(
+        "--out", help="results folder; rows already in it are skipped (default results/default)"
+    )
+    r.add_argument(
+        "--attack-backend", choices=["bench", "torchattacks"], help="who runs FGSM and PGD"
+    )
+    r.add_argument(
+        "--eps", nargs="+", metavar="E", help="L∞ radii of the FGSM/PGD sweeps, e.g. 0 2/255 8/255"
+    )
     r.add_argument("--eps-l2", nargs="+", metavar="E", help="L2 radii of the PGD-L2 sweep")
     r.add_argument("--pgd-steps", type=int, help="PGD iterations (default: the suite's)")
     r.add_argument("--restarts", type=int, help="PGD restarts (each image keeps the first success)")
-    r.add_argument("--corruptions", nargs="+", metavar="NAME", help="only these corruptions, e.g. fog snow")
-    r.add_argument("--extra-corruptions", action="store_true", default=None,
-                   help="add the 4 held-out corruptions (speckle_noise, gaussian_blur, spatter, saturate)")
-    r.add_argument("--corruption-root", help="ImageNet100-C folder for --suite corruptions_rendered")
-    r.add_argument("--corruption-backend", choices=["auto", "reference"],
-                   help="auto (default): batched torch where parity with the reference is tested")
-    r.add_argument("--skip-corrupt-files", action="store_true", default=None,
-                   help="skip (and report) unreadable pre-rendered files instead of failing")
-    r.add_argument("--speed-budget", type=float, metavar="S",
-                   help="seconds per exit for timing latency and throughput on clean cells (0: skip; default 1)")
-    r.add_argument("--precision", choices=("auto", "fp32", "bf16"),
-                   help="clean and corruption cells: bf16 autocast where a model's clean accuracy matches fp32 "
-                        "within 0.1 point (auto: on CUDA only; default), or fp32; attacks always run strict fp32")
-    r.add_argument("--peak-tflops", type=float, metavar="T",
-                   help="the device's dense fp32 peak TFLOP/s for fp32 rows' MFU, when bench/cost/mfu.py does not list "
-                        "the device")
+    r.add_argument(
+        "--corruptions", nargs="+", metavar="NAME", help="only these corruptions, e.g. fog snow"
+    )
+    r.add_argument(
+        "--extra-corruptions",
+        action="store_true",
+        default=None,
+        help="add the 4 held-out corruptions (speckle_noise, gaussian_blur, spatter, saturate)",
+    )
+    r.add_argument(
+        "--corruption-root", help="ImageNet100-C folder for --suite corruptions_rendered"
+    )
+    r.add_argument(
+        "--corruption-backend",
+        choices=["auto", "reference"],
+        help="auto (default): batched torch where parity with the reference is tested",
+    )
+    r.add_argument(
+        "--skip-corrupt-files",
+        action="store_true",
+        default=None,
+        help="skip (and report) unreadable pre-rendered files instead of failing",
+    )
+    r.add_argument(
+        "--speed-budget",
+        type=float,
+        metavar="S",
+        help="seconds per exit for timing latency and throughput on clean cells (0: skip; default "
+        "1)",
+    )
+    r.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        help="clean and corruption cells: bf16 autocast where a model's clean accuracy matches "
+        "fp32 "
+        "within 0.1 point (auto: on CUDA only; default), or fp32; attacks always run strict fp32",
+    )
+    r.add_argument(
+        "--peak-tflops",
+        type=float,
+        metavar="T",
+        help="the device's dense fp32 peak TFLOP/s for fp32 rows' MFU, when bench/cost/mfu.py "
+        "does not list "
+        "the device",
+    )
     r.add_argument("--peak-tflops-bf16", type=float, metavar="T", help="the same for bf16 rows")
     r.add_argument("--no-report", action="store_true", help="do not rebuild report.md afterwards")
 
     f = _sub(sp, "flops", "GMACs and parameters of models, per exit.")
-    f.add_argument("models", nargs="+", help="model specs (registry names, file.py[:factory], module:factory)")
+    f.add_argument(
+        "models", nargs="+", help="model specs (registry names, file.py[:factory], module:factory)"
+    )
 
-    rep = _sub(sp, "report", "Build report.md and figures from a run's results.csv (no torch needed).")
+    rep = _sub(
+        sp, "report", "Build report.md and figures from a run's results.csv (no torch needed)."
+    )
     rep.add_argument("run", nargs="?", type=Path, default=Path("results/default"))
-    rep.add_argument("--baseline", help="model that normalises mCE (default: the run's ResNet baseline)")
+    rep.add_argument(
+        "--baseline", help="model that normalises mCE (default: the run's ResNet baseline)"
+    )
     return p
 
 
@@ -121,8 +212,10 @@ def _cmd_models(a: argparse.Namespace) -> int:
         raise BenchError(f"no registered model matches {a.pattern!r}{hidden}")
     for name in names:
         c = MODELS.get(name)
-        print(f"{name:16s} {c.family:7s} {c.num_classes:4d} classes {c.input_size:4d}px "
-              f"exits={len(c.exits)} data={c.data or 'any'}  {c.description}")
+        print(
+            f"{name:16s} {c.family:7s} {c.num_classes:4d} classes {c.input_size:4d}px "
+            f"exits={len(c.exits)} data={c.data or 'any'}  {c.description}"
+        )
     return 0
 
 
@@ -159,20 +252,28 @@ def _cmd_data(a: argparse.Namespace) -> int:
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
-    from bench.load import checkpoint
-    from bench.devices import distributed
     from bench.data import cache_dir, check_name, load_split
-    from bench.load.specs import check_fits, default_checkpoint, expand, load
+    from bench.devices import distributed
     from bench.fast.training import speedups
+    from bench.load import checkpoint
+    from bench.load.specs import check_fits, default_checkpoint, expand, load
     from bench.train import RECIPES, train
 
     check_name(a.data)
-    if not 0 <= a.seed < 2 ** 32:
+    if not 0 <= a.seed < 2**32:
         raise BenchError(f"--seed must be in [0, 2**32), got {a.seed}")
     if a.data not in RECIPES:
-        raise BenchError(f"no training recipe for data set {a.data!r} (known: {', '.join(RECIPES)})")
-    recipe = dataclasses.replace(RECIPES[a.data], **{k: v for k, v in
-                                 dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr).items() if v is not None})
+        raise BenchError(
+            f"no training recipe for data set {a.data!r} (known: {', '.join(RECIPES)})"
+        )
+    recipe = dataclasses.replace(
+        RECIPES[a.data],
+        **{
+            k: v
+            for k, v in dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr).items()
+            if v is not None
+        },
+    )
     cache = cache_dir()
     specs = [s for spec in a.models for s in expand(spec)]
     root = Path(a.data_root) if a.data_root else None
@@ -187,30 +288,56 @@ def _cmd_train(a: argparse.Namespace) -> int:
                 have = True
             except BenchError as e:
                 print(f"{name}: {e}; training it again")
-        if a.if_missing and distributed.all_ok(have):  # every rank skips, or every rank trains (DDP needs all)
+        if a.if_missing and distributed.all_ok(
+            have
+        ):  # every rank skips, or every rank trains (DDP needs all)
             print(f"{name}: checkpoint exists ({out}), skipped")
             continue
         if have:
-            print(f"{name}: checkpoint exists here but not on every rank's file system; training it again")
+            print(
+                f"{name}: checkpoint exists here but not on every rank's file system; training it "
+                "again"
+            )
 
         def setup(name: str = name, sets: tuple | None = sets) -> tuple:  # type: ignore[type-arg]
             lm = load(f"{name}@random", a.data, cache, init_seed=a.seed)
             if sets is None:
-                sets = (load_split(a.data, "train", root, a.download), load_split(a.data, "test", root, a.download))
+                sets = (
+                    load_split(a.data, "train", root, a.download),
+                    load_split(a.data, "test", root, a.download),
+                )
             check_fits(lm, len(sets[0].classes), sets[0].get(0)[0].shape, a.data)
             return lm, sets
 
-        lm, sets = distributed.together(setup)  # under torchrun: an error on one rank stops every rank
-        path = train(lm.model, name, sets[0], sets[1], recipe, out, seed=a.seed, device=a.device,
-                     workers=a.workers, speedups=speedups)
+        lm, sets = distributed.together(
+            setup
+        )  # under torchrun: an error on one rank stops every rank
+        path = train(
+            lm.model,
+            name,
+            sets[0],
+            sets[1],
+            recipe,
+            out,
+            seed=a.seed,
+            device=a.device,
+            workers=a.workers,
+            speedups=speedups,
+        )
         import json
 
         if not distributed.world().main:
             continue
         meta = json.loads(path.with_suffix(".json").read_text())
-        resumed = f", resumed after epoch {meta['resumed_after_epoch']}" if meta.get("resumed_after_epoch") else ""
-        print(f"{name}: test accuracy {100 * meta['accuracy']:.2f}% after {recipe.epochs} epochs "
-              f"({meta['train_seconds']} s{resumed}) -> {path}")
+        resumed = (
+            f", resumed after epoch {meta['resumed_after_epoch']}"
+            if meta.get("resumed_after_epoch")
+            else ""
+        )
+        print(
+            f"{name}: test accuracy {100 * meta['accuracy']:.2f}% after {recipe.epochs} epochs "
+            f"({meta['train_seconds']} s{resumed}) -> {path}"
+        )
     return 0
 
 
@@ -223,18 +350,31 @@ def _cmd_run(a: argparse.Namespace) -> int:
         base["models"] = tuple(a.models)
     if "models" not in base:
         raise BenchError("no models given (use --models or --config)")
-    cfg = RunConfig(**base).with_overrides(suite=a.suite, dataset=a.dataset, data_root=a.data_root,
-                                           n_images=a.n_images, seed=a.seed, device=a.device,
-                                           batch_size=a.batch_size, workers=a.workers, out=a.out,
-                                           attack_backend=a.attack_backend, pgd_steps=a.pgd_steps,
-                                           restarts=a.restarts, extra_corruptions=a.extra_corruptions,
-                                           corruption_root=a.corruption_root, skip_corrupt_files=a.skip_corrupt_files,
-                                           corruption_backend=a.corruption_backend, speed_budget=a.speed_budget,
-                                           precision=a.precision, peak_tflops=a.peak_tflops,
-                                           peak_tflops_bf16=a.peak_tflops_bf16,
-                                           corruptions=tuple(a.corruptions) if a.corruptions else None,
-                                           eps=tuple(map(parse_eps, a.eps)) if a.eps else None,
-                                           eps_l2=tuple(map(parse_eps, a.eps_l2)) if a.eps_l2 else None)
+    cfg = RunConfig(**base).with_overrides(
+        suite=a.suite,
+        dataset=a.dataset,
+        data_root=a.data_root,
+        n_images=a.n_images,
+        seed=a.seed,
+        device=a.device,
+        batch_size=a.batch_size,
+        workers=a.workers,
+        out=a.out,
+        attack_backend=a.attack_backend,
+        pgd_steps=a.pgd_steps,
+        restarts=a.restarts,
+        extra_corruptions=a.extra_corruptions,
+        corruption_root=a.corruption_root,
+        skip_corrupt_files=a.skip_corrupt_files,
+        corruption_backend=a.corruption_backend,
+        speed_budget=a.speed_budget,
+        precision=a.precision,
+        peak_tflops=a.peak_tflops,
+        peak_tflops_bf16=a.peak_tflops_bf16,
+        corruptions=tuple(a.corruptions) if a.corruptions else None,
+        eps=tuple(map(parse_eps, a.eps)) if a.eps else None,
+        eps_l2=tuple(map(parse_eps, a.eps_l2)) if a.eps_l2 else None,
+    )
     from bench.devices import distributed
 
     path = run(cfg)
@@ -254,13 +394,20 @@ def _cmd_flops(a: argparse.Namespace) -> int:
     from bench.data import cache_dir
     from bench.load.specs import expand, load
 
-    loaded = [load(f"{s.partition('@')[0]}@random", "", cache_dir()) for spec in a.models for s in expand(spec)]
+    loaded = [
+        load(f"{s.partition('@')[0]}@random", "", cache_dir())
+        for spec in a.models
+        for s in expand(spec)
+    ]
     print(f"{'model':16s} {'exit':>4s} {'GMACs':>10s} {'params(M)':>10s}  uncounted ops")
     for lm in loaded:
         name = lm.card.name
         for t in lm.card.exits:
             c = flops.count(lm.model, t, lm.card.input_size)
-            print(f"{name:16s} {t:4d} {c.gmacs:10.4f} {c.params_m:10.3f}  {', '.join(sorted(c.uncounted))}")
+            print(
+                f"{name:16s} {t:4d} {c.gmacs:10.4f} {c.params_m:10.3f}  "
+                f"{', '.join(sorted(c.uncounted))}"
+            )
     return 0
 
 
@@ -271,11 +418,19 @@ def _cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"models": _cmd_models, "suites": _cmd_suites, "data": _cmd_data, "train": _cmd_train,
-            "run": _cmd_run, "flops": _cmd_flops, "report": _cmd_report}
+COMMANDS = {
+    "models": _cmd_models,
+    "suites": _cmd_suites,
+    "data": _cmd_data,
+    "train": _cmd_train,
+    "run": _cmd_run,
+    "flops": _cmd_flops,
+    "report": _cmd_report,
+}
 
 
-# What argparse takes for an option although no option starts with a digit: "-1/255", "-1e-3" ("-1", "-0.5" it reads).
+# What argparse takes for an option although no option starts with a digit: "-1/255", "-1e-3" ("-1",
+# "-0.5" it reads).
 _NEGATIVE = re.compile(r"^-\.?\d")
 _ARGPARSE_NEGATIVE = re.compile(r"^-\d+$|^-\d*\.\d+$")
 
@@ -283,11 +438,22 @@ _ARGPARSE_NEGATIVE = re.compile(r"^-\d+$|^-\d*\.\d+$")
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (2 with one line on stderr for bad input)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    misread = next((i for i, a in enumerate(argv) if _NEGATIVE.match(a) and not _ARGPARSE_NEGATIVE.match(a)), None)
-    if misread is not None:  # argparse would say "expected at least one argument" of the option before it
-        option = next((a for a in reversed(argv[:misread]) if a.startswith("-") and not _NEGATIVE.match(a)), "")
-        print(f"bench: error: {option} {argv[misread]} is negative (radii, counts and sizes never are)".replace(
-            ":  ", ": "), file=sys.stderr)
+    misread = next(
+        (i for i, a in enumerate(argv) if _NEGATIVE.match(a) and not _ARGPARSE_NEGATIVE.match(a)),
+        None,
+    )
+    if (
+        misread is not None
+    ):  # argparse would say "expected at least one argument" of the option before it
+        option = next(
+            (a for a in reversed(argv[:misread]) if a.startswith("-") and not _NEGATIVE.match(a)),
+            "",
+        )
+        print(
+            f"bench: error: {option} {argv[misread]} is negative (radii, counts and sizes never "
+            "are)".replace(":  ", ": "),
+            file=sys.stderr,
+        )
         return 2
     args = _parser().parse_args(argv)
     try:
@@ -296,7 +462,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("bench: interrupted; finished cells and training epochs are kept, rerun to resume", file=sys.stderr)
+        print(
+            "bench: interrupted; finished cells and training epochs are kept, rerun to resume",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -1,16 +1,18 @@
 """Corruption generation speed: batched torch implementations against imagecorruptions-imaug.
 
-Usage: python benchmarks/corruptions_vs_reference.py [--n 16] [--sizes 64 224] [--device cpu]
-Same images for both (cluttered Fashion-MNIST test images, resized), all five severities, warm
-(every reference severity runs once first: glass_blur compiles on first use). Prints ms per image per
-corruption (mean over severities) for the reference in one process and the torch path, the
-ratio, and totals over the corruptions that have a torch implementation and over all 15 as run
-by default (torch where parity is tested, reference elsewhere).
+Usage: python benchmarks/corruptions_vs_reference.py [--n 16] [--sizes 64 224] [--device cpu] Same
+images for both (cluttered Fashion-MNIST test images, resized), all five severities, warm (every
+reference severity runs once first: glass_blur compiles on first use). Prints ms per image per
+corruption (mean over severities) for the reference in one process and the torch path, the ratio,
+and totals over the corruptions that have a torch implementation and over all 15 as run by default
+(torch where parity is tested, reference elsewhere).
 """
+
 from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 import numpy as np
 import torch
@@ -24,8 +26,20 @@ from corruptions.base import COMMON, PARITY
 
 def _images(n: int, side: int) -> np.ndarray:
     imgs = load_split("cluttered_fmnist", "test").images[:n]  # type: ignore[attr-defined]
-    return imgs if side == imgs.shape[1] else np.stack(
-        [np.asarray(Image.fromarray(im).resize((side, side), Image.BILINEAR)) for im in imgs])
+    return (
+        imgs
+        if side == imgs.shape[1]
+        else np.stack(
+            [np.asarray(Image.fromarray(im).resize((side, side), Image.BILINEAR)) for im in imgs]
+        )
+    )
+
+
+def _batched(images: np.ndarray, idx: np.ndarray, name: str, s: int, dev: torch.device) -> None:
+    """The batched path on every image, finished (a GPU's queue drained)."""
+    fast.corrupt_batch(images, idx, name, s, 0, dev)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def _ms(fn, n: int) -> float:  # type: ignore[no-untyped-def]
@@ -41,8 +55,10 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     a = p.parse_args()
     dev = resolve_device(a.device)
-    print(f"device for the torch path: {device_name(dev)}; reference: one process; {a.n} images; "
-          f"ms/image, mean over severities 1-5")
+    print(
+        f"device for the torch path: {device_name(dev)}; reference: one process; {a.n} images; "
+        f"ms/image, mean over severities 1-5"
+    )
     for side in a.sizes:
         images = _images(a.n, side)
         idx = np.arange(len(images))
@@ -56,15 +72,16 @@ def main() -> None:
         print(f"{'corruption':18s} {'reference':>10s} {'torch':>8s} {'ratio':>7s}")
         tot_ref = tot_fast_only = tot_ref_only = tot_default = 0.0
         for name in COMMON:
-            ref = np.mean([_ms(lambda: reference.corrupt_many(images, idx, name, s, 0), a.n) for s in range(1, 6)])
+            ref = np.mean(
+                [
+                    _ms(partial(reference.corrupt_many, images, idx, name, s, 0), a.n)
+                    for s in range(1, 6)
+                ]
+            )
             tot_ref += ref
             if name in PARITY:
-                def run(s: int) -> None:
-                    fast.corrupt_batch(images, idx, name, s, 0, dev)
-                    if dev.type == "cuda":
-                        torch.cuda.synchronize()
-
-                f = float(np.mean([_ms(lambda: run(s), a.n) for s in range(1, 6)]))
+                run = partial(_batched, images, idx, name, dev=dev)
+                f = float(np.mean([_ms(partial(run, s), a.n) for s in range(1, 6)]))
                 tot_ref_only += ref
                 tot_fast_only += f
                 tot_default += f
@@ -72,9 +89,15 @@ def main() -> None:
             else:
                 tot_default += ref
                 print(f"{name:18s} {ref:10.2f} {'–':>8s} {'':>7s}")
-        print(f"{'with torch impl.':18s} {tot_ref_only:10.2f} {tot_fast_only:8.2f} {tot_ref_only / tot_fast_only:6.1f}x")
-        print(f"{'all 15 (x5 sev.)':18s} {5 * tot_ref:10.1f} {5 * tot_default:8.1f} {tot_ref / tot_default:6.1f}x"
-              "   (default mix: torch where parity is tested)")
+        print(
+            f"{'with torch impl.':18s} {tot_ref_only:10.2f} {tot_fast_only:8.2f} "
+            f"{tot_ref_only / tot_fast_only:6.1f}x"
+        )
+        print(
+            f"{'all 15 (x5 sev.)':18s} {5 * tot_ref:10.1f} {5 * tot_default:8.1f} "
+            f"{tot_ref / tot_default:6.1f}x"
+            "   (default mix: torch where parity is tested)"
+        )
 
 
 if __name__ == "__main__":

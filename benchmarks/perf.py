@@ -1,26 +1,28 @@
-"""`make perf`: this suite against its peers, same model, images and seed, in one run; writes results/perf/perf.csv.
+"""`make perf`: this suite against its peers, same model, images and seed, in one run; writes
+results/perf/perf.csv.
 
 Ratios are peer time / our time (> 1: we are faster). Ours runs as the runner runs it (the model
 channels_last with batch norm folded, PGD with early stopping); the peers get the model as loaded.
 Rows with a target compare the same work; rows without one are controls that say where the speed
 comes from. Measured: PGD-10 vs torchattacks doing the same work (10 steps on every image, last
-iterate, the loaded model), then as the harness runs it; AutoAttack standard (our resumable
-cascade) vs pyautoattack's run_standard_evaluation, on the model as loaded and on the harness's
-copy; generating the 15 x 5 corruptions as a run does
-(batched where parity is tested, checked bit for bit in the run; the reference for the rest) vs
-imagecorruptions-imaug in one process, and in one process per core; clean-accuracy throughput vs
-RobustBench's clean_accuracy on the loaded model, and on the harness's folded copy; and, unless
---skip-e2e, the first `make bench` from nothing (fresh cache, temporary output folder).
-Usage: python benchmarks/perf.py [--model resnet_small] [--device auto] [--skip-e2e] [--only 'make bench' ...]
+iterate, the loaded model), then as the harness runs it; AutoAttack standard (our resumable cascade)
+vs pyautoattack's run_standard_evaluation, on the model as loaded and on the harness's copy;
+generating the 15 x 5 corruptions as a run does (batched where parity is tested, checked bit for bit
+in the run; the reference for the rest) vs imagecorruptions-imaug in one process, and in one process
+per core; clean-accuracy throughput vs RobustBench's clean_accuracy on the loaded model, and on the
+harness's folded copy; and, unless --skip-e2e, the first `make bench` from nothing (fresh cache,
+temporary output folder). Usage: python benchmarks/perf.py [--model resnet_small] [--device auto]
+[--skip-e2e] [--only 'make bench' ...]
 """
+
 from __future__ import annotations
 
 import argparse
 import csv
 import logging
 import os
-import re
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -36,42 +38,90 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pgd_vs_torchattacks import _interleaved, as_run, compare  # noqa: E402
 
 from attacks import AutoAttack, attack_mode  # noqa: E402
-from bench.fast import precision  # noqa: E402
+from bench.core.seeds import image_seeds  # noqa: E402
 from bench.data import cache_dir, load_split, subset_indices, to_unit  # noqa: E402
 from bench.devices.device import device_name, resolve_device  # noqa: E402
-from bench.store.provenance import code_version  # noqa: E402
-from bench.core.seeds import image_seeds  # noqa: E402
+from bench.fast import precision  # noqa: E402
 from bench.load.specs import expand, load  # noqa: E402
+from bench.store.provenance import code_version  # noqa: E402
 from models.base import true_gradient  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-COLUMNS = ("date", "machine", "device", "measure", "model", "images", "ours", "peer", "unit", "ratio", "target",
-           "meets", "notes", "code", "torch", "peer_version", "weights")
-# The peer each step is measured against (its distribution, for the peer_version column); 'make bench' has none.
-PEERS = {"PGD": "torchattacks", "AutoAttack": "pyautoattack", "corruptions": "imagecorruptions-imaug",
-         "clean": "robustbench"}
+COLUMNS = (
+    "date",
+    "machine",
+    "device",
+    "measure",
+    "model",
+    "images",
+    "ours",
+    "peer",
+    "unit",
+    "ratio",
+    "target",
+    "meets",
+    "notes",
+    "code",
+    "torch",
+    "peer_version",
+    "weights",
+)
+# The peer each step is measured against (its distribution, for the peer_version column); 'make
+# bench' has none.
+PEERS = {
+    "PGD": "torchattacks",
+    "AutoAttack": "pyautoattack",
+    "corruptions": "imagecorruptions-imaug",
+    "clean": "robustbench",
+}
 
 
 def machine() -> str:
     """Architecture, cores and CPU model (timings from different CPUs are not comparable)."""
     cpu = ""
     try:
-        cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                    if ln.startswith("model name")), "")
+        cpu = next(
+            (
+                ln.split(":", 1)[1].strip()
+                for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")
+            ),
+            "",
+        )
     except OSError:
         pass
     return f"{platform.machine()} {os.cpu_count()} cores" + (f" {cpu}" if cpu else "")
 
 
-def row(measure: str, model: str, n: int, ours_s: float, peer_s: float, target: float | None, notes: str,
-        dev: torch.device) -> dict:
-    """One perf.csv row of two wall times; ratio = peer / ours, judged against `target` unless it is None."""
-    return {"date": date.today().isoformat(), "machine": machine(),
-            "device": device_name(dev), "measure": measure, "model": model, "images": n,
-            "ours": f"{ours_s:.3f}", "peer": f"{peer_s:.3f}", "unit": "s", "ratio": f"{peer_s / ours_s:.2f}",
-            "target": "" if target is None else f"{target:g}",
-            "meets": "" if target is None else str(peer_s / ours_s >= target).lower(), "notes": notes,
-            "code": code_version(), "torch": torch.__version__}
+def row(
+    measure: str,
+    model: str,
+    n: int,
+    ours_s: float,
+    peer_s: float,
+    target: float | None,
+    notes: str,
+    dev: torch.device,
+) -> dict:
+    """One perf.csv row of two wall times; ratio = peer / ours, judged against `target` unless it is
+    None."""
+    return {
+        "date": date.today().isoformat(),
+        "machine": machine(),
+        "device": device_name(dev),
+        "measure": measure,
+        "model": model,
+        "images": n,
+        "ours": f"{ours_s:.3f}",
+        "peer": f"{peer_s:.3f}",
+        "unit": "s",
+        "ratio": f"{peer_s / ours_s:.2f}",
+        "target": "" if target is None else f"{target:g}",
+        "meets": "" if target is None else str(peer_s / ours_s >= target).lower(),
+        "notes": notes,
+        "code": code_version(),
+        "torch": torch.__version__,
+    }
 
 
 def peer_version(step: str) -> str:
@@ -84,28 +134,65 @@ def peer_version(step: str) -> str:
         return f"{PEERS[step]} (version unknown)"
 
 
-def pgd(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, idx: np.ndarray,
-        dev: torch.device, repeats: int) -> list[dict]:
-    """PGD-10 L∞ 4/255, step ε/4, batch 128 vs torchattacks 3.5.1: the same work (every image 10 steps, last
-    iterate, both on the model as loaded), then ours as the harness runs it (early stop, folded, channels_last)."""
+def pgd(
+    model: torch.nn.Module,
+    name: str,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    idx: np.ndarray,
+    dev: torch.device,
+    repeats: int,
+) -> list[dict]:
+    """PGD-10 L∞ 4/255, step ε/4, batch 128 vs torchattacks 3.5.1: the same work (every image 10
+    steps, last iterate, both on the model as loaded), then ours as the harness runs it (early stop,
+    folded, channels_last)."""
     seeds = torch.from_numpy(image_seeds(0, idx, "perf"))
     tc, ac = compare(model, x, y, seeds, 4 / 255, 128, repeats, harness=False)
     t, acc = compare(model, x, y, seeds, 4 / 255, 128, repeats)
-    return [row("PGD-10 vs torchattacks, same work", name, len(x), tc["ours"], tc["peer"], 1.0,
-                f"robust accuracy {100 * ac['ours']:.1f} % vs {100 * ac['peer']:.1f} % (random starts differ); both "
-                f"run 10 steps on every image and return the last iterate, on the model as loaded; median of "
-                f"{repeats} interleaved runs", dev),
-            row("PGD-10 vs torchattacks, as the harness runs it", name, len(x), t["ours"], t["peer"], None,
-                f"robust accuracy {100 * acc['ours']:.1f} % vs {100 * acc['peer']:.1f} %; ours stops each image at "
-                f"its first fooling iterate (images misclassified clean cost no steps) and runs channels_last, batch "
-                f"norm folded: less work for an equal or lower robust accuracy; median of {repeats} interleaved runs",
-                dev)]
+    return [
+        row(
+            "PGD-10 vs torchattacks, same work",
+            name,
+            len(x),
+            tc["ours"],
+            tc["peer"],
+            1.0,
+            f"robust accuracy {100 * ac['ours']:.1f} % vs {100 * ac['peer']:.1f} % (random starts "
+            "differ); both "
+            "run 10 steps on every image and return the last iterate, on the model as loaded; "
+            "median of "
+            f"{repeats} interleaved runs",
+            dev,
+        ),
+        row(
+            "PGD-10 vs torchattacks, as the harness runs it",
+            name,
+            len(x),
+            t["ours"],
+            t["peer"],
+            None,
+            f"robust accuracy {100 * acc['ours']:.1f} % vs {100 * acc['peer']:.1f} %; ours stops "
+            "each image at "
+            "its first fooling iterate (images misclassified clean cost no steps) and runs "
+            "channels_last, batch "
+            f"norm folded: less work for an equal or lower robust accuracy; median of {repeats} "
+            "interleaved runs",
+            dev,
+        ),
+    ]
 
 
-def autoattack(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, dev: torch.device,
-               repeats: int) -> list[dict]:
-    """AutoAttack standard L∞ 4/255: our cascade (per-chunk seeds, resumable) vs pyautoattack called directly, on the
-    model as loaded and, a control, on the copy the harness runs (batch norm folded, channels_last)."""
+def autoattack(
+    model: torch.nn.Module,
+    name: str,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    dev: torch.device,
+    repeats: int,
+) -> list[dict]:
+    """AutoAttack standard L∞ 4/255: our cascade (per-chunk seeds, resumable) vs pyautoattack called
+    directly, on the model as loaded and, a control, on the copy the harness runs (batch norm
+    folded, channels_last)."""
     from pyautoattack import AutoAttack as PyAA
 
     from attacks.autoattack import Flags
@@ -134,25 +221,50 @@ def autoattack(model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tens
 
     mine = as_run(model, x.shape[-1])
     with true_gradient(mine), attack_mode(mine), true_gradient(model), attack_mode(model):
-        t, out = _interleaved({"ours": ours, "peer": lambda: peer(model), "control": lambda: peer(mine)}, repeats)
+        t, out = _interleaved(
+            {"ours": ours, "peer": lambda: peer(model), "control": lambda: peer(mine)}, repeats
+        )
     acc = {k: 100 * v[0] for k, v in out.items()}
     by_stage = {k: "/".join(str(v[1].get(s, "?")) for s in STAGES) for k, v in out.items()}
     same = "the same" if len(set(by_stage.values())) == 1 else "NOT the same"
-    note = (f"images left after {', '.join(STAGES)} (last timed run): ours {by_stage['ours']}, peer {by_stage['peer']}, "
-            f"peer on the copy {by_stage['control']} of {len(x)} ({same} work); median of {repeats} interleaved runs")
-    return [row("AutoAttack standard vs pyautoattack", name, len(x), t["ours"], t["peer"], 1.0,
-                f"robust accuracy {acc['ours']:.1f} % vs {acc['peer']:.1f} %; ours runs channels_last, "
-                f"batch norm folded, PyTorch's convolutions on small CPU batches; {note}", dev),
-            row("AutoAttack standard vs pyautoattack on the harness's copy", name, len(x), t["ours"], t["control"],
-                None, f"robust accuracy {acc['ours']:.1f} % vs {acc['control']:.1f} %; both on the folded "
-                f"channels_last copy: what remains is our cascade's small-batch kernels; {note}", dev)]
+    note = (
+        f"images left after {', '.join(STAGES)} (last timed run): ours {by_stage['ours']}, peer "
+        f"{by_stage['peer']}, "
+        f"peer on the copy {by_stage['control']} of {len(x)} ({same} work); median of {repeats} "
+        "interleaved runs"
+    )
+    return [
+        row(
+            "AutoAttack standard vs pyautoattack",
+            name,
+            len(x),
+            t["ours"],
+            t["peer"],
+            1.0,
+            f"robust accuracy {acc['ours']:.1f} % vs {acc['peer']:.1f} %; ours runs channels_last, "
+            f"batch norm folded, PyTorch's convolutions on small CPU batches; {note}",
+            dev,
+        ),
+        row(
+            "AutoAttack standard vs pyautoattack on the harness's copy",
+            name,
+            len(x),
+            t["ours"],
+            t["control"],
+            None,
+            f"robust accuracy {acc['ours']:.1f} % vs {acc['control']:.1f} %; both on the folded "
+            f"channels_last copy: what remains is our cascade's small-batch kernels; {note}",
+            dev,
+        ),
+    ]
 
 
 STAGES = ("clean", "apgd-ce", "apgd-t", "fab-t", "square")
 
 
 class _StageCounts(logging.Handler):
-    """Images still robust after each stage, from pyautoattack's verbose log ('robust accuracy after APGD-CE: …')."""
+    """Images still robust after each stage, from pyautoattack's verbose log ('robust accuracy after
+    APGD-CE: …')."""
 
     _AFTER = re.compile(r"^(?:initial accuracy|robust accuracy after ([A-Z-]+)): ([0-9.]+)%")
     _NONE_LEFT = "no robust datapoints left"  # then it logs no later stage: each leaves 0
@@ -170,7 +282,8 @@ class _StageCounts(logging.Handler):
 
     @property
     def counts(self) -> dict[str, int]:
-        """Images left after each stage it logged, and 0 after the stages it skipped for want of images."""
+        """Images left after each stage it logged, and 0 after the stages it skipped for want of
+        images."""
         return {**({s: 0 for s in STAGES} if self._none_left else {}), **self._seen}
 
 
@@ -182,9 +295,10 @@ def _reference_part(job: tuple[np.ndarray, list[tuple[str, int]]]) -> list[np.nd
 
 
 def corruptions(images: np.ndarray, dev: torch.device, repeats: int) -> list[dict]:
-    """All 15 x 5 conditions: the harness's generation vs imagecorruptions-imaug in one process, and in as many
-    processes as the harness has cores (numba's kernels and the harness's workers use them all); median of
-    `repeats` interleaved runs; the batched outputs are checked against the reference's in the timed run."""
+    """All 15 x 5 conditions: the harness's generation vs imagecorruptions-imaug in one process, and
+    in as many processes as the harness has cores (numba's kernels and the harness's workers use
+    them all); median of `repeats` interleaved runs; the batched outputs are checked against the
+    reference's in the timed run."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
@@ -206,35 +320,73 @@ def corruptions(images: np.ndarray, dev: torch.device, repeats: int) -> list[dic
 
     def peer_pool() -> None:  # the conditions dealt round-robin to one process per core
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            parts = list(pool.map(_reference_part, [(images, conds[k::workers]) for k in range(workers)]))
+            parts = list(
+                pool.map(_reference_part, [(images, conds[k::workers]) for k in range(workers)])
+            )
         out["pool"] = {c: parts[k % workers][k // workers] for k, c in enumerate(conds)}
 
     def ours() -> None:
         with tempfile.TemporaryDirectory() as tmp:
-            generate.prepare(images, idx, rest, 0, cache=Path(tmp), fingerprint="perf", workers=workers)
-            got = {(n, s): fast.corrupt_batch(images, idx, n, s, 0, dev) for n, s in conds if n in PARITY}
+            generate.prepare(
+                images, idx, rest, 0, cache=Path(tmp), fingerprint="perf", workers=workers
+            )
+            got = {
+                (n, s): fast.corrupt_batch(images, idx, n, s, 0, dev)
+                for n, s in conds
+                if n in PARITY
+            }
             if dev.type == "cuda":
                 torch.cuda.synchronize()
-        out["ours"] = {k: v.cpu().numpy() if isinstance(v, torch.Tensor) else v for k, v in got.items()}
+        out["ours"] = {
+            k: v.cpu().numpy() if isinstance(v, torch.Tensor) else v for k, v in got.items()
+        }
 
     t, _ = _interleaved({"ours": ours, "peer": peer, "pool": peer_pool}, repeats)
     exact = sum(np.array_equal(out["ours"][c], out["peer"][c]) for c in out["ours"])
-    assert all(np.array_equal(out["pool"][c], out["peer"][c]) for c in conds), "the pool's images differ"
+    assert all(np.array_equal(out["pool"][c], out["peer"][c]) for c in conds), (
+        "the pool's images differ"
+    )
     in_workers = generate.uses_workers(images, len(rest), workers)
     target = 50.0 if dev.type == "cuda" else 5.0
-    common = (f"{images.shape[1]} px; ours: torch/numba path for {len([n for n in COMMON if n in PARITY])} of the "
-              f"15 ({exact} of {len(out['ours'])} conditions bit-exact with the reference in this run), reference "
-              f"{f'in {workers} worker processes' if in_workers else 'in process'} for the rest; median of {repeats} "
-              "interleaved runs")
-    return [row("15 x 5 corruptions vs imagecorruptions-imaug in one process", "-", len(images), t["ours"],
-                t["peer"], target, common, dev),
-            row(f"15 x 5 corruptions vs imagecorruptions-imaug in {workers} processes", "-", len(images), t["ours"],
-                t["pool"], None, common + f"; the peer uses as many cores as ours ({workers})", dev)]
+    common = (
+        f"{images.shape[1]} px; ours: torch/numba path for "
+        f"{len([n for n in COMMON if n in PARITY])} of the "
+        f"15 ({exact} of {len(out['ours'])} conditions bit-exact with the reference in this run), "
+        "reference "
+        f"{f'in {workers} worker processes' if in_workers else 'in process'} for the rest; median "
+        f"of {repeats} "
+        "interleaved runs"
+    )
+    return [
+        row(
+            "15 x 5 corruptions vs imagecorruptions-imaug in one process",
+            "-",
+            len(images),
+            t["ours"],
+            t["peer"],
+            target,
+            common,
+            dev,
+        ),
+        row(
+            f"15 x 5 corruptions vs imagecorruptions-imaug in {workers} processes",
+            "-",
+            len(images),
+            t["ours"],
+            t["pool"],
+            None,
+            common + f"; the peer uses as many cores as ours ({workers})",
+            dev,
+        ),
+    ]
 
 
-def clean(model: torch.nn.Module, name: str, images, idx: np.ndarray, dev: torch.device, repeats: int) -> list[dict]:  # type: ignore[no-untyped-def]
-    """Clean accuracy: our evaluation (uint8 batches converted on the fly) vs RobustBench's clean_accuracy, on the
-    model as loaded, and on the copy the harness runs (batch norm folded, channels_last), a control."""
+def clean(
+    model: torch.nn.Module, name: str, images, idx: np.ndarray, dev: torch.device, repeats: int
+) -> list[dict]:  # type: ignore[no-untyped-def]
+    """Clean accuracy: our evaluation (uint8 batches converted on the fly) vs RobustBench's
+    clean_accuracy, on the model as loaded, and on the copy the harness runs (batch norm folded,
+    channels_last), a control."""
     from bench.evaluation.scoring import clean_correct
     from models.sources.autoattack_shim import import_robustbench
 
@@ -244,24 +396,50 @@ def clean(model: torch.nn.Module, name: str, images, idx: np.ndarray, dev: torch
     x = to_unit(images.images[idx], torch.device("cpu"))
     y = torch.from_numpy(images.labels[idx])
     mine = as_run(model, x.shape[-1])
-    t, out = _interleaved({"ours": lambda: clean_correct(mine, images, idx, batch_size=256, device=dev),
-                           "peer": lambda: clean_accuracy(model, x, y, batch_size=256, device=dev),
-                           "control": lambda: clean_accuracy(mine, x, y, batch_size=256, device=dev)}, repeats)
+    t, out = _interleaved(
+        {
+            "ours": lambda: clean_correct(mine, images, idx, batch_size=256, device=dev),
+            "peer": lambda: clean_accuracy(model, x, y, batch_size=256, device=dev),
+            "control": lambda: clean_accuracy(mine, x, y, batch_size=256, device=dev),
+        },
+        repeats,
+    )
     ours_acc = float(out["ours"].correct[-1].mean())
     note = f"median of {repeats} interleaved runs"
-    return [row("clean accuracy vs RobustBench clean_accuracy", name, len(idx), t["ours"], t["peer"], 1.0,
-                f"accuracy {100 * ours_acc:.1f} % vs {100 * out['peer']:.1f} %; ours runs channels_last, "
-                f"batch norm folded; {note}", dev),
-            row("clean accuracy vs RobustBench clean_accuracy on the harness's copy", name, len(idx), t["ours"],
-                t["control"], None, f"accuracy {100 * ours_acc:.1f} % vs {100 * out['control']:.1f} %; both on the "
-                f"folded channels_last copy: what remains is the loop (uint8 batches converted on the fly); {note}",
-                dev)]
+    return [
+        row(
+            "clean accuracy vs RobustBench clean_accuracy",
+            name,
+            len(idx),
+            t["ours"],
+            t["peer"],
+            1.0,
+            f"accuracy {100 * ours_acc:.1f} % vs {100 * out['peer']:.1f} %; ours runs "
+            "channels_last, "
+            f"batch norm folded; {note}",
+            dev,
+        ),
+        row(
+            "clean accuracy vs RobustBench clean_accuracy on the harness's copy",
+            name,
+            len(idx),
+            t["ours"],
+            t["control"],
+            None,
+            f"accuracy {100 * ours_acc:.1f} % vs {100 * out['control']:.1f} %; both on the "
+            "folded channels_last copy: what remains is the loop (uint8 batches converted on the "
+            f"fly); {note}",
+            dev,
+        ),
+    ]
 
 
 def make_bench(dev: torch.device, keep: Path | None = None) -> dict:
-    """The first `make bench` from nothing: data, training of 3 models, the default suite (fresh cache).
+    """The first `make bench` from nothing: data, training of 3 models, the default suite (fresh
+    cache).
 
-    `keep`: an empty or new folder to leave its cache (data, checkpoints) and results in, instead of a temporary one.
+    `keep`: an empty or new folder to leave its cache (data, checkpoints) and results in, instead of
+    a temporary one.
     """
     if keep is not None and keep.exists() and any(keep.iterdir()):
         raise SystemExit(f"--e2e-dir {keep} is not empty: the first run needs a fresh cache")
@@ -270,15 +448,43 @@ def make_bench(dev: torch.device, keep: Path | None = None) -> dict:
         env = {**os.environ, "BENCH_CACHE": str(Path(tmp) / "cache")}
         bench = str(Path(sys.executable).parent / "bench")
         t0 = time.perf_counter()
-        subprocess.run([bench, "train", "mgnet_small", "mgbase_small", "resnet_small", "--data", "cluttered_fmnist",
-                        "--if-missing"], env=env, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                bench,
+                "train",
+                "mgnet_small",
+                "mgbase_small",
+                "resnet_small",
+                "--data",
+                "cluttered_fmnist",
+                "--if-missing",
+            ],
+            env=env,
+            check=True,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+        )
         trained = time.perf_counter() - t0
-        subprocess.run([bench, "run", "--config", "results/default/run.toml", "--out", str(Path(tmp) / "out")],
-                       env=env, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [bench, "run", "--config", "results/default/run.toml", "--out", str(Path(tmp) / "out")],
+            env=env,
+            check=True,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+        )
         seconds = time.perf_counter() - t0
-    return row("make bench, first run (target: at most 600 s)", "default models", 0, seconds, 600.0, 1.0,
-                f"ours = wall time (data and training {trained:.0f} s, evaluation {seconds - trained:.0f} s); "
-                "peer column = the 10-minute target", dev)
+    return row(
+        "make bench, first run (target: at most 600 s)",
+        "default models",
+        0,
+        seconds,
+        600.0,
+        1.0,
+        f"ours = wall time (data and training {trained:.0f} s, evaluation {seconds - trained:.0f} "
+        "s); "
+        "peer column = the 10-minute target",
+        dev,
+    )
 
 
 def main() -> None:
@@ -290,10 +496,18 @@ def main() -> None:
     p.add_argument("--n-corruptions", type=int, default=100)
     p.add_argument("--repeats", type=int, default=4)
     p.add_argument("--aa-repeats", type=int, default=3)
-    p.add_argument("--only", nargs="+", metavar="STEP",
-                   help="only these steps: PGD AutoAttack corruptions clean 'make bench'")
+    p.add_argument(
+        "--only",
+        nargs="+",
+        metavar="STEP",
+        help="only these steps: PGD AutoAttack corruptions clean 'make bench'",
+    )
     p.add_argument("--skip-e2e", action="store_true", help="do not time a first `make bench`")
-    p.add_argument("--e2e-dir", type=Path, help="keep the first `make bench`'s cache and results here (a new folder)")
+    p.add_argument(
+        "--e2e-dir",
+        type=Path,
+        help="keep the first `make bench`'s cache and results here (a new folder)",
+    )
     p.add_argument("--out", type=Path, default=REPO / "results" / "perf" / "perf.csv")
     a = p.parse_args()
     dev = resolve_device(a.device)
@@ -305,28 +519,48 @@ def main() -> None:
     x = to_unit(images.images[idx], dev)  # type: ignore[attr-defined]
     y = torch.from_numpy(images.labels[idx]).to(dev)  # type: ignore[attr-defined]
     rows = []
-    steps = [("PGD", lambda: pgd(model, lm.card.name, x, y, idx, dev, a.repeats)),
-             ("AutoAttack", lambda: autoattack(model, lm.card.name, x[:a.n_aa], y[:a.n_aa], dev, a.aa_repeats)),
-             ("corruptions", lambda: corruptions(images.images[:a.n_corruptions], dev, 3)),  # type: ignore[attr-defined]
-             ("clean", lambda: clean(model, lm.card.name, images, np.arange(len(images)), dev, 2 * a.repeats))]
+    steps = [
+        ("PGD", lambda: pgd(model, lm.card.name, x, y, idx, dev, a.repeats)),
+        (
+            "AutoAttack",
+            lambda: autoattack(model, lm.card.name, x[: a.n_aa], y[: a.n_aa], dev, a.aa_repeats),
+        ),
+        ("corruptions", lambda: corruptions(images.images[: a.n_corruptions], dev, 3)),  # type: ignore[attr-defined]
+        (
+            "clean",
+            lambda: clean(model, lm.card.name, images, np.arange(len(images)), dev, 2 * a.repeats),
+        ),
+    ]
     if not a.skip_e2e:
         steps.append(("make bench", lambda: [make_bench(dev, a.e2e_dir)]))
     steps = [st for st in steps if not a.only or st[0] in a.only]
     for label, fn in steps:
         print(f"measuring {label} ...", flush=True)
         for r in fn():
-            # the model's checkpoint (sha256 prefix), so a ratio can be tied to the weights it was measured with
-            r.update(peer_version=peer_version(label), weights=lm.weights if r["model"] == lm.card.name else "")
+            # the model's checkpoint (sha256 prefix), so a ratio can be tied to the weights it was
+            # measured with
+            r.update(
+                peer_version=peer_version(label),
+                weights=lm.weights if r["model"] == lm.card.name else "",
+            )
             rows.append(r)
-            judged = f"target {r['target']}x: {'met' if r['meets'] == 'true' else 'NOT met'}" if r["target"] else "a control"
-            print(f"  {r['measure']}: ours {r['ours']} s, peer {r['peer']} s, ratio {r['ratio']}x ({judged}); "
-                  f"{r['notes']}", flush=True)
+            judged = (
+                f"target {r['target']}x: {'met' if r['meets'] == 'true' else 'NOT met'}"
+                if r["target"]
+                else "a control"
+            )
+            print(
+                f"  {r['measure']}: ours {r['ours']} s, peer {r['peer']} s, ratio {r['ratio']}x "
+                f"({judged}); "
+                f"{r['notes']}",
+                flush=True,
+            )
     append(a.out, rows)
 
 
 def append(path: Path, rows: list[dict]) -> None:
-    """Add rows to perf.csv (header first when new); a file with older columns is rewritten with today's, the
-    columns it lacked left empty in its rows."""
+    """Add rows to perf.csv (header first when new); a file with older columns is rewritten with
+    today's, the columns it lacked left empty in its rows."""
     path.parent.mkdir(parents=True, exist_ok=True)
     new, added = not path.exists(), len(rows)
     if not new:
@@ -336,7 +570,9 @@ def append(path: Path, rows: list[dict]) -> None:
         had = tuple(reader.fieldnames or ())
         if had != COLUMNS:
             if not set(had) <= set(COLUMNS):
-                raise SystemExit(f"{path}: unknown columns {sorted(set(had) - set(COLUMNS))}; nothing written")
+                raise SystemExit(
+                    f"{path}: unknown columns {sorted(set(had) - set(COLUMNS))}; nothing written"
+                )
             rows, new = [{c: r.get(c) or "" for c in COLUMNS} for r in old] + rows, True
     with path.open("w" if new else "a", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")

@@ -1,13 +1,15 @@
-"""PGD-10 throughput and robust accuracy: this suite's PGD against torchattacks, same model, images, seed.
+"""PGD-10 throughput and robust accuracy: this suite's PGD against torchattacks, same model, images,
+seed.
 
-Usage: python benchmarks/pgd_vs_torchattacks.py [--model resnet_small] [--n 256] [--repeats 3]
-Needs the trained default checkpoint (`make bench`), or a spec with weights (NAME@random works but
-its robust accuracy says nothing). Prints images/s (median of runs that alternate their order) and
+Usage: python benchmarks/pgd_vs_torchattacks.py [--model resnet_small] [--n 256] [--repeats 3] Needs
+the trained default checkpoint (`make bench`), or a spec with weights (NAME@random works but its
+robust accuracy says nothing). Prints images/s (median of runs that alternate their order) and
 robust accuracy of both, and their ratio. Random starts differ (per-image seeds vs torchattacks'
 global RNG), so robust accuracies agree statistically, not image by image. Ours stops each image at
 its first fooling iterate (counted as broken), so its robust accuracy can only be lower; a control
 line times it on the same model layout returning the last iterate, as torchattacks does.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,23 +19,24 @@ import numpy as np
 import torch
 
 from attacks import PGD, TorchattacksAttack, attack_mode
-from bench.fast import precision
-from bench.fast.runtime_copy import runtime_copy
+from bench.core.seeds import image_seeds
 from bench.data import cache_dir, load_split, subset_indices, to_unit
 from bench.devices.device import device_name, resolve_device
-from bench.core.seeds import image_seeds
+from bench.fast import precision
+from bench.fast.runtime_copy import runtime_copy
 from bench.load.specs import expand, load
 from models.base import true_gradient
 
 
 def _interleaved(fns: dict, repeats: int) -> tuple[dict, dict]:  # type: ignore[type-arg]
-    """Median wall time of each function, alternating their order every round (machine noise is shared); on CUDA
-    each timing waits for the device, since a peer may return before its kernels finish."""
+    """Median wall time of each function, alternating their order every round (machine noise is
+    shared); on CUDA each timing waits for the device, since a peer may return before its kernels
+    finish."""
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
     times: dict = {k: [] for k in fns}
     outs: dict = {}
     for r in range(repeats):
-        for k in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
+        for k in list(fns) if r % 2 == 0 else list(fns)[::-1]:
             sync()
             t0 = time.perf_counter()
             outs[k] = fns[k]()
@@ -43,12 +46,21 @@ def _interleaved(fns: dict, repeats: int) -> tuple[dict, dict]:  # type: ignore[
 
 
 def as_run(model: torch.nn.Module, input_size: int) -> torch.nn.Module:
-    """The copy of `model` the runner evaluates (batch norm folded, channels_last); peers get it as loaded."""
+    """The copy of `model` the runner evaluates (batch norm folded, channels_last); peers get it as
+    loaded."""
     return runtime_copy(model, input_size)
 
 
-def compare(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, seeds: torch.Tensor, eps: float,
-            batch_size: int, repeats: int, harness: bool = True) -> tuple[dict, dict]:
+def compare(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    seeds: torch.Tensor,
+    eps: float,
+    batch_size: int,
+    repeats: int,
+    harness: bool = True,
+) -> tuple[dict, dict]:
     """({"ours", "peer"}: median seconds, {"ours", "peer"}: robust accuracy) of PGD-10 L∞, step ε/4.
 
     Ours runs as the harness runs it (channels_last, batch norm folded, attack mode, true gradient,
@@ -56,7 +68,10 @@ def compare(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, seeds: tor
     iterate, a control. torchattacks runs as a user calls it.
     """
     mine = as_run(model, x.shape[-1]) if harness else model
-    ours, peer = PGD(eps, eps / 4, 10, early_stop=harness), TorchattacksAttack("pgd", eps, "linf", eps / 4, 10)
+    ours, peer = (
+        PGD(eps, eps / 4, 10, early_stop=harness),
+        TorchattacksAttack("pgd", eps, "linf", eps / 4, 10),
+    )
 
     def run(atk, net) -> torch.Tensor:  # type: ignore[no-untyped-def]
         outs = []
@@ -72,7 +87,9 @@ def compare(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, seeds: tor
 
     run(ours, mine)  # warm-up
     run(peer, model)
-    t, adv = _interleaved({"ours": lambda: run(ours, mine), "peer": lambda: run(peer, model)}, repeats)
+    t, adv = _interleaved(
+        {"ours": lambda: run(ours, mine), "peer": lambda: run(peer, model)}, repeats
+    )
     with torch.no_grad():
         return t, {k: (model(v).argmax(1) == y).float().mean().item() for k, v in adv.items()}
 
@@ -102,16 +119,22 @@ def main() -> None:
     with torch.no_grad():
         clean = (model(x).argmax(1) == y).float().mean().item()
     n = len(x)
-    print(f"model {lm.card.name} ({lm.weights}) on {device_name(dev)}, {n} images of {a.data}, "
-          f"PGD-10 L∞ ε={a.eps * 255:.3g}/255, step ε/4, median of {a.repeats} interleaved runs; "
-          f"clean accuracy {100 * clean:.1f} %")
+    print(
+        f"model {lm.card.name} ({lm.weights}) on {device_name(dev)}, {n} images of {a.data}, "
+        f"PGD-10 L∞ ε={a.eps * 255:.3g}/255, step ε/4, median of {a.repeats} interleaved runs; "
+        f"clean accuracy {100 * clean:.1f} %"
+    )
     print(f"{'':14s} {'images/s':>10s} {'robust acc':>11s}")
     print(f"{'bench PGD':14s} {n / t_ours:10.1f} {100 * acc_ours:10.1f} %")
     print(f"{'torchattacks':14s} {n / t_peer:10.1f} {100 * acc_peer:10.1f} %")
-    print(f"throughput ratio (bench / torchattacks): {t_peer / t_ours:.2f}x; "
-          f"robust accuracy difference: {100 * (acc_ours - acc_peer):+.1f} points")
-    print(f"control, same model layout and last iterate: {tc['peer'] / tc['ours']:.2f}x; "
-          f"robust accuracy {100 * ac['ours']:.1f} % vs {100 * ac['peer']:.1f} %")
+    print(
+        f"throughput ratio (bench / torchattacks): {t_peer / t_ours:.2f}x; "
+        f"robust accuracy difference: {100 * (acc_ours - acc_peer):+.1f} points"
+    )
+    print(
+        f"control, same model layout and last iterate: {tc['peer'] / tc['ours']:.2f}x; "
+        f"robust accuracy {100 * ac['ours']:.1f} % vs {100 * ac['peer']:.1f} %"
+    )
     assert np.isfinite(t_ours)
 
 

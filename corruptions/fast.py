@@ -9,11 +9,12 @@ does it. Per-pixel loops (the noises, HSV, glass, motion, zoom, snow, fog, elast
 scipy's Gaussian filter) run as numba kernels on the CPU (corruptions/kernels.py), whatever the
 device; contrast, defocus_blur and frost's blend run in torch on the images' device.
 """
+
 from __future__ import annotations
 
 import functools
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -35,7 +36,8 @@ def _to_u8(x: Tensor) -> Tensor:
 
 
 def _hwc(x: Tensor) -> np.ndarray:
-    """(N,C,H,W) tensor -> (N,H,W,C) array on the CPU, the layout of the reference and the numba kernels."""
+    """(N,C,H,W) tensor -> (N,H,W,C) array on the CPU, the layout of the reference and the numba
+    kernels."""
     return x.permute(0, 2, 3, 1).cpu().numpy()
 
 
@@ -58,7 +60,7 @@ def _noise(x: Tensor, seeds: Tensor, kind: int, c: float) -> Tensor:
 def gaussian_noise(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     from corruptions.kernels import GAUSSIAN
 
-    return _noise(x, seeds, GAUSSIAN, [.08, .12, 0.18, 0.26, 0.38][severity - 1])
+    return _noise(x, seeds, GAUSSIAN, [0.08, 0.12, 0.18, 0.26, 0.38][severity - 1])
 
 
 def shot_noise(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
@@ -70,14 +72,15 @@ def shot_noise(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
 def speckle_noise(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     from corruptions.kernels import SPECKLE
 
-    return _noise(x, seeds, SPECKLE, [.15, .2, 0.35, 0.45, 0.6][severity - 1])
+    return _noise(x, seeds, SPECKLE, [0.15, 0.2, 0.35, 0.45, 0.6][severity - 1])
 
 
 def impulse_noise(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
-    """scikit-image's salt and pepper ('s&p', salt_vs_pepper 0.5) from its seeded default_rng, per channel value."""
+    """scikit-image's salt and pepper ('s&p', salt_vs_pepper 0.5) from its seeded default_rng, per
+    channel value."""
     from corruptions.kernels import salt_and_pepper
 
-    c = [.03, .06, .09, 0.17, 0.27][severity - 1]
+    c = [0.03, 0.06, 0.09, 0.17, 0.27][severity - 1]
     n, ch, h, w = x.shape
     draws = np.empty((n, 2, h, w, ch))
     for b, s in enumerate(seeds.tolist()):
@@ -86,8 +89,9 @@ def impulse_noise(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
 
 
 def contrast(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
-    c = [0.4, .3, .2, .1, .05][severity - 1]
-    # The channel means summed as NumPy sums them in the reference: torch's reduction rounds otherwise, and a mean
+    c = [0.4, 0.3, 0.2, 0.1, 0.05][severity - 1]
+    # The channel means summed as NumPy sums them in the reference: torch's reduction rounds
+    # otherwise, and a mean
     # on a whole grey level then lands every pixel on either side of a truncation boundary.
     means = torch.from_numpy(np.ascontiguousarray((_hwc(x) / 255.0).mean(axis=(1, 2))))
     means = means.to(x.device)[:, :, None, None]
@@ -103,7 +107,7 @@ def _hsv_adjust(x: Tensor, channel: int, scale: float, shift: float) -> Tensor:
 
 def brightness(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     """V of HSV raised by c (scikit-image's conversions, per pixel on the CPU)."""
-    return _hsv_adjust(x, 2, 1.0, [.1, .2, .3, .4, .5][severity - 1])
+    return _hsv_adjust(x, 2, 1.0, [0.1, 0.2, 0.3, 0.4, 0.5][severity - 1])
 
 
 def saturate(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
@@ -115,16 +119,19 @@ def saturate(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
 def _correlate_fft(u: Tensor, kernel: Tensor, pad_mode: str) -> Tensor:
     """Per-channel correlation with a large kernel through the FFT (float64: as exact as direct)."""
     kh, kw = kernel.shape
-    padded = F.pad(u.contiguous(), (kw // 2, kw // 2, kh // 2, kh // 2), mode=pad_mode)  # NCHW: FFTs run per plane
+    padded = F.pad(
+        u.contiguous(), (kw // 2, kw // 2, kh // 2, kh // 2), mode=pad_mode
+    )  # NCHW: FFTs run per plane
     ph, pw = padded.shape[-2:]
     k = torch.zeros(ph, pw, dtype=u.dtype, device=u.device)
     k[:kh, :kw] = kernel.flip(0, 1).to(u)  # correlation = convolution with the flipped kernel
     full = torch.fft.irfft2(torch.fft.rfft2(padded) * torch.fft.rfft2(k), s=(ph, pw))
-    return full[..., kh - 1:, kw - 1:]  # the valid part: circular wrap-around falls outside it
+    return full[..., kh - 1 :, kw - 1 :]  # the valid part: circular wrap-around falls outside it
 
 
 def defocus_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
-    """The reference's anti-aliased disk kernel, applied per channel with reflect-101 borders (cv2's)."""
+    """The reference's anti-aliased disk kernel, applied per channel with reflect-101 borders
+    (cv2's)."""
     from imagecorruptions.corruptions import disk
 
     c = [(3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)][severity - 1]
@@ -135,12 +142,15 @@ def defocus_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
 def _kernel1d(sigma: float, truncate: float) -> np.ndarray:
     radius = int(truncate * sigma + 0.5)
     x = np.arange(-radius, radius + 1)
-    phi = np.exp(-0.5 / (sigma * sigma) * x ** 2)  # scipy's _gaussian_kernel1d, term for term
+    phi = np.exp(-0.5 / (sigma * sigma) * x**2)  # scipy's _gaussian_kernel1d, term for term
     return phi / phi.sum()
 
 
-def _gaussian(u: Tensor, sigma: float | tuple[float, float], truncate: float = 4.0, mode: str = "nearest") -> Tensor:
-    """scipy's gaussian_filter over H, then W, as scikit-image calls it (float64; computed on the CPU)."""
+def _gaussian(
+    u: Tensor, sigma: float | tuple[float, float], truncate: float = 4.0, mode: str = "nearest"
+) -> Tensor:
+    """scipy's gaussian_filter over H, then W, as scikit-image calls it (float64; computed on the
+    CPU)."""
     from corruptions.kernels import gaussian_hw
 
     sh, sw = (sigma, sigma) if isinstance(sigma, (int, float)) else sigma
@@ -153,7 +163,13 @@ def gaussian_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     return _to_u8(_gaussian(_unit(x), [1, 2, 3, 4, 6][severity - 1]))
 
 
-GLASS = ((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2))  # sigma, max_delta, iterations
+GLASS = (
+    (0.7, 1, 2),
+    (0.9, 2, 1),
+    (1, 2, 3),
+    (1.1, 3, 2),
+    (1.5, 4, 2),
+)  # sigma, max_delta, iterations
 
 
 def glass_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
@@ -161,7 +177,9 @@ def glass_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     from corruptions.kernels import glass_shuffle
 
     sigma, delta, iterations = GLASS[severity - 1]
-    first = np.ascontiguousarray(_hwc(_to_u8(_gaussian(_unit(x), sigma))))  # a copy: the kernel writes in place
+    first = np.ascontiguousarray(
+        _hwc(_to_u8(_gaussian(_unit(x), sigma)))
+    )  # a copy: the kernel writes in place
     glass_shuffle(first, _seeds(seeds), delta, iterations)
     return _to_u8(_gaussian(_unit(_nchw(first, x.device)), sigma))
 
@@ -170,8 +188,10 @@ def _motion_shifts(width: int, angle: float) -> list[tuple[int, int]]:
     """The reference's (dy, dx) per kernel tap."""
     point = (width * np.sin(np.deg2rad(angle)), width * np.cos(np.deg2rad(angle)))
     hypot = math.hypot(point[0], point[1])
-    return [(-math.ceil(((i * point[0]) / hypot) - 0.5), -math.ceil(((i * point[1]) / hypot) - 0.5))
-            for i in range(width)]
+    return [
+        (-math.ceil(((i * point[0]) / hypot) - 0.5), -math.ceil(((i * point[1]) / hypot) - 0.5))
+        for i in range(width)
+    ]
 
 
 def _motion_blur(x: np.ndarray, radius: int, sigma: float, angles: np.ndarray) -> np.ndarray:
@@ -204,25 +224,36 @@ def motion_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
 
     radius, sigma = MOTION[severity - 1]
     angles = legacy_draws(_seeds(seeds), 0, 0.0, 0.0, 1, -45, 45)[:, 0]
-    return _nchw(_motion_blur(_hwc(x), radius, sigma, angles), x.device).clamp(0, 255).to(torch.uint8)
+    return (
+        _nchw(_motion_blur(_hwc(x), radius, sigma, angles), x.device).clamp(0, 255).to(torch.uint8)
+    )
 
 
 def _clipped_zoom_box(h: int, w: int, zoom: float) -> tuple[int, int, int, int, int, int]:
-    """imagecorruptions' clipped_zoom: the centre crop (top, left, height, width) and its zoomed size."""
+    """imagecorruptions' clipped_zoom: the centre crop (top, left, height, width) and its zoomed
+    size."""
     ch0, ch1 = int(np.ceil(h / float(zoom))), int(np.ceil(w / float(zoom)))
     return (h - ch0) // 2, (w - ch1) // 2, ch0, ch1, int(round(ch0 * zoom)), int(round(ch1 * zoom))
 
 
-SNOW = ((0.1, 0.3, 3, 0.5, 10, 4, 0.8), (0.2, 0.3, 2, 0.5, 12, 4, 0.7), (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
-        (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65), (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55))
+SNOW = (
+    (0.1, 0.3, 3, 0.5, 10, 4, 0.8),
+    (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
+    (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
+    (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65),
+    (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55),
+)
 
 
 def _cv2_gray(u: Tensor) -> Tensor:
-    """cv2's RGB2GRAY of float32 images (N,1,H,W), by cv2 itself: its vector code fuses multiply-adds as the
-    CPU allows, so a formula in torch differs from it in the last bit on a few pixels (enough to move a uint8)."""
+    """cv2's RGB2GRAY of float32 images (N,1,H,W), by cv2 itself: its vector code fuses
+    multiply-adds as the CPU allows, so a formula in torch differs from it in the last bit on a few
+    pixels (enough to move a uint8)."""
     import cv2
 
-    gray = np.stack([cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_RGB2GRAY)[..., None] for a in _hwc(u)])
+    gray = np.stack(
+        [cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_RGB2GRAY)[..., None] for a in _hwc(u)]
+    )
     return _nchw(gray, u.device)
 
 
@@ -236,29 +267,36 @@ def snow(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     c = SNOW[severity - 1]
     n, _, h, w = x.shape
     draws = legacy_draws(_seeds(seeds), h * w, c[0], c[1], 1, -135, -45)
-    noise, angles = draws[:, :h * w].reshape(n, h, w, 1), draws[:, -1]
+    noise, angles = draws[:, : h * w].reshape(n, h, w, 1), draws[:, -1]
     top, left, ch0, ch1, zh, zw = _clipped_zoom_box(h, w, c[2])
-    layers = zoom_linear(np.ascontiguousarray(noise[:, top:top + ch0, left:left + ch1]), zh, zw)
+    layers = zoom_linear(np.ascontiguousarray(noise[:, top : top + ch0, left : left + ch1]), zh, zw)
     layers[layers < c[3]] = 0
     layers = np.clip(layers, 0, 1)
     layer = _motion_blur(layers, c[4], c[5], angles)
     layer = torch.from_numpy(np.round(layer * 255).astype(np.uint8)[:, :h, :w, 0]).to(x.device)
-    layer = (layer.to(torch.float64) / 255.)[:, None]
-    u = x.to(torch.float32) / 255.
+    layer = (layer.to(torch.float64) / 255.0)[:, None]
+    u = x.to(torch.float32) / 255.0
     gray = _cv2_gray(u)
     u = c[6] * u + (1 - c[6]) * torch.maximum(u, gray * 1.5 + 0.5)
     return _to_u8(u.to(torch.float64) + layer + layer.flip(2, 3))
 
 
-ZOOM_FACTORS = {1: (1, 1.11, 0.01), 2: (1, 1.16, 0.01), 3: (1, 1.21, 0.02), 4: (1, 1.26, 0.02), 5: (1, 1.31, 0.03)}
+ZOOM_FACTORS = {
+    1: (1, 1.11, 0.01),
+    2: (1, 1.16, 0.01),
+    3: (1, 1.21, 0.02),
+    4: (1, 1.26, 0.02),
+    5: (1, 1.31, 0.03),
+}
 
 
 def zoom_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
-    """Average of centre crops zoomed back up (scipy's zoom, order 1), in the reference's float32 steps."""
+    """Average of centre crops zoomed back up (scipy's zoom, order 1), in the reference's float32
+    steps."""
     from corruptions.kernels import add_zoomed
 
     factors = np.arange(*ZOOM_FACTORS[severity])  # the reference's exact float steps
-    u = (_hwc(x) / 255.).astype(np.float32)
+    u = (_hwc(x) / 255.0).astype(np.float32)
     _, h, w, _ = u.shape
     out = np.zeros_like(u)
     for z in factors:  # the reference's clipped_zoom, then [:h, :w]
@@ -268,24 +306,28 @@ def zoom_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
 
 
 def elastic_transform(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
-    """Each pixel moved by a smoothed random field; the reference's draws and float types throughout."""
+    """Each pixel moved by a smoothed random field; the reference's draws and float types
+    throughout."""
     from corruptions.kernels import legacy_draws, map_linear_reflect
 
     alpha = [250 * 0.05, 250 * 0.065, 250 * 0.085, 250 * 0.1, 250 * 0.12][severity - 1]
     n, _, h, w = x.shape
     max_d = h * 0.005
-    fields = legacy_draws(_seeds(seeds), 0, 0.0, 0.0, 2 * h * w, -max_d, max_d).reshape(n, 2, h, w)  # dx, dy
+    fields = legacy_draws(_seeds(seeds), 0, 0.0, 0.0, 2 * h * w, -max_d, max_d).reshape(
+        n, 2, h, w
+    )  # dx, dy
     f = _gaussian(torch.from_numpy(fields), (h * 0.01, w * 0.01), truncate=3, mode="reflect")
     dx, dy = (f * alpha).to(torch.float32).to(torch.float64).numpy().transpose(1, 0, 2, 3)
     moved = map_linear_reflect(_hwc(x).astype(np.float32) / np.float32(255), dy, dx)
     return _to_u8(_nchw(moved, x.device))
 
 
-FOG = ((1.5, 2), (2., 2), (2.5, 1.7), (2.5, 1.5), (3., 1.4))  # strength, wibble decay
+FOG = ((1.5, 2), (2.0, 2), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4))  # strength, wibble decay
 
 
 def fog(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
-    """A plasma-fractal haze added and the image rescaled to its old maximum (the reference's draws, float types)."""
+    """A plasma-fractal haze added and the image rescaled to its old maximum (the reference's draws,
+    float types)."""
     from imagecorruptions.corruptions import next_power_of_2
 
     from corruptions.kernels import plasma_fractal
@@ -306,7 +348,8 @@ FROST_MIX = ((1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75))
 
 @functools.cache
 def _frost_layers(h: int, w: int) -> tuple[np.ndarray, ...]:
-    """The library's six frost photos (BGR), rescaled as it rescales them for an h x w image; read once.
+    """The library's six frost photos (BGR), rescaled as it rescales them for an h x w image; read
+    once.
 
     The reference reads and resizes a photo for every image, which is most of its time.
     """
@@ -316,10 +359,16 @@ def _frost_layers(h: int, w: int) -> tuple[np.ndarray, ...]:
 
     layers = []
     for name in FROST_FILES:
-        with importlib.resources.as_file(importlib.resources.files("imagecorruptions") / "frost" / name) as path:
+        with importlib.resources.as_file(
+            importlib.resources.files("imagecorruptions") / "frost" / name
+        ) as path:
             frost_img = cv2.imread(str(path))
         fh, fw = frost_img.shape[:2]
-        scale = 1.0 if fh >= h and fw >= w else max(h / fh if fh < h else 0.0, w / fw if fw < w else 0.0)
+        scale = (
+            1.0
+            if fh >= h and fw >= w
+            else max(h / fh if fh < h else 0.0, w / fw if fw < w else 0.0)
+        )
         scale *= 1.1
         size = (int(np.ceil(fw * scale)), int(np.ceil(fh * scale)))
         layers.append(cv2.resize(frost_img, dsize=size, interpolation=cv2.INTER_CUBIC))
@@ -327,31 +376,56 @@ def _frost_layers(h: int, w: int) -> tuple[np.ndarray, ...]:
 
 
 def frost(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
-    """A random crop of one of six frost photos blended in; photo and crop drawn exactly as the reference draws them."""
+    """A random crop of one of six frost photos blended in; photo and crop drawn exactly as the
+    reference draws them."""
     from corruptions.kernels import frost_picks
 
     _, _, h, w = x.shape
     layers = _frost_layers(h, w)
-    picks = frost_picks(_seeds(seeds), np.array([a.shape[0] for a in layers]), np.array([a.shape[1] for a in layers]),
-                        h, w)  # (photo, top, left) per image
-    crops = [layers[k][top:top + h, left:left + w][..., [2, 1, 0]] for k, top, left in picks]
+    picks = frost_picks(
+        _seeds(seeds),
+        np.array([a.shape[0] for a in layers]),
+        np.array([a.shape[1] for a in layers]),
+        h,
+        w,
+    )  # (photo, top, left) per image
+    crops = [layers[k][top : top + h, left : left + w][..., [2, 1, 0]] for k, top, left in picks]
     f = _nchw(np.stack(crops), x.device)
     c0, c1 = FROST_MIX[severity - 1]
     return (c0 * x.to(torch.float64) + c1 * f.to(torch.float64)).clamp(0, 255).to(torch.uint8)
 
 
 FAST: dict[str, Callable[[Tensor, int, Tensor], Tensor]] = {
-    "gaussian_noise": gaussian_noise, "shot_noise": shot_noise, "impulse_noise": impulse_noise,
-    "speckle_noise": speckle_noise, "contrast": contrast, "brightness": brightness, "saturate": saturate,
-    "defocus_blur": defocus_blur, "gaussian_blur": gaussian_blur, "zoom_blur": zoom_blur, "frost": frost,
-    "glass_blur": glass_blur, "motion_blur": motion_blur, "snow": snow, "elastic_transform": elastic_transform,
+    "gaussian_noise": gaussian_noise,
+    "shot_noise": shot_noise,
+    "impulse_noise": impulse_noise,
+    "speckle_noise": speckle_noise,
+    "contrast": contrast,
+    "brightness": brightness,
+    "saturate": saturate,
+    "defocus_blur": defocus_blur,
+    "gaussian_blur": gaussian_blur,
+    "zoom_blur": zoom_blur,
+    "frost": frost,
+    "glass_blur": glass_blur,
+    "motion_blur": motion_blur,
+    "snow": snow,
+    "elastic_transform": elastic_transform,
     "fog": fog,
 }
 
 
-def corrupt_batch(images: "np.ndarray", indices: "np.ndarray", name: str, severity: int, seed: int,
-                  device: torch.device, batch_size: int = 256) -> "np.ndarray":
-    """uint8 (N,H,W,3) images corrupted on `device`, seeded per image exactly like the reference path."""
+def corrupt_batch(
+    images: np.ndarray,
+    indices: np.ndarray,
+    name: str,
+    severity: int,
+    seed: int,
+    device: torch.device,
+    batch_size: int = 256,
+) -> np.ndarray:
+    """uint8 (N,H,W,3) images corrupted on `device`, seeded per image exactly like the reference
+    path."""
     from corruptions.base import check_severity
     from corruptions.reference import seeds_for
 
@@ -361,6 +435,8 @@ def corrupt_batch(images: "np.ndarray", indices: "np.ndarray", name: str, severi
     out = np.empty_like(images)
     fn = FAST[name]
     for s in range(0, len(images), batch_size):
-        seeds = torch.from_numpy(seeds_for(seed, indices[s:s + batch_size], name, severity))
-        out[s:s + batch_size] = _hwc(fn(_nchw(images[s:s + batch_size], device), severity, seeds))
+        seeds = torch.from_numpy(seeds_for(seed, indices[s : s + batch_size], name, severity))
+        out[s : s + batch_size] = _hwc(
+            fn(_nchw(images[s : s + batch_size], device), severity, seeds)
+        )
     return out

@@ -5,6 +5,7 @@ blur). Each kernel reproduces it exactly: the same random draws in the same orde
 legacy generator equals NumPy's), the same float types, the same sums in the same order.
 Compiled on first use and cached next to this file.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,7 +18,8 @@ def glass_shuffle(x: np.ndarray, seeds: np.ndarray, max_delta: int, iterations: 
 
     The reference writes `x[h, w], x[h', w'] = x[h', w'], x[h, w]` on array views, which copies
     x[h', w'] into x[h, w] and leaves x[h', w'] as it was; so does this. Numba's generator is per
-    thread, and an image runs wholly on one thread, so seeding it per image gives the reference's draws.
+    thread, and an image runs wholly on one thread, so seeding it per image gives the reference's
+    draws.
     """
     n, d0, d1, ch = x.shape
     for b in prange(n):
@@ -32,12 +34,19 @@ def glass_shuffle(x: np.ndarray, seeds: np.ndarray, max_delta: int, iterations: 
 
 
 @njit(parallel=True, cache=True)
-def shifted_sum(x: np.ndarray, weights: np.ndarray, dys: np.ndarray, dxs: np.ndarray, counts: np.ndarray,
-                out: np.ndarray) -> None:
-    """out[b,i,j,c] = sum_k weights[k] * x[b, clamp(i - dys[b,k]), clamp(j - dxs[b,k]), c] for k < counts[b].
+def shifted_sum(
+    x: np.ndarray,
+    weights: np.ndarray,
+    dys: np.ndarray,
+    dxs: np.ndarray,
+    counts: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """out[b,i,j,c] = sum_k weights[k] * x[b, clamp(i - dys[b,k]), clamp(j - dxs[b,k]), c] for k <
+    counts[b].
 
-    The reference's `shift` rolls the image and repeats its edge row/column: a clamped index.
-    Each pixel's terms are added in the reference's order (k ascending, from 0.0), in float64.
+    The reference's `shift` rolls the image and repeats its edge row/column: a clamped index. Each
+    pixel's terms are added in the reference's order (k ascending, from 0.0), in float64.
     """
     n, hgt, wid, ch = x.shape
     for b in prange(n):
@@ -46,7 +55,10 @@ def shifted_sum(x: np.ndarray, weights: np.ndarray, dys: np.ndarray, dxs: np.nda
         src = x[b].reshape(hgt, wid * ch)
         for k in range(counts[b]):
             wk, dy, dx = weights[k], dys[b, k], dxs[b, k]
-            lo, hi = min(max(dx, 0), wid), max(min(wid + dx, wid), 0)  # columns whose source j - dx is inside
+            lo, hi = (
+                min(max(dx, 0), wid),
+                max(min(wid + dx, wid), 0),
+            )  # columns whose source j - dx is inside
             for i in range(hgt):
                 row, srow = o[i], src[min(max(i - dy, 0), hgt - 1)]
                 for j in range(lo):
@@ -66,11 +78,13 @@ def _wibbled(mean4: float, wibble: float) -> np.float32:
 
 @njit(parallel=True, cache=True)
 def plasma_fractal(seeds: np.ndarray, mapsize: int, wibbledecay: float) -> np.ndarray:
-    """fog's diamond-square height maps in [0, 1], (N, mapsize, mapsize) float32, one seed per image.
+    """fog's diamond-square height maps in [0, 1], (N, mapsize, mapsize) float32, one seed per
+    image.
 
     Mirrors the reference's NumPy version step for step: the same uniform draws in the same order
     (numba's seeded generator equals NumPy's legacy one), float32 storage after every step, and its
-    wrap-around neighbours (np.roll). A float32 sum computed in float64 and rounded is the float32 sum.
+    wrap-around neighbours (np.roll). A float32 sum computed in float64 and rounded is the float32
+    sum.
     """
     out = np.empty((len(seeds), mapsize, mapsize), np.float32)
     for b in prange(len(seeds)):
@@ -84,16 +98,23 @@ def plasma_fractal(seeds: np.ndarray, mapsize: int, wibbledecay: float) -> np.nd
             for i in range(k):  # squares
                 for j in range(k):
                     a = np.float32(m[i * step, j * step] + m[((i + 1) % k) * step, j * step])
-                    c = np.float32(m[i * step, ((j + 1) % k) * step] + m[((i + 1) % k) * step, ((j + 1) % k) * step])
+                    c = np.float32(
+                        m[i * step, ((j + 1) % k) * step]
+                        + m[((i + 1) % k) * step, ((j + 1) % k) * step]
+                    )
                     m[i * step + h, j * step + h] = _wibbled(np.float32(a + c), wibble)
             for i in range(k):  # diamonds, left/right of each square centre
                 for j in range(k):
-                    dr = np.float32(m[i * step + h, j * step + h] + m[((i - 1) % k) * step + h, j * step + h])
+                    dr = np.float32(
+                        m[i * step + h, j * step + h] + m[((i - 1) % k) * step + h, j * step + h]
+                    )
                     ul = np.float32(m[i * step, j * step] + m[i * step, ((j + 1) % k) * step])
                     m[i * step, j * step + h] = _wibbled(np.float32(dr + ul), wibble)
             for i in range(k):  # diamonds, above/below
                 for j in range(k):
-                    dr = np.float32(m[i * step + h, j * step + h] + m[i * step + h, ((j - 1) % k) * step + h])
+                    dr = np.float32(
+                        m[i * step + h, j * step + h] + m[i * step + h, ((j - 1) % k) * step + h]
+                    )
                     ul = np.float32(m[i * step, j * step] + m[((i + 1) % k) * step, j * step])
                     m[i * step + h, j * step] = _wibbled(np.float32(dr + ul), wibble)
             step //= 2
@@ -117,7 +138,8 @@ def pixel_noise(x: np.ndarray, seeds: np.ndarray, kind: int, c: float) -> np.nda
     """The reference's noise on uint8 (N,H,W,C), one seed per image, drawn in its order; uint8 out.
 
     On u = x / 255 in float64: GAUSSIAN: u + normal(0, c); SPECKLE: u + u * normal(0, c); SHOT:
-    poisson(u * c) / c. Numba's seeded normal and poisson draw exactly what NumPy's legacy generator draws.
+    poisson(u * c) / c. Numba's seeded normal and poisson draw exactly what NumPy's legacy generator
+    draws.
     """
     out = np.empty_like(x)
     n, h, w, ch = x.shape
@@ -138,7 +160,8 @@ def pixel_noise(x: np.ndarray, seeds: np.ndarray, kind: int, c: float) -> np.nda
 
 @njit(parallel=True, cache=True)
 def salt_and_pepper(x: np.ndarray, draws: np.ndarray, amount: float) -> np.ndarray:
-    """uint8 (N,H,W,C) with values whose draws[:, 0] <= amount set to 1 (draws[:, 1] <= 0.5) or 0, as floats in [0,1] would be."""
+    """uint8 (N,H,W,C) with values whose draws[:, 0] <= amount set to 1 (draws[:, 1] <= 0.5) or 0,
+    as floats in [0,1] would be."""
     out = np.empty_like(x)
     n, h, w, ch = x.shape
     for b in prange(n):
@@ -154,9 +177,11 @@ def salt_and_pepper(x: np.ndarray, draws: np.ndarray, amount: float) -> np.ndarr
 
 @njit(parallel=True, cache=True)
 def hsv_adjust(x: np.ndarray, channel: int, scale: float, shift: float) -> np.ndarray:
-    """scikit-image's rgb2hsv, one of s (1) or v (2) set to clip(value * scale + shift, 0, 1), hsv2rgb; uint8 (N,H,W,3).
+    """scikit-image's rgb2hsv, one of s (1) or v (2) set to clip(value * scale + shift, 0, 1),
+    hsv2rgb; uint8 (N,H,W,3).
 
-    Per pixel, in float64 as scikit-image computes on arrays: ties in the hue go to blue, then green.
+    Per pixel, in float64 as scikit-image computes on arrays: ties in the hue go to blue, then
+    green.
     """
     out = np.empty_like(x)
     n, h, w, _ = x.shape
@@ -194,7 +219,11 @@ def hsv_adjust(x: np.ndarray, channel: int, scale: float, shift: float) -> np.nd
                     rgb = (t, p, v)
                 else:
                     rgb = (v, p, q)
-                out[b, i, j, 0], out[b, i, j, 1], out[b, i, j, 2] = _u8(rgb[0]), _u8(rgb[1]), _u8(rgb[2])
+                out[b, i, j, 0], out[b, i, j, 1], out[b, i, j, 2] = (
+                    _u8(rgb[0]),
+                    _u8(rgb[1]),
+                    _u8(rgb[2]),
+                )
     return out
 
 
@@ -209,9 +238,10 @@ def _border(i: int, n: int, reflect: bool) -> int:
 def gaussian_hw(u: np.ndarray, wh: np.ndarray, ww: np.ndarray, reflect: bool) -> np.ndarray:
     """scipy's gaussian_filter of float64 (M,H,W) over H then W, in its order of operations.
 
-    scipy's correlate1d adds the centre tap, then each mirrored pair (summed first) from the outermost
-    in; keeping that order keeps flat regions bit-identical, which matters before truncation to uint8.
-    Each pass works on whole rows (border rows and a padded row looked up once) so the inner loops vectorise.
+    scipy's correlate1d adds the centre tap, then each mirrored pair (summed first) from the
+    outermost in; keeping that order keeps flat regions bit-identical, which matters before
+    truncation to uint8. Each pass works on whole rows (border rows and a padded row looked up once)
+    so the inner loops vectorise.
     """
     m, h, w = u.shape
     rh, rw = len(wh) // 2, len(ww) // 2
@@ -241,9 +271,17 @@ def gaussian_hw(u: np.ndarray, wh: np.ndarray, ww: np.ndarray, reflect: bool) ->
 
 
 @njit(parallel=True, cache=True)
-def legacy_draws(seeds: np.ndarray, n_normal: int, loc: float, scale: float, n_uniform: int, low: float,
-                 high: float) -> np.ndarray:
-    """Per image, what `RandomState(seed)` draws as normal(loc, scale, n_normal) then uniform(low, high, n_uniform).
+def legacy_draws(
+    seeds: np.ndarray,
+    n_normal: int,
+    loc: float,
+    scale: float,
+    n_uniform: int,
+    low: float,
+    high: float,
+) -> np.ndarray:
+    """Per image, what `RandomState(seed)` draws as normal(loc, scale, n_normal) then uniform(low,
+    high, n_uniform).
 
     (N, n_normal + n_uniform) float64. Seeding numba's generator costs far less than building a
     RandomState, which matters when each image needs only a few draws.
@@ -259,8 +297,11 @@ def legacy_draws(seeds: np.ndarray, n_normal: int, loc: float, scale: float, n_u
 
 
 @njit(parallel=True, cache=True)
-def frost_picks(seeds: np.ndarray, heights: np.ndarray, widths: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Per image (photo, top, left) as the reference draws them: randint(6), randint(0, H - h), randint(0, W - w)."""
+def frost_picks(
+    seeds: np.ndarray, heights: np.ndarray, widths: np.ndarray, h: int, w: int
+) -> np.ndarray:
+    """Per image (photo, top, left) as the reference draws them: randint(6), randint(0, H - h),
+    randint(0, W - w)."""
     out = np.empty((len(seeds), 3), np.int64)
     for b in prange(len(seeds)):
         np.random.seed(seeds[b])
@@ -273,7 +314,8 @@ def frost_picks(seeds: np.ndarray, heights: np.ndarray, widths: np.ndarray, h: i
 
 @njit(inline="always")
 def _reflect_coordinate(c: float, n: int) -> float:
-    """scipy's map_coordinates mode 'reflect' for a coordinate outside [0, n - 1] (C's truncating casts)."""
+    """scipy's map_coordinates mode 'reflect' for a coordinate outside [0, n - 1] (C's truncating
+    casts)."""
     sz2 = 2 * n
     if c < 0:
         if c < -sz2:
@@ -297,8 +339,11 @@ def _taps(c: float, n: int) -> tuple[int, int, float]:
 
 
 @njit(inline="always")
-def _bilinear(img: np.ndarray, b: int, y0: int, y1: int, wy0: float, x0: int, x1: int, wx0: float, k: int) -> float:
-    """scipy's order-1 interpolation of img[b, :, :, k] from its four taps: data x weight_y x weight_x, in float64."""
+def _bilinear(
+    img: np.ndarray, b: int, y0: int, y1: int, wy0: float, x0: int, x1: int, wx0: float, k: int
+) -> float:
+    """scipy's order-1 interpolation of img[b, :, :, k] from its four taps: data x weight_y x
+    weight_x, in float64."""
     wy1, wx1 = 1.0 - wy0, 1.0 - wx0
     v = np.float64(img[b, y0, x0, k]) * wy0 * wx0 + np.float64(img[b, y0, x1, k]) * wy0 * wx1
     v = v + np.float64(img[b, y1, x0, k]) * wy1 * wx0
@@ -307,7 +352,8 @@ def _bilinear(img: np.ndarray, b: int, y0: int, y1: int, wy0: float, x0: int, x1
 
 @njit(parallel=True, cache=True)
 def map_linear_reflect(img: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
-    """scipy's map_coordinates(order=1, mode='reflect') of float32 (N,H,W,C) at (i + dy, j + dx), as float32.
+    """scipy's map_coordinates(order=1, mode='reflect') of float32 (N,H,W,C) at (i + dy, j + dx), as
+    float32.
 
     Taps are summed as scipy sums them (`_bilinear`).
     """
@@ -325,7 +371,8 @@ def map_linear_reflect(img: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.nd
 
 @njit(cache=True)
 def _zoom_taps(n_in: int, n_out: int, n_keep: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """scipy's zoom (order 1, grid_mode False) along one axis: both taps and the first one's weight, per output."""
+    """scipy's zoom (order 1, grid_mode False) along one axis: both taps and the first one's weight,
+    per output."""
     ratio = (n_in - 1) / (n_out - 1)
     t0, t1, w0 = np.empty(n_keep, np.int64), np.empty(n_keep, np.int64), np.empty(n_keep)
     for i in range(n_keep):
@@ -337,7 +384,8 @@ def _zoom_taps(n_in: int, n_out: int, n_keep: int) -> tuple[np.ndarray, np.ndarr
 
 @njit(parallel=True, cache=True)
 def zoom_linear(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
-    """scipy.ndimage.zoom(order=1) of float64 (N,H,W,C) to (N,out_h,out_w,C), image by image (zoom 1 on N and C)."""
+    """scipy.ndimage.zoom(order=1) of float64 (N,H,W,C) to (N,out_h,out_w,C), image by image (zoom 1
+    on N and C)."""
     n, h, w, ch = img.shape
     y0, y1, wy = _zoom_taps(h, out_h, out_h)
     x0, x1, wx = _zoom_taps(w, out_w, out_w)
@@ -351,12 +399,21 @@ def zoom_linear(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
 
 
 @njit(parallel=True, cache=True)
-def add_zoomed(img: np.ndarray, top: int, left: int, crop_h: int, crop_w: int, out_h: int, out_w: int,
-               acc: np.ndarray) -> None:
-    """acc += the top-left acc-sized part of scipy's zoom(order=1) of a float32 crop to (out_h, out_w), in float32.
+def add_zoomed(
+    img: np.ndarray,
+    top: int,
+    left: int,
+    crop_h: int,
+    crop_w: int,
+    out_h: int,
+    out_w: int,
+    acc: np.ndarray,
+) -> None:
+    """acc += the top-left acc-sized part of scipy's zoom(order=1) of a float32 crop to (out_h,
+    out_w), in float32.
 
-    zoom_blur's `out += clipped_zoom(x, z)[:h, :w]`: the crop is img[:, top:top + crop_h, left:left + crop_w];
-    scipy rounds each value to float32, then NumPy adds.
+    zoom_blur's `out += clipped_zoom(x, z)[:h, :w]`: the crop is img[:, top:top + crop_h, left:left
+    + crop_w]; scipy rounds each value to float32, then NumPy adds.
     """
     n, ch = img.shape[0], img.shape[3]
     keep_h, keep_w = acc.shape[1], acc.shape[2]
@@ -366,5 +423,16 @@ def add_zoomed(img: np.ndarray, top: int, left: int, crop_h: int, crop_w: int, o
         for i in range(keep_h):
             for j in range(keep_w):
                 for k in range(ch):
-                    acc[b, i, j, k] += np.float32(_bilinear(img, b, top + y0[i], top + y1[i], wy[i], left + x0[j],
-                                                            left + x1[j], wx[j], k))
+                    acc[b, i, j, k] += np.float32(
+                        _bilinear(
+                            img,
+                            b,
+                            top + y0[i],
+                            top + y1[i],
+                            wy[i],
+                            left + x0[j],
+                            left + x1[j],
+                            wx[j],
+                            k,
+                        )
+                    )

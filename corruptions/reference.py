@@ -6,6 +6,7 @@ global state afterwards, so an image's corruption depends only on (seed, index, 
 severity): not on batch size, worker count or order. The global RNG is per process and not
 thread-safe, so parallel generation uses processes.
 """
+
 from __future__ import annotations
 
 import functools
@@ -43,15 +44,29 @@ def corrupt(img: np.ndarray, name: str, severity: int, seed: int) -> np.ndarray:
     return out
 
 
-def corrupt_many(images: np.ndarray, indices: np.ndarray, name: str, severity: int, seed: int) -> np.ndarray:
+def corrupt_many(
+    images: np.ndarray, indices: np.ndarray, name: str, severity: int, seed: int
+) -> np.ndarray:
     """Corrupt a stack of images whose dataset indices are `indices`."""
-    return np.stack([corrupt(im, name, severity, int(s))
-                     for im, s in zip(images, seeds_for(seed, indices, name, severity))])
+    return np.stack(
+        [
+            corrupt(im, name, severity, int(s))
+            for im, s in zip(images, seeds_for(seed, indices, name, severity))
+        ]
+    )
 
 
 # The libraries whose arithmetic makes the reference images (a new release can move a pixel).
-COMPUTED_BY = ("imagecorruptions-imaug", "numpy", "scipy", "scikit-image", "opencv-python-headless", "opencv-python",
-               "Pillow", "Wand")
+COMPUTED_BY = (
+    "imagecorruptions-imaug",
+    "numpy",
+    "scipy",
+    "scikit-image",
+    "opencv-python-headless",
+    "opencv-python",
+    "Pillow",
+    "Wand",
+)
 
 
 @functools.lru_cache(maxsize=1)

@@ -4,15 +4,16 @@ The files are already 224x224 (ImageNet-C was rendered after Resize(256) + Cente
 they are read as they are: no resize or crop (the official MGNet code and early RobustBench
 re-cropped them, which changes results).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
+from bench.core.errors import BenchError
 from bench.data import imagenet
 from bench.data.imageset import FolderImageSet
-from bench.core.errors import BenchError
 from corruptions.base import ALL, SEVERITIES, check_name, check_severity
 
 SOURCE = "rendered"
@@ -23,22 +24,28 @@ def _as_is(im) -> np.ndarray:  # type: ignore[no-untyped-def]
 
 
 def check_tree(root: Path, names: tuple[str, ...]) -> None:
-    """Every named corruption has all five severities, each with all 100 class folders holding images."""
+    """Every named corruption has all five severities, each with all 100 class folders holding
+    images."""
     if not root.is_dir():
         raise BenchError(f"ImageNet100-C folder {root} does not exist")
     for name in names:
         for s in SEVERITIES:
             folder = root / name / str(s)
             if not folder.is_dir():
-                raise BenchError(f"{root}: missing {name}/{s} (every corruption needs severities 1-5)")
+                raise BenchError(
+                    f"{root}: missing {name}/{s} (every corruption needs severities 1-5)"
+                )
             imagenet.check_tree(folder, f"ImageNet100-C {name}/{s}")
 
 
 def build(src: Path, dst: Path, names: tuple[str, ...] | None = None) -> Path:
-    """Link the 100 classes of each corruption/severity of an ImageNet-C folder under dst (re-runnable)."""
+    """Link the 100 classes of each corruption/severity of an ImageNet-C folder under dst
+    (re-runnable)."""
     present = tuple(n for n in ALL if (src / n).is_dir()) if names is None else names
     if not present:
-        raise BenchError(f"{src} holds no ImageNet-C corruption folders (expected e.g. {src}/fog/1/n01440764)")
+        raise BenchError(
+            f"{src} holds no ImageNet-C corruption folders (expected e.g. {src}/fog/1/n01440764)"
+        )
     for n in present:
         check_name(n)
     for n in present:
@@ -54,7 +61,10 @@ def build(src: Path, dst: Path, names: tuple[str, ...] | None = None) -> Path:
                 link, target = out / w, (src / n / str(s) / w).resolve()
                 if link.is_symlink() or link.exists():
                     if link.resolve() != target:
-                        raise BenchError(f"{link} exists and points elsewhere; remove it or choose another folder")
+                        raise BenchError(
+                            f"{link} exists and points elsewhere; remove it or choose another "
+                            "folder"
+                        )
                     continue
                 link.symlink_to(target, target_is_directory=True)
     check_tree(dst, present)
@@ -62,13 +72,18 @@ def build(src: Path, dst: Path, names: tuple[str, ...] | None = None) -> Path:
 
 
 def load(root: Path, name: str, severity: int, skip_corrupt: bool = False) -> FolderImageSet:
-    """One corruption/severity as an image set in ImageNet100's label order, read without resizing."""
+    """One corruption/severity as an image set in ImageNet100's label order, read without
+    resizing."""
     check_name(name)
     check_severity(severity)
-    paths, labels = imagenet.class_files(root / name / str(severity), f"ImageNet100-C {name}/{severity}")
+    paths, labels = imagenet.class_files(
+        root / name / str(severity), f"ImageNet100-C {name}/{severity}"
+    )
     if skip_corrupt:
         paths, labels = _readable(paths, labels)
-    return FolderImageSet(f"imagenet100-c/{name}/{severity}", "val", imagenet.wnids(), paths, labels, _as_is)
+    return FolderImageSet(
+        f"imagenet100-c/{name}/{severity}", "val", imagenet.wnids(), paths, labels, _as_is
+    )
 
 
 def _readable(paths: list[Path], labels: np.ndarray) -> tuple[list[Path], np.ndarray]:
@@ -87,5 +102,7 @@ def _readable(paths: list[Path], labels: np.ndarray) -> tuple[list[Path], np.nda
         except OSError:
             bad.append(p)
     if bad:
-        logging.getLogger(__name__).warning("skipped %d unreadable file(s), first: %s", len(bad), bad[0])
+        logging.getLogger(__name__).warning(
+            "skipped %d unreadable file(s), first: %s", len(bad), bad[0]
+        )
     return keep_p, np.asarray(keep_l, dtype=np.int64)

@@ -1,9 +1,10 @@
 """The model contract: [0,1] images in, final-exit logits out; per-exit outputs on request."""
+
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -47,7 +48,7 @@ class BenchModel(nn.Module):
         """Exits 1..n from one pass that computes nothing beyond exit n."""
         raise NotImplementedError
 
-    def at_exit(self, t: int) -> "BenchModel":
+    def at_exit(self, t: int) -> BenchModel:
         """A parameter-sharing view whose forward returns exit t's logits (for FLOPs, attacks)."""
         if t != self.n_exits:
             check_exit(t, self.n_exits)
@@ -86,7 +87,9 @@ class ExitView(BenchModel):
 class Classifier(BenchModel):
     """Wraps any single-exit classifier that maps normalized images to logits."""
 
-    def __init__(self, net: nn.Module, mean: Sequence[float] | None, std: Sequence[float] | None) -> None:
+    def __init__(
+        self, net: nn.Module, mean: Sequence[float] | None, std: Sequence[float] | None
+    ) -> None:
         super().__init__(mean, std)
         self.net = net
 
@@ -110,7 +113,8 @@ class _RescaleFn(torch.autograd.Function):
 
 
 class GradShaper(nn.Module):
-    """An identity in the forward pass that changes only the gradient: training shapes it, attacks must not."""
+    """An identity in the forward pass that changes only the gradient: training shapes it, attacks
+    must not."""
 
     def __init__(self, enabled: bool = True) -> None:
         super().__init__()
@@ -138,7 +142,8 @@ class GradRescale(GradShaper):
 
 
 class GradStop(GradShaper):
-    """Identity forward, no gradient backward while enabled (MGNet's detached glimpse position in its tokens)."""
+    """Identity forward, no gradient backward while enabled (MGNet's detached glimpse position in
+    its tokens)."""
 
     def forward(self, x: Tensor) -> Tensor:
         return x.detach() if self.active else x
@@ -151,8 +156,8 @@ def gradient_shapers(model: nn.Module) -> list[GradShaper]:
 
 @contextlib.contextmanager
 def true_gradient(model: nn.Module) -> Iterator[nn.Module]:
-    """Switch every gradient shaper off: they shape training, and attacks must follow the real gradient of the
-    function the model computes (its outputs do not change)."""
+    """Switch every gradient shaper off: they shape training, and attacks must follow the real
+    gradient of the function the model computes (its outputs do not change)."""
     shapers = gradient_shapers(model)
     before = [m.enabled for m in shapers]
     for m in shapers:
@@ -164,10 +169,14 @@ def true_gradient(model: nn.Module) -> Iterator[nn.Module]:
             m.enabled = b
 
 
-def as_bench_model(module: nn.Module, mean: Sequence[float] | None, std: Sequence[float] | None) -> BenchModel:
+def as_bench_model(
+    module: nn.Module, mean: Sequence[float] | None, std: Sequence[float] | None
+) -> BenchModel:
     """Give a plain classifier the contract; a BenchModel passes through unchanged."""
     if isinstance(module, BenchModel):
         return module
     if not isinstance(module, nn.Module):
-        raise TypeError(f"a model factory must return a torch.nn.Module, got {type(module).__name__}")
+        raise TypeError(
+            f"a model factory must return a torch.nn.Module, got {type(module).__name__}"
+        )
     return Classifier(module, mean, std)

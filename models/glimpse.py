@@ -1,4 +1,5 @@
 """Glimpses: a square window of the image resampled to a fixed side, as in MGNet."""
+
 from __future__ import annotations
 
 import torch

@@ -3,10 +3,12 @@
 Re-implemented from the architecture description (shared reference mgnet.md §1); submodule
 names follow the official code so its checkpoints load by stripping the `model.` prefix.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -39,8 +41,8 @@ class MGNetConfig:
 
 
 class _Head(nn.Module):
-    """A Linear under the attribute `fc`, to keep the official key names; Kaiming-normal weights and zero bias, as
-    the official classifiers start."""
+    """A Linear under the attribute `fc`, to keep the official key names; Kaiming-normal weights and
+    zero bias, as the official classifiers start."""
 
     def __init__(self, d_in: int, d_out: int) -> None:
         super().__init__()
@@ -88,9 +90,16 @@ class LocalizationNet(nn.Module):
 class MGNet(BenchModel):
     """Multi-Glimpse Network over a ResNet backbone; exit t sees glimpses 1..t."""
 
-    def __init__(self, backbone: nn.Module, feat_dim: int, num_classes: int, input_size: int,
-                 cfg: MGNetConfig = MGNetConfig(), mean: Sequence[float] | None = None,
-                 std: Sequence[float] | None = None) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        feat_dim: int,
+        num_classes: int,
+        input_size: int,
+        cfg: MGNetConfig = MGNetConfig(),
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+    ) -> None:
         super().__init__(mean, std)
         self.cfg = cfg
         self.input_size = input_size
@@ -99,7 +108,9 @@ class MGNet(BenchModel):
         self.backbone = backbone
         self.feat_fusion = FeatureFusion(d)
         self.loc_network = LocalizationNet(d, cfg.grad_scale if cfg.n_iter > 1 else 1.0)
-        if cfg.n_iter == 1:  # one glimpse never runs it (its weights stay: official checkpoints hold them)
+        if (
+            cfg.n_iter == 1
+        ):  # one glimpse never runs it (its weights stay: official checkpoints hold them)
             self.loc_network.requires_grad_(False)  # frozen, so DDP expects no gradient for it
         self.global_fc = _Head(d, num_classes)
         self.glimpse_fc = _Head(feat_dim, num_classes) if cfg.alpha > 0 and cfg.n_iter > 1 else None

@@ -1,7 +1,8 @@
 """ResNet backbones and baselines: torchvision's, and a narrow one for the CPU default."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import Tensor, nn
 
@@ -10,12 +11,15 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class BasicBlock(nn.Module):
-    """torchvision's ResNet BasicBlock: same modules, key names, initialisation order and forward (a parity
-    test), without importing torchvision, whose package import costs about 2.5 s per process here."""
+    """torchvision's ResNet BasicBlock: same modules, key names, initialisation order and forward (a
+    parity test), without importing torchvision, whose package import costs about 2.5 s per process
+    here."""
 
     expansion = 1
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+    def __init__(
+        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -32,10 +36,15 @@ class BasicBlock(nn.Module):
 
 
 class SmallResNet(nn.Module):
-    """torchvision's ResNet-18 layout and key names at a chosen width (the CPU default's backbone)."""
+    """torchvision's ResNet-18 layout and key names at a chosen width (the CPU default's
+    backbone)."""
 
-    def __init__(self, widths: Sequence[int] = (16, 32, 64, 128), blocks: Sequence[int] = (2, 2, 2, 2),
-                 num_classes: int = 1000) -> None:
+    def __init__(
+        self,
+        widths: Sequence[int] = (16, 32, 64, 128),
+        blocks: Sequence[int] = (2, 2, 2, 2),
+        num_classes: int = 1000,
+    ) -> None:
         super().__init__()
         self.inplanes = widths[0]
         self.conv1 = nn.Conv2d(3, widths[0], kernel_size=7, stride=2, padding=3, bias=False)
@@ -58,7 +67,9 @@ class SmallResNet(nn.Module):
     def _layer(self, planes: int, n: int, stride: int) -> nn.Sequential:
         down = None
         if stride != 1 or self.inplanes != planes:
-            down = nn.Sequential(nn.Conv2d(self.inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+            down = nn.Sequential(
+                nn.Conv2d(self.inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes)
+            )
         layers = [BasicBlock(self.inplanes, planes, stride, down)]
         self.inplanes = planes
         layers += [BasicBlock(planes, planes) for _ in range(1, n)]
@@ -71,7 +82,8 @@ class SmallResNet(nn.Module):
 
 
 def resnet(arch: str, num_classes: int) -> nn.Module:
-    """A randomly initialised ResNet by name: resnet18, resnet50 (torchvision) or resnet_small/tiny."""
+    """A randomly initialised ResNet by name: resnet18, resnet50 (torchvision) or
+    resnet_small/tiny."""
     if arch in ("resnet18", "resnet50"):
         import torchvision
 
@@ -84,7 +96,8 @@ def resnet(arch: str, num_classes: int) -> nn.Module:
 
 
 def backbone(arch: str) -> tuple[nn.Module, int]:
-    """A ResNet with `fc` replaced by the identity, and the width of the pooled feature it outputs."""
+    """A ResNet with `fc` replaced by the identity, and the width of the pooled feature it
+    outputs."""
     net = resnet(arch, num_classes=10)
     dim = net.fc.in_features
     net.fc = nn.Identity()

@@ -1,7 +1,8 @@
 """The registered models: MGNet, the official one-glimpse baseline and plain ResNets."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from bench.core.card import register_model
 from models.base import BenchModel, Classifier
@@ -36,13 +37,28 @@ def _resnet(arch: str, classes: int) -> Callable[[], BenchModel]:
 
 
 for _suffix, _arch, _data, _k, _size, _hidden in _SETTINGS:
-    _common = dict(num_classes=_k, input_size=_size, mean=None, std=None, source="bench",
-                   data=_data, hidden=_hidden)
-    register_model(f"mgnet_{_suffix}", family="mgnet", exits=(1, 2, 3, 4),
-                   description=f"MGNet, {_arch} backbone, 4 glimpses at {_size}//2.33 px",
-                   **_common)(_mgnet(_arch, _k, _size, MGNET))
-    register_model(f"mgbase_{_suffix}", family="mgbase",
-                   description=f"official MGNet baseline: one {_size}-px glimpse, {_arch}",
-                   **_common)(_mgnet(_arch, _k, _size, MGBASE))
-    register_model(_arch, family="resnet", description=f"plain {_arch}",
-                   **_common)(_resnet(_arch, _k))
+    _common = dict(
+        num_classes=_k,
+        input_size=_size,
+        mean=None,
+        std=None,
+        source="bench",
+        data=_data,
+        hidden=_hidden,
+    )
+    register_model(
+        f"mgnet_{_suffix}",
+        family="mgnet",
+        exits=(1, 2, 3, 4),
+        description=f"MGNet, {_arch} backbone, 4 glimpses at {_size}//2.33 px",
+        **_common,
+    )(_mgnet(_arch, _k, _size, MGNET))
+    register_model(
+        f"mgbase_{_suffix}",
+        family="mgbase",
+        description=f"official MGNet baseline: one {_size}-px glimpse, {_arch}",
+        **_common,
+    )(_mgnet(_arch, _k, _size, MGBASE))
+    register_model(_arch, family="resnet", description=f"plain {_arch}", **_common)(
+        _resnet(_arch, _k)
+    )

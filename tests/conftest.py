@@ -1,10 +1,12 @@
-"""Shared fixtures: a small generated Fashion-MNIST stand-in and an isolated cache per test session."""
+"""Shared fixtures: a small generated Fashion-MNIST stand-in and an isolated cache per test
+session."""
+
 from __future__ import annotations
 
 import gzip
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -18,13 +20,14 @@ def write_idx(path: Path, arr: np.ndarray) -> None:
 
 
 def fake_items(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """28x28 'items' whose class is easy to see: a bar whose thickness and place encode the label."""
+    """28x28 'items' whose class is easy to see: a bar whose thickness and place encode the
+    label."""
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % 10
     rng.shuffle(labels)
     items = np.zeros((n, 28, 28), np.uint8)
     for i, k in enumerate(labels):
-        items[i, 2 + 2 * k: 5 + 2 * k, 3:25] = 255 if k % 2 == 0 else 180
+        items[i, 2 + 2 * k : 5 + 2 * k, 3:25] = 255 if k % 2 == 0 else 180
         items[i, 3:25, 12:15] = 120 + 10 * k
     return items, labels.astype(np.uint8)
 
@@ -45,7 +48,8 @@ def fmnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated(fmnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Every test sees the generated Fashion-MNIST, never the real one, and a cache of this session only."""
+    """Every test sees the generated Fashion-MNIST, never the real one, and a cache of this session
+    only."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BENCH_FMNIST_DIR", str(fmnist_dir))
         mp.setenv("BENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
@@ -59,12 +63,35 @@ def trained() -> None:
     """Tiny models trained once on the generated data (checkpoints in the session cache)."""
     from bench.cli import main
 
-    assert main(["train", "mgnet_tiny", "resnet_tiny", "--data", "cluttered_fmnist", "--epochs", "1",
-                 "--batch-size", "64", "--if-missing"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "mgnet_tiny",
+                "resnet_tiny",
+                "--data",
+                "cluttered_fmnist",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "64",
+                "--if-missing",
+            ]
+        )
+        == 0
+    )
 
 
 def _quick_measure(model, input_size, device, budget=1.0, max_batch=256, precision="fp32"):  # type: ignore[no-untyped-def]
-    """The real timing code on a tiny budget, so runs in tests stay fast (test_speed checks it in full)."""
+    """The real timing code on a tiny budget, so runs in tests stay fast (test_speed checks it in
+    full)."""
     from bench.cost.speed import measure
 
-    return measure(model, input_size, device, budget=min(budget, 0.02), max_batch=min(max_batch, 4), precision=precision)
+    return measure(
+        model,
+        input_size,
+        device,
+        budget=min(budget, 0.02),
+        max_batch=min(max_batch, 4),
+        precision=precision,
+    )

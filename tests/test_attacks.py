@@ -1,4 +1,6 @@
-"""Attacks: threat-model bounds, determinism, parity with torchattacks, guards, AutoAttack resume."""
+"""Attacks: threat-model bounds, determinism, parity with torchattacks, guards, AutoAttack
+resume."""
+
 from __future__ import annotations
 
 import time
@@ -11,7 +13,16 @@ import torch.nn.functional as F
 from torch import nn
 
 import attacks
-from attacks import FGSM, PGD, AutoAttack, LogitsGuard, PassCounter, PaperPGD, TorchattacksAttack, attack_mode
+from attacks import (
+    FGSM,
+    PGD,
+    AutoAttack,
+    LogitsGuard,
+    PaperPGD,
+    PassCounter,
+    TorchattacksAttack,
+    attack_mode,
+)
 from attacks.autoattack import Flags
 from bench.core.errors import BenchError
 from models.base import BenchModel, Classifier, Exits
@@ -30,8 +41,13 @@ def _data(n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 def toy() -> nn.Module:
     """A small conv net trained to near-perfect accuracy in well under a second."""
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(),
-                        nn.Linear(128, 2))
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(4),
+        nn.Flatten(),
+        nn.Linear(128, 2),
+    )
     model = Classifier(net, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
     x, y = _data(256, 1)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -52,10 +68,17 @@ def acc(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 SEEDS = torch.arange(64)
 
 
-@pytest.mark.parametrize("atk", [
-    FGSM(8 / 255), PGD(8 / 255, 2 / 255, 10), PGD(0.5, 0.125, 10, norm="l2"), PGD(8 / 255, 2 / 255, 5, restarts=3),
-    TorchattacksAttack("pgd", 8 / 255, "linf", 2 / 255, 10), TorchattacksAttack("pgd", 0.5, "l2", 0.125, 10),
-])
+@pytest.mark.parametrize(
+    "atk",
+    [
+        FGSM(8 / 255),
+        PGD(8 / 255, 2 / 255, 10),
+        PGD(0.5, 0.125, 10, norm="l2"),
+        PGD(8 / 255, 2 / 255, 5, restarts=3),
+        TorchattacksAttack("pgd", 8 / 255, "linf", 2 / 255, 10),
+        TorchattacksAttack("pgd", 0.5, "l2", 0.125, 10),
+    ],
+)
 def test_adversarial_examples_stay_in_the_ball_and_the_image_range(toy: nn.Module, atk) -> None:  # type: ignore[no-untyped-def]
     x, y = _data()
     x_adv = atk(toy, x, y, seeds=SEEDS)
@@ -65,7 +88,9 @@ def test_adversarial_examples_stay_in_the_ball_and_the_image_range(toy: nn.Modul
         assert d.norm(dim=1).max() <= atk.eps + 1e-5
     else:
         assert d.abs().max() <= atk.eps + 1e-6
-    assert acc(toy, x_adv, y) < acc(toy, x, y) - 0.3, "the attack lowers accuracy on a trained model"
+    assert acc(toy, x_adv, y) < acc(toy, x, y) - 0.3, (
+        "the attack lowers accuracy on a trained model"
+    )
 
 
 @pytest.mark.parametrize("atk", [FGSM(0.0), PGD(0.0, 0.0, 10), PGD(0.0, 0.0, 10, norm="l2")])
@@ -79,13 +104,17 @@ def test_seeded_per_image_and_independent_of_batch_size(toy: nn.Module) -> None:
     atk = PGD(8 / 255, 2 / 255, 3)
     a = atk(toy, x, y, seeds=SEEDS)
     assert torch.equal(a, atk(toy, x, y, seeds=SEEDS))
-    parts = torch.cat([atk(toy, x[s:s + 5], y[s:s + 5], seeds=SEEDS[s:s + 5]) for s in range(0, 64, 5)])
+    parts = torch.cat(
+        [atk(toy, x[s : s + 5], y[s : s + 5], seeds=SEEDS[s : s + 5]) for s in range(0, 64, 5)]
+    )
     assert torch.allclose(a, parts, atol=1e-6)
     assert not torch.equal(a, atk(toy, x, y, seeds=SEEDS + 1))
 
 
 @pytest.mark.parametrize("norm,eps,step", [("linf", 8 / 255, 2 / 255), ("l2", 0.5, 0.1)])
-def test_pgd_matches_torchattacks_without_random_start(toy: nn.Module, norm: str, eps: float, step: float) -> None:
+def test_pgd_matches_torchattacks_without_random_start(
+    toy: nn.Module, norm: str, eps: float, step: float
+) -> None:
     import torchattacks
 
     x, y = _data()
@@ -94,27 +123,43 @@ def test_pgd_matches_torchattacks_without_random_start(toy: nn.Module, norm: str
     atk = cls(toy, eps=eps, alpha=step, steps=10, random_start=False)
     # one image at a time: torchattacks' batch-mean loss makes its L2 steps depend on the batch
     # wherever gradients are as small as its 1e-10 guard; ours sums, so each image is on its own
-    ref = torch.cat([atk(x[i:i + 1], y[i:i + 1]) for i in range(len(x))])
+    ref = torch.cat([atk(x[i : i + 1], y[i : i + 1]) for i in range(len(x))])
     assert torch.allclose(ours, ref, atol=1e-6)
 
 
 @pytest.mark.parametrize("norm,eps,step", [("linf", 4 / 255, 1 / 255), ("l2", 0.25, 0.06)])
-def test_early_stop_keeps_the_first_fooling_iterate_and_only_breaks_more(toy: nn.Module, norm: str, eps: float,
-                                                                          step: float) -> None:
+def test_early_stop_keeps_the_first_fooling_iterate_and_only_breaks_more(
+    toy: nn.Module, norm: str, eps: float, step: float
+) -> None:
     x, y = _data()
     full, early = (PassCounter(toy), PassCounter(toy))
     last = PGD(eps, step, 10, norm=norm)(full, x, y, seeds=SEEDS)  # type: ignore[arg-type]
     first = PGD(eps, step, 10, norm=norm, early_stop=True)(early, x, y, seeds=SEEDS)  # type: ignore[arg-type]
     with torch.no_grad():
         robust_last, robust_first = toy(last).argmax(1) == y, toy(first).argmax(1) == y
-    assert robust_first.sum() < len(y) and (robust_first <= robust_last).all()  # robust early => robust at the end
-    assert torch.allclose(first[robust_first], last[robust_first], atol=1e-6)  # same path until an image stops
+    assert (
+        robust_first.sum() < len(y) and (robust_first <= robust_last).all()
+    )  # robust early => robust at the end
+    assert torch.allclose(
+        first[robust_first], last[robust_first], atol=1e-6
+    )  # same path until an image stops
     d = (first - x).flatten(1)
     assert first.min() >= 0 and first.max() <= 1
     assert (d.norm(dim=1) if norm == "l2" else d.abs().amax(1)).max() <= eps + 1e-5
-    assert early.n_forward < full.n_forward and early.n_backward < full.n_backward  # stopped images cost nothing
-    parts = torch.cat([PGD(eps, step, 10, norm=norm, early_stop=True)(toy, x[s:s + 7], y[s:s + 7],  # type: ignore[arg-type]
-                                                                       seeds=SEEDS[s:s + 7]) for s in range(0, 64, 7)])
+    assert (
+        early.n_forward < full.n_forward and early.n_backward < full.n_backward
+    )  # stopped images cost nothing
+    parts = torch.cat(
+        [
+            PGD(eps, step, 10, norm=norm, early_stop=True)(
+                toy,
+                x[s : s + 7],
+                y[s : s + 7],  # type: ignore[arg-type]
+                seeds=SEEDS[s : s + 7],
+            )
+            for s in range(0, 64, 7)
+        ]
+    )
     assert torch.allclose(first, parts, atol=1e-6)
 
 
@@ -122,13 +167,17 @@ def test_fgsm_matches_torchattacks(toy: nn.Module) -> None:
     import torchattacks
 
     x, y = _data()
-    assert torch.allclose(FGSM(4 / 255)(toy, x, y, seeds=SEEDS), torchattacks.FGSM(toy, eps=4 / 255)(x, y), atol=1e-6)
+    assert torch.allclose(
+        FGSM(4 / 255)(toy, x, y, seeds=SEEDS), torchattacks.FGSM(toy, eps=4 / 255)(x, y), atol=1e-6
+    )
 
 
 def test_strict_attack_runs_in_pixel_space_and_paper_in_normalized_space(toy: nn.Module) -> None:
     x, y = _data()
     strict = PGD(4 / 255, 1 / 255, 10, random_start=False)(toy, x, y, seeds=SEEDS)
-    assert (strict - x).abs().max().item() == pytest.approx(4 / 255, abs=1e-6)  # reaches ε in pixels
+    assert (strict - x).abs().max().item() == pytest.approx(
+        4 / 255, abs=1e-6
+    )  # reaches ε in pixels
     paper = PaperPGD().with_space(toy)
     assert paper.std == (0.25, 0.25, 0.25)
     adv = paper(toy, x, y, seeds=SEEDS)
@@ -141,10 +190,13 @@ def test_strict_attack_runs_in_pixel_space_and_paper_in_normalized_space(toy: nn
 
 
 def test_bad_attack_arguments_are_clear_errors() -> None:
-    for make, match in [(lambda: PGD(-0.1, 0.01, 10), "epsilon"), (lambda: PGD(1.5, 0.01, 10), "epsilon"),
-                        (lambda: PGD(0.1, 0.01, 0), "steps must be positive"),
-                        (lambda: PGD(0.1, 0.01, 10, norm="l1"), "unknown norm"),  # type: ignore[arg-type]
-                        (lambda: FGSM(float("nan")), "epsilon")]:
+    for make, match in [
+        (lambda: PGD(-0.1, 0.01, 10), "epsilon"),
+        (lambda: PGD(1.5, 0.01, 10), "epsilon"),
+        (lambda: PGD(0.1, 0.01, 0), "steps must be positive"),
+        (lambda: PGD(0.1, 0.01, 10, norm="l1"), "unknown norm"),  # type: ignore[arg-type]
+        (lambda: FGSM(float("nan")), "epsilon"),
+    ]:
         with pytest.raises(BenchError, match=match):
             make()
 
@@ -191,7 +243,8 @@ def _five_class(seed: int = 0) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
 
 
 def few_square_queries(monkeypatch: pytest.MonkeyPatch, n_queries: int = 500) -> None:
-    """Square with fewer queries (the library's default is 5,000): the cascade's logic is what these tests check."""
+    """Square with fewer queries (the library's default is 5,000): the cascade's logic is what these
+    tests check."""
     real = AutoAttack._objects
 
     def objects(self, model, n_classes, device):  # type: ignore[no-untyped-def]
@@ -202,14 +255,24 @@ def few_square_queries(monkeypatch: pytest.MonkeyPatch, n_queries: int = 500) ->
     monkeypatch.setattr(AutoAttack, "_objects", objects)
 
 
-def test_autoattack_runs_below_ten_classes_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_autoattack_runs_below_ten_classes_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     few_square_queries(monkeypatch)
     model, x, y = _five_class()
-    atk = AutoAttack(6 / 255)  # a radius where both APGD stages fool images and 2 of 12 reach Square
-    assert atk.attacks(5) == ("apgd-ce", "apgd-t", "fab-t", "square") and atk.attacks(3) == ("apgd-ce", "fab-t", "square")
+    atk = AutoAttack(
+        6 / 255
+    )  # a radius where both APGD stages fool images and 2 of 12 reach Square
+    assert atk.attacks(5) == ("apgd-ce", "apgd-t", "fab-t", "square") and atk.attacks(3) == (
+        "apgd-ce",
+        "fab-t",
+        "square",
+    )
     flags = Flags()
     whole = PassCounter(model)
-    full = atk.robust(whole, x, y, seed=0, batch_size=5, flags=flags, state=tmp_path / "aa-done.json")
+    full = atk.robust(
+        whole, x, y, seed=0, batch_size=5, flags=flags, state=tmp_path / "aa-done.json"
+    )
     assert full.dtype == torch.bool and full.shape == (12,)
     assert flags.robust_after == {"clean": 12, "apgd-ce": 4, "apgd-t": 2, "fab-t": 2, "square": 2}
     calls = {"n": 0}
@@ -220,13 +283,27 @@ def test_autoattack_runs_below_ten_classes_and_resumes(tmp_path: Path, monkeypat
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        atk.robust(PassCounter(model), x, y, seed=0, batch_size=5, state=tmp_path / "aa-cut.json",
-                   progress=die_in_fab)
-    for state in ("aa-cut.json", "aa-done.json"):  # killed in FAB-T; killed after the last chunk, before the rows
+        atk.robust(
+            PassCounter(model),
+            x,
+            y,
+            seed=0,
+            batch_size=5,
+            state=tmp_path / "aa-cut.json",
+            progress=die_in_fab,
+        )
+    for state in (
+        "aa-cut.json",
+        "aa-done.json",
+    ):  # killed in FAB-T; killed after the last chunk, before the rows
         again, counter = Flags(), PassCounter(model)
-        resumed = atk.robust(counter, x, y, seed=0, batch_size=5, state=tmp_path / state, flags=again)
+        resumed = atk.robust(
+            counter, x, y, seed=0, batch_size=5, state=tmp_path / state, flags=again
+        )
         assert torch.equal(resumed, full)
-        assert again.robust_after == flags.robust_after, state  # the Square check's counts survive a resume
+        assert again.robust_after == flags.robust_after, (
+            state
+        )  # the Square check's counts survive a resume
         # the passes of the interrupted run count too: the rows say what the whole attack cost
         assert (counter.n_forward, counter.n_backward) == (whole.n_forward, whole.n_backward), state
         assert again.resumed_seconds > 0
@@ -235,7 +312,8 @@ def test_autoattack_runs_below_ten_classes_and_resumes(tmp_path: Path, monkeypat
 
 
 def test_autoattack_on_three_classes_runs_fab_t(monkeypatch: pytest.MonkeyPatch) -> None:
-    """FAB-T targets the K-1 other classes, so it runs on 3 classes (only targeted APGD's DLR loss needs 4)."""
+    """FAB-T targets the K-1 other classes, so it runs on 3 classes (only targeted APGD's DLR loss
+    needs 4)."""
     few_square_queries(monkeypatch)
     torch.manual_seed(0)
     model = Classifier(nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 3)), None, None).eval()
@@ -250,7 +328,8 @@ def test_autoattack_on_three_classes_runs_fab_t(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_a_resumed_autoattack_keeps_the_messages_of_its_input_checks(tmp_path: Path) -> None:
-    """pyautoattack's checks run once, before the first chunk; a resumed cell must still report what they raised."""
+    """pyautoattack's checks run once, before the first chunk; a resumed cell must still report what
+    they raised."""
     net, x, y = _five_class()
 
     class Noisy(nn.Module):  # a randomized defence, which the first check flags
@@ -273,26 +352,44 @@ def test_a_resumed_autoattack_keeps_the_messages_of_its_input_checks(tmp_path: P
     assert resumed.messages == whole.messages and resumed.robust_after == whole.robust_after
 
 
-def test_autoattack_refuses_examples_outside_the_threat_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    """pyautoattack only logs its largest perturbation; an example outside the ε-ball or [0,1] must not be scored."""
+def test_autoattack_refuses_examples_outside_the_threat_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pyautoattack only logs its largest perturbation; an example outside the ε-ball or [0,1] must
+    not be scored."""
     model, x, y = _five_class()
-    honest = AutoAttack._run_one  # its examples pass: test_autoattack_runs_below_ten_classes_and_resumes
-    for bad in (lambda a: (a + 0.2).clamp(0, 1), lambda a: a * 1.5 - 0.1, lambda a: a + float("nan")):
-        monkeypatch.setattr(AutoAttack, "_run_one", staticmethod(lambda *args, f=bad: f(honest(*args))))
+    honest = (
+        AutoAttack._run_one
+    )  # its examples pass: test_autoattack_runs_below_ten_classes_and_resumes
+    for bad in (
+        lambda a: (a + 0.2).clamp(0, 1),
+        lambda a: a * 1.5 - 0.1,
+        lambda a: a + float("nan"),
+    ):
+        monkeypatch.setattr(
+            AutoAttack, "_run_one", staticmethod(lambda *args, f=bad: f(honest(*args)))
+        )
         with pytest.raises(BenchError, match="returned images outside the threat model"):
             AutoAttack(6 / 255).robust(model, x, y, seed=0, batch_size=12)
 
 
 def test_torchattacks_backend_scores_in_eval_mode() -> None:
-    """torchattacks restores a module it finds in training mode; the harness's wrappers must not look like one, or
-    the re-check of the adversarial images runs batch norm on batch statistics and overwrites its running ones."""
+    """torchattacks restores a module it finds in training mode; the harness's wrappers must not
+    look like one, or the re-check of the adversarial images runs batch norm on batch statistics and
+    overwrites its running ones."""
     from bench.core.conditions import pgd
     from bench.data import ArrayImageSet, to_unit
     from bench.evaluation.scoring import evaluate
 
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                        nn.Linear(4, 2))
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
+    )
     model = Classifier(net, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)).eval()
     bn = net[1]
     bn.running_mean.fill_(0.3)
@@ -303,10 +400,20 @@ def test_torchattacks_backend_scores_in_eval_mode() -> None:
     with torch.no_grad():
         labels = model(to_unit(pixels, torch.device("cpu"))).argmax(1).numpy()
     images = ArrayImageSet("toy", "test", ("a", "b"), pixels, labels)
-    evaluate(model, images, np.arange(6), pgd(4 / 255, source="torchattacks"), seed=0, batch_size=6,
-                   device=torch.device("cpu"))
+    evaluate(
+        model,
+        images,
+        np.arange(6),
+        pgd(4 / 255, source="torchattacks"),
+        seed=0,
+        batch_size=6,
+        device=torch.device("cpu"),
+    )
     assert modes and not any(modes), "a forward pass ran batch norm in training mode"
-    assert all(torch.equal(a, b) for a, b in zip(stats, (bn.running_mean, bn.running_var, bn.num_batches_tracked)))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(stats, (bn.running_mean, bn.running_var, bn.num_batches_tracked))
+    )
 
 
 def test_registry_builds_from_conditions() -> None:
@@ -314,10 +421,20 @@ def test_registry_builds_from_conditions() -> None:
 
     assert isinstance(attacks.build(fgsm(2 / 255)), FGSM)
     p = attacks.build(pgd(8 / 255, "l2"))
-    assert isinstance(p, PGD) and p.norm == "l2" and p.step_size == pytest.approx(2 / 255) and p.early_stop
+    assert (
+        isinstance(p, PGD)
+        and p.norm == "l2"
+        and p.step_size == pytest.approx(2 / 255)
+        and p.early_stop
+    )
     assert isinstance(attacks.build(pgd(8 / 255, source="torchattacks")), TorchattacksAttack)
-    assert pgd(8 / 255, source="torchattacks").params.json() == "{}"  # torchattacks returns the last iterate
-    for restarts, random_start, says in ((0, True, "restarts must be positive"), (3, False, "repeat the same run")):
+    assert (
+        pgd(8 / 255, source="torchattacks").params.json() == "{}"
+    )  # torchattacks returns the last iterate
+    for restarts, random_start, says in (
+        (0, True, "restarts must be positive"),
+        (3, False, "repeat the same run"),
+    ):
         with pytest.raises(BenchError, match=says):
             PGD(8 / 255, 2 / 255, 10, restarts=restarts, random_start=random_start)
     with pytest.raises(BenchError, match="torchattacks' PGD has no restarts"):
@@ -349,8 +466,8 @@ def test_model_checks_flag_randomized_models_and_zero_gradients() -> None:
 
 
 def test_a_stop_gradient_alone_gets_the_gradient_shaper_check() -> None:
-    """The check compares the official attack's gradient with the true one for any training-only gradient shaper,
-    not only a rescaler with s != 1."""
+    """The check compares the official attack's gradient with the true one for any training-only
+    gradient shaper, not only a rescaler with s != 1."""
     from bench.evaluation.model_checks import model_checks
     from models.base import Classifier, GradStop
 
@@ -386,7 +503,9 @@ def test_autoattack_rand_version_runs_eot_apgd() -> None:
     flags = Flags()
     robust = atk.robust(_Noisy(net).eval(), x[:4], y[:4], seed=0, batch_size=4, flags=flags)
     assert robust.shape == (4,) and robust.dtype == torch.bool
-    assert not any("randomized" in m for m in flags.messages), "rand was told to use rand"  # pyautoattack skips it
+    assert not any("randomized" in m for m in flags.messages), (
+        "rand was told to use rand"
+    )  # pyautoattack skips it
 
 
 class _SlowSecondExit(BenchModel):
@@ -420,8 +539,16 @@ def test_attack_rows_time_each_exit_when_each_is_attacked(condition: str) -> Non
     pixels = np.random.default_rng(0).integers(0, 256, (6, 4, 4, 3), dtype=np.uint8)
     images = ArrayImageSet("toy", "test", ("a", "b", "c"), pixels, np.arange(6) % 3)
     cond = pgd(4 / 255, steps=3) if condition == "pgd" else transfer("src")
-    c = evaluate(model, images, np.arange(6), cond, seed=0, batch_size=3, device=torch.device("cpu"),
-                       sources={"src": model})
+    c = evaluate(
+        model,
+        images,
+        np.arange(6),
+        cond,
+        seed=0,
+        batch_size=3,
+        device=torch.device("cpu"),
+        sources={"src": model},
+    )
     if condition == "transfer_pgd":  # one attack scores both exits: no per-exit time
         assert c.exit_seconds is None and c.seconds_of(1, 2) == c.seconds_of(2, 2) == c.seconds / 2
         return
@@ -431,7 +558,8 @@ def test_attack_rows_time_each_exit_when_each_is_attacked(condition: str) -> Non
 
 
 class _Wavy(BenchModel):
-    """Class 1 where cos(2π · mean brightness / (20/255)) > 0: an FGSM step of 10/255 flips any prediction."""
+    """Class 1 where cos(2π · mean brightness / (20/255)) > 0: an FGSM step of 10/255 flips any
+    prediction."""
 
     def __init__(self) -> None:
         super().__init__(None, None)
@@ -455,8 +583,9 @@ class _Dim(_Wavy):
 
 @pytest.mark.parametrize("condition", ["fgsm", "transfer_pgd"])
 def test_an_image_misclassified_clean_is_never_robust(condition: str) -> None:
-    """Strict rows (one code path for FGSM, PGD and both backends) and transfer rows count an image robust only
-    if it is classified right clean as well: here each attack lands images 0 and 1 on their label."""
+    """Strict rows (one code path for FGSM, PGD and both backends) and transfer rows count an image
+    robust only if it is classified right clean as well: here each attack lands images 0 and 1 on
+    their label."""
     from bench.core.conditions import fgsm, transfer
     from bench.data import ArrayImageSet, to_unit
     from bench.evaluation.scoring import evaluate
@@ -469,24 +598,36 @@ def test_an_image_misclassified_clean_is_never_robust(condition: str) -> None:
     assert model(FGSM(10 / 255)(model, x, y, seeds=SEEDS[:4])).argmax(1).tolist() == [1, 1, 1, 1]
     images = ArrayImageSet("toy", "test", ("a", "b"), pixels, labels)
     cond = fgsm(10 / 255) if condition == "fgsm" else transfer("src", 10 / 255)
-    c = evaluate(model, images, np.arange(4), cond, seed=0, batch_size=4, device=torch.device("cpu"),
-                       sources={"src": _Dim().eval()})
+    c = evaluate(
+        model,
+        images,
+        np.arange(4),
+        cond,
+        seed=0,
+        batch_size=4,
+        device=torch.device("cpu"),
+        sources={"src": _Dim().eval()},
+    )
     assert not c.correct[0].any(), "an image wrong on the clean input was counted robust"
 
 
 def test_transfer_random_starts_follow_the_attack_not_the_source_checkpoint_file(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """Equal tensors in two checkpoint files (another sidecar date, another file hash) give equal transfer rows: the
-    source's weights label never enters the random starts. Other attacks keep the seeds they always had."""
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Equal tensors in two checkpoint files (another sidecar date, another file hash) give equal
+    transfer rows: the source's weights label never enters the random starts. Other attacks keep the
+    seeds they always had."""
     import dataclasses
 
     import bench.evaluation.scoring as ev
     from bench.core.conditions import Condition, pgd, transfer
-    from bench.data import ArrayImageSet
     from bench.core.params import Params
+    from bench.data import ArrayImageSet
 
     def labelled(source: str, weights: str) -> Condition:
-        return dataclasses.replace(transfer(source), params=Params({"from": source, "from_weights": weights}))
+        return dataclasses.replace(
+            transfer(source), params=Params({"from": source, "from_weights": weights})
+        )
 
     a, b, other = labelled("src", "aaa"), labelled("src", "bbb"), labelled("other", "aaa")
     assert ev._seed_tag(a) == ev._seed_tag(b) != ev._seed_tag(other)
@@ -500,6 +641,14 @@ def test_transfer_random_starts_follow_the_attack_not_the_source_checkpoint_file
     images = ArrayImageSet("toy", "test", ("a", "b", "c"), pixels, np.arange(6) % 3)
     model = _SlowSecondExit()
     for cond in (a, b):
-        ev.evaluate(model, images, np.arange(6), cond, seed=0, batch_size=6, device=torch.device("cpu"),
-                          sources={"src": model})
+        ev.evaluate(
+            model,
+            images,
+            np.arange(6),
+            cond,
+            seed=0,
+            batch_size=6,
+            device=torch.device("cpu"),
+            sources={"src": model},
+        )
     assert len(drawn) == 2 and np.array_equal(drawn[0], drawn[1])

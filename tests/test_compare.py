@@ -1,4 +1,6 @@
-"""The README's "Compare your model against MGNet" example, run as written against a small stored run."""
+"""The README's "Compare your model against MGNet" example, run as written against a small stored
+run."""
+
 from __future__ import annotations
 
 import re
@@ -18,8 +20,11 @@ def _example() -> tuple[str, list[str]]:
     text = (REPO / "README.md").read_text()
     section = text.split("## Compare your model against MGNet", 1)[1].split("\n## ", 1)[0]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
-    commands = [ln for ln in re.search(r"```sh\n(.*?)```", section, re.S).group(1).splitlines()  # type: ignore[union-attr]
-                if ln.startswith("bench ")]
+    commands = [
+        ln
+        for ln in re.search(r"```sh\n(.*?)```", section, re.S).group(1).splitlines()  # type: ignore[union-attr]
+        if ln.startswith("bench ")
+    ]
     return code, commands
 
 
@@ -29,14 +34,16 @@ def test_readme_example_is_short_and_complete() -> None:
     assert [c.split()[1] for c in commands] == ["train", "run"]
 
 
-def test_readme_compare_example_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stored MGNet/ResNet rows of a small run (smoke suite, 8 images), then the README's file and commands."""
+def test_readme_compare_example_runs_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stored MGNet/ResNet rows of a small run (smoke suite, 8 images), then the README's file and
+    commands."""
     import dataclasses
 
     from bench import train
-
-    from bench.load import specs
     from bench.core.registry import MODELS
+    from bench.load import specs
 
     # a registry of this test only: other tests register a my_net of their own
     monkeypatch.setattr(MODELS, "_items", {k: v for k, v in MODELS._items.items() if k != "my_net"})
@@ -44,24 +51,34 @@ def test_readme_compare_example_runs_as_written(tmp_path: Path, monkeypatch: pyt
     monkeypatch.chdir(tmp_path)
     (tmp_path / "results" / "default").mkdir(parents=True)
     (tmp_path / "results" / "default" / "run.toml").write_text(
-        'models = ["mgnet_tiny@random", "resnet_tiny@random"]\nsuite = "smoke"\nn_images = 8\n')
+        'models = ["mgnet_tiny@random", "resnet_tiny@random"]\nsuite = "smoke"\nn_images = 8\n'
+    )
     assert main(["run", "--config", "results/default/run.toml"]) == 0
     stored = read_rows(tmp_path / "results" / "default" / "results.csv")
     # the recipe shortened to one epoch, so the example trains in seconds on the test data
-    monkeypatch.setitem(train.RECIPES, "cluttered_fmnist",
-                        dataclasses.replace(train.RECIPES["cluttered_fmnist"], epochs=1))
+    monkeypatch.setitem(
+        train.RECIPES,
+        "cluttered_fmnist",
+        dataclasses.replace(train.RECIPES["cluttered_fmnist"], epochs=1),
+    )
     code, commands = _example()
     (tmp_path / "my_net.py").write_text(code)
     for line in commands:
         assert main(shlex.split(line)[1:]) == 0, line
     rows = read_rows(tmp_path / "results" / "default" / "results.csv")
+
     def ident(rs: list) -> list:  # type: ignore[type-arg]
         return [(r.key(), r.n_correct, r.created) for r in rs]
 
-    assert ident(rows[:len(stored)]) == ident(stored)  # stored rows untouched, nothing re-evaluated
-    assert {r.model for r in rows[len(stored):]} == {"my_net"}
-    assert {(r.kind, r.condition) for r in rows if r.model == "my_net"} == \
-        {(r.kind, r.condition) for r in stored if r.model == "resnet_tiny" and r.condition != "transfer_pgd"}
+    assert ident(rows[: len(stored)]) == ident(
+        stored
+    )  # stored rows untouched, nothing re-evaluated
+    assert {r.model for r in rows[len(stored) :]} == {"my_net"}
+    assert {(r.kind, r.condition) for r in rows if r.model == "my_net"} == {
+        (r.kind, r.condition)
+        for r in stored
+        if r.model == "resnet_tiny" and r.condition != "transfer_pgd"
+    }
     report = (tmp_path / "results" / "default" / "report.md").read_text()
     headline = report.split("## Headline", 1)[1].split("\n## ", 1)[0]
     assert all(f"| {m} |" in headline for m in ("my_net", "mgnet_tiny", "resnet_tiny"))

@@ -1,4 +1,6 @@
-"""Corruptions: seeded per image, isolated from the global RNG, cached, and read from rendered folders."""
+"""Corruptions: seeded per image, isolated from the global RNG, cached, and read from rendered
+folders."""
+
 from __future__ import annotations
 
 import math
@@ -17,13 +19,17 @@ def _images(n: int = 6, side: int = 40) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (n, side, side, 3), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("name", ["gaussian_noise", "impulse_noise", "glass_blur", "fog", "frost", "brightness"])
+@pytest.mark.parametrize(
+    "name", ["gaussian_noise", "impulse_noise", "glass_blur", "fog", "frost", "brightness"]
+)
 def test_same_seed_same_bytes_and_the_global_rng_is_untouched(name: str) -> None:
     img = _images(1)[0]
     np.random.seed(123)
     before = np.random.get_state()[1].copy()
     a = reference.corrupt(img, name, 3, 7)
-    assert np.array_equal(np.random.get_state()[1], before), "the caller's NumPy RNG state is restored"
+    assert np.array_equal(np.random.get_state()[1], before), (
+        "the caller's NumPy RNG state is restored"
+    )
     b = reference.corrupt(img, name, 3, 7)
     assert a.dtype == np.uint8 and a.shape == img.shape and np.array_equal(a, b)
     c = reference.corrupt(img, name, 3, 8)
@@ -33,18 +39,24 @@ def test_same_seed_same_bytes_and_the_global_rng_is_untouched(name: str) -> None
         assert not np.array_equal(a, c), "random corruptions follow the seed"
 
 
-def test_results_do_not_depend_on_workers_batch_or_subset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_results_do_not_depend_on_workers_batch_or_subset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     imgs, idx = _images(6), np.array([3, 8, 11, 20, 21, 40])
     one = reference.corrupt_many(imgs, idx, "shot_noise", 2, 0)
     monkeypatch.setattr(generate, "WORKER_BYTES", 0)  # start the workers even for this little work
-    generate.prepare(imgs, idx, [("shot_noise", 2), ("snow", 1)], 0, cache=tmp_path, fingerprint="f", workers=2)
+    generate.prepare(
+        imgs, idx, [("shot_noise", 2), ("snow", 1)], 0, cache=tmp_path, fingerprint="f", workers=2
+    )
     two = generate.corrupted(imgs, idx, "shot_noise", 2, 0, cache=tmp_path, fingerprint="f")
     assert np.array_equal(one, two)
     part = reference.corrupt_many(imgs[[1, 4]], idx[[1, 4]], "shot_noise", 2, 0)
     assert np.array_equal(part, one[[1, 4]])
 
 
-def test_cache_is_reused_and_a_damaged_entry_regenerated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache_is_reused_and_a_damaged_entry_regenerated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     imgs, idx = _images(3), np.arange(3)
     first = generate.corrupted(imgs, idx, "fog", 2, 0, cache=tmp_path, fingerprint="f")
     (entry,) = tmp_path.glob("fog-s2-*.npy")
@@ -54,10 +66,16 @@ def test_cache_is_reused_and_a_damaged_entry_regenerated(tmp_path: Path, monkeyp
 
     with monkeypatch.context() as mp:
         mp.setattr(reference, "corrupt_many", refuse)
-        assert np.array_equal(generate.corrupted(imgs, idx, "fog", 2, 0, cache=tmp_path, fingerprint="f"), first)
+        assert np.array_equal(
+            generate.corrupted(imgs, idx, "fog", 2, 0, cache=tmp_path, fingerprint="f"), first
+        )
     entry.write_bytes(b"damaged")
-    assert np.array_equal(generate.corrupted(imgs, idx, "fog", 2, 0, cache=tmp_path, fingerprint="f"), first)
-    entry.write_bytes(entry.read_bytes()[:-7])  # cut short: prepare's header-only check still finds it damaged
+    assert np.array_equal(
+        generate.corrupted(imgs, idx, "fog", 2, 0, cache=tmp_path, fingerprint="f"), first
+    )
+    entry.write_bytes(
+        entry.read_bytes()[:-7]
+    )  # cut short: prepare's header-only check still finds it damaged
     generate.prepare(imgs, idx, [("fog", 2)], 0, cache=tmp_path, fingerprint="f")
     assert np.array_equal(np.load(entry), first)
     other = generate.cache_path(tmp_path, "f", idx, "fog", 2, 1)
@@ -89,13 +107,16 @@ def test_bad_corruption_input_is_named() -> None:
 
 
 def _fake_c_tree(root: Path, names: tuple[str, ...], side: int = 224) -> None:
-    """An ImageNet-C-shaped tree: one image per class, every corruption/severity linked to one copy."""
+    """An ImageNet-C-shaped tree: one image per class, every corruption/severity linked to one
+    copy."""
     from bench.data import imagenet
 
     shared = root.parent / f"{root.name}-classes"
     for k, w in enumerate(imagenet.wnids()):
         (shared / w).mkdir(parents=True)
-        Image.new("RGB", (side, side), (k, 10, 20)).save(shared / w / f"ILSVRC2012_val_{k:08d}.JPEG", quality=95)
+        Image.new("RGB", (side, side), (k, 10, 20)).save(
+            shared / w / f"ILSVRC2012_val_{k:08d}.JPEG", quality=95
+        )
     for n in names:
         for s in range(1, 6):
             (root / n).mkdir(parents=True, exist_ok=True)
@@ -108,7 +129,9 @@ def test_imagenet100c_builder_and_loader_without_resize(tmp_path: Path) -> None:
     rendered.build(tmp_path / "inc", tmp_path / "in100c")  # re-runnable
     ds = rendered.load(out, "fog", 3)
     img, label = ds.get(7)
-    assert len(ds) == 100 and label == 7 and img.shape == (230, 230, 3), "no resize or crop of rendered files"
+    assert len(ds) == 100 and label == 7 and img.shape == (230, 230, 3), (
+        "no resize or crop of rendered files"
+    )
     assert abs(int(img[100, 100, 0]) - 7) <= 2
     with pytest.raises(BenchError, match="missing contrast/1"):
         rendered.check_tree(out, ("fog", "contrast"))
@@ -141,24 +164,58 @@ def test_rendered_suite_through_the_cli(tmp_path: Path) -> None:
     from tests.test_data import _fake_imagenet
 
     _fake_imagenet(tmp_path / "in")
-    assert main(["data", "build", "imagenet100", str(tmp_path / "in"), str(tmp_path / "in100")]) == 0
+    assert (
+        main(["data", "build", "imagenet100", str(tmp_path / "in"), str(tmp_path / "in100")]) == 0
+    )
     _fake_c_tree(tmp_path / "inc", base.COMMON)
-    assert main(["data", "build", "imagenet100-c", str(tmp_path / "inc"), str(tmp_path / "in100c")]) == 0
-    net = tmp_path / "pooled_net.py"  # a 224-px, 100-class model that costs next to nothing per image
-    net.write_text(textwrap.dedent('''
+    assert (
+        main(["data", "build", "imagenet100-c", str(tmp_path / "inc"), str(tmp_path / "in100c")])
+        == 0
+    )
+    net = (
+        tmp_path / "pooled_net.py"
+    )  # a 224-px, 100-class model that costs next to nothing per image
+    net.write_text(
+        textwrap.dedent("""
         import torch.nn as nn
         from bench import register_model
 
         @register_model("pooled_net", num_classes=100, input_size=224, mean=None, std=None)
         def pooled_net() -> nn.Module:
             return nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(3 * 16, 100))
-    '''))
+    """)
+    )
     out = tmp_path / "run"
-    assert main(["run", "--suite", "corruptions_rendered", "--models", f"{net}@random", "--data", "imagenet100",
-                 "--data-root", str(tmp_path / "in100"), "--corruption-root", str(tmp_path / "in100c"),
-                 "--n-images", "2", "--workers", "0", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--suite",
+                "corruptions_rendered",
+                "--models",
+                f"{net}@random",
+                "--data",
+                "imagenet100",
+                "--data-root",
+                str(tmp_path / "in100"),
+                "--corruption-root",
+                str(tmp_path / "in100c"),
+                "--n-images",
+                "2",
+                "--workers",
+                "0",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = [r for r in read_rows(out / "results.csv") if r.kind == "corruption"]
-    assert len(rows) == 75 and {r.source for r in rows} == {"rendered"} and all(r.n_images == 2 for r in rows)
+    assert (
+        len(rows) == 75
+        and {r.source for r in rows} == {"rendered"}
+        and all(r.n_images == 2 for r in rows)
+    )
     assert "### pre-rendered files (75 by rendered conditions)" in (out / "report.md").read_text()
 
 
@@ -175,7 +232,9 @@ def test_metric_formulas_on_a_hand_made_table() -> None:
     flat = {c: {s: 0.1 for s in range(1, 6)} for c in COMMON}
     value, why = relative_mce(ref, 0.2, flat, 0.5)
     assert math.isnan(value) and "denominator" in why
-    assert math.isnan(mce({k: v for k, v in ref.items() if k != "fog"}, ref)[0]), "a missing corruption gives NaN"
+    assert math.isnan(mce({k: v for k, v in ref.items() if k != "fog"}, ref)[0]), (
+        "a missing corruption gives NaN"
+    )
     alex, alex_clean = alexnet_reference()
     assert mce(alex, alex)[0] == pytest.approx(100.0) and alex_clean == pytest.approx(0.4348)
     assert sum(alex["gaussian_noise"].values()) / 5 == pytest.approx(0.886428)
@@ -183,14 +242,14 @@ def test_metric_formulas_on_a_hand_made_table() -> None:
 
 def test_example_grid_shows_one_image_clean_then_corrupted(tmp_path: Path) -> None:
     from bench.core.conditions import corruption
-    from bench.data.corrupted import CorruptedData
     from bench.data import load_split
+    from bench.data.corrupted import CorruptedData
 
     data = CorruptedData(load_split("cluttered_fmnist", "test"), 0, tmp_path / "c", 1)
     path = data.example_grid(tmp_path / "grid.png", [corruption("brightness", 1, "torch")])
     grid = np.asarray(Image.open(path))
     side = grid.shape[0]
-    clean, s1 = grid[:, :side].astype(int), grid[:, side:2 * side].astype(int)
+    clean, s1 = grid[:, :side].astype(int), grid[:, side : 2 * side].astype(int)
     # brightness only raises V in HSV: the corrupted cell is the same picture, never darker
     assert (s1 >= clean - 1).all() and np.corrcoef(clean.ravel(), s1.ravel())[0, 1] > 0.9
 
@@ -199,8 +258,8 @@ def test_example_grid_shows_one_image_clean_then_corrupted(tmp_path: Path) -> No
 def test_a_share_of_a_cell_is_those_images_of_the_whole_cell(tmp_path: Path, source: str) -> None:
     """Ranks generate only their share: each image must come out as it does in the whole cell."""
     from bench.core.conditions import corruption
-    from bench.data.corrupted import CorruptedData
     from bench.data import load_split
+    from bench.data.corrupted import CorruptedData
 
     clean = load_split("cluttered_fmnist", "test")
     cond = corruption("glass_blur", 2, source)
@@ -213,11 +272,12 @@ def test_a_share_of_a_cell_is_those_images_of_the_whole_cell(tmp_path: Path, sou
         assert np.array_equal(got[0], want[0]) and got[1] == want[1]
 
 
-def test_every_model_of_a_run_evaluates_one_generation_of_each_cell(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_model_of_a_run_evaluates_one_generation_of_each_cell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from bench.core.config import RunConfig
-    from bench.store.results import read_rows
     from bench.evaluation.runner import run
+    from bench.store.results import read_rows
     from corruptions import fast
 
     calls: list[tuple[str, int]] = []
@@ -230,22 +290,33 @@ def test_every_model_of_a_run_evaluates_one_generation_of_each_cell(tmp_path: Pa
 
     monkeypatch.setattr(fast, "corrupt_batch", counted)
     out = tmp_path / "run"
-    run(RunConfig(models=("resnet_tiny@random", "mgnet_tiny@random"), suite="corruptions", n_images=5,
-                  corruptions=("fog", "brightness"), out=str(out), speed_budget=0.0), progress=False)
+    run(
+        RunConfig(
+            models=("resnet_tiny@random", "mgnet_tiny@random"),
+            suite="corruptions",
+            n_images=5,
+            corruptions=("fog", "brightness"),
+            out=str(out),
+            speed_budget=0.0,
+        ),
+        progress=False,
+    )
     cells = [(n, s) for n in ("fog", "brightness") for s in range(1, 6)]
     assert sorted(calls) == sorted(cells)
     rows = read_rows(out / "results.csv")
     assert {(r.model, r.condition, r.severity) for r in rows if r.kind == "corruption"} == {
-        (m, n, s) for m in ("resnet_tiny", "mgnet_tiny") for n, s in cells}
+        (m, n, s) for m in ("resnet_tiny", "mgnet_tiny") for n, s in cells
+    }
 
 
-def test_cached_corruptions_follow_the_clean_pixels_not_only_the_files(tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """A folder set's fingerprint (file names and sizes) survives another resize, crop or decoder; the cached
-    reference images must not: the cache key hashes the decoded subset too."""
-    from bench.data import corrupted as corrupted_data
+def test_cached_corruptions_follow_the_clean_pixels_not_only_the_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder set's fingerprint (file names and sizes) survives another resize, crop or decoder;
+    the cached reference images must not: the cache key hashes the decoded subset too."""
     from bench.core.conditions import corruption
     from bench.data import ArrayImageSet, load_split
+    from bench.data import corrupted as corrupted_data
     from corruptions import reference
 
     monkeypatch.setattr(corrupted_data, "fingerprint", lambda images: "same files")
@@ -255,24 +326,37 @@ def test_cached_corruptions_follow_the_clean_pixels_not_only_the_files(tmp_path:
     redone = ArrayImageSet(clean.name, clean.split, clean.classes, 255 - clean.images, clean.labels)
     second, _, idx, _ = corrupted_data.CorruptedData(redone, 0, tmp_path, 1).images(cond, 3)
     assert not np.array_equal(first, second.images)
-    assert np.array_equal(second.images, reference.corrupt_many(redone.images[idx], idx, "pixelate", 3, 0))
+    assert np.array_equal(
+        second.images, reference.corrupt_many(redone.images[idx], idx, "pixelate", 3, 0)
+    )
 
 
 def test_the_example_grid_enlarges_small_images(tmp_path: Path) -> None:
     from bench.core.conditions import corruption
-    from bench.data.corrupted import CorruptedData
     from bench.data import ArrayImageSet
+    from bench.data.corrupted import CorruptedData
 
-    small = ArrayImageSet("toy", "test", ("a",), np.random.default_rng(0).integers(0, 256, (3, 40, 40, 3), np.uint8),
-                          np.zeros(3, np.int64))
-    path = CorruptedData(small, 0, tmp_path / "c", 1).example_grid(tmp_path / "grid.png",
-                                                                   [corruption("contrast", 1, "torch")])
-    assert np.asarray(Image.open(path)).shape[:2] == (80, 6 * 80)  # 40 px cells, drawn twice as large
+    small = ArrayImageSet(
+        "toy",
+        "test",
+        ("a",),
+        np.random.default_rng(0).integers(0, 256, (3, 40, 40, 3), np.uint8),
+        np.zeros(3, np.int64),
+    )
+    path = CorruptedData(small, 0, tmp_path / "c", 1).example_grid(
+        tmp_path / "grid.png", [corruption("contrast", 1, "torch")]
+    )
+    assert np.asarray(Image.open(path)).shape[:2] == (
+        80,
+        6 * 80,
+    )  # 40 px cells, drawn twice as large
 
 
-def test_prepare_checks_a_cached_entry_without_reading_its_pixels(tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """A run asks prepare whether each condition is cached, then reads it once: prepare maps the file, not reads."""
+def test_prepare_checks_a_cached_entry_without_reading_its_pixels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run asks prepare whether each condition is cached, then reads it once: prepare maps the
+    file, not reads."""
     imgs, idx = _images(3), np.arange(3)
     generate.corrupted(imgs, idx, "fog", 2, 0, cache=tmp_path, fingerprint="f")
     modes: list[object] = []

@@ -1,4 +1,6 @@
-"""The CPU kernel choice for small batches: the size rule, the flag it sets and restores, same gradients."""
+"""The CPU kernel choice for small batches: the size rule, the flag it sets and restores, same
+gradients."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,8 +15,15 @@ CPU = torch.device("cpu")
 
 def _net() -> nn.Sequential:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=4),
-                         nn.ReLU(), nn.Conv2d(8, 4, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=4),
+        nn.ReLU(),
+        nn.Conv2d(8, 4, 1),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+    ).eval()
 
 
 def test_conv_probe_is_exact() -> None:
@@ -22,7 +31,8 @@ def test_conv_probe_is_exact() -> None:
     with cpu_kernels.conv_probe(net) as probe:
         assert probe.largest == 0
         net(torch.rand(5, 3, 10, 10))
-    # 8 x 10 x 10 outputs x 3 x 3 x 3 inputs; then 8 x 5 x 5 x (8/4) x 3 x 3 = 3,600; then 4 x 25 x 8 = 800
+    # 8 x 10 x 10 outputs x 3 x 3 x 3 inputs; then 8 x 5 x 5 x (8/4) x 3 x 3 = 3,600; then 4 x 25 x
+    # 8 = 800
     assert probe.largest == 8 * 100 * 27
     assert not net[0]._forward_hooks, "the probe's hooks are removed"
     lin = nn.Linear(4, 2)
@@ -57,7 +67,10 @@ def test_both_kernels_give_the_same_logits_and_input_gradients(channels_last: bo
     net = _net()
     x = torch.rand(3, 3, 12, 12)
     if channels_last:
-        net, x = net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+        net, x = (
+            net.to(memory_format=torch.channels_last),
+            x.contiguous(memory_format=torch.channels_last),
+        )
     out = []
     for n_macs in (10**9, 1):  # oneDNN, then PyTorch's own kernels
         xg = x.clone().requires_grad_()
@@ -73,7 +86,9 @@ def test_autoattack_runs_its_small_batches_on_the_chosen_kernels() -> None:
     from bench.evaluation.scoring import _small_batch_kernels
 
     net = _net()
-    with torch.no_grad():  # without biases the net can be fooled: APGD-T breaks every image, Square never runs
+    with (
+        torch.no_grad()
+    ):  # without biases the net can be fooled: APGD-T breaks every image, Square never runs
         for m in net:
             if isinstance(m, nn.Conv2d):
                 m.bias.zero_()
@@ -83,8 +98,14 @@ def test_autoattack_runs_its_small_batches_on_the_chosen_kernels() -> None:
         y = net(x).argmax(1)
     seen: list[bool] = []
     net[0].register_forward_hook(lambda *_: seen.append(torch.backends.mkldnn.enabled))
-    kernels = _small_batch_kernels(net, x)  # the context the evaluation layer hands AutoAttack's chunks
-    assert not AutoAttack(32 / 255).robust(net, x, y, seed=0, batch_size=3, chunk_context=kernels).any()
+    kernels = _small_batch_kernels(
+        net, x
+    )  # the context the evaluation layer hands AutoAttack's chunks
+    assert (
+        not AutoAttack(32 / 255)
+        .robust(net, x, y, seed=0, batch_size=3, chunk_context=kernels)
+        .any()
+    )
     assert False in seen, "the attack chunks (3 images, a tiny model) ran PyTorch's kernels"
     assert seen[0], "the set-up forward passes ran the default ones"
     assert torch.backends.mkldnn.enabled

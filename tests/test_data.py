@@ -1,4 +1,5 @@
 """Data: idx parsing, the cluttered default set, the ImageNet100 builder and loader."""
+
 from __future__ import annotations
 
 import gzip
@@ -10,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.data import cluttered, fmnist, imagenet, load_split, subset_indices
 from bench.core.errors import BenchError
+from bench.data import cluttered, fmnist, imagenet, load_split, subset_indices
 from tests.conftest import write_idx
 
 
@@ -32,12 +33,16 @@ def test_idx_round_trip_and_damaged_files(tmp_path: Path) -> None:
         fmnist.count("test", tmp_path / "d")
     write_idx(tmp_path / "d" / fmnist.FILES["test"][0], np.zeros((5, 2), np.uint16).view(np.uint8))
     assert fmnist.count("test", tmp_path / "d") == 5
-    (tmp_path / "d" / fmnist.FILES["test"][0]).write_bytes(gzip.compress(b"\x00\x00\x0d\x01\x00\x00\x00\x05"))
+    (tmp_path / "d" / fmnist.FILES["test"][0]).write_bytes(
+        gzip.compress(b"\x00\x00\x0d\x01\x00\x00\x00\x05")
+    )
     with pytest.raises(BenchError, match="not an unsigned-byte idx file"):
         fmnist.count("test", tmp_path / "d")
 
 
-def test_missing_fashion_mnist_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_missing_fashion_mnist_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("BENCH_FMNIST_DIR", str(tmp_path / "empty"))
     with pytest.raises(BenchError, match="apt-get install dataset-fashion-mnist"):
         load_split("cluttered_fmnist", "test")
@@ -51,11 +56,17 @@ def test_cluttered_images_are_deterministic_and_independent_of_count(fmnist_dir:
     assert a.images.shape == (50, 64, 64, 3) and a.images.dtype == np.uint8
     assert np.array_equal(a.images[:20], b.images)
     assert np.array_equal(cluttered.render(items, 7, 1, spec), a.images[7])
-    assert not np.array_equal(cluttered.render(items, 7, 0, spec), a.images[7]), "splits must differ"
-    assert a.classes == fmnist.CLASSES and np.array_equal(a.labels, fmnist.load("test", fmnist_dir)[1][:50])
+    assert not np.array_equal(cluttered.render(items, 7, 0, spec), a.images[7]), (
+        "splits must differ"
+    )
+    assert a.classes == fmnist.CLASSES and np.array_equal(
+        a.labels, fmnist.load("test", fmnist_dir)[1][:50]
+    )
 
 
-def test_cluttered_cache_is_used_and_a_damaged_entry_rebuilt(fmnist_dir: Path, tmp_path: Path) -> None:
+def test_cluttered_cache_is_used_and_a_damaged_entry_rebuilt(
+    fmnist_dir: Path, tmp_path: Path
+) -> None:
     spec = cluttered.ClutterSpec(n_test=10)
     first = cluttered.build("test", spec, fmnist_dir, tmp_path)
     (entry,) = tmp_path.glob("*.npz")
@@ -63,25 +74,39 @@ def test_cluttered_cache_is_used_and_a_damaged_entry_rebuilt(fmnist_dir: Path, t
     good = entry.read_bytes()
     flipped = bytearray(good)
     flipped[len(good) // 2] ^= 0xFF
-    for damaged in (b"garbage", good[:len(good) // 2], bytes(flipped), b""):  # numpy: ValueError, BadZipFile, EOFError
+    for damaged in (
+        b"garbage",
+        good[: len(good) // 2],
+        bytes(flipped),
+        b"",
+    ):  # numpy: ValueError, BadZipFile, EOFError
         entry.write_bytes(damaged)
-        assert np.array_equal(cluttered.build("test", spec, fmnist_dir, tmp_path).images, first.images)
+        assert np.array_equal(
+            cluttered.build("test", spec, fmnist_dir, tmp_path).images, first.images
+        )
     (tmp_path / "file").write_text("")  # an unwritable cache: built, not cached, not a failure
-    assert np.array_equal(cluttered.build("test", spec, fmnist_dir, tmp_path / "file" / "c").images, first.images)
+    assert np.array_equal(
+        cluttered.build("test", spec, fmnist_dir, tmp_path / "file" / "c").images, first.images
+    )
 
 
 def test_a_cached_build_reads_no_images_and_a_parallel_build_renders_the_same(
-        fmnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fmnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     spec = cluttered.ClutterSpec(n_test=30)
     monkeypatch.setattr(cluttered, "PARALLEL_FROM", 0)  # 30 images in 2 worker processes
     parallel = cluttered.build("test", spec, fmnist_dir, tmp_path, workers=2)
-    assert np.array_equal(parallel.images, cluttered.build("test", spec, fmnist_dir, workers=1).images)
+    assert np.array_equal(
+        parallel.images, cluttered.build("test", spec, fmnist_dir, workers=1).images
+    )
 
     def no_read(*_: object) -> None:
         raise AssertionError("the cached split was rebuilt")
 
     monkeypatch.setattr(fmnist, "load", no_read)
-    assert np.array_equal(cluttered.build("test", spec, fmnist_dir, tmp_path).images, parallel.images)
+    assert np.array_equal(
+        cluttered.build("test", spec, fmnist_dir, tmp_path).images, parallel.images
+    )
     assert fmnist.count("test", fmnist_dir) == 120
 
 
@@ -91,9 +116,13 @@ def test_cluttered_cache_is_keyed_by_the_source_files(fmnist_dir: Path, tmp_path
     other = tmp_path / "other"
     shutil.copytree(fmnist_dir, other)
     images, _ = fmnist.load("test", fmnist_dir)
-    write_idx(other / fmnist.FILES["test"][0], 255 - images)  # another copy of Fashion-MNIST, same counts
+    write_idx(
+        other / fmnist.FILES["test"][0], 255 - images
+    )  # another copy of Fashion-MNIST, same counts
     again = cluttered.build("test", spec, other, tmp_path / "cache")
-    assert not np.array_equal(again.images, first.images), "a build from other source files reused the cache"
+    assert not np.array_equal(again.images, first.images), (
+        "a build from other source files reused the cache"
+    )
     assert np.array_equal(again.images, cluttered.build("test", spec, other).images)
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
 
@@ -107,7 +136,12 @@ def test_subset_is_a_fixed_permutation_prefix() -> None:
 
 def test_imagenet100_class_list() -> None:
     ids = imagenet.wnids()
-    assert len(ids) == 100 and ids[0] == "n01440764" and ids[-1] == "n01855672" and "n01860187" not in ids
+    assert (
+        len(ids) == 100
+        and ids[0] == "n01440764"
+        and ids[-1] == "n01855672"
+        and "n01860187" not in ids
+    )
 
 
 def _fake_imagenet(root: Path, skip: str | None = None, per_class: int = 1) -> None:
@@ -132,7 +166,9 @@ def test_imagenet100_build_load_and_preprocessing(tmp_path: Path) -> None:
     _fake_imagenet(tmp_path / "in")
     out = imagenet.build(tmp_path / "in", tmp_path / "in100")
     imagenet.build(tmp_path / "in", tmp_path / "in100")  # re-runnable
-    assert sorted(p.name for p in (out / "val").iterdir()) == list(imagenet.wnids())  # 101st class not linked
+    assert sorted(p.name for p in (out / "val").iterdir()) == list(
+        imagenet.wnids()
+    )  # 101st class not linked
     ds = imagenet.load(out, "val")
     assert len(ds) == 100 and list(ds.labels) == list(range(100))
     img, label = ds.get(42)
@@ -144,9 +180,11 @@ def test_imagenet100_build_load_and_preprocessing(tmp_path: Path) -> None:
         imagenet.load(out, "val")
 
 
-def test_folder_sets_decode_in_worker_processes_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Auto loader workers: none for in-memory sets, a rank's cores less one (at most 8) for folders; the images and
-    their order do not depend on it."""
+def test_folder_sets_decode_in_worker_processes_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Auto loader workers: none for in-memory sets, a rank's cores less one (at most 8) for
+    folders; the images and their order do not depend on it."""
     import os
 
     from bench.data import ArrayImageSet, iter_batches, loader_workers
@@ -156,7 +194,9 @@ def test_folder_sets_decode_in_worker_processes_by_default(tmp_path: Path, monke
     idx = np.array([5, 3, 99, 0])
     (i0, x0, y0), (i1, x1, y1) = (next(iter_batches(ds, idx, 4, w)) for w in (0, 1))
     assert (i0 == idx).all() and (i1 == idx).all() and np.array_equal(x0, x1) and (y0 == y1).all()
-    arrays = ArrayImageSet("toy", "test", ("a",), np.zeros((2, 4, 4, 3), np.uint8), np.zeros(2, np.int64))
+    arrays = ArrayImageSet(
+        "toy", "test", ("a",), np.zeros((2, 4, 4, 3), np.uint8), np.zeros(2, np.int64)
+    )
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     assert (loader_workers(arrays), loader_workers(ds), loader_workers(ds, 0)) == (0, 8, 0)
@@ -184,8 +224,9 @@ def test_corrupt_image_file_is_named(tmp_path: Path) -> None:
         ds.get(0)
 
 
-def test_fashion_mnist_in_torchvisions_download_folder_is_found(fmnist_dir: Path, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fashion_mnist_in_torchvisions_download_folder_is_found(
+    fmnist_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import shutil
 
     raw = tmp_path / "FashionMNIST" / "raw"
@@ -197,8 +238,8 @@ def test_fashion_mnist_in_torchvisions_download_folder_is_found(fmnist_dir: Path
 
 
 def test_training_crops_depend_on_seed_epoch_and_image_only(tmp_path: Path) -> None:
-    """Not on the process's random state, the loader workers or the rank: ranks draw independent crops and a resumed
-    run draws the crops of an uninterrupted one."""
+    """Not on the process's random state, the loader workers or the rank: ranks draw independent
+    crops and a resumed run draws the crops of an uninterrupted one."""
     import dataclasses
 
     import torch
@@ -210,7 +251,9 @@ def test_training_crops_depend_on_seed_epoch_and_image_only(tmp_path: Path) -> N
     for k in range(3):
         paths.append(tmp_path / f"{k}.png")
         Image.fromarray(np.stack([ramp, ramp // 2, ramp * k], -1)).save(paths[-1])
-    base = FolderImageSet("toy", "train", ("a",), paths, np.zeros(3, np.int64), imagenet.train_transform(64))
+    base = FolderImageSet(
+        "toy", "train", ("a",), paths, np.zeros(3, np.int64), imagenet.train_transform(64)
+    )
     epoch0, epoch1 = (dataclasses.replace(base, draws=(0, e)) for e in (0, 1))
     torch.manual_seed(1)
     a = epoch0.get(2)[0]
@@ -226,20 +269,47 @@ def test_data_guard_refuses_other_data_only_where_rows_depend_on_it(tmp_path: Pa
 
     from bench.store import data_guard
 
-    rows = [SimpleNamespace(dataset="imagenet100", kind="corruption", source="rendered", condition="fog", severity=2),
-            SimpleNamespace(dataset="cluttered_fmnist", kind="clean", source="", condition="clean", severity=0)]
+    rows = [
+        SimpleNamespace(
+            dataset="imagenet100", kind="corruption", source="rendered", condition="fog", severity=2
+        ),
+        SimpleNamespace(
+            dataset="cluttered_fmnist", kind="clean", source="", condition="clean", severity=0
+        ),
+    ]
     assert data_guard.measured(rows, "imagenet100") == {"imagenet100", "imagenet100-c/fog/2"}
-    a, b = {"images": 5, "classes": 100, "fingerprint": "aa"}, {"images": 4, "classes": 100, "fingerprint": "bb"}
+    a, b = (
+        {"images": 5, "classes": 100, "fingerprint": "aa"},
+        {"images": 4, "classes": 100, "fingerprint": "bb"},
+    )
     data_guard.check(tmp_path, {"imagenet100": a, "imagenet100-c/fog/2": a}, set())
     first = (tmp_path / "data.json").read_text()
-    with pytest.raises(BenchError, match=r"other imagenet100-c/fog/2 data \(5 images.*\(4 images.*--corruption-root"):
-        data_guard.check(tmp_path, {"imagenet100": a, "imagenet100-c/fog/2": b}, {"imagenet100", "imagenet100-c/fog/2"})
+    with pytest.raises(
+        BenchError,
+        match=r"other imagenet100-c/fog/2 data \(5 images.*\(4 images.*--corruption-root",
+    ):
+        data_guard.check(
+            tmp_path,
+            {"imagenet100": a, "imagenet100-c/fog/2": b},
+            {"imagenet100", "imagenet100-c/fog/2"},
+        )
     assert (tmp_path / "data.json").read_text() == first
     # no stored row read it: recorded anew, and said to have changed
-    assert data_guard.check(tmp_path, {"imagenet100-c/fog/2": b}, {"imagenet100"}) == {"imagenet100-c/fog/2"}
-    assert json.loads((tmp_path / "data.json").read_text()) == {"imagenet100": a, "imagenet100-c/fog/2": b}
-    assert data_guard.check(tmp_path, {"imagenet100": a, "cluttered_fmnist": a}, {"imagenet100"}) == set()
-    with pytest.raises(BenchError, match=r"another Fashion-MNIST copy \(BENCH_FMNIST_DIR\) or cluttered-set build\?"):
+    assert data_guard.check(tmp_path, {"imagenet100-c/fog/2": b}, {"imagenet100"}) == {
+        "imagenet100-c/fog/2"
+    }
+    assert json.loads((tmp_path / "data.json").read_text()) == {
+        "imagenet100": a,
+        "imagenet100-c/fog/2": b,
+    }
+    assert (
+        data_guard.check(tmp_path, {"imagenet100": a, "cluttered_fmnist": a}, {"imagenet100"})
+        == set()
+    )
+    with pytest.raises(
+        BenchError,
+        match=r"another Fashion-MNIST copy \(BENCH_FMNIST_DIR\) or cluttered-set build\?",
+    ):
         data_guard.check(tmp_path, {"cluttered_fmnist": b}, {"cluttered_fmnist"})
     (tmp_path / "data.json").write_text("[1")
     with pytest.raises(BenchError, match="data.json is damaged"):

@@ -1,4 +1,5 @@
 """FLOP counts against closed forms and against torch's own counter."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,8 +8,8 @@ import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
 import models  # noqa: F401
-from bench.cost import flops
 from bench.core.registry import MODELS
+from bench.cost import flops
 from models.base import Classifier, true_gradient
 
 
@@ -34,8 +35,11 @@ def test_mgnet_exit_t_costs_t_glimpses_of_the_backbone_plus_fusion() -> None:
         # convolutions: exactly t glimpses at (96/224)^2 of the 224-px cost
         assert c.by_operator["conv"] * 49 == t * 9 * base.by_operator["conv"]
         # attention core: query = newest token, keys/values = t tokens, for each step 1..t
-        assert c.by_operator["scaled_dot_product_attention"] == sum(2 * d * s for s in range(1, t + 1))
-        # linear: K/V projections of all s tokens and Q of one at each step s, out_proj, classifier, loc
+        assert c.by_operator["scaled_dot_product_attention"] == sum(
+            2 * d * s for s in range(1, t + 1)
+        )
+        # linear: K/V projections of all s tokens and Q of one at each step s, out_proj, classifier,
+        # loc
         lin = sum((2 * s + 1) * d * d + d * d + d * 100 for s in range(1, t + 1)) + (t - 1) * d * 3
         assert c.by_operator["linear"] == lin
         assert c.by_operator["grid_sampler"] == t * 4 * 3 * 96 * 96

@@ -1,4 +1,6 @@
-"""Batch-norm folding: same logits and input gradients, only where the graph allows, never on the loaded model."""
+"""Batch-norm folding: same logits and input gradients, only where the graph allows, never on the
+loaded model."""
+
 from __future__ import annotations
 
 import copy
@@ -7,8 +9,8 @@ import logging
 import torch
 from torch import nn
 
-from bench.fast.runtime_copy import runtime_copy
 from bench.fast.fold import fold_batchnorm
+from bench.fast.runtime_copy import runtime_copy
 from models.base import Classifier
 
 
@@ -61,7 +63,8 @@ class Untraceable(nn.Module):
 
 
 class Sneaky(nn.Module):
-    """Also calls the child's conv directly, outside the child's own forward: fx on the child cannot see it."""
+    """Also calls the child's conv directly, outside the child's own forward: fx on the child cannot
+    see it."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -79,7 +82,9 @@ def _grad(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def test_folds_conv_bn_chains_with_same_outputs_and_gradients() -> None:
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), _bn(8, 0), nn.ReLU(), nn.Conv2d(8, 4, 1), _bn(4, 5)).eval()
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, bias=False), _bn(8, 0), nn.ReLU(), nn.Conv2d(8, 4, 1), _bn(4, 5)
+    ).eval()
     ref = Classifier(net, (0.5, 0.5, 0.5), (0.2, 0.2, 0.2)).eval()
     folded = copy.deepcopy(ref)
     assert fold_batchnorm(folded) == 2 and _n_bn(folded) == 0
@@ -117,8 +122,14 @@ def test_untraceable_parent_is_searched_child_by_child() -> None:
 
 
 def test_runtime_copy_folds_a_copy_and_keeps_the_loaded_model() -> None:
-    net = nn.Sequential(nn.Conv2d(3, 8, 3), _bn(8, 0), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                        nn.Linear(8, 5))
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3),
+        _bn(8, 0),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 5),
+    )
     model = Classifier(net, None, None).eval()
     run = runtime_copy(model, 16)
     assert _n_bn(model) == 1 and _n_bn(run) == 0
@@ -138,8 +149,8 @@ def test_runtime_copy_keeps_bn_when_folding_would_change_the_logits(caplog) -> N
 
 
 class LayoutBound(nn.Module):
-    """Stands in for a model whose rounding the channels_last layout moves past the tolerance (MGNet's glimpse
-    recurrence amplifies it): its output jumps when its weight is channels_last."""
+    """Stands in for a model whose rounding the channels_last layout moves past the tolerance
+    (MGNet's glimpse recurrence amplifies it): its output jumps when its weight is channels_last."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -150,7 +161,9 @@ class LayoutBound(nn.Module):
         return self.conv(x).flatten(1) + jump
 
 
-def test_runtime_copy_checks_the_copy_as_it_runs_and_falls_back_to_the_model_as_loaded(caplog) -> None:  # type: ignore[no-untyped-def]
+def test_runtime_copy_checks_the_copy_as_it_runs_and_falls_back_to_the_model_as_loaded(
+    caplog,
+) -> None:  # type: ignore[no-untyped-def]
     model = LayoutBound().eval()
     with caplog.at_level(logging.WARNING, logger="bench.fast.runtime_copy"):
         run = runtime_copy(model, 8)

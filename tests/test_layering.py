@@ -1,6 +1,7 @@
-"""The tree's layers hold: core definitions, storage and the report import with torch blocked; models, attacks
-and corruptions never import the evaluation layer, the fast paths or training; the training loop never imports
-the fast paths (they reach it as a hook)."""
+"""The tree's layers hold: core definitions, storage and the report import with torch blocked;
+models, attacks and corruptions never import the evaluation layer, the fast paths or training; the
+training loop never imports the fast paths (they reach it as a hook)."""
+
 from __future__ import annotations
 
 import ast
@@ -33,19 +34,24 @@ sys.meta_path.insert(0, Blocked())
 
 
 def _modules(folder: str) -> list[str]:
-    return sorted(".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
-                  for p in (REPO / folder).rglob("*.py"))
+    return sorted(
+        ".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        for p in (REPO / folder).rglob("*.py")
+    )
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
-    """(line, module) of every import in a file, absolute names only (the project uses no relative imports)."""
+    """(line, module) of every import in a file, absolute names only (the project uses no relative
+    imports)."""
     out = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             out += [(node.lineno, a.name) for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module:
             assert node.level == 0, f"{path}:{node.lineno}: relative import"
-            out += [(node.lineno, node.module)] + [(node.lineno, f"{node.module}.{a.name}") for a in node.names]
+            out += [(node.lineno, node.module)] + [
+                (node.lineno, f"{node.module}.{a.name}") for a in node.names
+            ]
     return out
 
 
@@ -68,8 +74,12 @@ def test_the_blocker_does_block() -> None:
 def test_layers_never_import_what_comes_after_them(folder: str) -> None:
     files = sorted((REPO / folder).rglob("*.py"))
     assert files
-    found = [f"{f.relative_to(REPO)}:{line}: {name}" for f in files for line, name in _imports(f)
-             if name.startswith(FORBIDDEN[folder])]
+    found = [
+        f"{f.relative_to(REPO)}:{line}: {name}"
+        for f in files
+        for line, name in _imports(f)
+        if name.startswith(FORBIDDEN[folder])
+    ]
     assert not found, found
 
 

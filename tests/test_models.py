@@ -1,4 +1,5 @@
 """The model contract and MGNet's architecture as described in the reference."""
+
 from __future__ import annotations
 
 import pytest
@@ -41,13 +42,19 @@ def test_normalization_happens_inside_the_model() -> None:
     m = build("resnet_tiny")
     x = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
-        expected = m.net((x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
-                         / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+        expected = m.net(
+            (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+            / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        )
         assert torch.allclose(m(x), expected)
 
 
 def test_glimpse_side_and_identity_glimpse() -> None:
-    assert glimpse_side(224, 2.33) == 96 and glimpse_side(224, 1.0) == 224 and glimpse_side(64, 2.33) == 27
+    assert (
+        glimpse_side(224, 2.33) == 96
+        and glimpse_side(224, 1.0) == 224
+        and glimpse_side(64, 2.33) == 27
+    )
     x = torch.rand(2, 3, 224, 224)
     g = take_glimpse(x, torch.tensor([[1.0, 0.0, 0.0]] * 2), 224)
     assert (g - x).abs().max() < 1e-4  # scale 1.0 reproduces the image (reference: 1.3e-4)
@@ -57,7 +64,9 @@ def test_glimpse_window_is_the_box_it_claims() -> None:
     x = torch.arange(64.0).repeat(64, 1)[None, None].repeat(1, 3, 1, 1)  # value = column index
     g = take_glimpse(x, torch.tensor([[0.5, 0.5, 0.0]]), 33)
     # window u±s = [0, 1] in normalized coordinates -> columns 31.5 .. 63 (align_corners=True)
-    assert torch.allclose(g[0, 0, 0, 0], torch.tensor(31.5)) and torch.allclose(g[0, 0, 0, -1], torch.tensor(63.0))
+    assert torch.allclose(g[0, 0, 0, 0], torch.tensor(31.5)) and torch.allclose(
+        g[0, 0, 0, -1], torch.tensor(63.0)
+    )
 
 
 def test_tight_crop_keeps_windows_inside_and_in_scale_range() -> None:
@@ -81,7 +90,8 @@ def test_fusion_with_last_query_equals_full_self_attention() -> None:
 
 
 def test_rescaler_scales_localization_gradient_by_s_and_can_be_switched_off() -> None:
-    # Two glimpses: the localization net runs once, so its weight gradient is exactly s x the true one
+    # Two glimpses: the localization net runs once, so its weight gradient is exactly s x the true
+    # one
     # (with more glimpses, paths through several rescalers scale by s^k).
     from models.mgnet import MGNetConfig
     from models.resnet import backbone
@@ -99,7 +109,9 @@ def test_rescaler_scales_localization_gradient_by_s_and_can_be_switched_off() ->
 
     scaled = loc_grad()
     with true_gradient(m):
-        m.affine_stop.enabled = True  # the rescaler's effect alone (true_gradient also lifts this stop)
+        m.affine_stop.enabled = (
+            True  # the rescaler's effect alone (true_gradient also lifts this stop)
+        )
         true = loc_grad()
     assert torch.allclose(scaled, 0.02 * true, rtol=1e-4, atol=1e-9)
     assert true.abs().sum() > 0
@@ -107,7 +119,8 @@ def test_rescaler_scales_localization_gradient_by_s_and_can_be_switched_off() ->
 
 
 def test_true_gradient_also_follows_the_glimpse_position_in_the_tokens() -> None:
-    # The official model detaches a_t where it enters the fusion tokens (a training choice); the function is the
+    # The official model detaches a_t where it enters the fusion tokens (a training choice); the
+    # function is the
     # same, so a white-box attack must differentiate through that copy too.
     m = build("mgnet_tiny")
     x, y = torch.rand(4, 3, 64, 64), torch.tensor([0, 1, 2, 3])
@@ -132,8 +145,8 @@ def test_true_gradient_also_follows_the_glimpse_position_in_the_tokens() -> None
 
 
 def test_gradient_shapers_have_one_definition_of_active() -> None:
-    """`active` decides both what true_gradient lifts and whether the checks compare gradients, for MGNet's
-    shapers and for a user's own GradShaper."""
+    """`active` decides both what true_gradient lifts and whether the checks compare gradients, for
+    MGNet's shapers and for a user's own GradShaper."""
     from bench.evaluation.model_checks import model_checks
     from models.base import Classifier, GradRescale, GradShaper, GradStop, gradient_shapers
 
@@ -165,8 +178,8 @@ def test_gradient_shapers_have_one_definition_of_active() -> None:
 
 
 def test_basic_block_is_torchvisions(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The small ResNets' block equals torchvision's: same seeded weights and key names, same outputs and gradients
-    bit for bit (checkpoints and trained weights carry over)."""
+    """The small ResNets' block equals torchvision's: same seeded weights and key names, same
+    outputs and gradients bit for bit (checkpoints and trained weights carry over)."""
     from torchvision.models.resnet import BasicBlock as Reference
 
     from models import resnet
@@ -175,8 +188,11 @@ def test_basic_block_is_torchvisions(monkeypatch: pytest.MonkeyPatch) -> None:
         nets = []
         for block in (resnet.BasicBlock, Reference):
             torch.manual_seed(0)
-            down = (nn.Sequential(nn.Conv2d(8, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
-                    if stride != 1 or planes != 8 else None)
+            down = (
+                nn.Sequential(nn.Conv2d(8, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+                if stride != 1 or planes != 8
+                else None
+            )
             nets.append(block(8, planes, stride, down))
         return nets[0], nets[1]
 
@@ -191,21 +207,29 @@ def test_basic_block_is_torchvisions(monkeypatch: pytest.MonkeyPatch) -> None:
             ya, yb = ours(xa), ref(xb)
             assert torch.equal(ya, yb)
             ya.square().sum().backward(), yb.square().sum().backward()
-            assert torch.equal(xa.grad, xb.grad) and torch.equal(ours.conv1.weight.grad, ref.conv1.weight.grad)
+            assert torch.equal(xa.grad, xb.grad) and torch.equal(
+                ours.conv1.weight.grad, ref.conv1.weight.grad
+            )
     torch.manual_seed(1)
     ours_net = resnet.resnet("resnet_small", 10).state_dict()
     monkeypatch.setattr(resnet, "BasicBlock", Reference)
     torch.manual_seed(1)
     ref_net = resnet.resnet("resnet_small", 10).state_dict()
-    assert list(ours_net) == list(ref_net) and all(torch.equal(ours_net[k], ref_net[k]) for k in ours_net)
+    assert list(ours_net) == list(ref_net) and all(
+        torch.equal(ours_net[k], ref_net[k]) for k in ours_net
+    )
 
 
 def test_the_harness_starts_without_importing_torchvision() -> None:
-    """A run of the default models never needs torchvision, whose import costs seconds per process."""
+    """A run of the default models never needs torchvision, whose import costs seconds per
+    process."""
     import subprocess
     import sys
 
-    code = "import sys, bench.cli, bench.evaluation.runner, bench.train.loop, models; print('torchvision' in sys.modules)"
+    code = (
+        "import sys, bench.cli, bench.evaluation.runner, bench.train.loop, models; "
+        "print('torchvision' in sys.modules)"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.stdout.strip() == "False", res.stderr[-2000:]
 
@@ -222,10 +246,16 @@ def test_train_loss_is_the_mgnet_objective() -> None:
     assert torch.allclose(base.train_loss(x, y), F.cross_entropy(base(x), y))
 
 
-@pytest.mark.parametrize("name,total_m,inference_m", [
-    ("mgnet_r18", 12.345, 12.294), ("mgbase_r18", 12.294, 12.294),
-])
-def test_parameter_counts_match_the_official_model(name: str, total_m: float, inference_m: float) -> None:
+@pytest.mark.parametrize(
+    "name,total_m,inference_m",
+    [
+        ("mgnet_r18", 12.345, 12.294),
+        ("mgbase_r18", 12.294, 12.294),
+    ],
+)
+def test_parameter_counts_match_the_official_model(
+    name: str, total_m: float, inference_m: float
+) -> None:
     from bench.cost.flops import inference_params
 
     m = build(name)
@@ -233,11 +263,17 @@ def test_parameter_counts_match_the_official_model(name: str, total_m: float, in
     assert round(inference_params(m) / 1e6, 3) == inference_m
 
 
-# sha256 (first 16 hex digits) of the "key shape" lines of each state dict, in order, equal to the official model
-# definition's (github.com/siahuat0727/MGNet at 1ec4149, built with the README's flags; checked 2026-11-29): any
+# sha256 (first 16 hex digits) of the "key shape" lines of each state dict, in order, equal to the
+# official model
+# definition's (github.com/siahuat0727/MGNet at 1ec4149, built with the README's flags; checked
+# 2026-11-29): any
 # renamed, reordered or reshaped tensor breaks the import of official checkpoints.
-OFFICIAL_KEYS = {"mgnet_r18": (132, "4a2d558aa214cf57"), "mgbase_r18": (130, "b8ef0b622326e091"),
-                 "mgnet_r50": (330, "d337341241f65857"), "mgbase_r50": (328, "8b12f16aad07ec2e")}
+OFFICIAL_KEYS = {
+    "mgnet_r18": (132, "4a2d558aa214cf57"),
+    "mgbase_r18": (130, "b8ef0b622326e091"),
+    "mgnet_r50": (330, "d337341241f65857"),
+    "mgbase_r50": (328, "8b12f16aad07ec2e"),
+}
 
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL_KEYS))
@@ -250,7 +286,8 @@ def test_state_dict_keys_and_shapes_are_the_official_models(name: str) -> None:
 
 
 def test_linear_layers_start_as_the_official_ones() -> None:
-    """Kaiming-normal weights (std √(2/fan_in)) and zero biases for the exit, auxiliary and localization heads."""
+    """Kaiming-normal weights (std √(2/fan_in)) and zero biases for the exit, auxiliary and
+    localization heads."""
     torch.manual_seed(0)
     m = build("mgnet_r18")
     for fc in (m.global_fc.fc, m.glimpse_fc.fc, m.loc_network.fc):
@@ -262,7 +299,13 @@ def test_linear_layers_start_as_the_official_ones() -> None:
 def test_official_submodule_names_and_key_count() -> None:
     keys = list(build("mgnet_r18").state_dict())
     assert len(keys) == 132 and len(list(build("mgbase_r18").state_dict())) == 130
-    for k in ("feat_fusion.mha.in_proj_weight", "feat_fusion.norm.weight", "loc_network.fc.weight",
-              "global_fc.fc.weight", "glimpse_fc.fc.weight", "backbone.layer4.1.bn2.running_var"):
+    for k in (
+        "feat_fusion.mha.in_proj_weight",
+        "feat_fusion.norm.weight",
+        "loc_network.fc.weight",
+        "global_fc.fc.weight",
+        "glimpse_fc.fc.weight",
+        "backbone.layer4.1.bn2.running_var",
+    ):
         assert k in keys
     assert build("mgnet_r18").state_dict()["feat_fusion.mha.in_proj_weight"].shape == (1545, 515)

@@ -1,4 +1,6 @@
-"""benchmarks/perf.py's perf.csv: provenance columns on new rows, older files upgraded in place, rows kept."""
+"""benchmarks/perf.py's perf.csv: provenance columns on new rows, older files upgraded in place,
+rows kept."""
+
 from __future__ import annotations
 
 import csv
@@ -8,15 +10,25 @@ import pytest
 import torch
 
 
-def test_perf_csv_gains_provenance_columns_and_keeps_older_rows(tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_perf_csv_gains_provenance_columns_and_keeps_older_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "benchmarks"))
     import perf
 
     path = tmp_path / "perf.csv"
-    old_columns = perf.COLUMNS[:perf.COLUMNS.index("notes") + 1]
+    old_columns = perf.COLUMNS[: perf.COLUMNS.index("notes") + 1]
     path.write_text(",".join(old_columns) + "\n" + ",".join(f"old {c}" for c in old_columns) + "\n")
-    new = perf.row("PGD-10 vs torchattacks, same work", "resnet_small", 8, 1.0, 2.0, 1.0, "n", torch.device("cpu"))
+    new = perf.row(
+        "PGD-10 vs torchattacks, same work",
+        "resnet_small",
+        8,
+        1.0,
+        2.0,
+        1.0,
+        "n",
+        torch.device("cpu"),
+    )
     new.update(peer_version=perf.peer_version("PGD"), weights="abc123")
     perf.append(path, [new])
     with path.open(newline="") as f:
@@ -24,8 +36,12 @@ def test_perf_csv_gains_provenance_columns_and_keeps_older_rows(tmp_path: Path,
         rows = list(reader)
     assert tuple(reader.fieldnames or ()) == perf.COLUMNS
     assert rows[0] == {c: (f"old {c}" if c in old_columns else "") for c in perf.COLUMNS}
-    assert rows[1]["ratio"] == "2.00" and rows[1]["meets"] == "true" and rows[1]["weights"] == "abc123"
-    assert rows[1]["torch"] == torch.__version__ and rows[1]["peer_version"].startswith("torchattacks 3.")
+    assert (
+        rows[1]["ratio"] == "2.00" and rows[1]["meets"] == "true" and rows[1]["weights"] == "abc123"
+    )
+    assert rows[1]["torch"] == torch.__version__ and rows[1]["peer_version"].startswith(
+        "torchattacks 3."
+    )
     assert perf.peer_version("make bench") == ""
     perf.append(path, [new])  # today's columns: appended, not rewritten
     assert len(path.read_text().splitlines()) == 4
@@ -36,9 +52,11 @@ def test_perf_csv_gains_provenance_columns_and_keeps_older_rows(tmp_path: Path,
     assert (tmp_path / "foreign.csv").read_text() == "date,speed\n1,2\n"
 
 
-def test_make_perf_reads_pyautoattacks_survivors_per_stage_from_its_log(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The AutoAttack rows say whether both sides did the same work: images left after each stage, the peer's read
-    from the lines pyautoattack logs (checked against its source)."""
+def test_make_perf_reads_pyautoattacks_survivors_per_stage_from_its_log(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The AutoAttack rows say whether both sides did the same work: images left after each stage,
+    the peer's read from the lines pyautoattack logs (checked against its source)."""
     import logging
 
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -48,17 +66,21 @@ def test_make_perf_reads_pyautoattacks_survivors_per_stage_from_its_log(monkeypa
     log.setLevel(logging.DEBUG)
     stages = perf._StageCounts(32)
     log.addHandler(stages)
-    log.debug("initial accuracy: {:.2%}".format(28 / 32))
+    log.debug(f"initial accuracy: {28 / 32:.2%}")
     for attack, left in (("apgd-ce", 3), ("apgd-t", 2), ("fab-t", 2), ("square", 2)):
-        log.debug("running {}".format(attack))
-        log.debug("robust accuracy after {}: {:.2%} (total time {:.1f} s)".format(attack.upper(), left / 32, 1.5))
+        log.debug(f"running {attack}")
+        log.debug(
+            f"robust accuracy after {attack.upper()}: {left / 32:.2%} (total time {1.5:.1f} s)"
+        )
     log.removeHandler(stages)
     assert stages.counts == {"clean": 28, "apgd-ce": 3, "apgd-t": 2, "fab-t": 2, "square": 2}
     assert tuple(stages.counts) == perf.STAGES
 
-    stopped = perf._StageCounts(32)  # every image broken by APGD-CE: the later stages are skipped, not logged
+    stopped = perf._StageCounts(
+        32
+    )  # every image broken by APGD-CE: the later stages are skipped, not logged
     log.addHandler(stopped)
-    log.debug("initial accuracy: {:.2%}".format(28 / 32))
+    log.debug(f"initial accuracy: {28 / 32:.2%}")
     log.debug("robust accuracy after {}: {:.2%} (total time {:.1f} s)".format("APGD-CE", 0.0, 1.5))
     log.debug("no robust datapoints left, skipping remaining attacks")
     log.removeHandler(stopped)
@@ -69,6 +91,9 @@ def test_make_perf_reads_pyautoattacks_survivors_per_stage_from_its_log(monkeypa
     import pyautoattack.autoattack
 
     source = inspect.getsource(pyautoattack.autoattack)  # the strings above are the library's own
-    for line in ("'initial accuracy: {:.2%}'", "'robust accuracy after {}: {:.2%} (total time {:.1f} s)'",
-                 "'no robust datapoints left, skipping remaining attacks'"):
+    for line in (
+        "'initial accuracy: {:.2%}'",
+        "'robust accuracy after {}: {:.2%} (total time {:.1f} s)'",
+        "'no robust datapoints left, skipping remaining attacks'",
+    ):
         assert line in source, line

@@ -1,4 +1,5 @@
 """report.html: one self-contained page whose figures load in a real browser (headless Chromium)."""
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,8 @@ from bench.cli import main
 PROBE = """<script>
 window.addEventListener("load", () => {
   const imgs = Array.from(document.images);
-  document.body.setAttribute("data-probe", JSON.stringify(imgs.map(i => [i.alt, i.complete, i.naturalWidth])));
+  const probe = imgs.map(i => [i.alt, i.complete, i.naturalWidth]);
+  document.body.setAttribute("data-probe", JSON.stringify(probe));
 });
 </script></body>"""
 
@@ -22,8 +24,23 @@ window.addEventListener("load", () => {
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("html") / "run"
-    assert main(["run", "--suite", "smoke", "--models", "mgnet_tiny@random", "resnet_tiny@random",
-                 "--n-images", "8", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--suite",
+                "smoke",
+                "--models",
+                "mgnet_tiny@random",
+                "resnet_tiny@random",
+                "--n-images",
+                "8",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -33,7 +50,7 @@ def test_html_is_self_contained_with_every_figure_of_the_markdown(run_dir: Path)
     figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert len(figures) >= 5 and any("glimpses_mgnet_tiny" in f for f in figures)
     assert page.count('src="data:image/png;base64,') == len(figures)
-    assert "src=\"figures/" not in page and "<table>" in page and "Headline" in page
+    assert 'src="figures/' not in page and "<table>" in page and "Headline" in page
     assert "Where MGNet looks" in md and "latency (ms)" in md
 
 
@@ -50,9 +67,22 @@ def test_report_renders_in_headless_chromium(run_dir: Path, tmp_path: Path) -> N
         pytest.skip("chromium is not installed (make setup installs Debian's package as root)")
     probe = tmp_path / "probe.html"
     probe.write_text((run_dir / "report.html").read_text().replace("</body>", PROBE, 1))
-    res = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                          "--virtual-time-budget=10000", f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
-                          probe.as_uri()], capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--virtual-time-budget=10000",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            probe.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     m = re.search(r'data-probe="([^"]*)"', res.stdout)
     assert m, res.stderr[-2000:]
     images = json.loads(m.group(1).replace("&quot;", '"'))
@@ -60,15 +90,22 @@ def test_report_renders_in_headless_chromium(run_dir: Path, tmp_path: Path) -> N
     assert images and all(complete and width > 0 for _, complete, width in images), images
 
 
-def test_damaged_glimpse_files_are_one_clear_error(run_dir: Path, tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_damaged_glimpse_files_are_one_clear_error(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     lines = (run_dir / "glimpses.csv").read_text().splitlines(keepends=True)
     strip = lines[1].rsplit(",", 1)[1].strip()
     for name, damage, says in (
-            ("row", lambda d: (d / "glimpses.csv").write_text("".join(lines[:-1])), "no box for image"),
-            ("png", lambda d: (d / strip).unlink(), "is missing"),
-            ("int", lambda d: (d / "glimpses.csv").write_text("".join(lines).replace(",clean,", ",clean,x", 1)),
-             "damaged glimpse record")):
+        ("row", lambda d: (d / "glimpses.csv").write_text("".join(lines[:-1])), "no box for image"),
+        ("png", lambda d: (d / strip).unlink(), "is missing"),
+        (
+            "int",
+            lambda d: (d / "glimpses.csv").write_text(
+                "".join(lines).replace(",clean,", ",clean,x", 1)
+            ),
+            "damaged glimpse record",
+        ),
+    ):
         d = tmp_path / name
         shutil.copytree(run_dir, d)
         damage(d)
@@ -77,24 +114,63 @@ def test_damaged_glimpse_files_are_one_clear_error(run_dir: Path, tmp_path: Path
         assert err.startswith("bench: error: ") and "\n" not in err and says in err, err
 
 
-def test_damaged_run_files_fail_report_and_resume_before_a_row_is_added(run_dir: Path, tmp_path: Path,
-                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_damaged_run_files_fail_report_and_resume_before_a_row_is_added(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Every file beside results.csv is read before a resumed run appends anything."""
     header = (run_dir / "results.csv").read_text().splitlines(keepends=True)[0]
     for name, file, text, says in (
-            ("checks", "checks.csv", lambda t: t + "m,w,d,1,deterministic,ok,abc,x,2026\n", "damaged check record"),
-            ("per_image", "per_image.csv", lambda t: t.rstrip("\n")[:-2] + "\n", "damaged per-image record"),
-            ("glimpses", "glimpses.csv", lambda t: t.replace(",clean,", ",clean,x", 1), "damaged glimpse record"),
-            ("header_only", "results.csv", lambda t: header, "holds no rows"),
-            ("flags", "per_image.csv", lambda t: t.replace(",0", ",1").replace("0\n", "1\n"), "disagrees with results.csv")):
+        (
+            "checks",
+            "checks.csv",
+            lambda t: t + "m,w,d,1,deterministic,ok,abc,x,2026\n",
+            "damaged check record",
+        ),
+        (
+            "per_image",
+            "per_image.csv",
+            lambda t: t.rstrip("\n")[:-2] + "\n",
+            "damaged per-image record",
+        ),
+        (
+            "glimpses",
+            "glimpses.csv",
+            lambda t: t.replace(",clean,", ",clean,x", 1),
+            "damaged glimpse record",
+        ),
+        ("header_only", "results.csv", lambda t: header, "holds no rows"),
+        (
+            "flags",
+            "per_image.csv",
+            lambda t: t.replace(",0", ",1").replace("0\n", "1\n"),
+            "disagrees with results.csv",
+        ),
+    ):
         d = tmp_path / name
         shutil.copytree(run_dir, d)
         (d / file).write_text(text((d / file).read_text()))
         before = (d / "results.csv").read_bytes()
         commands = [["report", str(d)]]
-        if name not in ("header_only", "flags"):  # a run reads these; only the report compares records with rows
-            commands.append(["run", "--suite", "smoke", "--models", "mgnet_tiny@random", "resnet_tiny@random",
-                             "--n-images", "8", "--seed", "1", "--out", str(d)])
+        if name not in (
+            "header_only",
+            "flags",
+        ):  # a run reads these; only the report compares records with rows
+            commands.append(
+                [
+                    "run",
+                    "--suite",
+                    "smoke",
+                    "--models",
+                    "mgnet_tiny@random",
+                    "resnet_tiny@random",
+                    "--n-images",
+                    "8",
+                    "--seed",
+                    "1",
+                    "--out",
+                    str(d),
+                ]
+            )
         for argv in commands:
             assert main(argv) == 2, argv
             err = capsys.readouterr().err.strip()
@@ -102,14 +178,33 @@ def test_damaged_run_files_fail_report_and_resume_before_a_row_is_added(run_dir:
             assert (d / "results.csv").read_bytes() == before
 
 
-def test_glimpse_figure_shows_the_weights_the_tables_show(trained: None, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_glimpse_figure_shows_the_weights_the_tables_show(
+    trained: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import bench.report.glimpse_figure as gf
 
     out = tmp_path / "run"
-    for spec in ("mgnet_tiny@random", "mgnet_tiny"):  # the trained checkpoint after the random weights
-        assert main(["run", "--suite", "clean", "--models", spec, "--n-images", "4", "--out", str(out),
-                     "--no-report"]) == 0
+    for spec in (
+        "mgnet_tiny@random",
+        "mgnet_tiny",
+    ):  # the trained checkpoint after the random weights
+        assert (
+            main(
+                [
+                    "run",
+                    "--suite",
+                    "clean",
+                    "--models",
+                    spec,
+                    "--n-images",
+                    "4",
+                    "--out",
+                    str(out),
+                    "--no-report",
+                ]
+            )
+            == 0
+        )
     stored = (out / "glimpses.csv").read_text().splitlines()[1:]
     weights = sorted({line.split(",")[1] for line in stored})
     assert len(weights) == 2 and "random" in weights
@@ -120,4 +215,6 @@ def test_glimpse_figure_shows_the_weights_the_tables_show(trained: None, tmp_pat
     monkeypatch.setattr(gf.plt, "Rectangle", lambda *a, **k: called.append(1) or real(*a, **k))
     [(model, path)] = gf.draw(out, {("mgnet_tiny", "cluttered_fmnist", trained)})
     assert model == "mgnet_tiny" and path.name == "glimpses_mgnet_tiny_cluttered_fmnist.png"
-    assert len(called) == 4 * 4, "one box per exit on each of the 4 example images, of one set of weights"
+    assert len(called) == 4 * 4, (
+        "one box per exit on each of the 4 example images, of one set of weights"
+    )

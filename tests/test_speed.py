@@ -1,4 +1,6 @@
-"""Latency and throughput: measured on the device, batch-1 latency and the best batch's throughput."""
+"""Latency and throughput: measured on the device, batch-1 latency and the best batch's
+throughput."""
+
 from __future__ import annotations
 
 import time
@@ -39,13 +41,45 @@ def test_clean_rows_carry_speed_and_attack_rows_do_not(tmp_path: Path) -> None:
     from bench.store.results import read_rows
 
     out = tmp_path / "run"
-    assert main(["run", "--suite", "smoke", "--models", "mgnet_tiny@random", "--n-images", "4", "--out", str(out),
-                 "--no-report"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--suite",
+                "smoke",
+                "--models",
+                "mgnet_tiny@random",
+                "--n-images",
+                "4",
+                "--out",
+                str(out),
+                "--no-report",
+            ]
+        )
+        == 0
+    )
     rows = read_rows(out / "results.csv")
     clean = [r for r in rows if r.kind == "clean"]
     assert [r.exit for r in clean] == [1, 2, 3, 4]
     assert all(r.latency_ms > 0 and r.throughput > 0 and r.throughput_batch >= 1 for r in clean)
-    assert all(math.isnan(r.latency_ms) and r.throughput_batch == 0 for r in rows if r.kind != "clean")
-    assert main(["run", "--models", "resnet_tiny@random", "--n-images", "4", "--out", str(tmp_path / "r2"),
-                 "--speed-budget", "0", "--no-report"]) == 0
+    assert all(
+        math.isnan(r.latency_ms) and r.throughput_batch == 0 for r in rows if r.kind != "clean"
+    )
+    assert (
+        main(
+            [
+                "run",
+                "--models",
+                "resnet_tiny@random",
+                "--n-images",
+                "4",
+                "--out",
+                str(tmp_path / "r2"),
+                "--speed-budget",
+                "0",
+                "--no-report",
+            ]
+        )
+        == 0
+    )
     assert all(math.isnan(r.latency_ms) for r in read_rows(tmp_path / "r2" / "results.csv"))

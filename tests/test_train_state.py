@@ -1,4 +1,5 @@
 """Training resumes after an interruption and ends with the weights of an uninterrupted run."""
+
 from __future__ import annotations
 
 import logging
@@ -7,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.load import checkpoint
-from bench.train import state as train_state
-from bench.train import loop as train_mod
-from bench.data import load_split
 from bench.core.errors import BenchError
+from bench.data import load_split
+from bench.load import checkpoint
 from bench.load.specs import load
 from bench.train import Recipe, train
+from bench.train import loop as train_mod
+from bench.train import state as train_state
 
 RECIPE = Recipe(epochs=2, batch_size=64, lr=0.05)
 _REAL_EPOCH = train_mod._epoch
@@ -44,7 +45,9 @@ def _epochs_run(monkeypatch: pytest.MonkeyPatch, stop_at: int | None = None) -> 
     return ran
 
 
-def test_interrupted_training_resumes_to_the_same_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_training_resumes_to_the_same_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     whole = checkpoint.load(_train(tmp_path, tmp_path / "whole.pt"))
 
     out = tmp_path / "cut.pt"
@@ -58,13 +61,16 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path: Path, monkey
     assert ran == [1]  # only the epoch that was left
     assert meta["resumed_after_epoch"] == 1 and whole[1]["resumed_after_epoch"] == 0
     assert sd.keys() == whole[0].keys()
-    assert all(torch.equal(sd[k], whole[0][k]) for k in sd), "resumed weights differ from the uninterrupted run's"
+    assert all(torch.equal(sd[k], whole[0][k]) for k in sd), (
+        "resumed weights differ from the uninterrupted run's"
+    )
     assert meta["test_accuracy_per_exit"] == whole[1]["test_accuracy_per_exit"]
     assert not train_state.path_for(out).exists()  # the state goes once the checkpoint is written
 
 
-def test_a_state_from_other_settings_or_unreadable_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                              caplog: pytest.LogCaptureFixture) -> None:
+def test_a_state_from_other_settings_or_unreadable_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     out = tmp_path / "m.pt"
     _epochs_run(monkeypatch, stop_at=1)
     with pytest.raises(_Stop):
@@ -86,7 +92,8 @@ def test_a_state_from_other_settings_or_unreadable_is_not_used(tmp_path: Path, m
 
 
 def test_a_loss_that_is_not_finite_stops_training_and_names_the_ranks_it_came_from(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from models.mgnet import MGNet
 
     real = MGNet.train_loss
@@ -96,9 +103,13 @@ def test_a_loss_that_is_not_finite_stops_training_and_names_the_ranks_it_came_fr
         _train(tmp_path, out)
     assert not out.exists()
 
-    from bench.devices import distributed  # two healthy-looking ranks and two that diverged: only those are named
+    from bench.devices import (
+        distributed,  # two healthy-looking ranks and two that diverged: only those are named
+    )
 
     monkeypatch.setattr(distributed, "all_ok", lambda ok: False)
     monkeypatch.setattr(distributed, "gather", lambda obj: [obj, float("nan"), 0.25, float("inf")])
-    with pytest.raises(BenchError, match=r"^training m diverged \(loss nan on rank 1, inf on rank 3\) at epoch 3$"):
+    with pytest.raises(
+        BenchError, match=r"^training m diverged \(loss nan on rank 1, inf on rank 3\) at epoch 3$"
+    ):
         train_mod._stop_if_diverged(torch.tensor(0.5), "m", 2)

@@ -1,9 +1,11 @@
 """What the harness knows about a model without building it (torch-free)."""
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from bench.core.registry import MODELS
 
@@ -26,16 +28,26 @@ class ModelCard:
     description: str = ""
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(r"[A-Za-z0-9_.:/+-]+", self.name):  # it goes into tables, HTML and file names
+        if not re.fullmatch(
+            r"[A-Za-z0-9_.:/+-]+", self.name
+        ):  # it goes into tables, HTML and file names
             raise ValueError(f"model name {self.name!r}: use letters, digits and _ . : / + - only")
         if (self.mean is None) != (self.std is None):
             raise ValueError(f"model {self.name!r}: give both mean and std, or neither")
-        if self.num_classes < 2 or self.input_size < 1 or self.exits != tuple(range(1, len(self.exits) + 1)):
-            raise ValueError(f"model {self.name!r}: num_classes >= 2, input_size >= 1 and exits = (1, ..., E) required")
+        if (
+            self.num_classes < 2
+            or self.input_size < 1
+            or self.exits != tuple(range(1, len(self.exits) + 1))
+        ):
+            raise ValueError(
+                f"model {self.name!r}: num_classes >= 2, input_size >= 1 and exits = (1, ..., E) "
+                "required"
+            )
 
 
 def file_stem(name: str) -> str:
-    """A model or condition name as part of a file name (`tv:resnet50` -> `tv_resnet50`, no sub-folders)."""
+    """A model or condition name as part of a file name (`tv:resnet50` -> `tv_resnet50`, no
+    sub-folders)."""
     return name.replace(":", "_").replace("/", "_")
 
 
@@ -59,10 +71,18 @@ def register_model(
         MODELS.register(
             name,
             ModelCard(
-                name=name, family=family, build=factory, num_classes=num_classes,
-                input_size=input_size, mean=None if mean is None else tuple(mean),
-                std=None if std is None else tuple(std), exits=tuple(exits), source=source,
-                data=data, hidden=hidden, description=description or (factory.__doc__ or "").strip(),
+                name=name,
+                family=family,
+                build=factory,
+                num_classes=num_classes,
+                input_size=input_size,
+                mean=None if mean is None else tuple(mean),
+                std=None if std is None else tuple(std),
+                exits=tuple(exits),
+                source=source,
+                data=data,
+                hidden=hidden,
+                description=description or (factory.__doc__ or "").strip(),
             ),
         )
         return factory

@@ -1,4 +1,5 @@
 """Conditions an image is evaluated under (clean, corruption, attack) and the named suites."""
+
 from __future__ import annotations
 
 import math
@@ -8,6 +9,7 @@ from typing import Literal
 from bench.core.errors import BenchError
 from bench.core.params import Params
 
+NO_PARAMS = Params()
 KINDS = ("clean", "corruption", "attack")
 
 
@@ -30,10 +32,15 @@ class Condition:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise BenchError(f"unknown condition kind {self.kind!r} (known: {', '.join(KINDS)})")
-        if self.kind == "corruption" and (type(self.severity) is not int or not 1 <= self.severity <= 5):
+        if self.kind == "corruption" and (
+            type(self.severity) is not int or not 1 <= self.severity <= 5
+        ):
             raise BenchError(f"severity must be an integer in 1..5, got {self.severity!r}")
         if not 0 <= self.epsilon < math.inf or (self.norm != "l2" and self.epsilon > 1):
-            raise BenchError(f"epsilon must be in [0, 1] (pixel units; l2 radii may exceed 1), got {self.epsilon}")
+            raise BenchError(
+                "epsilon must be in [0, 1] (pixel units; l2 radii may exceed 1), got "
+                f"{self.epsilon}"
+            )
         if self.kind == "attack":
             if self.norm not in ("linf", "l2"):
                 raise BenchError(f"unknown norm {self.norm!r} (known: linf, l2)")
@@ -55,57 +62,116 @@ HEADLINE_EPS = 4 / 255
 TRANSFER_AUTO = "auto"  # the runner replaces it with the run's ResNet baseline
 
 
-COMMON_CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
-                      "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform",
-                      "pixelate", "jpeg_compression")  # the 15 of mCE (corruptions.base.COMMON)
+COMMON_CORRUPTIONS = (
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "defocus_blur",
+    "glass_blur",
+    "motion_blur",
+    "zoom_blur",
+    "snow",
+    "frost",
+    "fog",
+    "brightness",
+    "contrast",
+    "elastic_transform",
+    "pixelate",
+    "jpeg_compression",
+)  # the 15 of mCE (corruptions.base.COMMON)
 EXTRA_CORRUPTIONS = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
 
 
 def corruption(name: str, severity: int, source: str = "reference") -> Condition:
-    """One ImageNet-C corruption at one severity; source `reference` (on the fly) or `rendered` (files)."""
+    """One ImageNet-C corruption at one severity; source `reference` (on the fly) or `rendered`
+    (files)."""
     return Condition(kind="corruption", name=name, source=source, severity=severity)
 
 
 def fgsm(eps: float, source: str = "bench") -> Condition:
-    return Condition(kind="attack", name="fgsm", source=source, protocol="strict", norm="linf",
-                     epsilon=eps, steps=1, step_size=eps)
+    return Condition(
+        kind="attack",
+        name="fgsm",
+        source=source,
+        protocol="strict",
+        norm="linf",
+        epsilon=eps,
+        steps=1,
+        step_size=eps,
+    )
 
 
 def pgd_step(eps: float, steps: int) -> float:
-    """PGD's step: 2.5ε of travel over the steps (Madry et al.'s ratio), so a PGD of few steps can still cross the
-    ball; ε/4 for PGD-10, exactly (10 / 2.5 is 4.0)."""
+    """PGD's step: 2.5ε of travel over the steps (Madry et al.'s ratio), so a PGD of few steps can
+    still cross the ball; ε/4 for PGD-10, exactly (10 / 2.5 is 4.0)."""
     return eps / (steps / 2.5)
 
 
-def pgd(eps: float, norm: str = "linf", steps: int = 10, restarts: int = 1, source: str = "bench") -> Condition:
+def pgd(
+    eps: float, norm: str = "linf", steps: int = 10, restarts: int = 1, source: str = "bench"
+) -> Condition:
     """PGD with step `pgd_step` (ε/4 for 10 steps).
 
-    Ours stops each image at its first fooling iterate (attacks.pgd); torchattacks' returns the last one.
+    Ours stops each image at its first fooling iterate (attacks.pgd); torchattacks' returns the last
+    one.
     """
-    return Condition(kind="attack", name="pgd", source=source, protocol="strict", norm=norm,  # type: ignore[arg-type]
-                     epsilon=eps, steps=steps, step_size=pgd_step(eps, steps), restarts=restarts,
-                     params=pgd_params(source))
+    return Condition(
+        kind="attack",
+        name="pgd",
+        source=source,
+        protocol="strict",
+        norm=norm,  # type: ignore[arg-type]
+        epsilon=eps,
+        steps=steps,
+        step_size=pgd_step(eps, steps),
+        restarts=restarts,
+        params=pgd_params(source),
+    )
 
 
-def pgd_params(source: str, params: Params = Params()) -> Params:
+def pgd_params(source: str, params: Params = NO_PARAMS) -> Params:
     """`params` of a strict PGD condition run by `source`: early stopping is our PGD's own."""
     rest = params.without("early_stop")
     return rest.replace(early_stop=True) if source == "bench" else rest
 
 
-def autoattack(eps: float = HEADLINE_EPS, norm: str = "linf", version: str = "standard",
-               batch_size: int = 100) -> Condition:
+def autoattack(
+    eps: float = HEADLINE_EPS, norm: str = "linf", version: str = "standard", batch_size: int = 100
+) -> Condition:
     # the chunk size is part of the key: AutoAttack's randomness is drawn per chunk
-    return Condition(kind="attack", name="autoattack", source="pyautoattack", protocol="strict",
-                     norm=norm, epsilon=eps, params=Params(batch_size=batch_size, version=version))  # type: ignore[arg-type]
+    return Condition(
+        kind="attack",
+        name="autoattack",
+        source="pyautoattack",
+        protocol="strict",
+        norm=norm,
+        epsilon=eps,
+        params=Params(batch_size=batch_size, version=version),
+    )  # type: ignore[arg-type]
 
 
-PAPER_PGD = Condition(kind="attack", name="paper_pgd", source="bench", protocol="paper", norm="linf",
-                      epsilon=4 / 255, steps=10, step_size=1 / 255,
-                      params=Params(space="normalized"))
+PAPER_PGD = Condition(
+    kind="attack",
+    name="paper_pgd",
+    source="bench",
+    protocol="paper",
+    norm="linf",
+    epsilon=4 / 255,
+    steps=10,
+    step_size=1 / 255,
+    params=Params(space="normalized"),
+)
 
 
 def transfer(source_model: str = TRANSFER_AUTO, eps: float = HEADLINE_EPS) -> Condition:
-    return Condition(kind="attack", name="transfer_pgd", source="bench", protocol="strict", norm="linf",
-                     epsilon=eps, steps=10, step_size=pgd_step(eps, 10),
-                     params=Params({"from": source_model}))
+    return Condition(
+        kind="attack",
+        name="transfer_pgd",
+        source="bench",
+        protocol="strict",
+        norm="linf",
+        epsilon=eps,
+        steps=10,
+        step_size=pgd_step(eps, 10),
+        params=Params({"from": source_model}),
+    )

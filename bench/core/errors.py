@@ -1,8 +1,9 @@
 """The one exception users see: a single clear line, exit status 2."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 
 class BenchError(Exception):
@@ -12,7 +13,8 @@ class BenchError(Exception):
 
 
 def ensure_writable(folder: Path, what: str, hint: str = "") -> None:
-    """Fail now, with one line, where a later write would: create `folder` and a file in it ('cannot write WHAT')."""
+    """Fail now, with one line, where a later write would: create `folder` and a file in it ('cannot
+    write WHAT')."""
     import tempfile
 
     try:
@@ -24,13 +26,13 @@ def ensure_writable(folder: Path, what: str, hint: str = "") -> None:
 
 
 def first_line(e: BaseException) -> str:
-    """The first line of an exception's message ('' if none): libraries' errors (torch's unpickler) run on for lines,
-    and a BenchError is one line."""
+    """The first line of an exception's message ('' if none): libraries' errors (torch's unpickler)
+    run on for lines, and a BenchError is one line."""
     text = str(e).strip()
     return text.splitlines()[0] if text else ""
 
 
-def unknown(kind: str, name: str, known: "Iterable[str]") -> BenchError:
+def unknown(kind: str, name: str, known: Iterable[str]) -> BenchError:
     """'unknown <kind> <name>; did you mean …? (known: …)': the one message for every lookup."""
     import difflib
 

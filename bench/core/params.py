@@ -1,10 +1,11 @@
-"""A condition's extra settings: a frozen, hashable mapping, written as canonical JSON only in a row."""
+"""A condition's extra settings: a frozen, hashable mapping, written as JSON only in a row."""
+
 from __future__ import annotations
 
 import json
-from typing import Iterator, Mapping, Union
+from collections.abc import Iterator, Mapping
 
-Scalar = Union[bool, int, float, str]
+Scalar = bool | int | float | str
 
 
 def canonical_json(obj: object) -> str:
@@ -13,7 +14,8 @@ def canonical_json(obj: object) -> str:
 
 
 class Params(Mapping[str, Scalar]):
-    """Settings of a condition beyond its columns (early stopping, AutoAttack's version, a transfer source)."""
+    """Settings of a condition beyond its columns (early stopping, AutoAttack's version, a transfer
+    source)."""
 
     __slots__ = ("_items",)
 
@@ -21,7 +23,9 @@ class Params(Mapping[str, Scalar]):
         merged = {**(items or {}), **more}
         for key, value in merged.items():
             if not isinstance(value, (bool, int, float, str)):
-                raise TypeError(f"condition parameter {key!r} must be a bool, number or text, got {value!r}")
+                raise TypeError(
+                    f"condition parameter {key!r} must be a bool, number or text, got {value!r}"
+                )
         self._items = tuple(sorted(merged.items()))
 
     @classmethod

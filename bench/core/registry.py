@@ -1,8 +1,10 @@
 """A small typed name -> object registry, so every lookup fails the same helpful way."""
+
 from __future__ import annotations
 
 import fnmatch
-from typing import Generic, Iterator, TypeVar
+from collections.abc import Iterator
+from typing import Generic, TypeVar
 
 from bench.core.errors import unknown
 

@@ -1,11 +1,14 @@
-"""Per-image randomness: a seed from (run seed, image index, what it is for), never from batch or rank."""
+"""Per-image randomness: a seed from (run seed, image index, what it is for), never from batch or
+rank."""
+
 from __future__ import annotations
 
 import zlib
 
 import numpy as np
 
-# NumPy's SeedSequence constants (numpy/random/bit_generator.pyx): pool of 4 words, 32-bit hash mixing.
+# NumPy's SeedSequence constants (numpy/random/bit_generator.pyx): pool of 4 words, 32-bit hash
+# mixing.
 _POOL, _SHIFT = 4, np.uint32(16)
 _INIT_A, _MULT_A, _INIT_B, _MULT_B = 0x43B0D7E5, 0x931E8875, 0x8B51F9DD, 0x58F38DED
 _MIX_L, _MIX_R = np.uint32(0xCA01F9DD), np.uint32(0x4973F715)
@@ -17,9 +20,11 @@ def image_seed(seed: int, index: int, *tags: str | int) -> int:
 
 
 def image_seeds(seed: int, indices: np.ndarray, *tags: str | int) -> np.ndarray:
-    """image_seed for each index, as int64: NumPy's SeedSequence([seed, index, *tags]).generate_state(1)[0] >> 1.
+    """image_seed for each index, as int64: NumPy's SeedSequence([seed, index,
+    *tags]).generate_state(1)[0] >> 1.
 
-    Strings enter as their CRC-32, integers as their low 32 bits; the hashing runs on all indices at once.
+    Strings enter as their CRC-32, integers as their low 32 bits; the hashing runs on all indices at
+    once.
     """
     words = [zlib.crc32(t.encode()) if isinstance(t, str) else t & 0xFFFFFFFF for t in tags]
     entropy = np.empty((len(indices), 2 + len(words)), np.uint32)
@@ -30,7 +35,8 @@ def image_seeds(seed: int, indices: np.ndarray, *tags: str | int) -> np.ndarray:
 
 
 def _first_state_word(entropy: np.ndarray) -> np.ndarray:
-    """SeedSequence(row).generate_state(1)[0] for each row of uint32 words (each row one seed's entropy)."""
+    """SeedSequence(row).generate_state(1)[0] for each row of uint32 words (each row one seed's
+    entropy)."""
     const = _INIT_A
 
     def hashmix(value: np.ndarray) -> np.ndarray:

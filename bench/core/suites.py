@@ -1,10 +1,22 @@
 """Named suites: which conditions a run evaluates, on how many images, at which exits."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.core.conditions import (CLEAN, COMMON_CORRUPTIONS, L2_EPS, LINF_EPS, PAPER_PGD, Condition,
-                                   autoattack, corruption, fgsm, pgd, transfer)
+from bench.core.conditions import (
+    CLEAN,
+    COMMON_CORRUPTIONS,
+    L2_EPS,
+    LINF_EPS,
+    PAPER_PGD,
+    Condition,
+    autoattack,
+    corruption,
+    fgsm,
+    pgd,
+    transfer,
+)
 from bench.core.errors import unknown
 
 
@@ -17,15 +29,19 @@ class Cell:
     last_exit_only: bool = False  # for the costliest attacks in CPU-sized suites
 
 
-def _corruption_sweep(n: int | None, names: tuple[str, ...] = COMMON_CORRUPTIONS,
-                      source: str = "reference") -> tuple[Cell, ...]:
+def _corruption_sweep(
+    n: int | None, names: tuple[str, ...] = COMMON_CORRUPTIONS, source: str = "reference"
+) -> tuple[Cell, ...]:
     return tuple(Cell(corruption(c, s, source), n) for c in names for s in range(1, 6))
 
 
 def _attack_sweep(n: int | None, n_aa: int | None, aa_last_only: bool = False) -> tuple[Cell, ...]:
-    return (tuple(Cell(fgsm(e), n) for e in LINF_EPS) + tuple(Cell(pgd(e), n) for e in LINF_EPS)
-            + tuple(Cell(pgd(e, "l2"), n) for e in L2_EPS) + (Cell(PAPER_PGD, n), Cell(transfer(), n),
-                                                               Cell(autoattack(), n_aa, aa_last_only)))
+    return (
+        tuple(Cell(fgsm(e), n) for e in LINF_EPS)
+        + tuple(Cell(pgd(e), n) for e in LINF_EPS)
+        + tuple(Cell(pgd(e, "l2"), n) for e in L2_EPS)
+        + (Cell(PAPER_PGD, n), Cell(transfer(), n), Cell(autoattack(), n_aa, aa_last_only))
+    )
 
 
 SUITES: dict[str, tuple[Cell, ...]] = {
@@ -35,24 +51,33 @@ SUITES: dict[str, tuple[Cell, ...]] = {
     "attacks": _attack_sweep(1000, 200),
     "paper": (Cell(CLEAN), Cell(PAPER_PGD, 1000), Cell(pgd(4 / 255), 1000)),
     "default": (Cell(CLEAN),) + _corruption_sweep(300) + _attack_sweep(200, 10, aa_last_only=True),
-    "smoke": (Cell(CLEAN, 16), Cell(corruption("fog", 3), 16), Cell(fgsm(4 / 255), 16),
-              Cell(pgd(4 / 255, steps=2), 16)),
+    "smoke": (
+        Cell(CLEAN, 16),
+        Cell(corruption("fog", 3), 16),
+        Cell(fgsm(4 / 255), 16),
+        Cell(pgd(4 / 255, steps=2), 16),
+    ),
     "scale": (Cell(CLEAN),) + _corruption_sweep(None) + tuple(Cell(pgd(e)) for e in LINF_EPS),
 }
 SUITE_HELP = {
     "clean": "clean accuracy on the whole test split",
-    "corruptions": "the 15 ImageNet-C corruptions x 5 severities generated on the fly (imagecorruptions-imaug, "
-                   "seeded per image), whole test split (--extra-corruptions adds the 4 held-out ones)",
-    "corruptions_rendered": "the 15 x 5 from pre-rendered ImageNet100-C files (--corruption-root), read "
-                            "without resize or crop",
-    "attacks": "FGSM and PGD-10 L∞ at 0-16/255, PGD-10 L2 at 0-1, paper PGD, transfer from the ResNet "
-               "baseline (1,000 images), AutoAttack standard L∞ 4/255 (200 images)",
+    "corruptions": "the 15 ImageNet-C corruptions x 5 severities generated on the fly "
+    "(imagecorruptions-imaug, "
+    "seeded per image), whole test split (--extra-corruptions adds the 4 held-out ones)",
+    "corruptions_rendered": "the 15 x 5 from pre-rendered ImageNet100-C files "
+    "(--corruption-root), read "
+    "without resize or crop",
+    "attacks": "FGSM and PGD-10 L∞ at 0-16/255, PGD-10 L2 at 0-1, paper PGD, transfer from the "
+    "ResNet "
+    "baseline (1,000 images), AutoAttack standard L∞ 4/255 (200 images)",
     "paper": "the official MGNet PGD beside strict PGD at the same nominal ε",
-    "default": "clean (all images), 15 x 5 corruptions on 300 images, the attack sweep on 200 images; "
-               "AutoAttack on 10 images at each model's last exit only (make bench, sized for 2 CPU cores)",
+    "default": "clean (all images), 15 x 5 corruptions on 300 images, the attack sweep on 200 "
+    "images; "
+    "AutoAttack on 10 images at each model's last exit only (make bench, sized for 2 CPU cores)",
     "smoke": "a few images, cheap attacks: a quick check that everything runs",
-    "scale": "clean, the 15 x 5 corruptions and the PGD-10 L∞ sweep at 0-16/255 on every image (the GPU "
-             "wall-time target: 5,000 ImageNet100 images, benchmarks/gpu_suite.py)",
+    "scale": "clean, the 15 x 5 corruptions and the PGD-10 L∞ sweep at 0-16/255 on every image "
+    "(the GPU "
+    "wall-time target: 5,000 ImageNet100 images, benchmarks/gpu_suite.py)",
 }
 
 

@@ -1,1 +1,2 @@
-"""What a model costs: multiply-accumulates, parameters, latency, throughput and FLOP utilisation."""
+"""What a model costs: multiply-accumulates, parameters, latency, throughput and FLOP
+utilisation."""

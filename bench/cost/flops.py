@@ -1,11 +1,12 @@
 """GMACs and parameters per model and exit (fvcore tracing, with handlers for what it misses).
 
 One multiply-accumulate counts 1 (fvcore's "flop"); GFLOPs are about 2 x GMACs. Counted: conv,
-linear/matmul, batch and layer norm, adaptive average pooling, grid_sample (fvcore), plus our handlers
-for scaled-dot-product attention and affine_grid. Not counted, and listed per model: what fvcore
-reports as unsupported (max pooling among them), and the element-wise ops it skips silently (ReLU,
-adds, sigmoid).
+linear/matmul, batch and layer norm, adaptive average pooling, grid_sample (fvcore), plus our
+handlers for scaled-dot-product attention and affine_grid. Not counted, and listed per model: what
+fvcore reports as unsupported (max pooling among them), and the element-wise ops it skips silently
+(ReLU, adds, sigmoid).
 """
+
 from __future__ import annotations
 
 import math
@@ -67,7 +68,9 @@ def inference_params(model: nn.Module) -> int:
 def count(model: BenchModel, exit: int, input_size: int) -> FlopCount:
     """Trace exit `exit` of `model` at batch 1 on the CPU and count its multiply-accumulates."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch.jit deprecation, raised by fvcore on import
+        warnings.simplefilter(
+            "ignore", FutureWarning
+        )  # torch.jit deprecation, raised by fvcore on import
         import fvcore
         from fvcore.nn import FlopCountAnalysis
 
@@ -82,7 +85,9 @@ def count(model: BenchModel, exit: int, input_size: int) -> FlopCount:
             fa = FlopCountAnalysis(view, (x,))
             for op, h in EXTRA_HANDLES.items():
                 fa.set_op_handle(op, h)
-            fa.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+            fa.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings(
+                "none"
+            )
             total = fa.total()
             by_op = dict(fa.by_operator())
             uncounted = dict(sorted(fa.unsupported_ops().items()))
@@ -90,5 +95,10 @@ def count(model: BenchModel, exit: int, input_size: int) -> FlopCount:
         model.to(device)
         for m, t in zip(model.modules(), was_training):
             m.training = t
-    return FlopCount(gmacs=total / 1e9, params_m=inference_params(model) / 1e6, uncounted=uncounted,
-                     by_operator=by_op, counter=f"fvcore {getattr(fvcore, '__version__', '')}".strip())
+    return FlopCount(
+        gmacs=total / 1e9,
+        params_m=inference_params(model) / 1e6,
+        uncounted=uncounted,
+        by_operator=by_op,
+        counter=f"fvcore {getattr(fvcore, '__version__', '')}".strip(),
+    )

@@ -1,4 +1,6 @@
-"""Model FLOP utilisation: achieved model FLOP/s over the device's dense peak at the row's precision."""
+"""Model FLOP utilisation: achieved model FLOP/s over the device's dense peak at the row's
+precision."""
+
 from __future__ import annotations
 
 import math
@@ -17,10 +19,10 @@ PEAK_TFLOPS: dict[str, dict[str, float]] = {
 }
 
 
-
 def peak_tflops(device_name: str, precision: str, override: float = 0.0) -> float:
-    """The device's dense peak for `precision` (TFLOP/s); `override` (the user's figure for that precision) wins;
-    NaN when unknown. An NVL board matches only an NVL entry: its clocks and peaks are lower than the SXM part's."""
+    """The device's dense peak for `precision` (TFLOP/s); `override` (the user's figure for that
+    precision) wins; NaN when unknown. An NVL board matches only an NVL entry: its clocks and peaks
+    are lower than the SXM part's."""
     if override > 0:
         return override
     for fragment in sorted(PEAK_TFLOPS, key=len, reverse=True):  # "L40S" before "L40" before "L4"
@@ -31,14 +33,22 @@ def peak_tflops(device_name: str, precision: str, override: float = 0.0) -> floa
     return math.nan
 
 
-def mfu(gmacs: float, peak: float, *, throughput: float = math.nan, n_forward: int = 0, n_backward: int = 0,
-        seconds: float = 0.0) -> float:
-    """Model FLOP utilisation: achieved model FLOP/s over `peak` TFLOP/s; NaN when either is unknown.
+def mfu(
+    gmacs: float,
+    peak: float,
+    *,
+    throughput: float = math.nan,
+    n_forward: int = 0,
+    n_backward: int = 0,
+    seconds: float = 0.0,
+) -> float:
+    """Model FLOP utilisation: achieved model FLOP/s over `peak` TFLOP/s; NaN when either is
+    unknown.
 
     2 FLOPs per MAC. With a measured `throughput` (clean rows: images/s at the best batch size) the
-    model's own rate; otherwise the cell's passes over its wall time, a backward pass counted at twice
-    the forward cost (the usual convention; attacks need input gradients only, so for attack rows
-    this is an upper bound on the work done).
+    model's own rate; otherwise the cell's passes over its wall time, a backward pass counted at
+    twice the forward cost (the usual convention; attacks need input gradients only, so for attack
+    rows this is an upper bound on the work done).
     """
     if not peak > 0:
         return math.nan

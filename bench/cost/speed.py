@@ -1,10 +1,12 @@
-"""Latency and throughput of one exit on the run's device: what a deployment would see, measured not estimated."""
+"""Latency and throughput of one exit on the run's device: what a deployment would see, measured not
+estimated."""
+
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -15,7 +17,8 @@ MAX_BATCH = 256
 
 @dataclass(frozen=True, slots=True)
 class Speed:
-    """Median batch-1 latency (ms) and the best throughput (images/s) over batch sizes 1, 2, 4, ..."""
+    """Median batch-1 latency (ms) and the best throughput (images/s) over batch sizes 1, 2, 4,
+    ..."""
 
     latency_ms: float
     throughput: float
@@ -24,15 +27,20 @@ class Speed:
 
 def _timer(device: torch.device) -> Callable[[], float]:
     if device.type == "cuda":
+
         def now() -> float:
             torch.cuda.synchronize(device)
             return time.perf_counter()
+
         return now
     return time.perf_counter
 
 
-def _seconds_per_call(fn: Callable[[], object], now: Callable[[], float], budget: float, min_calls: int = 3) -> float:
-    """Median wall time of `fn` after one warm-up call, repeated until `budget` seconds or `min_calls`."""
+def _seconds_per_call(
+    fn: Callable[[], object], now: Callable[[], float], budget: float, min_calls: int = 3
+) -> float:
+    """Median wall time of `fn` after one warm-up call, repeated until `budget` seconds or
+    `min_calls`."""
     fn()
     times: list[float] = []
     end = time.perf_counter() + budget
@@ -45,12 +53,20 @@ def _seconds_per_call(fn: Callable[[], object], now: Callable[[], float], budget
     return statistics.median(times)
 
 
-def measure(model: torch.nn.Module, input_size: int, device: torch.device, budget: float = 1.0,
-            max_batch: int = MAX_BATCH, precision: str = "fp32") -> Speed:
-    """Time `model` (one exit's view, eval mode) on random [0,1] images within about `budget` seconds.
+def measure(
+    model: torch.nn.Module,
+    input_size: int,
+    device: torch.device,
+    budget: float = 1.0,
+    max_batch: int = MAX_BATCH,
+    precision: str = "fp32",
+) -> Speed:
+    """Time `model` (one exit's view, eval mode) on random [0,1] images within about `budget`
+    seconds.
 
-    A quarter of the budget goes to batch-1 latency, then batch sizes double (an eighth each) until the
-    budget is spent, two sizes in a row bring no gain, a single batch outlasts its share, or memory runs out.
+    A quarter of the budget goes to batch-1 latency, then batch sizes double (an eighth each) until
+    the budget is spent, two sizes in a row bring no gain, a single batch outlasts its share, or
+    memory runs out.
     """
     now = _timer(device)
     gen = torch.Generator().manual_seed(0)
@@ -58,7 +74,9 @@ def measure(model: torch.nn.Module, input_size: int, device: torch.device, budge
     start = time.perf_counter()
 
     def at(batch: int, share: float) -> float:
-        x = torch.rand(batch, 3, input_size, input_size, generator=gen).to(device)  # NCHW, as to_unit gives
+        x = torch.rand(batch, 3, input_size, input_size, generator=gen).to(
+            device
+        )  # NCHW, as to_unit gives
         with torch.inference_mode(), autocast(precision, device):
             return _seconds_per_call(lambda: model(x), now, share)
 

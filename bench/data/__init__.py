@@ -1,12 +1,22 @@
 """Data sets by name: the embedded cluttered Fashion-MNIST and ImageNet100."""
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from bench.data.imageset import (ArrayImageSet, FolderImageSet, ImageSet, fingerprint, iter_batches, load_arrays,
-                                 loader_workers, subset_indices, to_unit)
 from bench.core.errors import BenchError, unknown
+from bench.data.imageset import (
+    ArrayImageSet,
+    FolderImageSet,
+    ImageSet,
+    fingerprint,
+    iter_batches,
+    load_arrays,
+    loader_workers,
+    subset_indices,
+    to_unit,
+)
 
 DATASETS = ("cluttered_fmnist", "imagenet100")
 DEFAULT = "cluttered_fmnist"
@@ -33,19 +43,39 @@ def load_split(name: str, split: str, root: Path | None = None, download: bool =
         from bench.data import cluttered, fmnist
 
         if root is not None:  # a root the user gave would otherwise be silently ignored
-            raise BenchError("cluttered_fmnist is built from Fashion-MNIST and takes no --data-root (set "
-                             "BENCH_FMNIST_DIR to use another Fashion-MNIST folder)")
+            raise BenchError(
+                "cluttered_fmnist is built from Fashion-MNIST and takes no --data-root (set "
+                "BENCH_FMNIST_DIR to use another Fashion-MNIST folder)"
+            )
 
         source = fmnist.find_dir(download=download, cache=cache_dir() / "downloads")
         return cluttered.build(split, cluttered.ClutterSpec(), source, cache_dir() / "data")
     from bench.data import imagenet
 
-    base = root or (Path(os.environ["BENCH_DATA"]) / "imagenet100" if "BENCH_DATA" in os.environ else None)
+    base = root or (
+        Path(os.environ["BENCH_DATA"]) / "imagenet100" if "BENCH_DATA" in os.environ else None
+    )
     if base is None:
-        raise BenchError("imagenet100 needs --data-root (a folder made by `bench data build imagenet100`) "
-                         "or $BENCH_DATA/imagenet100")
+        raise BenchError(
+            "imagenet100 needs --data-root (a folder made by `bench data build imagenet100`) "
+            "or $BENCH_DATA/imagenet100"
+        )
     return imagenet.load(base, "train" if split == "train" else "val", train=split == "train")
 
 
-__all__ = ["ArrayImageSet", "DATASETS", "DEFAULT", "FolderImageSet", "ImageSet", "cache_dir", "check_name",
-           "fingerprint", "iter_batches", "load_arrays", "load_split", "subset_indices", "to_unit"]
+__all__ = [
+    "ArrayImageSet",
+    "DATASETS",
+    "DEFAULT",
+    "FolderImageSet",
+    "ImageSet",
+    "cache_dir",
+    "check_name",
+    "fingerprint",
+    "iter_batches",
+    "load_arrays",
+    "load_split",
+    "loader_workers",
+    "subset_indices",
+    "to_unit",
+]

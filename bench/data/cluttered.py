@@ -1,10 +1,12 @@
-"""Cluttered Fashion-MNIST: the embedded default data set, built deterministically from the real images.
+"""Cluttered Fashion-MNIST: the embedded default data set, built deterministically from the real
+images.
 
 Each Fashion-MNIST item is scaled and placed at a random position on a coloured RGB canvas among
-fragments cut from other items of the same split (after the cluttered MNIST of recurrent
-attention models), so a model must find the object: the setting glimpse networks are made for.
-Image i of a split depends only on (seed, split, i), never on how many images are built.
+fragments cut from other items of the same split (after the cluttered MNIST of recurrent attention
+models), so a model must find the object: the setting glimpse networks are made for. Image i of a
+split depends only on (seed, split, i), never on how many images are built.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -60,7 +62,7 @@ def render(items: np.ndarray, i: int, split_id: int, spec: ClutterSpec) -> np.nd
     c0, c1 = rng.uniform(0, 150, 3), rng.uniform(0, 150, 3)
     angle = rng.uniform(0, 2 * np.pi)
     yy, xx = np.mgrid[0:n, 0:n] / (n - 1)
-    ramp = (np.cos(angle) * xx + np.sin(angle) * yy)
+    ramp = np.cos(angle) * xx + np.sin(angle) * yy
     ramp = (ramp - ramp.min()) / max(np.ptp(ramp), 1e-6)
     canvas = c0 + (c1 - c0) * ramp[..., None]
     bg_mean = (c0 + c1) / 2
@@ -68,26 +70,33 @@ def render(items: np.ndarray, i: int, split_id: int, spec: ClutterSpec) -> np.nd
     for _ in range(spec.n_clutter):
         src = items[rng.integers(len(items))]
         oy, ox = rng.integers(0, src.shape[0] - f + 1, 2)
-        alpha = src[oy:oy + f, ox:ox + f, None] / 255.0 * 0.8
+        alpha = src[oy : oy + f, ox : ox + f, None] / 255.0 * 0.8
         py, px = rng.integers(0, n - f + 1, 2)
         colour = rng.uniform(0, 255, 3)
-        patch = canvas[py:py + f, px:px + f]
-        canvas[py:py + f, px:px + f] = patch * (1 - alpha) + colour * alpha
+        patch = canvas[py : py + f, px : px + f]
+        canvas[py : py + f, px : px + f] = patch * (1 - alpha) + colour * alpha
     side = int(rng.integers(spec.item_min, spec.item_max + 1))
-    item = np.asarray(Image.fromarray(items[i]).resize((side, side), Image.BILINEAR), dtype=np.float64)
+    item = np.asarray(
+        Image.fromarray(items[i]).resize((side, side), Image.BILINEAR), dtype=np.float64
+    )
     alpha = item[..., None] / 255.0
     py, px = rng.integers(0, n - side + 1, 2)
     colour = _colour_far_from(rng, bg_mean, 140.0)
-    region = canvas[py:py + side, px:px + side]
-    canvas[py:py + side, px:px + side] = region * (1 - alpha) + colour * alpha
+    region = canvas[py : py + side, px : px + side]
+    canvas[py : py + side, px : px + side] = region * (1 - alpha) + colour * alpha
     return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
 
 
-def build(split: str, spec: ClutterSpec, source: Path, cache: Path | None = None,
-          workers: int | None = None) -> ArrayImageSet:
-    """The train or test split; cached as .npz under `cache` when given, keyed by the spec and the source files' bytes.
-    A build of many images renders in `workers` processes (default: this rank's share of the cores; torchrun's ranks
-    each build it); the images do not depend on it."""
+def build(
+    split: str,
+    spec: ClutterSpec,
+    source: Path,
+    cache: Path | None = None,
+    workers: int | None = None,
+) -> ArrayImageSet:
+    """The train or test split; cached as .npz under `cache` when given, keyed by the spec and the
+    source files' bytes. A build of many images renders in `workers` processes (default: this rank's
+    share of the cores; torchrun's ranks each build it); the images do not depend on it."""
     count = min(spec.n_train if split == "train" else spec.n_test, fmnist.count(split, source))
     name = "cluttered_fmnist"
     key = f"{spec.key()}-{fmnist.digest(split, source)}"  # the geometry and the source files' bytes
@@ -103,14 +112,20 @@ def build(split: str, spec: ClutterSpec, source: Path, cache: Path | None = None
     images = _render_all(items, count, split_id, spec, rank_cores() if workers is None else workers)
     out = ArrayImageSet(name, split, fmnist.CLASSES, images, labels[:count].copy())
     if path is not None:
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")  # processes building at once (torchrun ranks)
+        tmp = path.with_name(
+            f".{path.stem}.{os.getpid()}.tmp.npz"
+        )  # processes building at once (torchrun ranks)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             np.savez(tmp, images=out.images, labels=out.labels)
             tmp.replace(path)
         except OSError as e:  # a cache, not a result: the next run builds the set again
-            log.warning("cannot cache %s in %s (%s); set BENCH_CACHE to a writable folder", name, path.parent,
-                        e.strerror or e)
+            log.warning(
+                "cannot cache %s in %s (%s); set BENCH_CACHE to a writable folder",
+                name,
+                path.parent,
+                e.strerror or e,
+            )
     return out
 
 
@@ -127,16 +142,27 @@ def _render_range(lo: int, hi: int, split_id: int, spec: ClutterSpec) -> np.ndar
     return np.stack([render(_items, i, split_id, spec) for i in range(lo, hi)])
 
 
-def _render_all(items: np.ndarray, count: int, split_id: int, spec: ClutterSpec, workers: int) -> np.ndarray:
-    """Images 0..count-1, in `workers` processes when there are enough of them (each depends only on its index)."""
+def _render_all(
+    items: np.ndarray, count: int, split_id: int, spec: ClutterSpec, workers: int
+) -> np.ndarray:
+    """Images 0..count-1, in `workers` processes when there are enough of them (each depends only on
+    its index)."""
     if workers < 2 or count < PARALLEL_FROM:
         return np.stack([render(items, i, split_id, spec) for i in range(count)])
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    bounds = np.linspace(0, count, 4 * workers + 1).astype(int)  # a few parts each, so none waits on a slow one
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_keep_items,
-                             initargs=(items,)) as pool:
-        parts = pool.map(_render_range, bounds[:-1], bounds[1:], [split_id] * (len(bounds) - 1),
-                         [spec] * (len(bounds) - 1))
+    bounds = np.linspace(0, count, 4 * workers + 1).astype(
+        int
+    )  # a few parts each, so none waits on a slow one
+    with ProcessPoolExecutor(
+        workers, mp_context=mp.get_context("spawn"), initializer=_keep_items, initargs=(items,)
+    ) as pool:
+        parts = pool.map(
+            _render_range,
+            bounds[:-1],
+            bounds[1:],
+            [split_id] * (len(bounds) - 1),
+            [spec] * (len(bounds) - 1),
+        )
         return np.concatenate(list(parts))

@@ -1,4 +1,6 @@
-"""Where a corruption cell's images come from: generated on the fly (cached) or pre-rendered files."""
+"""Where a corruption cell's images come from: generated on the fly (cached) or pre-rendered
+files."""
+
 from __future__ import annotations
 
 import hashlib
@@ -7,16 +9,31 @@ from pathlib import Path
 import numpy as np
 
 from bench.core.conditions import Condition
-from bench.data import ArrayImageSet, ImageSet, fingerprint, load_arrays, subset_indices
 from bench.core.errors import BenchError
+from bench.data import ArrayImageSet, ImageSet, fingerprint, load_arrays, subset_indices
 
 
 class CorruptedData:
-    """Serves (image set, indices) for corruption conditions of one run; clean subsets are loaded once."""
+    """Serves (image set, indices) for corruption conditions of one run; clean subsets are loaded
+    once."""
 
-    def __init__(self, clean: ImageSet, seed: int, cache: Path, workers: int, root: str = "",
-                 skip_corrupt: bool = False, device: str = "cpu") -> None:
-        self.clean, self.seed, self.cache, self.workers, self.device = clean, seed, cache, workers, device
+    def __init__(
+        self,
+        clean: ImageSet,
+        seed: int,
+        cache: Path,
+        workers: int,
+        root: str = "",
+        skip_corrupt: bool = False,
+        device: str = "cpu",
+    ) -> None:
+        self.clean, self.seed, self.cache, self.workers, self.device = (
+            clean,
+            seed,
+            cache,
+            workers,
+            device,
+        )
         self.root, self.skip_corrupt = Path(root) if root else None, skip_corrupt
         self._arrays: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
         self._rendered: dict[tuple[str, int], ImageSet] = {}
@@ -31,8 +48,9 @@ class CorruptedData:
         return self._arrays[key]
 
     def _subset_fp(self, indices: np.ndarray) -> str:
-        """Cache identity of a subset's clean pixels: the data set's fingerprint and the decoded images, which a
-        folder set's fingerprint (file names and sizes) does not pin: its resize, crop and decoder can change."""
+        """Cache identity of a subset's clean pixels: the data set's fingerprint and the decoded
+        images, which a folder set's fingerprint (file names and sizes) does not pin: its resize,
+        crop and decoder can change."""
         key = indices.tobytes()
         if key not in self._subset_fps:
             images, _ = self._subset(indices)
@@ -47,14 +65,24 @@ class CorruptedData:
             self._fp = fingerprint(self.clean)
         return self._fp
 
-    def prepare(self, wanted: dict[bytes, tuple[np.ndarray, list[tuple[str, int]]]], progress=None) -> None:  # type: ignore[no-untyped-def]
+    def prepare(
+        self, wanted: dict[bytes, tuple[np.ndarray, list[tuple[str, int]]]], progress=None
+    ) -> None:  # type: ignore[no-untyped-def]
         """Generate (in worker processes) every on-the-fly condition the run will need."""
         from corruptions import generate
 
         for indices, conds in wanted.values():
             images, _ = self._subset(indices)
-            generate.prepare(images, indices, conds, self.seed, cache=self.cache, fingerprint=self._subset_fp(indices),
-                             workers=self.workers, progress=progress)
+            generate.prepare(
+                images,
+                indices,
+                conds,
+                self.seed,
+                cache=self.cache,
+                fingerprint=self._subset_fp(indices),
+                workers=self.workers,
+                progress=progress,
+            )
 
     def _rendered_set(self, cond: Condition) -> ImageSet:
         """One pre-rendered corruption/severity folder, listed once per run."""
@@ -63,9 +91,13 @@ class CorruptedData:
             from corruptions import rendered
 
             if self.root is None:
-                raise BenchError("rendered corruptions need --corruption-root (an ImageNet100-C folder, "
-                                 "see `bench data build imagenet100-c`)")
-            self._rendered[key] = rendered.load(self.root, cond.name, cond.severity, self.skip_corrupt)
+                raise BenchError(
+                    "rendered corruptions need --corruption-root (an ImageNet100-C folder, "
+                    "see `bench data build imagenet100-c`)"
+                )
+            self._rendered[key] = rendered.load(
+                self.root, cond.name, cond.severity, self.skip_corrupt
+            )
         return self._rendered[key]
 
     def rendered_sets(self) -> dict[tuple[str, int], ImageSet]:
@@ -77,13 +109,18 @@ class CorruptedData:
         source = self._rendered_set(cond) if cond.source == "rendered" else self.clean
         return subset_indices(len(source), n_images)
 
-    def images(self, cond: Condition, n_images: int | None) -> tuple[ImageSet, np.ndarray, np.ndarray, str]:
-        """The cell's image set, the positions to evaluate in it, their data set indices, the subset label."""
+    def images(
+        self, cond: Condition, n_images: int | None
+    ) -> tuple[ImageSet, np.ndarray, np.ndarray, str]:
+        """The cell's image set, the positions to evaluate in it, their data set indices, the subset
+        label."""
         idx, label = self.subset(cond, n_images)
         cset, positions = self.share(cond, n_images, np.arange(len(idx)))
         return cset, positions, idx, label
 
-    def share(self, cond: Condition, n_images: int | None, pos: np.ndarray) -> tuple[ImageSet, np.ndarray]:
+    def share(
+        self, cond: Condition, n_images: int | None, pos: np.ndarray
+    ) -> tuple[ImageSet, np.ndarray]:
         """Images pos of the cell (positions in its subset) and where they sit in the returned set.
 
         Generated images are made for `pos` alone (each depends only on its own seed), so ranks
@@ -106,13 +143,31 @@ class CorruptedData:
 
             from corruptions import fast
 
-            out = fast.corrupt_batch(images[pos], idx[pos], cond.name, cond.severity, self.seed,
-                                     torch.device(self.device))
+            out = fast.corrupt_batch(
+                images[pos],
+                idx[pos],
+                cond.name,
+                cond.severity,
+                self.seed,
+                torch.device(self.device),
+            )
         else:
-            out = generate.corrupted(images, idx, cond.name, cond.severity, self.seed, cache=self.cache,
-                                     fingerprint=self._subset_fp(idx), workers=self.workers)[pos]
-        served = (ArrayImageSet(f"{self.clean.name}-c", self.clean.split, self.clean.classes, out, labels[pos]),
-                  np.arange(len(pos)))
+            out = generate.corrupted(
+                images,
+                idx,
+                cond.name,
+                cond.severity,
+                self.seed,
+                cache=self.cache,
+                fingerprint=self._subset_fp(idx),
+                workers=self.workers,
+            )[pos]
+        served = (
+            ArrayImageSet(
+                f"{self.clean.name}-c", self.clean.split, self.clean.classes, out, labels[pos]
+            ),
+            np.arange(len(pos)),
+        )
         self._last = (key, served)
         return served
 
@@ -124,12 +179,23 @@ class CorruptedData:
 
         first, _ = subset_indices(len(self.clean), 1)  # the image the 1-image cells below use
         clean, _ = self._subset(first)
-        rows = [np.concatenate([clean[0]] + [self.images(dataclasses.replace(c, severity=s), 1)[0].images[0]
-                                             for s in range(1, 6)], 1) for c in conds]
+        rows = [
+            np.concatenate(
+                [clean[0]]
+                + [
+                    self.images(dataclasses.replace(c, severity=s), 1)[0].images[0]
+                    for s in range(1, 6)
+                ],
+                1,
+            )
+            for c in conds
+        ]
         if not rows:
             return None
         path.parent.mkdir(parents=True, exist_ok=True)
         grid = np.concatenate(rows, 0)
         scale = max(1, 96 * 6 // grid.shape[1])  # small images drawn at least 96 px per cell
-        Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST).save(path)
+        Image.fromarray(grid).resize(
+            (grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST
+        ).save(path)
         return path

@@ -1,4 +1,6 @@
-"""Fashion-MNIST from its idx.gz files: Debian's dataset-fashion-mnist, or torchvision's download."""
+"""Fashion-MNIST from its idx.gz files: Debian's dataset-fashion-mnist, or torchvision's
+download."""
+
 from __future__ import annotations
 
 import gzip
@@ -10,14 +12,28 @@ import numpy as np
 
 from bench.core.errors import BenchError
 
-CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-         "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
-HOW_TO_GET = ("Fashion-MNIST not found: install Debian's package (`apt-get install dataset-fashion-mnist`, "
-              "run by `make setup`), or set BENCH_FMNIST_DIR to a folder with the four idx .gz files, "
-              "or pass --download to fetch it with torchvision (needs internet)")
+FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+HOW_TO_GET = (
+    "Fashion-MNIST not found: install Debian's package (`apt-get install dataset-fashion-mnist`, "
+    "run by `make setup`), or set BENCH_FMNIST_DIR to a folder with the four idx .gz files, "
+    "or pass --download to fetch it with torchvision (needs internet)"
+)
 
 
 def count(split: str, folder: Path) -> int:
@@ -30,7 +46,8 @@ def count(split: str, folder: Path) -> int:
 
 
 def digest(split: str, folder: Path) -> str:
-    """A hash of the split's two files as stored: caches built from them are keyed by it, so another copy is rebuilt."""
+    """A hash of the split's two files as stored: caches built from them are keyed by it, so another
+    copy is rebuilt."""
     h = hashlib.sha256()
     for name in FILES[split]:
         try:
@@ -41,7 +58,8 @@ def digest(split: str, folder: Path) -> str:
 
 
 def _read(path: Path, size: int = -1) -> bytes:
-    """The first `size` bytes of an idx file (all for -1), gzip-compressed or not, checked to hold unsigned bytes."""
+    """The first `size` bytes of an idx file (all for -1), gzip-compressed or not, checked to hold
+    unsigned bytes."""
     try:
         with gzip.open(path) if path.suffix == ".gz" else path.open("rb") as f:
             raw = f.read(size)
@@ -56,7 +74,7 @@ def read_idx(path: Path) -> np.ndarray:
     """Parse one idx file (big-endian header: magic with dtype code and rank, then the dims)."""
     raw = _read(path)
     rank = raw[3]
-    dims = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(rank))
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(rank))
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * rank)
     if data.size != int(np.prod(dims)):
         raise BenchError(f"{path}: header says {dims} but holds {data.size} bytes (truncated?)")
@@ -85,7 +103,9 @@ def load(split: str, folder: Path) -> tuple[np.ndarray, np.ndarray]:
     img_file, lab_file = FILES[split]
     images, labels = read_idx(folder / img_file), read_idx(folder / lab_file)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise BenchError(f"{folder}: {split} images {images.shape} do not match labels {labels.shape}")
+        raise BenchError(
+            f"{folder}: {split} images {images.shape} do not match labels {labels.shape}"
+        )
     if labels.max(initial=0) >= len(CLASSES):
         raise BenchError(f"{folder}: label {labels.max()} outside the 10 Fashion-MNIST classes")
     return images, labels.astype(np.int64)

@@ -1,4 +1,5 @@
 """ImageNet100 (ImageNet-1k classes 0-99, as in MGNet): a checked builder and the eval loader."""
+
 from __future__ import annotations
 
 from importlib import resources
@@ -6,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.data.imageset import FolderImageSet
 from bench.core.errors import BenchError
+from bench.data.imageset import FolderImageSet
 
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
 
@@ -30,18 +31,24 @@ def check_tree(root: Path, what: str) -> None:
         raise BenchError(f"{what}: folder {root} does not exist")
     missing = [w for w in wnids() if not (root / w).is_dir()]
     if missing:
-        raise BenchError(f"{what}: {len(missing)} of 100 class folders missing or dangling under {root} "
-                         f"(first: {', '.join(missing[:3])}); labels would shift, refusing")
+        raise BenchError(
+            f"{what}: {len(missing)} of 100 class folders missing or dangling under {root} "
+            f"(first: {', '.join(missing[:3])}); labels would shift, refusing"
+        )
     empty = [w for w in wnids() if not _class_images(root / w)]
     if empty:
-        raise BenchError(f"{what}: class folders without images under {root}: {', '.join(empty[:3])}")
+        raise BenchError(
+            f"{what}: class folders without images under {root}: {', '.join(empty[:3])}"
+        )
 
 
 def build(src: Path, dst: Path) -> Path:
     """Link the 100 class folders of ImageNet's train/ and val/ under dst (re-runnable)."""
     splits = [s for s in ("train", "val") if (src / s).is_dir()]
     if not splits:
-        raise BenchError(f"{src} has neither train/ nor val/ (expected an ImageNet root with class folders)")
+        raise BenchError(
+            f"{src} has neither train/ nor val/ (expected an ImageNet root with class folders)"
+        )
     for split in splits:
         check_tree(src / split, f"ImageNet {split}")
     for split in splits:
@@ -52,7 +59,9 @@ def build(src: Path, dst: Path) -> Path:
             target = (src / split / w).resolve()
             if link.is_symlink() or link.exists():
                 if link.resolve() != target:
-                    raise BenchError(f"{link} exists and points elsewhere; remove it or choose another folder")
+                    raise BenchError(
+                        f"{link} exists and points elsewhere; remove it or choose another folder"
+                    )
                 continue
             link.symlink_to(target, target_is_directory=True)
         check_tree(out, f"ImageNet100 {split}")
@@ -76,7 +85,8 @@ def train_transform(size: int = 224):  # type: ignore[no-untyped-def]
 
 
 def class_files(folder: Path, what: str) -> tuple[list[Path], np.ndarray]:
-    """Image files of the 100 class folders under `folder` (checked), labelled by ImageNet-1k index."""
+    """Image files of the 100 class folders under `folder` (checked), labelled by ImageNet-1k
+    index."""
     check_tree(folder, what)
     paths: list[Path] = []
     labels: list[int] = []
@@ -88,7 +98,14 @@ def class_files(folder: Path, what: str) -> tuple[list[Path], np.ndarray]:
 
 
 def load(root: Path, split: str = "val", size: int = 224, train: bool = False) -> FolderImageSet:
-    """ImageNet100 `split` under root (as made by `build`): eval preprocessing, or the training crop."""
+    """ImageNet100 `split` under root (as made by `build`): eval preprocessing, or the training
+    crop."""
     paths, labels = class_files(root / split, f"ImageNet100 {split}")
-    return FolderImageSet("imagenet100", split, wnids(), paths, labels,
-                          train_transform(size) if train else eval_transform(size))
+    return FolderImageSet(
+        "imagenet100",
+        split,
+        wnids(),
+        paths,
+        labels,
+        train_transform(size) if train else eval_transform(size),
+    )

@@ -1,12 +1,17 @@
 """Image sets: uint8 HxWx3 images with integer labels, after the data set's fixed preprocessing."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 
 class ImageSet(Protocol):
@@ -32,9 +37,14 @@ class ArrayImageSet:
 
     def __post_init__(self) -> None:
         if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[3] != 3:
-            raise ValueError(f"{self.name}: images must be uint8 (N,H,W,3), got {self.images.dtype} {self.images.shape}")
+            raise ValueError(
+                f"{self.name}: images must be uint8 (N,H,W,3), got {self.images.dtype} "
+                f"{self.images.shape}"
+            )
         if len(self.labels) != len(self.images):
-            raise ValueError(f"{self.name}: {len(self.images)} images but {len(self.labels)} labels")
+            raise ValueError(
+                f"{self.name}: {len(self.images)} images but {len(self.labels)} labels"
+            )
 
     def __len__(self) -> int:
         return len(self.images)
@@ -53,8 +63,10 @@ class FolderImageSet:
     paths: Sequence[Path]
     labels: np.ndarray
     transform: Callable[..., np.ndarray] = field(repr=False)
-    # (seed, epoch): a random transform (the training crop) draws from a generator seeded by them and the image
-    # index, not from the process's: the same crops under any number of ranks or loader workers, and on resume
+    # (seed, epoch): a random transform (the training crop) draws from a generator seeded by them
+    # and the image
+    # index, not from the process's: the same crops under any number of ranks or loader workers, and
+    # on resume
     draws: tuple[int, int] | None = None
 
     def __len__(self) -> int:
@@ -83,7 +95,8 @@ class FolderImageSet:
 
 
 def subset_indices(n_total: int, n: int | None) -> tuple[np.ndarray, str]:
-    """The evaluated images: all, or the first n of a fixed permutation (seed 0, never the run seed).
+    """The evaluated images: all, or the first n of a fixed permutation (seed 0, never the run
+    seed).
 
     Returns the indices and the label written to the `subset` column.
     """
@@ -95,12 +108,16 @@ def subset_indices(n_total: int, n: int | None) -> tuple[np.ndarray, str]:
     return np.sort(perm[:n]), f"perm0:{n}"
 
 
-def iter_batches(images: ImageSet, indices: np.ndarray, batch_size: int, workers: int = 0,
-                 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def iter_batches(
+    images: ImageSet,
+    indices: np.ndarray,
+    batch_size: int,
+    workers: int = 0,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Yield (indices, uint8 images (B,H,W,3), labels) in order; folder sets decode in workers."""
     if isinstance(images, ArrayImageSet):
         for s in range(0, len(indices), batch_size):
-            idx = indices[s:s + batch_size]
+            idx = indices[s : s + batch_size]
             yield idx, images.images[idx], images.labels[idx]
         return
     import torch.utils.data as tud
@@ -113,14 +130,19 @@ def iter_batches(images: ImageSet, indices: np.ndarray, batch_size: int, workers
             img, lab = images.get(int(indices[k]))
             return int(indices[k]), img, lab
 
-    loader = tud.DataLoader(_DS(), batch_size=batch_size, num_workers=workers,
-                            collate_fn=lambda b: tuple(np.stack(c) for c in zip(*b)))
+    loader = tud.DataLoader(
+        _DS(),
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=lambda b: tuple(np.stack(c) for c in zip(*b)),
+    )
     yield from loader
 
 
 def loader_workers(images: ImageSet, requested: int | None = None) -> int:
-    """Processes that decode images for each batch: `requested` if given; else none for an in-memory set (nothing to
-    decode) and, for a folder set, this rank's share of the cores less one for the main process, at most 8."""
+    """Processes that decode images for each batch: `requested` if given; else none for an in-memory
+    set (nothing to decode) and, for a folder set, this rank's share of the cores less one for the
+    main process, at most 8."""
     if requested is not None:
         return requested
     if isinstance(images, ArrayImageSet):
@@ -129,12 +151,15 @@ def loader_workers(images: ImageSet, requested: int | None = None) -> int:
 
 
 def rank_cores() -> int:
-    """This process's share of the node's cores (at least 1): torchrun starts LOCAL_WORLD_SIZE on this node."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """This process's share of the node's cores (at least 1): torchrun starts LOCAL_WORLD_SIZE on
+    this node."""
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
     return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
 
 
-def to_unit(images: np.ndarray, device: "torch.device | str" = "cpu") -> "torch.Tensor":
+def to_unit(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """uint8 (N,H,W,3) -> float (N,3,H,W) in [0,1]: the one conversion between data and models."""
     import torch
 
@@ -143,12 +168,15 @@ def to_unit(images: np.ndarray, device: "torch.device | str" = "cpu") -> "torch.
         x = x.pin_memory().to(device, non_blocking=True)
     else:
         x = x.to(device)
-    return x.permute(0, 3, 1, 2).float().div_(255).contiguous()  # contiguous: pyautoattack .view()s input gradients
+    return (
+        x.permute(0, 3, 1, 2).float().div_(255).contiguous()
+    )  # contiguous: pyautoattack .view()s input gradients
 
 
 def fingerprint(images: ImageSet) -> str:
-    """Identity of an image set's content, for cache keys and results folders: array bytes, or the names (class folder
-    and file) and sizes of its files, so a moved or re-linked folder keeps its identity."""
+    """Identity of an image set's content, for cache keys and results folders: array bytes, or the
+    names (class folder and file) and sizes of its files, so a moved or re-linked folder keeps its
+    identity."""
     import hashlib
 
     h = hashlib.sha256(f"{images.name}|{images.split}|{len(images)}".encode())
@@ -161,8 +189,11 @@ def fingerprint(images: ImageSet) -> str:
     return h.hexdigest()[:16]
 
 
-def load_arrays(images: ImageSet, indices: np.ndarray, workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The subset as in-memory uint8 (N,H,W,3) images and labels (decoded in workers for folders)."""
+def load_arrays(
+    images: ImageSet, indices: np.ndarray, workers: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The subset as in-memory uint8 (N,H,W,3) images and labels (decoded in workers for
+    folders)."""
     if isinstance(images, ArrayImageSet):
         return images.images[indices], images.labels[indices]
     parts = [(imgs, labels) for _, imgs, labels in iter_batches(images, indices, 64, workers)]

@@ -1,4 +1,5 @@
 """Device choice and its name as recorded in results."""
+
 from __future__ import annotations
 
 import torch
@@ -18,7 +19,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def rank_device(name: str) -> torch.device:
-    """resolve_device, then under torchrun this process's own GPU (cuda:LOCAL_RANK) when that is CUDA."""
+    """resolve_device, then under torchrun this process's own GPU (cuda:LOCAL_RANK) when that is
+    CUDA."""
     from bench.devices import distributed
 
     dev = resolve_device(name)
@@ -26,8 +28,10 @@ def rank_device(name: str) -> torch.device:
     if dev.type != "cuda" or w.size == 1:
         return dev
     if w.local_rank >= torch.cuda.device_count():
-        raise BenchError(f"local rank {w.local_rank} has no GPU of its own ({torch.cuda.device_count()} on this "
-                         "machine): launch at most one process per GPU, or use --device cpu")
+        raise BenchError(
+            f"local rank {w.local_rank} has no GPU of its own ({torch.cuda.device_count()} on this "
+            "machine): launch at most one process per GPU, or use --device cpu"
+        )
     return torch.device("cuda", w.local_rank)
 
 

@@ -1,17 +1,20 @@
-"""Runs under torchrun: ranks share a cell's images, gather per-image correctness, and rank 0 writes.
+"""Runs under torchrun: ranks share a cell's images, gather per-image correctness, and rank 0
+writes.
 
-Without torchrun (no WORLD_SIZE in the environment) everything is one process and nothing here
-does any communication. Images are split so that every image is evaluated exactly as in a single
-process: per-image seeds for FGSM/PGD, and whole AutoAttack chunks (seeded per chunk) per rank,
-so the gathered results and the CSV are the same as a single-process run.
+Without torchrun (no WORLD_SIZE in the environment) everything is one process and nothing here does
+any communication. Images are split so that every image is evaluated exactly as in a single process:
+per-image seeds for FGSM/PGD, and whole AutoAttack chunks (seeded per chunk) per rank, so the
+gathered results and the CSV are the same as a single-process run.
 """
+
 from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -32,15 +35,17 @@ class World:
         return self.rank == 0
 
 
-# Rank 0 works alone while the others wait in a barrier (rendering reference corruptions, model checks, the
+# Rank 0 works alone while the others wait in a barrier (rendering reference corruptions, model
+# checks, the
 # evaluation after training), which can outlast the backends' defaults (NCCL: 10 minutes).
 TIMEOUT = timedelta(hours=2)
 
 
 @functools.cache
 def world() -> World:
-    """Join the process group torchrun describes in the environment: gloo for CPU tensors (and for the object
-    collectives and barriers), NCCL for CUDA tensors where there are GPUs, so `--device cpu` works on a GPU host."""
+    """Join the process group torchrun describes in the environment: gloo for CPU tensors (and for
+    the object collectives and barriers), NCCL for CUDA tensors where there are GPUs, so `--device
+    cpu` works on a GPU host."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size == 1:
         return World()
@@ -64,19 +69,23 @@ def barrier() -> None:
 
 
 def all_ok(ok: bool) -> bool:
-    """Whether `ok` holds on every rank (each rank learns the same answer, so all can stop together)."""
+    """Whether `ok` holds on every rank (each rank learns the same answer, so all can stop
+    together)."""
     if world().size == 1:
         return ok
     import torch.distributed as dist
 
-    flag = torch.tensor([1 if ok else 0], dtype=torch.int32)  # a CPU tensor: the gloo side of the group
+    flag = torch.tensor(
+        [1 if ok else 0], dtype=torch.int32
+    )  # a CPU tensor: the gloo side of the group
     dist.all_reduce(flag, op=dist.ReduceOp.MIN)
     return bool(flag.item())
 
 
 def together(fn: Callable[[], T]) -> T:
-    """fn() on every rank, the process group joined first; when it fails on some rank, every rank fails with it (the
-    failing rank with its own error, the others with a BenchError naming it), so none waits at a later barrier."""
+    """fn() on every rank, the process group joined first; when it fails on some rank, every rank
+    fails with it (the failing rank with its own error, the others with a BenchError naming it), so
+    none waits at a later barrier."""
     w = world()
     if w.size == 1:
         return fn()
@@ -107,9 +116,9 @@ def gather(obj: Any) -> list[Any]:
 
 
 def shard(n: int, chunk: int) -> tuple[np.ndarray, list[int]]:
-    """Positions 0..n-1 this rank evaluates, in whole chunks of `chunk` (every size-th chunk), with the chunks'
-    numbers: batched by `chunk`, they are the very batches one process forms, so kernels chosen by batch shape
-    (oneDNN, cuDNN) round every image alike under any number of ranks."""
+    """Positions 0..n-1 this rank evaluates, in whole chunks of `chunk` (every size-th chunk), with
+    the chunks' numbers: batched by `chunk`, they are the very batches one process forms, so kernels
+    chosen by batch shape (oneDNN, cuDNN) round every image alike under any number of ranks."""
     w = world()
     ids = list(range(w.rank, -(-n // chunk), w.size))
     pos = [np.arange(c * chunk, min((c + 1) * chunk, n)) for c in ids]

@@ -1,4 +1,6 @@
-"""One cell of a run: a model's per-image correctness under one condition, its share on every rank, merged."""
+"""One cell of a run: a model's per-image correctness under one condition, its share on every rank,
+merged."""
+
 from __future__ import annotations
 
 import logging
@@ -22,7 +24,8 @@ log = logging.getLogger(__name__)
 
 
 def chunk(cond: Condition, cfg: RunConfig) -> int:
-    """The batch ranks share a cell by: a cascade's own chunk (each chunk seeded by its number), else --batch-size."""
+    """The batch ranks share a cell by: a cascade's own chunk (each chunk seeded by its number),
+    else --batch-size."""
     return int(cond.params.get("batch_size", cfg.batch_size))
 
 
@@ -31,17 +34,25 @@ def idle_ranks(n: int, chunk: int, ranks: int, autoattack: bool = False) -> str:
     batches = -(-n // chunk)
     if batches >= ranks:
         return ""
-    hint = ("AutoAttack's chunks are the suite's, which seed them, not --batch-size" if autoattack
-            else "a smaller --batch-size spreads small cells")
-    return (f"{n} image(s) are {batches} batch(es) of {chunk} for {ranks} ranks, so {ranks - batches} wait (ranks "
-            f"take whole batches, which keeps the rows equal to one process's; {hint})")
+    hint = (
+        "AutoAttack's chunks are the suite's, which seed them, not --batch-size"
+        if autoattack
+        else "a smaller --batch-size spreads small cells"
+    )
+    return (
+        f"{n} image(s) are {batches} batch(es) of {chunk} for {ranks} ranks, so {ranks - batches} "
+        "wait (ranks "
+        f"take whole batches, which keeps the rows equal to one process's; {hint})"
+    )
 
 
 def rank_state(ctx: Context, task: Task) -> Path:
     """This rank's progress file of the cell (a suffix per rank under torchrun)."""
     w = distributed.world()
     cell_state = state_path(ctx.out, task.keys[0])
-    return cell_state.with_name(cell_state.name + (f"-rank{w.rank}of{w.size}" if w.size > 1 else ""))
+    return cell_state.with_name(
+        cell_state.name + (f"-rank{w.rank}of{w.size}" if w.size > 1 else "")
+    )
 
 
 def _count_flops(ctx: Context, task: Task) -> None:
@@ -68,21 +79,42 @@ def _share(ctx: Context, task: Task, net: torch.nn.Module) -> tuple[np.ndarray, 
     else:
         images, positions = setup.images, task.indices[pos]
     desc = f"{task.lm.card.name} {cond.label()}" if ctx.progress else ""
-    return pos, evaluate(net, images, positions, cond, seed=setup.cfg.seed, batch_size=setup.cfg.batch_size,
-                         device=setup.device, workers=setup.workers, sources=ctx.runtime,
-                         state=rank_state(ctx, task), exits=task.wanted, desc=desc, chunk_ids=chunk_ids,
-                         precision=task.precision)
+    return pos, evaluate(
+        net,
+        images,
+        positions,
+        cond,
+        seed=setup.cfg.seed,
+        batch_size=setup.cfg.batch_size,
+        device=setup.device,
+        workers=setup.workers,
+        sources=ctx.runtime,
+        state=rank_state(ctx, task),
+        exits=task.wanted,
+        desc=desc,
+        chunk_ids=chunk_ids,
+        precision=task.precision,
+    )
 
 
 def run_cell(ctx: Context, task: Task) -> tuple[Correct, dict[int, Speed]]:
-    """Every rank's share evaluated and merged, and (on rank 0, for clean cells) each exit's speed."""
+    """Every rank's share evaluated and merged, and (on rank 0, for clean cells) each exit's
+    speed."""
     setup, lm = ctx.setup, task.lm
     _count_flops(ctx, task)
     net = ctx.runtime[lm.card.name].to(setup.device)
     correct = merge(distributed.gather(_share(ctx, task, net)), task.indices, lm.model.n_exits)
     budget = setup.cfg.speed_budget
     timed = task.cond.kind == "clean" and budget > 0 and distributed.world().main
-    speeds = {t: measure(net.at_exit(t), lm.card.input_size, setup.device, budget, precision=task.precision)
-              for t in task.wanted} if timed else {}
+    speeds = (
+        {
+            t: measure(
+                net.at_exit(t), lm.card.input_size, setup.device, budget, precision=task.precision
+            )
+            for t in task.wanted
+        }
+        if timed
+        else {}
+    )
     net.cpu()
     return correct, speeds

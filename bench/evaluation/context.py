@@ -1,4 +1,5 @@
 """A run in progress: its setup, its output folder, and what it has learnt before the first cell."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -12,13 +13,18 @@ from bench.evaluation.setup import Setup
 
 @dataclass(frozen=True, eq=False)
 class Context:
-    """Everything a cell reads; `done` (keys of stored rows) and `costs` (FLOPs per model and exit) grow."""
+    """Everything a cell reads; `done` (keys of stored rows) and `costs` (FLOPs per model and exit)
+    grow."""
 
     setup: Setup
     out: Path
-    runtime: dict[str, torch.nn.Module]  # the copies evaluation runs (bench/fast/runtime_copy.py), by model
+    runtime: dict[
+        str, torch.nn.Module
+    ]  # the copies evaluation runs (bench/fast/runtime_copy.py), by model
     provenance: dict[str, str]  # device, torch, versions and code columns of every row
-    precision: dict[tuple[str, str], str]  # (model, weights) -> precision of its clean and corruption cells
+    precision: dict[
+        tuple[str, str], str
+    ]  # (model, weights) -> precision of its clean and corruption cells
     randomized: set[tuple[str, str]]  # (model, weights) whose evaluation is not deterministic
     done: set[tuple]  # type: ignore[type-arg]
     progress: bool

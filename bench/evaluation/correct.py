@@ -1,8 +1,10 @@
-"""Per-image correctness of one cell, per exit, with the passes and time it cost; merged across ranks."""
+"""Per-image correctness of one cell, per exit, with the passes and time it cost; merged across
+ranks."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -16,24 +18,36 @@ class Correct:
     seconds: float
     n_forward: np.ndarray  # (E,) images forward through the model that produced each exit's row
     n_backward: np.ndarray  # (E,)
-    notes: tuple[tuple[int, str], ...] = ()  # (exit, message) raised by the attack library's own checks
-    # (E,) each exit's share of `seconds` where exits are attacked one by one; None where one pass serves all
+    notes: tuple[
+        tuple[int, str], ...
+    ] = ()  # (exit, message) raised by the attack library's own checks
+    # (E,) each exit's share of `seconds` where exits are attacked one by one; None where one pass
+    # serves all
     exit_seconds: np.ndarray | None = None
-    # AutoAttack: (exit, attack, images still robust after it) on these images, for the Square check over a cell
+    # AutoAttack: (exit, attack, images still robust after it) on these images, for the Square check
+    # over a cell
     robust_after: tuple[tuple[int, str, int], ...] = ()
 
     def seconds_of(self, t: int, n_rows: int) -> float:
-        """Seconds to put on exit t's row: its own share when measured, else an even split over the cell's rows."""
-        return float(self.exit_seconds[t - 1]) if self.exit_seconds is not None else self.seconds / n_rows
+        """Seconds to put on exit t's row: its own share when measured, else an even split over the
+        cell's rows."""
+        return (
+            float(self.exit_seconds[t - 1])
+            if self.exit_seconds is not None
+            else self.seconds / n_rows
+        )
 
 
 def _shares(per_exit: np.ndarray, total: float) -> np.ndarray:
-    """Per-exit times scaled to sum to the cell's wall time (loading and scoring split in proportion)."""
+    """Per-exit times scaled to sum to the cell's wall time (loading and scoring split in
+    proportion)."""
     measured = float(per_exit.sum())
     return per_exit * (total / measured) if measured > 0 else per_exit
 
 
-def merge(parts: Sequence[tuple[np.ndarray, "Correct | None"]], indices: np.ndarray, n_exits: int) -> Correct:
+def merge(
+    parts: Sequence[tuple[np.ndarray, Correct | None]], indices: np.ndarray, n_exits: int
+) -> Correct:
     """One cell's Correct from the ranks' shares: (positions in `indices`, that share's result)."""
     correct = np.zeros((n_exits, len(indices)), dtype=bool)
     n_fwd, n_bwd = np.zeros(n_exits, dtype=np.int64), np.zeros(n_exits, dtype=np.int64)
@@ -46,19 +60,39 @@ def merge(parts: Sequence[tuple[np.ndarray, "Correct | None"]], indices: np.ndar
         correct[:, pos] = part.correct
         n_fwd += part.n_forward
         n_bwd += part.n_backward
-        seconds = max(seconds, part.seconds)  # ranks run side by side: the cell took the slowest one's time
+        seconds = max(
+            seconds, part.seconds
+        )  # ranks run side by side: the cell took the slowest one's time
         notes += [n for n in part.notes if n not in notes]
         for t, name, k in part.robust_after:
             robust_after[t, name] = robust_after.get((t, name), 0) + k
         if part.exit_seconds is not None:
-            exit_seconds = part.exit_seconds if exit_seconds is None else np.maximum(exit_seconds, part.exit_seconds)
+            exit_seconds = (
+                part.exit_seconds
+                if exit_seconds is None
+                else np.maximum(exit_seconds, part.exit_seconds)
+            )
     if exit_seconds is not None:
         exit_seconds = _shares(exit_seconds, seconds)
-    if robust_after:  # AutoAttack's Square check, on the whole cell's counts as one process would take them
+    if (
+        robust_after
+    ):  # AutoAttack's Square check, on the whole cell's counts as one process would take them
         from attacks.autoattack import square_flags
 
         for t in sorted({t for t, _ in robust_after}):
             counts = {name: k for (e, name), k in robust_after.items() if e == t}
-            notes += [(t, m) for m in dict.fromkeys(square_flags(counts, len(indices))) if (t, m) not in notes]
-    return Correct(indices, correct, seconds, n_fwd, n_bwd, tuple(notes), exit_seconds,
-                   tuple((t, name, k) for (t, name), k in robust_after.items()))
+            notes += [
+                (t, m)
+                for m in dict.fromkeys(square_flags(counts, len(indices)))
+                if (t, m) not in notes
+            ]
+    return Correct(
+        indices,
+        correct,
+        seconds,
+        n_fwd,
+        n_bwd,
+        tuple(notes),
+        exit_seconds,
+        tuple((t, name, k) for (t, name), k in robust_after.items()),
+    )

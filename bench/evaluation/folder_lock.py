@@ -1,33 +1,40 @@
-"""One run writes a results folder at a time: two would each rewrite results.csv from what they read and lose
-the other's rows. Holding the folder also makes it safe to remove what a killed run left half-written."""
+"""One run writes a results folder at a time: two would each rewrite results.csv from what they read
+and lose the other's rows. Holding the folder also makes it safe to remove what a killed run left
+half-written."""
+
 from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-from bench.devices import distributed
 from bench.core.errors import BenchError
+from bench.devices import distributed
 
 LOCK = ".bench.lock"
-# Temporary files renamed into place when complete: the results, per-image, checks and glimpse CSVs, data.json,
-# and AutoAttack's per-cell progress (no rank writes one before every rank has planned, after the lock is taken).
+# Temporary files renamed into place when complete: the results, per-image, checks and glimpse CSVs,
+# data.json,
+# and AutoAttack's per-cell progress (no rank writes one before every rank has planned, after the
+# lock is taken).
 LEFTOVERS = (".*.csv.*.tmp", ".*.json.*.tmp", ".state/.*.tmp")
 
 
 @contextmanager
 def hold(out: Path) -> Iterator[None]:
-    """Rank 0 holds `out` (the kernel lets go if the process dies) and removes leftovers of killed runs; when the
-    folder is taken, every rank raises the same error (none is left waiting at a barrier)."""
+    """Rank 0 holds `out` (the kernel lets go if the process dies) and removes leftovers of killed
+    runs; when the folder is taken, every rank raises the same error (none is left waiting at a
+    barrier)."""
     fd, refused = None, ""
     if distributed.world().main:
         fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            refused = f"another bench run is writing to {out}; wait for it to finish or use another --out"
+            refused = (
+                f"another bench run is writing to {out}; wait for it to finish or use another --out"
+            )
     refused = next((r for r in distributed.gather(refused) if r), "")
     try:
         if refused:

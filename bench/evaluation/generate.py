@@ -1,4 +1,6 @@
-"""Before any cell: generate every reference corruption of the run into the cache, and the example grid."""
+"""Before any cell: generate every reference corruption of the run into the cache, and the example
+grid."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,8 +15,13 @@ from bench.evaluation.setup import Setup
 
 
 def _generate(setup: Setup, out: Path, examples: bool) -> None:
-    """Check the image size, then generate every reference corruption of the run in worker processes."""
-    made = [c for c in setup.cells if c.condition.kind == "corruption" and c.condition.source != "rendered"]
+    """Check the image size, then generate every reference corruption of the run in worker
+    processes."""
+    made = [
+        c
+        for c in setup.cells
+        if c.condition.kind == "corruption" and c.condition.source != "rendered"
+    ]
     if not made:
         return
     from corruptions.base import check_size
@@ -25,7 +32,9 @@ def _generate(setup: Setup, out: Path, examples: bool) -> None:
     for c in made:
         if c.condition.source == "reference":
             idx, _ = subset_indices(len(setup.images), c.n_images)
-            wanted.setdefault(idx.tobytes(), (idx, []))[1].append((c.condition.name, c.condition.severity))
+            wanted.setdefault(idx.tobytes(), (idx, []))[1].append(
+                (c.condition.name, c.condition.severity)
+            )
     total = sum(len(v[1]) for v in wanted.values())
     with tqdm(total=total, desc="corruptions", unit="cond", leave=False, disable=None) as bar:
         setup.corrupted.prepare(wanted, progress=lambda name, sev: bar.update(1))
@@ -35,7 +44,8 @@ def _generate(setup: Setup, out: Path, examples: bool) -> None:
 
 
 def generate(setup: Setup, out: Path) -> None:
-    """Rank 0 generates and caches the corruptions (and draws the example grid); the other ranks then read them."""
+    """Rank 0 generates and caches the corruptions (and draws the example grid); the other ranks
+    then read them."""
     main = distributed.world().main
     for rank0_turn in (True, False):
         if main == rank0_turn:

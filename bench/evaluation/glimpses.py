@@ -3,6 +3,7 @@
 The boxes go to glimpses.csv and the inputs to examples/glimpses/*.png; the report draws them from
 those files alone. PGD here is the strict PGD-10 at 4/255 on the last exit.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,15 +31,27 @@ N_EXAMPLES = 4
 
 def _save_strip(x: torch.Tensor, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    arr = (x.detach().clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy())
+    arr = x.detach().clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
     Image.fromarray(np.concatenate(list(arr), axis=1)).save(path)
 
 
-def record(lm: Any, images: ImageSet, dataset: str, seed: int, out: Path, device: torch.device,
-           corrupted: tuple[Condition, ImageSet, Any] | None, attack: bool) -> int:
-    """Store the boxes of a model with glimpses (no-op for others or when stored); returns rows written."""
+def record(
+    lm: Any,
+    images: ImageSet,
+    dataset: str,
+    seed: int,
+    out: Path,
+    device: torch.device,
+    corrupted: tuple[Condition, ImageSet, Any] | None,
+    attack: bool,
+) -> int:
+    """Store the boxes of a model with glimpses (no-op for others or when stored); returns rows
+    written."""
     path = out / "glimpses.csv"
-    if any(g.model == lm.card.name and g.weights == lm.weights and g.dataset == dataset for g in glimpses.read(path)):
+    if any(
+        g.model == lm.card.name and g.weights == lm.weights and g.dataset == dataset
+        for g in glimpses.read(path)
+    ):
         return 0
     model = lm.model.to(device).eval()
     idx, _ = subset_indices(len(images), N_EXAMPLES)
@@ -58,26 +71,42 @@ def record(lm: Any, images: ImageSet, dataset: str, seed: int, out: Path, device
         view = model.at_exit(model.n_exits)
         seeds = torch.from_numpy(image_seeds(seed, idx, "glimpses", model.n_exits))
         with true_gradient(model), attack_mode(model):
-            inputs["pgd-linf-4/255"] = PGD(HEADLINE_EPS, HEADLINE_EPS / 4, 10)(PassCounter(LogitsGuard(view)), x, y,
-                                                                                seeds=seeds)
+            inputs["pgd-linf-4/255"] = PGD(HEADLINE_EPS, HEADLINE_EPS / 4, 10)(
+                PassCounter(LogitsGuard(view)), x, y, seeds=seeds
+            )
     rows = []
     for name, xi in inputs.items():
-        rel = f"examples/glimpses/{file_stem(lm.card.name)}-{file_stem(lm.weights)}-{file_stem(name)}.png"
+        stem = "-".join(file_stem(s) for s in (lm.card.name, lm.weights, name))
+        rel = f"examples/glimpses/{stem}.png"
         _save_strip(xi, out / rel)
         with torch.inference_mode():
             ex = model.exits(xi)
         preds = ex.logits.argmax(-1).cpu().numpy()
         boxes = ex.boxes.cpu().numpy()
-        rows += [glimpses.Glimpse(lm.card.name, lm.weights, dataset, name, int(i), int(lab), t + 1, int(preds[t, n]),
-                         *map(float, boxes[t, n]), rel)
-                 for n, (i, lab) in enumerate(zip(idx, labels)) for t in range(boxes.shape[0])]
+        rows += [
+            glimpses.Glimpse(
+                lm.card.name,
+                lm.weights,
+                dataset,
+                name,
+                int(i),
+                int(lab),
+                t + 1,
+                int(preds[t, n]),
+                *map(float, boxes[t, n]),
+                rel,
+            )
+            for n, (i, lab) in enumerate(zip(idx, labels))
+            for t in range(boxes.shape[0])
+        ]
     model.cpu()
     glimpses.append(path, rows)
     return len(rows)
 
 
 def record_glimpses(setup: Setup, lm: Any, out: Path) -> None:
-    """Glimpse boxes on example images under the run's kinds of condition (models with glimpses only)."""
+    """Glimpse boxes on example images under the run's kinds of condition (models with glimpses
+    only)."""
     cells = setup.cells
     corr = next((c.condition for c in cells if c.condition.kind == "corruption"), None)
     example = None
@@ -85,5 +114,13 @@ def record_glimpses(setup: Setup, lm: Any, out: Path) -> None:
         corr = dataclasses.replace(corr, severity=3)
         cset, positions, _, _ = setup.corrupted.images(corr, N_EXAMPLES)
         example = (corr, cset, positions)
-    record(lm, setup.images, setup.cfg.dataset, setup.cfg.seed, out, setup.device, example,
-           attack=any(c.condition.kind == "attack" for c in cells))
+    record(
+        lm,
+        setup.images,
+        setup.cfg.dataset,
+        setup.cfg.seed,
+        out,
+        setup.device,
+        example,
+        attack=any(c.condition.kind == "attack" for c in cells),
+    )

@@ -1,10 +1,19 @@
-"""A run's plan: the suite's cells with the run's options applied, and each cell resolved for one model."""
+"""A run's plan: the suite's cells with the run's options applied, and each cell resolved for one
+model."""
+
 from __future__ import annotations
 
 import dataclasses
 import logging
 
-from bench.core.conditions import EXTRA_CORRUPTIONS, TRANSFER_AUTO, Condition, corruption, pgd_params, pgd_step
+from bench.core.conditions import (
+    EXTRA_CORRUPTIONS,
+    TRANSFER_AUTO,
+    Condition,
+    corruption,
+    pgd_params,
+    pgd_step,
+)
 from bench.core.config import RunConfig
 from bench.core.errors import BenchError
 from bench.core.params import Params
@@ -12,37 +21,58 @@ from bench.core.suites import Cell, suite
 from bench.load.specs import LoadedModel
 
 log = logging.getLogger(__name__)
-SWEPT = ("fgsm", "pgd")  # the strict attacks whose radii, steps, restarts and backend the run's options set
+SWEPT = (
+    "fgsm",
+    "pgd",
+)  # the strict attacks whose radii, steps, restarts and backend the run's options set
 
 
 def cells(cfg: RunConfig) -> list[Cell]:
-    """The suite's cells with the run's overrides: image cap, ε radii, PGD steps, restarts, backend."""
+    """The suite's cells with the run's overrides: image cap, ε radii, PGD steps, restarts,
+    backend."""
     out: list[Cell] = []
     for c in _selected(cfg):
         cap = cfg.n_images
         n = cap if c.n_images is None else (c.n_images if cap is None else min(cap, c.n_images))
-        out += [dataclasses.replace(c, condition=v, n_images=n) for v in _variants(cfg, c.condition, out)]
+        out += [
+            dataclasses.replace(c, condition=v, n_images=n)
+            for v in _variants(cfg, c.condition, out)
+        ]
     check_options_apply(cfg, out)
     return out
 
 
 def _selected(cfg: RunConfig) -> list[Cell]:
-    """The suite's cells, with the held-out corruptions added and the corruptions not asked for removed."""
+    """The suite's cells, with the held-out corruptions added and the corruptions not asked for
+    removed."""
     base = list(suite(cfg.suite))
     if cfg.extra_corruptions:
         made = [c for c in base if c.condition.kind == "corruption"]
         for source in dict.fromkeys(c.condition.source for c in made):
             n = next(c.n_images for c in made if c.condition.source == source)
-            base += [Cell(corruption(name, sv, source), n) for name in EXTRA_CORRUPTIONS for sv in range(1, 6)]
+            base += [
+                Cell(corruption(name, sv, source), n)
+                for name in EXTRA_CORRUPTIONS
+                for sv in range(1, 6)
+            ]
     if cfg.corruptions is not None:
-        base = [c for c in base if c.condition.kind != "corruption" or c.condition.name in cfg.corruptions]
+        base = [
+            c
+            for c in base
+            if c.condition.kind != "corruption" or c.condition.name in cfg.corruptions
+        ]
     return base
 
 
 def _variants(cfg: RunConfig, cond: Condition, planned: list[Cell]) -> list[Condition]:
-    """The conditions one suite cell becomes: batched corruptions where parity is tested, and for the strict FGSM
-    and PGD sweeps one cell per radius asked for (built from the suite's first one), with steps and backend."""
-    if cond.kind == "corruption" and cond.source == "reference" and cfg.corruption_backend == "auto":
+    """The conditions one suite cell becomes: batched corruptions where parity is tested, and for
+    the strict FGSM and PGD sweeps one cell per radius asked for (built from the suite's first one),
+    with steps and backend."""
+    if (
+        cond.kind == "corruption"
+        and cond.source == "reference"
+        and cfg.corruption_backend == "auto"
+    ):
         from corruptions.base import PARITY
 
         return [dataclasses.replace(cond, source="torch") if cond.name in PARITY else cond]
@@ -59,36 +89,60 @@ def _variants(cfg: RunConfig, cond: Condition, planned: list[Cell]) -> list[Cond
     if cond.name != "pgd":
         return variants
     steps = cfg.pgd_steps or cond.steps
-    return [dataclasses.replace(v, steps=steps, restarts=cfg.restarts or v.restarts,
-                                step_size=pgd_step(v.epsilon, steps), params=pgd_params(v.source, v.params))
-            for v in variants]
+    return [
+        dataclasses.replace(
+            v,
+            steps=steps,
+            restarts=cfg.restarts or v.restarts,
+            step_size=pgd_step(v.epsilon, steps),
+            params=pgd_params(v.source, v.params),
+        )
+        for v in variants
+    ]
 
 
 def check_options_apply(cfg: RunConfig, cells: list[Cell]) -> None:
-    """An option that selects or sizes cells the suite does not have is a mistake, not something to ignore."""
+    """An option that selects or sizes cells the suite does not have is a mistake, not something to
+    ignore."""
 
     def has(kind: str, names: tuple[str, ...] = (), norm: str = "") -> bool:
-        return any(c.condition.kind == kind and (not names or c.condition.name in names)
-                   and (not norm or c.condition.norm == norm) for c in cells)
+        return any(
+            c.condition.kind == kind
+            and (not names or c.condition.name in names)
+            and (not norm or c.condition.norm == norm)
+            for c in cells
+        )
 
     if cfg.corruptions is not None and not has("corruption"):
         names = " ".join(cfg.corruptions)
         raise BenchError(f"--corruptions {names}: suite {cfg.suite!r} has no such corruption cells")
     if cfg.eps is not None and not has("attack", SWEPT, "linf"):
-        raise BenchError(f"--eps: suite {cfg.suite!r} has no L∞ FGSM or PGD sweep (try --suite attacks)")
+        raise BenchError(
+            f"--eps: suite {cfg.suite!r} has no L∞ FGSM or PGD sweep (try --suite attacks)"
+        )
     if cfg.eps_l2 is not None and not has("attack", ("pgd",), "l2"):
         raise BenchError(f"--eps-l2: suite {cfg.suite!r} has no L2 PGD sweep (try --suite attacks)")
-    for option, given in (("--pgd-steps", cfg.pgd_steps is not None), ("--restarts", cfg.restarts is not None)):
-        if given and not has("attack", ("pgd",)):  # the strict PGD cells: the paper's and transfer's have own names
-            raise BenchError(f"{option}: suite {cfg.suite!r} has no PGD cells (try --suite attacks)")
+    for option, given in (
+        ("--pgd-steps", cfg.pgd_steps is not None),
+        ("--restarts", cfg.restarts is not None),
+    ):
+        if given and not has(
+            "attack", ("pgd",)
+        ):  # the strict PGD cells: the paper's and transfer's have own names
+            raise BenchError(
+                f"{option}: suite {cfg.suite!r} has no PGD cells (try --suite attacks)"
+            )
     if cfg.attack_backend != "bench" and not has("attack", SWEPT):
-        raise BenchError(f"--attack-backend {cfg.attack_backend}: suite {cfg.suite!r} has no FGSM or PGD cells")
+        raise BenchError(
+            f"--attack-backend {cfg.attack_backend}: suite {cfg.suite!r} has no FGSM or PGD cells"
+        )
     if cfg.extra_corruptions and not has("corruption"):
         raise BenchError(f"--extra-corruptions: suite {cfg.suite!r} has no corruption cells")
 
 
 def transfer_source(loaded: list[LoadedModel]) -> LoadedModel | None:
-    """The run's ResNet baseline (else the official baseline): the model transfer attacks start from."""
+    """The run's ResNet baseline (else the official baseline): the model transfer attacks start
+    from."""
     for family in ("resnet", "mgbase"):
         for lm in loaded:
             if lm.card.family == family:
@@ -96,26 +150,44 @@ def transfer_source(loaded: list[LoadedModel]) -> LoadedModel | None:
     return None
 
 
-def resolve(cond: Condition, target: LoadedModel, loaded: list[LoadedModel], randomized: bool = False,
-            ) -> Condition | None:
-    """Fill in run-dependent parts of a condition; None when it does not apply to this model (a transfer attack
-    without a source, the paper protocol on a model that does not normalize its input), with a line saying why.
+def resolve(
+    cond: Condition,
+    target: LoadedModel,
+    loaded: list[LoadedModel],
+    randomized: bool = False,
+) -> Condition | None:
+    """Fill in run-dependent parts of a condition; None when it does not apply to this model (a
+    transfer attack without a source, the paper protocol on a model that does not normalize its
+    input), with a line saying why.
 
-    AutoAttack switches to its `rand` version (EOT) for a model whose evaluation is not deterministic.
+    AutoAttack switches to its `rand` version (EOT) for a model whose evaluation is not
+    deterministic.
     """
-    if cond.protocol == "paper" and not target.model.normalizes:  # its ε and step live in that space
-        log.warning("skip %s %s: the official attack's ε and step are in a model's normalized input space, which "
-                    "%s does not have (registered without mean and std)", target.card.name, cond.name,
-                    target.card.name)
+    if (
+        cond.protocol == "paper" and not target.model.normalizes
+    ):  # its ε and step live in that space
+        log.warning(
+            "skip %s %s: the official attack's ε and step are in a model's normalized input "
+            "space, which "
+            "%s does not have (registered without mean and std)",
+            target.card.name,
+            cond.name,
+            target.card.name,
+        )
         return None
     if randomized and "version" in cond.params:
         return dataclasses.replace(cond, params=cond.params.replace(version="rand"))
     if "from" not in cond.params:
         return cond
     wanted = cond.params["from"]
-    src = transfer_source(loaded) if wanted == TRANSFER_AUTO else next(
-        (lm for lm in loaded if lm.card.name == wanted), None)
+    src = (
+        transfer_source(loaded)
+        if wanted == TRANSFER_AUTO
+        else next((lm for lm in loaded if lm.card.name == wanted), None)
+    )
     if src is None or src.card.name == target.card.name:
         log.info("skip %s %s: no transfer source in this run", target.card.name, cond.name)
         return None
-    return dataclasses.replace(cond, params=Params({"from": src.card.name, "from_weights": src.weights}))
+    return dataclasses.replace(
+        cond, params=Params({"from": src.card.name, "from_weights": src.weights})
+    )

@@ -1,8 +1,10 @@
-"""A run: plan the cells, skip those already stored, evaluate the rest, append their rows (plan -> cell -> write).
+"""A run: plan the cells, skip those already stored, evaluate the rest, append their rows (plan ->
+cell -> write).
 
 Cell by cell, every model in turn, so a corruption cell's images are generated once for all models.
 Under torchrun every rank plans the same cells, evaluates its share, and rank 0 writes.
 """
+
 from __future__ import annotations
 
 import logging
@@ -14,8 +16,6 @@ from bench.core.config import RunConfig
 from bench.core.params import canonical_json
 from bench.devices import distributed
 from bench.devices.device import device_name
-from bench.fast import precision
-from bench.fast.runtime_copy import runtime_copy
 from bench.evaluation import folder_lock, model_checks, state
 from bench.evaluation.amp_parity import clean_precision
 from bench.evaluation.cell import rank_state, run_cell
@@ -25,6 +25,8 @@ from bench.evaluation.glimpses import record_glimpses
 from bench.evaluation.setup import Setup, load_setup
 from bench.evaluation.task import Task, make_task
 from bench.evaluation.write import write_cell
+from bench.fast import precision
+from bench.fast.runtime_copy import runtime_copy
 from bench.store import data_guard, glimpses, per_image
 from bench.store.checks import read_checks
 from bench.store.provenance import code_version, versions
@@ -34,14 +36,19 @@ log = logging.getLogger(__name__)
 
 
 def _read_stored(setup: Setup, out: Path) -> set[tuple]:  # type: ignore[type-arg]
-    """Keys of the stored rows, after checking the folder's files and the data its rows were measured on."""
+    """Keys of the stored rows, after checking the folder's files and the data its rows were
+    measured on."""
     cfg, main = setup.cfg, distributed.world().main
     stored = read_rows(out / "results.csv")
     measured = data_guard.measured(stored, cfg.dataset)
     changed = data_guard.check(out, setup.data_identity(), measured, write=main)
-    if cfg.dataset in changed and main:  # progress of cells interrupted on the earlier images: not for these
+    if (
+        cfg.dataset in changed and main
+    ):  # progress of cells interrupted on the earlier images: not for these
         state.clear(out)
-    per_image.read(out / "per_image.csv")  # a damaged file beside results.csv fails now, before a row is added
+    per_image.read(
+        out / "per_image.csv"
+    )  # a damaged file beside results.csv fails now, before a row is added
     read_checks(out / "checks.csv")
     glimpses.read(out / "glimpses.csv")
     distributed.barrier()  # every rank plans from the same stored rows before rank 0 appends any
@@ -49,12 +56,18 @@ def _read_stored(setup: Setup, out: Path) -> set[tuple]:  # type: ignore[type-ar
 
 
 def _open(setup: Setup, out: Path, progress: bool) -> Context:
-    """What every cell needs: stored keys, evaluated copies, generated corruptions, model checks, precision."""
+    """What every cell needs: stored keys, evaluated copies, generated corruptions, model checks,
+    precision."""
     done = _read_stored(setup, out)
     main = distributed.world().main
-    provenance = dict(device=device_name(setup.device), torch=torch.__version__,
-                      versions=canonical_json(versions()), code=code_version())
-    # What evaluation runs (batch norm folded, channels_last); FLOPs, checks and glimpses use the model as loaded.
+    provenance = dict(
+        device=device_name(setup.device),
+        torch=torch.__version__,
+        versions=canonical_json(versions()),
+        code=code_version(),
+    )
+    # What evaluation runs (batch norm folded, channels_last); FLOPs, checks and glimpses use the
+    # model as loaded.
     runtime = {lm.card.name: runtime_copy(lm.model, lm.card.input_size) for lm in setup.loaded}
     generate(setup, out)
     if any(c.condition.kind == "attack" for c in setup.cells) and main:
@@ -70,7 +83,9 @@ def _run_task(ctx: Context, task: Task) -> None:
     """Evaluate a task's missing rows on every rank; rank 0 writes them."""
     if not task.todo:
         log.info("skip %s %s (stored)", task.lm.card.name, task.cond.label())
-        if distributed.world().main:  # progress a kill left between writing the rows and removing it
+        if (
+            distributed.world().main
+        ):  # progress a kill left between writing the rows and removing it
             state.remove_state(state.state_path(ctx.out, task.keys[0]))
         return
     correct, speeds = run_cell(ctx, task)
@@ -83,7 +98,8 @@ def _run_task(ctx: Context, task: Task) -> None:
 
 def run(cfg: RunConfig, progress: bool = True) -> Path:
     """Evaluate every model under every condition of the suite; returns the results CSV path."""
-    # on every rank, so that bad input or a missing file on one of them stops them all, none left at a barrier
+    # on every rank, so that bad input or a missing file on one of them stops them all, none left at
+    # a barrier
     setup = distributed.together(lambda: load_setup(cfg))
     out = Path(cfg.out)
     with folder_lock.hold(out):

@@ -11,12 +11,13 @@ A condition's scorer comes from one table keyed by (kind, protocol, attack mode)
 - paper: one attack on the last exit (rescaler active, normalized space) scores every exit, on
   x_adv alone as the official code does.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -26,9 +27,9 @@ from bench.core.conditions import Condition
 from bench.core.errors import BenchError
 from bench.core.seeds import image_seeds
 from bench.data import ImageSet, iter_batches, to_unit
+from bench.evaluation.correct import Correct, _shares
 from bench.fast import cpu_kernels
 from bench.fast.precision import autocast
-from bench.evaluation.correct import Correct, _shares
 from models.base import true_gradient
 
 
@@ -36,8 +37,9 @@ from models.base import true_gradient
 class Job:
     """One model under one condition on some of a cell's images: everything a scorer reads.
 
-    `chunk_ids`: the cell-wide numbers of the chunks `indices` is made of (AutoAttack seeds each chunk by its
-    number). `precision`: "bf16" runs clean and corruption cells under autocast; attacks always run in fp32.
+    `chunk_ids`: the cell-wide numbers of the chunks `indices` is made of (AutoAttack seeds each
+    chunk by its number). `precision`: "bf16" runs clean and corruption cells under autocast;
+    attacks always run in fp32.
     """
 
     model: torch.nn.Module
@@ -56,7 +58,8 @@ class Job:
     precision: str = "fp32"
 
     def batches(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """(indices, uint8 images, labels) per batch, with a progress bar where `desc` asks for one."""
+        """(indices, uint8 images, labels) per batch, with a progress bar where `desc` asks for
+        one."""
         batches = iter_batches(self.images, self.indices, self.batch_size, self.workers)
         return _bar(batches, -(-len(self.indices) // self.batch_size), self.desc)
 
@@ -66,8 +69,14 @@ class Job:
 
 
 def _bar(batches: Iterable, total: int, desc: str) -> tqdm:  # type: ignore[type-arg]
-    return tqdm(batches, total=total, desc=desc or "eval", leave=False, unit="batch",
-                disable=None if desc else True)
+    return tqdm(
+        batches,
+        total=total,
+        desc=desc or "eval",
+        leave=False,
+        unit="batch",
+        disable=None if desc else True,
+    )
 
 
 def _check_logits(logits: object, n: int) -> None:
@@ -76,7 +85,9 @@ def _check_logits(logits: object, n: int) -> None:
         raise BenchError(f"model returned {shape}; expected per-exit logits (E, {n}, K)")
 
 
-def exit_hits(model: torch.nn.Module, x: torch.Tensor, labels: np.ndarray, precision: str = "fp32") -> np.ndarray:
+def exit_hits(
+    model: torch.nn.Module, x: torch.Tensor, labels: np.ndarray, precision: str = "fp32"
+) -> np.ndarray:
     """(E, N) bool: whether each exit classifies each image right."""
     with torch.inference_mode(), autocast(precision, x.device):
         logits = model.exits(x).logits
@@ -88,26 +99,55 @@ def score_images(job: Job) -> Correct:
     """Every exit on the images as they are (clean or already corrupted), one pass per batch."""
     model = job.model.eval()
     start = time.perf_counter()
-    out = [exit_hits(model, to_unit(imgs, job.device), labels, job.precision) for _, imgs, labels in job.batches()]
+    out = [
+        exit_hits(model, to_unit(imgs, job.device), labels, job.precision)
+        for _, imgs, labels in job.batches()
+    ]
     e = model.n_exits
-    return Correct(job.indices, np.concatenate(out, axis=1), time.perf_counter() - start,
-                   np.full(e, len(job.indices)), np.zeros(e, dtype=np.int64))
+    return Correct(
+        job.indices,
+        np.concatenate(out, axis=1),
+        time.perf_counter() - start,
+        np.full(e, len(job.indices)),
+        np.zeros(e, dtype=np.int64),
+    )
 
 
-def clean_correct(model: torch.nn.Module, images: ImageSet, indices: np.ndarray, *, batch_size: int,
-                  device: torch.device, workers: int = 0, desc: str = "", precision: str = "fp32") -> Correct:
-    """Score every exit of `model` on the clean images in one pass per batch (bf16 autocast for "bf16")."""
+def clean_correct(
+    model: torch.nn.Module,
+    images: ImageSet,
+    indices: np.ndarray,
+    *,
+    batch_size: int,
+    device: torch.device,
+    workers: int = 0,
+    desc: str = "",
+    precision: str = "fp32",
+) -> Correct:
+    """Score every exit of `model` on the clean images in one pass per batch (bf16 autocast for
+    "bf16")."""
     from bench.core.conditions import CLEAN
 
-    return score_images(Job(model=model, images=images, indices=indices, cond=CLEAN, seed=0,
-                            batch_size=batch_size, device=device, workers=workers, desc=desc,
-                            precision=precision))
+    return score_images(
+        Job(
+            model=model,
+            images=images,
+            indices=indices,
+            cond=CLEAN,
+            seed=0,
+            batch_size=batch_size,
+            device=device,
+            workers=workers,
+            desc=desc,
+            precision=precision,
+        )
+    )
 
 
 def _seed_tag(cond: Condition) -> str:
-    """What an attack's random starts depend on besides the run seed, image and exit: the attack, not whose weights
-    it runs on (a transfer source's weights no more than the target's, so equal tensors in two checkpoint files give
-    equal rows)."""
+    """What an attack's random starts depend on besides the run seed, image and exit: the attack,
+    not whose weights it runs on (a transfer source's weights no more than the target's, so equal
+    tensors in two checkpoint files give equal rows)."""
     return f"{cond.name}|{cond.norm}|{cond.epsilon!r}|{cond.params.without('from_weights').json()}"
 
 
@@ -115,9 +155,16 @@ def _seeds(seed: int, idx: np.ndarray, tag: str, exit_: int) -> torch.Tensor:
     return torch.from_numpy(image_seeds(seed, idx, tag, exit_))
 
 
-def _attack_exit(job: Job, atk: Callable, x: torch.Tensor, y: torch.Tensor, idx: np.ndarray, t: int,
-                 ) -> tuple[np.ndarray, int, int]:
-    """Exit t attacked through its own view on the images it gets right: (robust, forward, backward passes)."""
+def _attack_exit(
+    job: Job,
+    atk: Callable,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    idx: np.ndarray,
+    t: int,
+) -> tuple[np.ndarray, int, int]:
+    """Exit t attacked through its own view on the images it gets right: (robust, forward, backward
+    passes)."""
     import attacks
 
     view = job.model.at_exit(t)
@@ -135,7 +182,8 @@ def _attack_exit(job: Job, atk: Callable, x: torch.Tensor, y: torch.Tensor, idx:
 
 
 def score_white_box(job: Job) -> Correct:
-    """Strict white-box: each wanted exit attacked on its own, timed on its own (rows of other exits stay False)."""
+    """Strict white-box: each wanted exit attacked on its own, timed on its own (rows of other exits
+    stay False)."""
     import attacks
 
     atk, e, wanted = attacks.build(job.cond), job.model.n_exits, job.wanted()
@@ -157,7 +205,8 @@ def score_white_box(job: Job) -> Correct:
 
 
 def score_paper(job: Job) -> Correct:
-    """The official protocol: one attack on the last exit (rescaler on) scores every exit on x_adv alone."""
+    """The official protocol: one attack on the last exit (rescaler on) scores every exit on x_adv
+    alone."""
     import attacks
 
     atk, model, e = attacks.build(job.cond), job.model, job.model.n_exits
@@ -169,7 +218,9 @@ def score_paper(job: Job) -> Correct:
         counter = attacks.PassCounter(attacks.LogitsGuard(model))
         with attacks.attack_mode(model):  # the rescaler stays active, as in the official code
             x_adv = atk.with_space(model)(counter, x, y, seeds=_seeds(job.seed, idx, tag, 0))
-            correct[:, pos:pos + len(idx)] = exit_hits(model, x_adv, labels)  # as the official code scores it
+            correct[:, pos : pos + len(idx)] = exit_hits(
+                model, x_adv, labels
+            )  # as the official code scores it
         pos += len(idx)
         n_fwd += counter.n_forward + len(idx)  # the scoring pass, shared by every exit
         n_bwd += counter.n_backward
@@ -177,7 +228,8 @@ def score_paper(job: Job) -> Correct:
 
 
 def score_transfer(job: Job) -> Correct:
-    """Examples crafted on the source model score every exit; robust means right on the clean image too."""
+    """Examples crafted on the source model score every exit; robust means right on the clean image
+    too."""
     import attacks
 
     src_name = str(job.cond.params["from"])
@@ -193,8 +245,12 @@ def score_transfer(job: Job) -> Correct:
         counter = attacks.PassCounter(attacks.LogitsGuard(source))
         with true_gradient(source), attacks.attack_mode(source):
             x_adv = atk(counter, x, y, seeds=_seeds(job.seed, idx, tag, 0))
-        with attacks.attack_mode(model):  # robust: right on the clean image and on the transferred one
-            correct[:, pos:pos + len(idx)] = exit_hits(model, x, labels) & exit_hits(model, x_adv, labels)
+        with attacks.attack_mode(
+            model
+        ):  # robust: right on the clean image and on the transferred one
+            correct[:, pos : pos + len(idx)] = exit_hits(model, x, labels) & exit_hits(
+                model, x_adv, labels
+            )
         pos += len(idx)
         n_fwd += counter.n_forward + 2 * len(idx)
         n_bwd += counter.n_backward
@@ -202,15 +258,17 @@ def score_transfer(job: Job) -> Correct:
 
 
 def _small_batch_kernels(view: torch.nn.Module, x: torch.Tensor) -> Callable:
-    """The context AutoAttack enters around each chunk: PyTorch's own convolutions for the few images still robust
-    on a CPU (bench/fast/cpu_kernels.py), from the model's largest convolution, probed on one image."""
+    """The context AutoAttack enters around each chunk: PyTorch's own convolutions for the few
+    images still robust on a CPU (bench/fast/cpu_kernels.py), from the model's largest convolution,
+    probed on one image."""
     with torch.no_grad(), cpu_kernels.conv_probe(view) as convs:
         view(x[:1])
     return lambda n: cpu_kernels.small_batch(n, convs.largest, x.device)
 
 
 def score_cascade(job: Job) -> Correct:
-    """AutoAttack on each wanted exit: per-image robust flags, resumable from the cell's state file."""
+    """AutoAttack on each wanted exit: per-image robust flags, resumable from the cell's state
+    file."""
     import attacks
     from attacks.autoattack import Flags
 
@@ -230,16 +288,37 @@ def score_cascade(job: Job) -> Correct:
         counter, flags = attacks.PassCounter(view), Flags()
         state = None if job.state is None else job.state.with_name(f"{job.state.name}-exit{t}.json")
         with true_gradient(model), attacks.attack_mode(model):
-            robust = atk.robust(counter, x, y, seed=job.seed, batch_size=chunk, flags=flags, state=state,
-                                chunk_ids=job.chunk_ids, chunk_context=_small_batch_kernels(view, x))
+            robust = atk.robust(
+                counter,
+                x,
+                y,
+                seed=job.seed,
+                batch_size=chunk,
+                flags=flags,
+                state=state,
+                chunk_ids=job.chunk_ids,
+                chunk_context=_small_batch_kernels(view, x),
+            )
         correct[t - 1] = robust.numpy()
-        n_fwd[t - 1], n_bwd[t - 1] = counter.n_forward, counter.n_backward  # a resumed state's passes included
+        n_fwd[t - 1], n_bwd[t - 1] = (
+            counter.n_forward,
+            counter.n_backward,
+        )  # a resumed state's passes included
         notes += [(t, m) for m in dict.fromkeys(flags.messages)]
         after += [(t, name, k) for name, k in flags.robust_after.items()]
         per_exit[t - 1] += time.perf_counter() - t0 + flags.resumed_seconds
         resumed += flags.resumed_seconds
     total = time.perf_counter() - start + resumed
-    return Correct(job.indices, correct, total, n_fwd, n_bwd, tuple(notes), _shares(per_exit, total), tuple(after))
+    return Correct(
+        job.indices,
+        correct,
+        total,
+        n_fwd,
+        n_bwd,
+        tuple(notes),
+        _shares(per_exit, total),
+        tuple(after),
+    )
 
 
 Scorer = Callable[[Job], Correct]
@@ -261,12 +340,19 @@ def scorer(cond: Condition) -> Scorer:
     try:
         return SCORERS[cond.kind, cond.protocol, mode]
     except KeyError:
-        raise BenchError(f"{cond.label()}: no scoring for a {mode or cond.kind} condition under protocol "
-                         f"{cond.protocol or 'none'}") from None
+        raise BenchError(
+            f"{cond.label()}: no scoring for a {mode or cond.kind} condition under protocol "
+            f"{cond.protocol or 'none'}"
+        ) from None
 
 
-def evaluate(model: torch.nn.Module, images: ImageSet, indices: np.ndarray, cond: Condition, **job: object,
-             ) -> Correct:
-    """Per-image correctness of every exit (or of `exits`, for white-box attacks) under one condition; `job`
-    holds the other fields of Job (seed, batch_size, device, ...)."""
+def evaluate(
+    model: torch.nn.Module,
+    images: ImageSet,
+    indices: np.ndarray,
+    cond: Condition,
+    **job: object,
+) -> Correct:
+    """Per-image correctness of every exit (or of `exits`, for white-box attacks) under one
+    condition; `job` holds the other fields of Job (seed, batch_size, device, ...)."""
     return scorer(cond)(Job(model=model, images=images, indices=indices, cond=cond, **job))  # type: ignore[arg-type]

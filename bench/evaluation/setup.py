@@ -1,4 +1,5 @@
 """What a run checks and loads before it takes its output folder: cells, models, data, device."""
+
 from __future__ import annotations
 
 import os
@@ -13,14 +14,15 @@ from bench.core.suites import Cell
 from bench.data import ImageSet, cache_dir, check_name, load_split, loader_workers
 from bench.data.corrupted import CorruptedData
 from bench.devices.device import rank_device
-from bench.load.specs import LoadedModel, check_fits, expand, load
 from bench.evaluation import plan
+from bench.load.specs import LoadedModel, check_fits, expand, load
 from bench.store import data_guard
 
 
 @dataclass(frozen=True, eq=False)
 class Setup:
-    """A run's inputs, loaded and checked: bad input has failed by now, before anything is written."""
+    """A run's inputs, loaded and checked: bad input has failed by now, before anything is
+    written."""
 
     cfg: RunConfig
     cells: list[Cell]
@@ -31,32 +33,47 @@ class Setup:
     workers: int
 
     def data_identity(self) -> dict[str, dict]:
-        """The run's data as data.json records it: the test images, and every pre-rendered folder its cells read."""
+        """The run's data as data.json records it: the test images, and every pre-rendered folder
+        its cells read."""
         dataset = self.cfg.dataset
-        current = {dataset: data_guard.identity(self.images, self.corrupted.fp)}  # as corruption caches key it
+        current = {
+            dataset: data_guard.identity(self.images, self.corrupted.fp)
+        }  # as corruption caches key it
         for (name, severity), rset in self.corrupted.rendered_sets().items():
             current[data_guard.rendered_name(dataset, name, severity)] = data_guard.identity(rset)
         return current
 
 
 def _specs(cfg: RunConfig) -> list[str]:
-    """The run's model specs, one per model; a model named twice is refused (rows know a model by its name)."""
+    """The run's model specs, one per model; a model named twice is refused (rows know a model by
+    its name)."""
     specs = [s for spec in cfg.models for s in expand(spec)]
     names = [s.partition("@")[0] for s in specs]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         both = ", ".join(s for s in specs if s.partition("@")[0] == twice[0])
-        raise BenchError(f"model {twice[0]} appears twice in one run ({both}); compare two weights of one model in "
-                         "separate --out folders, or register the second under its own name")
+        raise BenchError(
+            f"model {twice[0]} appears twice in one run ({both}); compare two weights of one "
+            "model in "
+            "separate --out folders, or register the second under its own name"
+        )
     return specs
 
 
-def _corrupted_data(cells: list[Cell], images: ImageSet, cfg: RunConfig, cache: Path,
-                    dev: torch.device) -> CorruptedData:
-    """Where the run's corruption cells get their images; a missing or incomplete folder of rendered files fails
-    here, before anything is written."""
-    data = CorruptedData(images, cfg.seed, cache / "corruptions", cfg.workers or os.cpu_count() or 1,
-                         cfg.corruption_root, cfg.skip_corrupt_files, str(dev))
+def _corrupted_data(
+    cells: list[Cell], images: ImageSet, cfg: RunConfig, cache: Path, dev: torch.device
+) -> CorruptedData:
+    """Where the run's corruption cells get their images; a missing or incomplete folder of rendered
+    files fails here, before anything is written."""
+    data = CorruptedData(
+        images,
+        cfg.seed,
+        cache / "corruptions",
+        cfg.workers or os.cpu_count() or 1,
+        cfg.corruption_root,
+        cfg.skip_corrupt_files,
+        str(dev),
+    )
     for c in cells:
         if c.condition.kind == "corruption" and c.condition.source == "rendered":
             data.subset(c.condition, c.n_images)
@@ -64,7 +81,8 @@ def _corrupted_data(cells: list[Cell], images: ImageSet, cfg: RunConfig, cache: 
 
 
 def load_setup(cfg: RunConfig) -> Setup:
-    """Plan the cells, load the models and the test split, check they fit, and probe the output folder."""
+    """Plan the cells, load the models and the test split, check they fit, and probe the output
+    folder."""
     cells = plan.cells(cfg)
     check_name(cfg.dataset)
     cache = cache_dir()

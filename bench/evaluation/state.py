@@ -1,4 +1,6 @@
-"""The progress of cells in flight (.state/): AutoAttack's per-image flags, kept until the cell's rows are written."""
+"""The progress of cells in flight (.state/): AutoAttack's per-image flags, kept until the cell's
+rows are written."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,7 +11,8 @@ log = logging.getLogger(__name__)
 
 
 def state_path(out: Path, key: dict) -> Path:
-    """Where a cell's resumable state lives, named by the key of its first row (ranks add a suffix)."""
+    """Where a cell's resumable state lives, named by the key of its first row (ranks add a
+    suffix)."""
     return out / ".state" / hashlib.sha256(repr(key).encode()).hexdigest()[:16]
 
 
@@ -26,10 +29,14 @@ def clear(out: Path) -> None:
 
 
 def tell_stale(out: Path, planned: set[str]) -> None:
-    """Name the progress files of cells this run did not plan: an interrupted run with other settings left them,
-    and only that run, given again, resumes from them."""
+    """Name the progress files of cells this run did not plan: an interrupted run with other
+    settings left them, and only that run, given again, resumes from them."""
     stale = {f.name[:16] for f in (out / ".state").glob("[!.]*")} - planned
     if stale:
-        log.warning("%s holds the progress of %d interrupted cell(s) this run does not have (another suite, "
-                    "radius or option); rerun those settings to resume them, or remove the folder", out / ".state",
-                    len(stale))
+        log.warning(
+            "%s holds the progress of %d interrupted cell(s) this run does not have (another "
+            "suite, "
+            "radius or option); rerun those settings to resume them, or remove the folder",
+            out / ".state",
+            len(stale),
+        )

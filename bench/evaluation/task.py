@@ -1,4 +1,6 @@
-"""One model under one cell's condition, resolved for the run: its images, exits and the row keys to measure."""
+"""One model under one cell's condition, resolved for the run: its images, exits and the row keys to
+measure."""
+
 from __future__ import annotations
 
 import logging
@@ -9,9 +11,9 @@ import numpy as np
 from bench.core.conditions import Condition
 from bench.core.suites import Cell
 from bench.data import subset_indices
-from bench.load.specs import LoadedModel
 from bench.evaluation import plan
 from bench.evaluation.context import Context
+from bench.load.specs import LoadedModel
 from bench.store.results import SCORING
 
 log = logging.getLogger(__name__)
@@ -19,7 +21,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, eq=False)
 class Task:
-    """A model, the condition resolved for it, the cell's images and exits, and the keys of its rows."""
+    """A model, the condition resolved for it, the cell's images and exits, and the keys of its
+    rows."""
 
     lm: LoadedModel
     cell: Cell
@@ -38,16 +41,40 @@ class Task:
         return [t for _, t in self.todo]
 
 
-def key_rows(ctx: Context, lm: LoadedModel, cond: Condition, subset: str, exits: tuple[int, ...],
-             precision: str) -> list[dict]:
+def key_rows(
+    ctx: Context,
+    lm: LoadedModel,
+    cond: Condition,
+    subset: str,
+    exits: tuple[int, ...],
+    precision: str,
+) -> list[dict]:
     """The key columns of a cell's rows, one per exit; `params` as the CSV writes it."""
     cfg = ctx.setup.cfg
-    return [dict(model=lm.card.name, weights=lm.weights, dataset=cfg.dataset, subset=subset, kind=cond.kind,
-                 condition=cond.name, source=cond.source, protocol=cond.protocol, severity=cond.severity,
-                 norm=cond.norm, epsilon=cond.epsilon, steps=cond.steps, step_size=cond.step_size,
-                 restarts=cond.restarts, params=cond.params.json(), exit=t, seed=cfg.seed, precision=precision,
-                 scoring=SCORING)
-            for t in exits]
+    return [
+        dict(
+            model=lm.card.name,
+            weights=lm.weights,
+            dataset=cfg.dataset,
+            subset=subset,
+            kind=cond.kind,
+            condition=cond.name,
+            source=cond.source,
+            protocol=cond.protocol,
+            severity=cond.severity,
+            norm=cond.norm,
+            epsilon=cond.epsilon,
+            steps=cond.steps,
+            step_size=cond.step_size,
+            restarts=cond.restarts,
+            params=cond.params.json(),
+            exit=t,
+            seed=cfg.seed,
+            precision=precision,
+            scoring=SCORING,
+        )
+        for t in exits
+    ]
 
 
 def make_task(ctx: Context, cell: Cell, lm: LoadedModel) -> Task | None:
@@ -57,10 +84,17 @@ def make_task(ctx: Context, cell: Cell, lm: LoadedModel) -> Task | None:
     cond = plan.resolve(cell.condition, lm, setup.loaded, weights in ctx.randomized)
     if cond is None:
         return None
-    indices, subset = (setup.corrupted.subset(cond, cell.n_images) if cond.kind == "corruption"
-                       else subset_indices(len(setup.images), cell.n_images))
+    indices, subset = (
+        setup.corrupted.subset(cond, cell.n_images)
+        if cond.kind == "corruption"
+        else subset_indices(len(setup.images), cell.n_images)
+    )
     exits = lm.card.exits[-1:] if cell.last_exit_only else lm.card.exits
     precision = ctx.precision.get(weights, "fp32") if cond.kind != "attack" else "fp32"
     keys = key_rows(ctx, lm, cond, subset, exits, precision)
-    todo = [(k, t) for k, t in zip(keys, exits) if tuple(k.values()) not in ctx.done]  # a cell can be partly
-    return Task(lm, cell, cond, indices, precision, keys, todo)  # stored: another suite's last-exit-only cell
+    todo = [
+        (k, t) for k, t in zip(keys, exits) if tuple(k.values()) not in ctx.done
+    ]  # a cell can be partly
+    return Task(
+        lm, cell, cond, indices, precision, keys, todo
+    )  # stored: another suite's last-exit-only cell

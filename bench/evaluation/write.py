@@ -1,4 +1,6 @@
-"""A measured cell becomes rows: per-image records, attack flags and results rows, written by rank 0."""
+"""A measured cell becomes rows: per-image records, attack flags and results rows, written by rank
+0."""
+
 from __future__ import annotations
 
 import json
@@ -21,21 +23,36 @@ from bench.store.results import Row, append_rows
 NOT_TIMED = Speed(latency_ms=float("nan"), throughput=float("nan"), batch=0)
 
 
-def row_mfu(cond: Condition, correct: Correct, cost: FlopCount, deepest: FlopCount, peak: float, ranks: int,
-            throughput: float, n_fwd: int, n_bwd: int, seconds: float) -> float:
-    """A row's MFU: from its exit's measured throughput (one device), else from the passes over the time they took
-    on all ranks' devices. Where one pass or attack serves every exit, that is the cell's MFU, at the cost of the
-    deepest exit it computed; a transfer cell's passes run on two models, so it has none."""
+def row_mfu(
+    cond: Condition,
+    correct: Correct,
+    cost: FlopCount,
+    deepest: FlopCount,
+    peak: float,
+    ranks: int,
+    throughput: float,
+    n_fwd: int,
+    n_bwd: int,
+    seconds: float,
+) -> float:
+    """A row's MFU: from its exit's measured throughput (one device), else from the passes over the
+    time they took on all ranks' devices. Where one pass or attack serves every exit, that is the
+    cell's MFU, at the cost of the deepest exit it computed; a transfer cell's passes run on two
+    models, so it has none."""
     if throughput > 0:
         return mfu.mfu(cost.gmacs, peak, throughput=throughput)
     if correct.exit_seconds is not None:  # each exit attacked on its own, and timed
         return mfu.mfu(cost.gmacs, peak * ranks, n_forward=n_fwd, n_backward=n_bwd, seconds=seconds)
     if "from" in cond.params:
         return math.nan
-    return mfu.mfu(deepest.gmacs, peak * ranks, n_forward=n_fwd, n_backward=n_bwd, seconds=correct.seconds)
+    return mfu.mfu(
+        deepest.gmacs, peak * ranks, n_forward=n_fwd, n_backward=n_bwd, seconds=correct.seconds
+    )
 
 
-def _row(ctx: Context, task: Task, key: dict, t: int, correct: Correct, speed: Speed, created: str) -> Row:
+def _row(
+    ctx: Context, task: Task, key: dict, t: int, correct: Correct, speed: Speed, created: str
+) -> Row:
     """The results row of exit t."""
     lm, cond, cfg = task.lm, task.cond, ctx.setup.cfg
     costs = ctx.costs[lm.card.name]
@@ -45,24 +62,67 @@ def _row(ctx: Context, task: Task, key: dict, t: int, correct: Correct, speed: S
     own_peak = cfg.peak_tflops_bf16 if task.precision == "bf16" else cfg.peak_tflops
     peak = mfu.peak_tflops(ctx.provenance["device"], task.precision, own_peak)
     ranks = distributed.world().size
-    return Row(**key, n_images=int(c.size), n_correct=int(c.sum()), accuracy=float(c.mean()),
-               gmacs=cost.gmacs, params_m=cost.params_m, input_size=lm.card.input_size,
-               flops_uncounted=json.dumps(cost.uncounted, sort_keys=True), seconds=seconds, n_forward=n_fwd,
-               n_backward=n_bwd, latency_ms=speed.latency_ms, throughput=speed.throughput,
-               throughput_batch=speed.batch,
-               mfu=row_mfu(cond, correct, cost, costs[max(task.exits)], peak, ranks, speed.throughput, n_fwd,
-                           n_bwd, seconds),
-               family=lm.card.family, exits_total=len(lm.card.exits), created=created, **ctx.provenance)
+    return Row(
+        **key,
+        n_images=int(c.size),
+        n_correct=int(c.sum()),
+        accuracy=float(c.mean()),
+        gmacs=cost.gmacs,
+        params_m=cost.params_m,
+        input_size=lm.card.input_size,
+        flops_uncounted=json.dumps(cost.uncounted, sort_keys=True),
+        seconds=seconds,
+        n_forward=n_fwd,
+        n_backward=n_bwd,
+        latency_ms=speed.latency_ms,
+        throughput=speed.throughput,
+        throughput_batch=speed.batch,
+        mfu=row_mfu(
+            cond,
+            correct,
+            cost,
+            costs[max(task.exits)],
+            peak,
+            ranks,
+            speed.throughput,
+            n_fwd,
+            n_bwd,
+            seconds,
+        ),
+        family=lm.card.family,
+        exits_total=len(lm.card.exits),
+        created=created,
+        **ctx.provenance,
+    )
 
 
 def write_cell(ctx: Context, task: Task, correct: Correct, speeds: dict[int, Speed]) -> None:
-    """Append the cell's per-image records, the attack library's flags and its rows, then drop its progress."""
+    """Append the cell's per-image records, the attack library's flags and its rows, then drop its
+    progress."""
     created, lm = utc_now(), task.lm
     rows = [_row(ctx, task, k, t, correct, speeds.get(t, NOT_TIMED), created) for k, t in task.todo]
-    per_image.append(ctx.out / "per_image.csv",
-                     [(r, task.indices, correct.correct[t - 1]) for r, t in zip(rows, task.wanted)])
-    append_checks(ctx.checks, [CheckRow(model=lm.card.name, weights=lm.weights, dataset=ctx.setup.cfg.dataset,
-                                        exit=t, check="autoattack_flag", status="warn", value=1.0, detail=msg,
-                                        created=created) for t, msg in correct.notes])
+    per_image.append(
+        ctx.out / "per_image.csv",
+        [(r, task.indices, correct.correct[t - 1]) for r, t in zip(rows, task.wanted)],
+    )
+    append_checks(
+        ctx.checks,
+        [
+            CheckRow(
+                model=lm.card.name,
+                weights=lm.weights,
+                dataset=ctx.setup.cfg.dataset,
+                exit=t,
+                check="autoattack_flag",
+                status="warn",
+                value=1.0,
+                detail=msg,
+                created=created,
+            )
+            for t, msg in correct.notes
+        ],
+    )
     append_rows(ctx.results, rows)  # last: a cell killed before this line is run again whole
-    remove_state(state_path(ctx.out, task.keys[0]))  # every rank's, of any world size an interrupted launch had
+    remove_state(
+        state_path(ctx.out, task.keys[0])
+    )  # every rank's, of any world size an interrupted launch had

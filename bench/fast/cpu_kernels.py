@@ -1,4 +1,5 @@
-"""Which convolution kernels a small batch runs on the CPU: PyTorch's own where oneDNN's cost more than their work.
+"""Which convolution kernels a small batch runs on the CPU: PyTorch's own where oneDNN's cost more
+than their work.
 
 oneDNN re-lays out a convolution's weights into its blocked format on every call. On a batch of a
 few images with small feature maps that copy costs more than the convolution: on the 2-core CPU,
@@ -10,15 +11,16 @@ after APGD.
 
 The rule is deterministic, so a run's results do not depend on timings: PyTorch's kernels when the
 batch has fewer than 16 images (from 16 on, with oneDNN off, PyTorch picks NNPACK, 5x slower here)
-and the batch times the model's largest convolution is at most NATIVE_CONV_MACS multiply-accumulates.
-Both kernels compute the same function; logits differ by float rounding only.
+and the batch times the model's largest convolution is at most NATIVE_CONV_MACS
+multiply-accumulates. Both kernels compute the same function; logits differ by float rounding only.
 """
+
 from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 from torch import nn
@@ -36,7 +38,8 @@ class ConvProbe:
 
 @contextlib.contextmanager
 def conv_probe(model: nn.Module) -> Iterator[ConvProbe]:
-    """Record the largest Conv2d call of `model`'s forward passes inside the block; hooks removed after."""
+    """Record the largest Conv2d call of `model`'s forward passes inside the block; hooks removed
+    after."""
     probe = ConvProbe()
 
     def hook(conv: nn.Conv2d) -> torch.utils.hooks.RemovableHandle:
@@ -57,12 +60,17 @@ def conv_probe(model: nn.Module) -> Iterator[ConvProbe]:
 
 def use_native(n_images: int, conv_macs: int, device: torch.device) -> bool:
     """Whether a batch of n_images should run PyTorch's convolution kernels instead of oneDNN's."""
-    return device.type == "cpu" and 0 < n_images < NNPACK_BATCH and n_images * conv_macs <= NATIVE_CONV_MACS
+    return (
+        device.type == "cpu"
+        and 0 < n_images < NNPACK_BATCH
+        and n_images * conv_macs <= NATIVE_CONV_MACS
+    )
 
 
 @contextlib.contextmanager
 def small_batch(n_images: int, conv_macs: int, device: torch.device) -> Iterator[bool]:
-    """oneDNN's convolutions off for this block (forward and backward) where `use_native` says so; restored after."""
+    """oneDNN's convolutions off for this block (forward and backward) where `use_native` says so;
+    restored after."""
     native = use_native(n_images, conv_macs, device)
     before = torch.backends.mkldnn.enabled
     if native:

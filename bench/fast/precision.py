@@ -1,4 +1,5 @@
-"""Numeric precision per kind of condition: strict fp32 for attacks, bf16 autocast behind a parity check.
+"""Numeric precision per kind of condition: strict fp32 for attacks, bf16 autocast behind a parity
+check.
 
 - Attacks run in strict fp32 everywhere: TF32 off for matmuls and cuDNN convolutions. FGSM and PGD
   step along sign(gradient), so TF32's 10-bit mantissa can flip the sign of small gradient
@@ -8,10 +9,11 @@
   stay fp32. The check's outcome is stored in checks.csv (check "amp_parity") and reused on resume.
 The precision column of every row says which one produced it.
 """
+
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
@@ -25,7 +27,8 @@ def strict_fp32() -> None:
 
 
 def wants_amp(precision: str, device: torch.device) -> bool:
-    """Whether to try bf16 autocast for clean and corruption cells (it must still pass the parity check)."""
+    """Whether to try bf16 autocast for clean and corruption cells (it must still pass the parity
+    check)."""
     return precision == "bf16" or (precision == "auto" and device.type == "cuda")
 
 

@@ -1,1 +1,2 @@
-"""Model specs to ready models: registry names, user files, other libraries' models, and weight files."""
+"""Model specs to ready models: registry names, user files, other libraries' models, and weight
+files."""

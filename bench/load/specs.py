@@ -1,9 +1,11 @@
-"""Model specs -> ready models: `NAME[@WEIGHTS]`, `file.py[:factory]`, `pkg.module:factory`, and other
-libraries' models `tv:NAME[@ENUM|@FILE]`, `timm:NAME[@FILE]`, `rb:[DATASET/THREAT/]NAME` (models/sources).
+"""Model specs -> ready models: `NAME[@WEIGHTS]`, `file.py[:factory]`, `pkg.module:factory`, and
+other libraries' models `tv:NAME[@ENUM|@FILE]`, `timm:NAME[@FILE]`, `rb:[DATASET/THREAT/]NAME`
+(models/sources).
 
-WEIGHTS is empty (the cached checkpoint that `bench train` wrote for the data set), `random`
-(seeded initialisation), a path to one of our checkpoints, or `official:PATH` (Lightning file).
+WEIGHTS is empty (the cached checkpoint that `bench train` wrote for the data set), `random` (seeded
+initialisation), a path to one of our checkpoints, or `official:PATH` (Lightning file).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -14,10 +16,10 @@ from typing import Any
 
 import torch
 
-from bench.load import checkpoint
 from bench.core.card import ModelCard
 from bench.core.errors import BenchError
 from bench.core.registry import MODELS
+from bench.load import checkpoint
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,29 +67,35 @@ def _import_user(target: str) -> list[str]:
     mod, registered = _IMPORTED[module_part]
     if not factory:
         if not registered:
-            raise BenchError(f"{target} registers no model: decorate a factory with @bench.register_model(...)")
+            raise BenchError(
+                f"{target} registers no model: decorate a factory with @bench.register_model(...)"
+            )
         return registered
     fn = getattr(mod, factory, None)
     if fn is None:
         raise BenchError(f"{module_part} has no attribute {factory!r}")
     names = [n for n in MODELS.names() if MODELS.get(n).build is fn]
     if not names:
-        raise BenchError(f"{module_part}:{factory} is not registered: decorate it with "
-                         "@bench.register_model(name, num_classes=..., input_size=..., mean=..., std=...)")
+        raise BenchError(
+            f"{module_part}:{factory} is not registered: decorate it with "
+            "@bench.register_model(name, num_classes=..., input_size=..., mean=..., std=...)"
+        )
     return names
 
 
 def _split(spec: str) -> tuple[str, str, str]:
-    """(model part, "@", weights part) at the first "@", unless a model file's path holds one (`proj@v2/net.py`)."""
+    """(model part, "@", weights part) at the first "@", unless a model file's path holds one
+    (`proj@v2/net.py`)."""
     for i in [i for i, c in enumerate(spec) if c == "@"][1:] + [len(spec)]:
         file_part = spec[:i].rpartition(".py:")[0] + ".py" if ".py:" in spec[:i] else spec[:i]
         if "@" in file_part and file_part.endswith(".py") and Path(file_part).is_file():
-            return spec[:i], spec[i:i + 1], spec[i + 1:]
+            return spec[:i], spec[i : i + 1], spec[i + 1 :]
     return spec.partition("@")
 
 
 def expand(spec: str) -> list[str]:
-    """Registry names behind one spec (a user file may register several), each with its weights part."""
+    """Registry names behind one spec (a user file may register several), each with its weights
+    part."""
     import models  # noqa: F401  (registers the built-in models)
     from models import sources
 
@@ -103,17 +111,22 @@ def expand(spec: str) -> list[str]:
 
 
 def check_fits(lm: LoadedModel, n_classes: int, image_shape: tuple[int, ...], dataset: str) -> None:
-    """Refuse a model whose class count or input size differs from the data set's, before any work is done."""
+    """Refuse a model whose class count or input size differs from the data set's, before any work
+    is done."""
     if lm.card.num_classes != n_classes:
-        raise BenchError(f"{lm.card.name} has {lm.card.num_classes} classes but {dataset} has {n_classes}")
+        raise BenchError(
+            f"{lm.card.name} has {lm.card.num_classes} classes but {dataset} has {n_classes}"
+        )
     if tuple(image_shape[:2]) != (lm.card.input_size, lm.card.input_size):
-        raise BenchError(f"{lm.card.name} takes {lm.card.input_size}-px images but {dataset} has "
-                         f"{image_shape[0]}x{image_shape[1]}")
+        raise BenchError(
+            f"{lm.card.name} takes {lm.card.input_size}-px images but {dataset} has "
+            f"{image_shape[0]}x{image_shape[1]}"
+        )
 
 
 def load(spec: str, dataset: str, cache: Path, init_seed: int = 0) -> LoadedModel:
-    """Build the model named by a registry spec and load its weights (eval mode, CPU); `init_seed` seeds the
-    initialisation (`@random` is seed 0; `bench train --seed` starts from its own)."""
+    """Build the model named by a registry spec and load its weights (eval mode, CPU); `init_seed`
+    seeds the initialisation (`@random` is seed 0; `bench train --seed` starts from its own)."""
     from models.base import as_bench_model
 
     name, _, weights = spec.partition("@")
@@ -129,7 +142,9 @@ def load(spec: str, dataset: str, cache: Path, init_seed: int = 0) -> LoadedMode
         except Exception as e:  # noqa: BLE001
             raise BenchError(f"building model {name!r} failed: {type(e).__name__}: {e}") from None
     if model.n_exits != len(card.exits):
-        raise BenchError(f"{name}: its card declares exits {card.exits} but the model has {model.n_exits}")
+        raise BenchError(
+            f"{name}: its card declares exits {card.exits} but the model has {model.n_exits}"
+        )
     if weights == "random":
         label = "random"
     elif card.source in EXTERNAL_SOURCES:
@@ -140,7 +155,7 @@ def load(spec: str, dataset: str, cache: Path, init_seed: int = 0) -> LoadedMode
         from models import official
         from models.mgnet import MGNet
 
-        path = Path(weights[len("official:"):])
+        path = Path(weights[len("official:") :])
         if not isinstance(model, MGNet):
             raise BenchError(f"official checkpoints hold MGNet models; {name} is not one")
         sd, hp, epoch = official.read(path)
@@ -152,10 +167,16 @@ def load(spec: str, dataset: str, cache: Path, init_seed: int = 0) -> LoadedMode
         path = Path(weights) if weights else default_checkpoint(cache, dataset, name)
         if not weights and not path.is_file():
             if card.data and card.data != dataset:
-                raise BenchError(f"{name} is made for {card.data} ({card.num_classes} classes, {card.input_size} px), "
-                                 f"not {dataset}: choose a model made for it (`bench models`)")
-            raise BenchError(f"no trained weights for {name} on {dataset}: run `bench train {name} --data {dataset}`, "
-                             f"or evaluate untrained with {name}@random")
+                raise BenchError(
+                    f"{name} is made for {card.data} ({card.num_classes} classes, "
+                    f"{card.input_size} px), "
+                    f"not {dataset}: choose a model made for it (`bench models`)"
+                )
+            raise BenchError(
+                f"no trained weights for {name} on {dataset}: run `bench train {name} --data "
+                f"{dataset}`, "
+                f"or evaluate untrained with {name}@random"
+            )
         sd, meta, digest = checkpoint.load(path)
         if meta.get("model") not in (None, name):
             raise BenchError(f"checkpoint {path} was trained for {meta['model']}, not {name}")

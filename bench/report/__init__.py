@@ -1,4 +1,5 @@
 """The report layer: reads results.csv only; never imports torch."""
+
 from bench.report.markdown import build
 
 __all__ = ["build"]

@@ -1,4 +1,5 @@
 """Figures drawn from result tables only (matplotlib, no torch)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,7 +13,7 @@ import pandas as pd  # noqa: E402
 from bench.report.tables import pareto_front  # noqa: E402
 
 
-def save(fig: "plt.Figure", path: Path, tight: bool = True) -> Path:
+def save(fig: plt.Figure, path: Path, tight: bool = True) -> Path:
     """Write a figure (PNG) and close it."""
     if tight:
         fig.tight_layout()
@@ -22,7 +23,11 @@ def save(fig: "plt.Figure", path: Path, tight: bool = True) -> Path:
     return path
 
 
-FAMILY_STYLE = {"mgnet": ("tab:red", "o"), "mgbase": ("tab:blue", "s"), "resnet": ("tab:green", "^")}
+FAMILY_STYLE = {
+    "mgnet": ("tab:red", "o"),
+    "mgbase": ("tab:blue", "s"),
+    "resnet": ("tab:green", "^"),
+}
 
 
 def accuracy_vs_gmacs(table: pd.DataFrame, path: Path, title: str) -> Path:
@@ -31,15 +36,35 @@ def accuracy_vs_gmacs(table: pd.DataFrame, path: Path, title: str) -> Path:
     for i, (model, g) in enumerate(table.groupby("model", sort=True)):
         colour, marker = FAMILY_STYLE.get(g.family.iloc[0], (f"C{(i + 3) % 10}", "D"))
         g = g.sort_values("exit")
-        ax.plot(g.gmacs, 100 * g.accuracy, marker=marker, color=colour, label=model,
-                linestyle="-" if len(g) > 1 else "none", markersize=7)
+        ax.plot(
+            g.gmacs,
+            100 * g.accuracy,
+            marker=marker,
+            color=colour,
+            label=model,
+            linestyle="-" if len(g) > 1 else "none",
+            markersize=7,
+        )
         if len(g) > 1:
             for _, r in g.iterrows():
-                ax.annotate(f"{int(r.exit)}", (r.gmacs, 100 * r.accuracy), textcoords="offset points",
-                            xytext=(4, -10), fontsize=8, color=colour)
+                ax.annotate(
+                    f"{int(r.exit)}",
+                    (r.gmacs, 100 * r.accuracy),
+                    textcoords="offset points",
+                    xytext=(4, -10),
+                    fontsize=8,
+                    color=colour,
+                )
     front = pareto_front(table)
-    ax.plot(front.gmacs, 100 * front.accuracy, color="grey", linestyle="--", linewidth=1, label="Pareto front",
-            zorder=0)
+    ax.plot(
+        front.gmacs,
+        100 * front.accuracy,
+        color="grey",
+        linestyle="--",
+        linewidth=1,
+        label="Pareto front",
+        zorder=0,
+    )
     ax.set_xscale("log")
     ax.set_xlabel("GMACs per image (log scale; numbers = MGNet exits)")
     ax.set_ylabel("top-1 accuracy (%)")
@@ -59,8 +84,15 @@ def accuracy_vs_eps(df: pd.DataFrame, path: Path, title: str, l2: bool) -> Path:
             s = s.sort_values("epsilon")
             xs = s.epsilon if l2 else s.epsilon * 255
             label = model if n_exits == 1 else f"{model} exit {ex}"
-            ax.plot(xs, 100 * s.accuracy, marker=marker, color=colour, label=label, markersize=5,
-                    alpha=0.35 + 0.65 * ex / n_exits)
+            ax.plot(
+                xs,
+                100 * s.accuracy,
+                marker=marker,
+                color=colour,
+                label=label,
+                markersize=5,
+                alpha=0.35 + 0.65 * ex / n_exits,
+            )
     ax.set_xlabel("ε (L2, [0,1] pixel units)" if l2 else "ε (L∞, k/255)")
     ax.set_ylabel("robust accuracy (%)")
     ax.set_title(title)
@@ -71,7 +103,9 @@ def accuracy_vs_eps(df: pd.DataFrame, path: Path, title: str, l2: bool) -> Path:
 
 def corruption_heatmap(rows: pd.DataFrame, path: Path, title: str) -> Path:
     """Accuracy per corruption (rows) and severity (columns) of one model at one exit."""
-    table = rows.pivot_table(index="condition", columns="severity", values="accuracy", aggfunc="mean")
+    table = rows.pivot_table(
+        index="condition", columns="severity", values="accuracy", aggfunc="mean"
+    )
     order = [c for c in rows.condition.drop_duplicates()]
     table = table.reindex(order) * 100
     fig, ax = plt.subplots(figsize=(5.2, 0.32 * len(table) + 1.2), dpi=120)
@@ -82,7 +116,15 @@ def corruption_heatmap(rows: pd.DataFrame, path: Path, title: str) -> Path:
     for i in range(table.shape[0]):
         for j in range(table.shape[1]):
             v = table.values[i, j]
-            ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black")
+            ax.text(
+                j,
+                i,
+                f"{v:.0f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if v < 60 else "black",
+            )
     fig.colorbar(im, ax=ax, label="accuracy (%)")
     ax.set_title(title, fontsize=9)
     return save(fig, path)

@@ -1,4 +1,5 @@
 """Markdown formatting shared by the report sections."""
+
 from __future__ import annotations
 
 import math
@@ -10,11 +11,18 @@ def md_table(df: pd.DataFrame) -> str:
     """A GitHub-flavoured markdown table of a frame's values as shown."""
     head = "| " + " | ".join(map(str, df.columns)) + " |"
     sep = "|" + "|".join("---" for _ in df.columns) + "|"
-    return "\n".join([head, sep, *("| " + " | ".join(str(v) for v in r) + " |" for r in df.itertuples(index=False))])
+    return "\n".join(
+        [
+            head,
+            sep,
+            *("| " + " | ".join(str(v) for v in r) + " |" for r in df.itertuples(index=False)),
+        ]
+    )
 
 
 def pgd_name(rows: pd.DataFrame) -> str:
-    """"PGD-k" for PGD rows that all ran k steps (the suites' PGD-10, smoke's PGD-2), else "PGD"."""
+    """ "PGD-k" for PGD rows that all ran k steps (the suites' PGD-10, smoke's PGD-2), else
+    "PGD"."""
     steps = sorted({int(s) for s in rows[rows.condition == "pgd"].steps})
     return f"PGD-{steps[0]}" if len(steps) == 1 else "PGD"
 

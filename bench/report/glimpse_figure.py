@@ -1,4 +1,5 @@
 """Figures of where glimpse models look, drawn from glimpses.csv and the stored example inputs."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -9,27 +10,47 @@ import pandas as pd
 
 from bench.core.card import file_stem
 from bench.core.errors import BenchError
-from bench.store.glimpses import read
 from bench.report.figures import plt, save
+from bench.store.glimpses import read
 
-EXIT_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
+EXIT_COLOURS = (
+    "tab:blue",
+    "tab:orange",
+    "tab:green",
+    "tab:red",
+    "tab:purple",
+    "tab:brown",
+    "tab:pink",
+    "tab:olive",
+)
 
 
-def _check_complete(run_dir: Path, model: str, cond: str, c: pd.DataFrame, images: list[int], n_exits: int) -> None:
-    """Every example image has a box per exit and the stored inputs exist; else the files were damaged."""
+def _check_complete(
+    run_dir: Path, model: str, cond: str, c: pd.DataFrame, images: list[int], n_exits: int
+) -> None:
+    """Every example image has a box per exit and the stored inputs exist; else the files were
+    damaged."""
     have = set(zip(c.image, c.exit))
     missing = [(i, t) for i in images for t in range(1, n_exits + 1) if (i, t) not in have]
     strip = run_dir / c.inputs.iloc[0]
     if missing or not strip.is_file():
-        what = f"no box for image {missing[0][0]} at exit {missing[0][1]}" if missing else f"{strip} is missing"
-        raise BenchError(f"{run_dir / 'glimpses.csv'}: {model} under {cond}: {what} (damaged run files? rerun "
-                         "into a new --out)")
+        what = (
+            f"no box for image {missing[0][0]} at exit {missing[0][1]}"
+            if missing
+            else f"{strip} is missing"
+        )
+        raise BenchError(
+            f"{run_dir / 'glimpses.csv'}: {model} under {cond}: {what} (damaged run files? rerun "
+            "into a new --out)"
+        )
 
 
 def draw(run_dir: Path, shown: set[tuple[str, str, str]]) -> list[tuple[str, Path]]:
-    """One figure per model with glimpses: rows = conditions, columns = example images, a box per exit.
+    """One figure per model with glimpses: rows = conditions, columns = example images, a box per
+    exit.
 
-    `shown` holds the (model, data set, weights) the report's tables show; boxes of other weights are left out.
+    `shown` holds the (model, data set, weights) the report's tables show; boxes of other weights
+    are left out.
     """
     rows = [r for r in read(run_dir / "glimpses.csv") if (r.model, r.dataset, r.weights) in shown]
     if not rows:
@@ -42,8 +63,13 @@ def draw(run_dir: Path, shown: set[tuple[str, str, str]]) -> list[tuple[str, Pat
         conds = list(dict.fromkeys(m.condition))
         images = list(dict.fromkeys(m.image))
         n_exits = int(m.exit.max())
-        fig, axes = plt.subplots(len(conds), len(images), figsize=(2.1 * len(images), 2.3 * len(conds)),
-                                 dpi=110, squeeze=False)
+        fig, axes = plt.subplots(
+            len(conds),
+            len(images),
+            figsize=(2.1 * len(images), 2.3 * len(conds)),
+            dpi=110,
+            squeeze=False,
+        )
         for i, cond in enumerate(conds):
             c = m[m.condition == cond]
             _check_complete(run_dir, str(model), cond, c, images, n_exits)
@@ -51,20 +77,40 @@ def draw(run_dir: Path, shown: set[tuple[str, str, str]]) -> list[tuple[str, Pat
             side = strip.shape[0]
             for j, image in enumerate(images):
                 ax = axes[i, j]
-                ax.imshow(strip[:, j * side:(j + 1) * side])
+                ax.imshow(strip[:, j * side : (j + 1) * side])
                 b = c[c.image == image].sort_values("exit")
                 for r in b.itertuples():
                     colour = EXIT_COLOURS[(r.exit - 1) % len(EXIT_COLOURS)]
-                    ax.add_patch(plt.Rectangle((r.x0 * side - 0.5, r.y0 * side - 0.5), (r.x1 - r.x0) * side,
-                                               (r.y1 - r.y0) * side, fill=False, color=colour, linewidth=1.6))
+                    ax.add_patch(
+                        plt.Rectangle(
+                            (r.x0 * side - 0.5, r.y0 * side - 0.5),
+                            (r.x1 - r.x0) * side,
+                            (r.y1 - r.y0) * side,
+                            fill=False,
+                            color=colour,
+                            linewidth=1.6,
+                        )
+                    )
                 last = b.iloc[-1]
                 ok = "✓" if last.predicted == last.label else "✗"
-                ax.set_title(f"{cond}\nlabel {last.label}, exit {n_exits}: {last.predicted} {ok}", fontsize=7)
+                ax.set_title(
+                    f"{cond}\nlabel {last.label}, exit {n_exits}: {last.predicted} {ok}", fontsize=7
+                )
                 ax.axis("off")
-        handles = [plt.Line2D([], [], color=EXIT_COLOURS[t % len(EXIT_COLOURS)], label=f"glimpse {t + 1}")
-                   for t in range(n_exits)]
+        handles = [
+            plt.Line2D([], [], color=EXIT_COLOURS[t % len(EXIT_COLOURS)], label=f"glimpse {t + 1}")
+            for t in range(n_exits)
+        ]
         fig.legend(handles=handles, loc="lower center", ncol=n_exits, fontsize=8, frameon=False)
         fig.subplots_adjust(bottom=0.08)
-        out.append((str(model), save(fig, run_dir / "figures" / f"glimpses_{file_stem(str(model))}_{dataset}.png",
-                                     tight=False)))
+        out.append(
+            (
+                str(model),
+                save(
+                    fig,
+                    run_dir / "figures" / f"glimpses_{file_stem(str(model))}_{dataset}.png",
+                    tight=False,
+                ),
+            )
+        )
     return out

@@ -1,4 +1,6 @@
-"""The headline table: per model and exit, compute, speed, clean, corruption and attack numbers side by side."""
+"""The headline table: per model and exit, compute, speed, clean, corruption and attack numbers side
+by side."""
+
 from __future__ import annotations
 
 import math
@@ -12,10 +14,15 @@ from bench.report.tables import latest
 
 # column -> (format, or None for a percentage shown by fmt.pct; True when lower is better)
 COLUMNS = {
-    "GMACs": ("{:.4g}", True), "params (M)": ("{:.3f}", True), "latency (ms)": ("{:.2f}", True),
-    "throughput (img/s)": ("{:,.0f}", False), "clean (%)": (None, False),
-    "mean corruption acc (%)": (None, False), "mCE": ("{:.1f}", True),
-    "PGD-10 L∞ 4/255 (%)": (None, False), "AutoAttack L∞ 4/255 (%)": (None, False),
+    "GMACs": ("{:.4g}", True),
+    "params (M)": ("{:.3f}", True),
+    "latency (ms)": ("{:.2f}", True),
+    "throughput (img/s)": ("{:,.0f}", False),
+    "clean (%)": (None, False),
+    "mean corruption acc (%)": (None, False),
+    "mCE": ("{:.1f}", True),
+    "PGD-10 L∞ 4/255 (%)": (None, False),
+    "AutoAttack L∞ 4/255 (%)": (None, False),
 }
 
 
@@ -23,7 +30,8 @@ SEEDED = [c for c in COLUMNS if c not in ("GMACs", "params (M)")]
 
 
 def values(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
-    """Numbers (NaN where not measured) per dataset, model and exit, and the seeds behind each (`seeds COLUMN`)."""
+    """Numbers (NaN where not measured) per dataset, model and exit, and the seeds behind each
+    (`seeds COLUMN`)."""
     d = latest(df)
     base = d.sort_values("created").drop_duplicates(["dataset", "model", "exit"], keep="last")
     out = base[["dataset", "family", "model", "exit", "exits_total", "gmacs", "params_m"]].copy()
@@ -31,16 +39,26 @@ def values(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
 
     def put(column: str, rows: pd.DataFrame, value: str) -> None:
         s = rows.sort_values("created").drop_duplicates(["dataset", "model", "exit"], keep="last")
-        got = out.merge(s[["dataset", "model", "exit", value, "seed"]], how="left", on=["dataset", "model", "exit"])
+        got = out.merge(
+            s[["dataset", "model", "exit", value, "seed"]],
+            how="left",
+            on=["dataset", "model", "exit"],
+        )
         out[column] = got[value].values
-        out[f"seeds {column}"] = [() if pd.isna(v) else (int(k),) for v, k in zip(got[value], got.seed)]
+        out[f"seeds {column}"] = [
+            () if pd.isna(v) else (int(k),) for v, k in zip(got[value], got.seed)
+        ]
 
     clean = d[d.kind == "clean"]
     put("latency (ms)", clean, "latency_ms")
     put("throughput (img/s)", clean, "throughput")
     put("clean (%)", clean, "accuracy")
     att = d[(d.kind == "attack") & ((d.epsilon - HEADLINE_EPS).abs() < 1e-9) & (d.norm == "linf")]
-    put("PGD-10 L∞ 4/255 (%)", att[(att.condition == "pgd") & (att.protocol == "strict")], "accuracy")
+    put(
+        "PGD-10 L∞ 4/255 (%)",
+        att[(att.condition == "pgd") & (att.protocol == "strict")],
+        "accuracy",
+    )
     put("AutoAttack L∞ 4/255 (%)", att[att.condition == "autoattack"], "accuracy")
     out["mean corruption acc (%)"] = math.nan
     out["mCE"] = math.nan
@@ -52,12 +70,15 @@ def values(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
             out.loc[at, ["mean corruption acc (%)", "mCE"]] = [r.corruption_acc, r.mce]
             for i in out.index[at]:
                 out.at[i, "seeds mean corruption acc (%)"] = tuple(int(k) for k in r.seeds)
-    out["seeds mCE"] = [s if pd.notna(v) else () for s, v in zip(out["seeds mean corruption acc (%)"], out.mCE)]
+    out["seeds mCE"] = [
+        s if pd.notna(v) else () for s, v in zip(out["seeds mean corruption acc (%)"], out.mCE)
+    ]
     return out.sort_values(["dataset", "family", "model", "exit"]).reset_index(drop=True)
 
 
 def seed_note(t: pd.DataFrame, label: dict[str, str] | None = None) -> str:
-    """Which seed each column's numbers come from, when one table shows runs of several seeds ('' otherwise)."""
+    """Which seed each column's numbers come from, when one table shows runs of several seeds (''
+    otherwise)."""
     per = {c: sorted({k for ks in t[f"seeds {c}"] for k in ks}) for c in SEEDED}
     if len({k for ks in per.values() for k in ks}) < 2:
         return ""
@@ -65,8 +86,10 @@ def seed_note(t: pd.DataFrame, label: dict[str, str] | None = None) -> str:
     for c, ks in per.items():
         if ks:
             groups.setdefault(tuple(ks), []).append((label or {}).get(c, c))
-    parts = [f"seed{'s' if len(ks) > 1 else ''} {', '.join(map(str, ks))}: {', '.join(cs)}"
-             for ks, cs in sorted(groups.items())]
+    parts = [
+        f"seed{'s' if len(ks) > 1 else ''} {', '.join(map(str, ks))}: {', '.join(cs)}"
+        for ks, cs in sorted(groups.items())
+    ]
     return f"Columns come from runs with different seeds ({'; '.join(parts)}). "
 
 
@@ -85,19 +108,44 @@ def section(df: pd.DataFrame, baseline: str | None) -> list[str]:
     v = values(df, baseline)
     lines = ["## Headline", ""]
     for dataset, t in v.groupby("dataset"):
-        d = df[(df.dataset == dataset) & (df.kind == "attack") & (df.norm == "linf") & (df.protocol == "strict")
-               & ((df.epsilon - HEADLINE_EPS).abs() < 1e-9)]
-        label = {c: c.replace("PGD-10", pgd_name(d)) for c in COLUMNS}  # smoke and --pgd-steps run other counts
-        shown = pd.DataFrame({"model": t.model, "exit": [f"{e}/{n}" for e, n in zip(t.exit, t.exits_total)]})
+        d = df[
+            (df.dataset == dataset)
+            & (df.kind == "attack")
+            & (df.norm == "linf")
+            & (df.protocol == "strict")
+            & ((df.epsilon - HEADLINE_EPS).abs() < 1e-9)
+        ]
+        label = {
+            c: c.replace("PGD-10", pgd_name(d)) for c in COLUMNS
+        }  # smoke and --pgd-steps run other counts
+        shown = pd.DataFrame(
+            {"model": t.model, "exit": [f"{e}/{n}" for e, n in zip(t.exit, t.exits_total)]}
+        )
         for c, (_, lower) in COLUMNS.items():
             s = t[c].dropna()
             best = (s.min() if lower else s.max()) if len(s) > 1 else None
             shown[label[c]] = [_cell(x, c, best) for x in t[c]]
-        devices = ", ".join(sorted(df[(df.dataset == dataset) & df.latency_ms.notna()].device.unique()))
-        timing = (f"Latency: median batch-1 forward pass up to the exit; throughput: best over batch sizes 1, 2, 4, …; "
-                  f"both measured on {devices}." if devices else "Latency and throughput were not timed in this run.")
-        lines += [f"### {dataset}", "", md_table(shown), "",
-                  f"Best per column in bold (lowest GMACs, parameters, latency and mCE; highest otherwise); – = not "
-                  f"measured in this run. {timing} mCE against the run's baseline (see "
-                  f"Common corruptions); robust accuracy under the strict protocol. {seed_note(t, label)}".rstrip(), ""]
+        devices = ", ".join(
+            sorted(df[(df.dataset == dataset) & df.latency_ms.notna()].device.unique())
+        )
+        timing = (
+            "Latency: median batch-1 forward pass up to the exit; throughput: best over batch "
+            "sizes 1, 2, 4, …; "
+            f"both measured on {devices}."
+            if devices
+            else "Latency and throughput were not timed in this run."
+        )
+        lines += [
+            f"### {dataset}",
+            "",
+            md_table(shown),
+            "",
+            (
+                "Best per column in bold (lowest GMACs, parameters, latency and mCE; highest "
+                f"otherwise); – = not measured in this run. {timing} mCE against the run's "
+                "baseline (see Common corruptions); robust accuracy under the strict protocol. "
+                f"{seed_note(t, label)}"
+            ).rstrip(),
+            "",
+        ]
     return lines

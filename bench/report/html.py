@@ -1,4 +1,6 @@
-"""report.html: the markdown report as one self-contained page (figures embedded), openable without a server."""
+"""report.html: the markdown report as one self-contained page (figures embedded), openable without
+a server."""
+
 from __future__ import annotations
 
 import base64
@@ -9,7 +11,8 @@ from pathlib import Path
 import markdown
 
 STYLE = """
-body { font: 15px/1.5 system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
+body { font: 15px/1.5 system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
+       color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
@@ -26,7 +29,10 @@ def _embed(run_dir: Path, match: re.Match[str]) -> str:
     if src.startswith(("data:", "http:", "https:")):
         return match.group(0)
     if not path.is_file():
-        return f'<p class="missing">figure {html.escape(src)} is missing from {html.escape(run_dir.name)}/</p>'
+        return (
+            f'<p class="missing">figure {html.escape(src)} is missing from '
+            f"{html.escape(run_dir.name)}/</p>"
+        )
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img alt="{alt}" src="data:image/png;base64,{data}">'
 
@@ -35,8 +41,11 @@ def write(md_text: str, run_dir: Path, title: str) -> Path:
     """Convert the report's markdown, embed every local figure as a data URI, write atomically."""
     body = markdown.markdown(md_text, extensions=["tables", "toc"], output_format="html")
     body = _IMG.sub(lambda m: _embed(run_dir, m), body)
-    page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")
+    page = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta '
+        f'charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n"
+    )
     out = run_dir / "report.html"
     tmp = out.with_name(".report.html.tmp")
     tmp.write_text(page, encoding="utf-8")

@@ -1,7 +1,9 @@
 """report.md and report.html: tables and figures of one run, rebuilt from its stored results alone.
 
-Inputs: results.csv, plus per_image.csv, checks.csv and glimpses.csv (with examples/) when the run wrote them.
+Inputs: results.csv, plus per_image.csv, checks.csv and glimpses.csv (with examples/) when the run
+wrote them.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,7 +25,8 @@ CHECKS_DOC = Path(__file__).resolve().parents[2] / "docs" / "checks.md"
 
 
 def _checks_link(run_dir: Path) -> str:
-    """Where docs/checks.md is from the report's folder (any --out), or '' where the docs are not at hand."""
+    """Where docs/checks.md is from the report's folder (any --out), or '' where the docs are not at
+    hand."""
     if not CHECKS_DOC.is_file():
         return ""
     return Path(os.path.relpath(CHECKS_DOC, run_dir.resolve())).as_posix()
@@ -34,15 +37,24 @@ def _provenance(df: pd.DataFrame) -> list[str]:
     return [
         f"- data set(s): {', '.join(sorted(df.dataset.unique()))}; image subsets: "
         f"{', '.join(sorted(df.subset.unique()))}",
-        f"- seed(s): {', '.join(str(s) for s in sorted(df.seed.unique()))}; device(s): {', '.join(sorted(df.device.unique()))}",
-        f"- versions: torch {df.torch.iloc[-1]}; {', '.join(f'{k} {v}' for k, v in vers.items() if v and k != 'torch')}",
-        f"- protocol(s): {', '.join(sorted(p for p in df.protocol.unique() if p)) or 'none (no attacks)'}; "
-        f"images per cell: " + "; ".join(f"{k} {int(g.n_images.min())}–{int(g.n_images.max())}"
-                                         if g.n_images.min() != g.n_images.max() else f"{k} {int(g.n_images.max())}"
-                                         for k, g in df.groupby("kind")),
+        f"- seed(s): {', '.join(str(s) for s in sorted(df.seed.unique()))}; device(s): "
+        f"{', '.join(sorted(df.device.unique()))}",
+        f"- versions: torch {df.torch.iloc[-1]}; "
+        f"{', '.join(f'{k} {v}' for k, v in vers.items() if v and k != 'torch')}",
+        "- protocol(s): "
+        f"{', '.join(sorted(p for p in df.protocol.unique() if p)) or 'none (no attacks)'}; "
+        f"images per cell: "
+        + "; ".join(
+            f"{k} {int(g.n_images.min())}–{int(g.n_images.max())}"
+            if g.n_images.min() != g.n_images.max()
+            else f"{k} {int(g.n_images.max())}"
+            for k, g in df.groupby("kind")
+        ),
         f"- harness commit(s): {', '.join(sorted(c or 'unknown' for c in df.code.unique()))}",
-        f"- rows: {len(df)}; evaluation time: {df.seconds.sum():.1f} s; forward/backward image passes: "
-        f"{int(df.n_forward.sum()):,} / {int(df.n_backward.sum()):,}; rows written {df.created.min()} to "
+        f"- rows: {len(df)}; evaluation time: {df.seconds.sum():.1f} s; forward/backward image "
+        "passes: "
+        f"{int(df.n_forward.sum()):,} / {int(df.n_backward.sum()):,}; rows written "
+        f"{df.created.min()} to "
         f"{df.created.max()} (UTC)",
     ]
 
@@ -53,18 +65,25 @@ def _superseded(stored: pd.DataFrame, shown: pd.DataFrame) -> list[str]:
     if old.empty:
         return []
     models = ", ".join(f"`{m}`" for m in sorted(old.model.unique()))
-    return [f"- not shown: {len(old)} rows of earlier weights of {models} (the report shows each model's newest)"]
+    return [
+        f"- not shown: {len(old)} rows of earlier weights of {models} (the report shows each "
+        "model's newest)"
+    ]
 
 
 def _older_scoring(df: pd.DataFrame) -> list[str]:
-    """A provenance line for cells whose newest row an older harness scored (no rerun has rescored them yet)."""
+    """A provenance line for cells whose newest row an older harness scored (no rerun has rescored
+    them yet)."""
     shown = latest(df)
     old = shown[shown.scoring < SCORING]
     if old.empty:
         return []
-    return [f"- scored by an older harness: {len(old)} of the {len(shown)} rows shown (scoring "
-            f"{', '.join(map(str, sorted(old.scoring.unique())))}; this harness scores {SCORING}); run `bench run` "
-            "on this folder again to rescore them"]
+    return [
+        f"- scored by an older harness: {len(old)} of the {len(shown)} rows shown (scoring "
+        f"{', '.join(map(str, sorted(old.scoring.unique())))}; this harness scores {SCORING}); "
+        "run `bench run` "
+        "on this folder again to rescore them"
+    ]
 
 
 def _clean_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
@@ -74,36 +93,70 @@ def _clean_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
         return lines + ["No clean rows in this run: nothing to show here.", ""]
     for dataset, t in table.groupby("dataset"):
         best = t.accuracy.max()
-        shown = pd.DataFrame({
-            "model": t.model, "exit": [f"{e}/{n}" for e, n in zip(t.exit, t.exits_total)],
-            "GMACs": t.gmacs.map(lambda v: f"{v:.4g}"), "params (M)": t.params_m.map(lambda v: f"{v:.3f}"),
-            "accuracy (%)": [pct(a, best) for a in t.accuracy], "images": t.n_images, "weights": t.weights})
-        fig = accuracy_vs_gmacs(t, run_dir / "figures" / f"clean_accuracy_vs_gmacs_{dataset}.png",
-                                f"Clean accuracy vs compute ({dataset})")
-        lines += [f"### {dataset}", "", md_table(shown), "",
-                  "Best accuracy in bold. MGNet exit t has seen t glimpses; the official baseline "
-                  "(`mgbase_*`) is MGNet with one full-resolution glimpse.", "",
-                  f"![clean accuracy vs GMACs]({fig.relative_to(run_dir).as_posix()})", ""]
+        shown = pd.DataFrame(
+            {
+                "model": t.model,
+                "exit": [f"{e}/{n}" for e, n in zip(t.exit, t.exits_total)],
+                "GMACs": t.gmacs.map(lambda v: f"{v:.4g}"),
+                "params (M)": t.params_m.map(lambda v: f"{v:.3f}"),
+                "accuracy (%)": [pct(a, best) for a in t.accuracy],
+                "images": t.n_images,
+                "weights": t.weights,
+            }
+        )
+        fig = accuracy_vs_gmacs(
+            t,
+            run_dir / "figures" / f"clean_accuracy_vs_gmacs_{dataset}.png",
+            f"Clean accuracy vs compute ({dataset})",
+        )
+        lines += [
+            f"### {dataset}",
+            "",
+            md_table(shown),
+            "",
+            "Best accuracy in bold. MGNet exit t has seen t glimpses; the official baseline "
+            "(`mgbase_*`) is MGNet with one full-resolution glimpse.",
+            "",
+            f"![clean accuracy vs GMACs]({fig.relative_to(run_dir).as_posix()})",
+            "",
+        ]
     return lines
 
 
 def _attack_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
     att = latest(df[df.kind == "attack"])
     if att.empty:
-        return ["## Adversarial robustness", "", "No attack rows in this run (use `--suite attacks` or `default`).", ""]
-    lines = ["## Adversarial robustness", "",
-             "Strict protocol unless marked: ε in [0,1] pixel units, random start, projection and clamp to "
-             "[0,1], every exit attacked through its own truncated model with the true gradient (MGNet's rescaler and "
-             "position stop-gradient off); an image an exit misclassifies clean is not robust there.", ""]
+        return [
+            "## Adversarial robustness",
+            "",
+            "No attack rows in this run (use `--suite attacks` or `default`).",
+            "",
+        ]
+    lines = [
+        "## Adversarial robustness",
+        "",
+        "Strict protocol unless marked: ε in [0,1] pixel units, random start, projection and "
+        "clamp to "
+        "[0,1], every exit attacked through its own truncated model with the true gradient "
+        "(MGNet's rescaler and "
+        "position stop-gradient off); an image an exit misclassifies clean is not robust there.",
+        "",
+    ]
     several = att.dataset.nunique() > 1
     for dataset, a in att.groupby("dataset"):
-        lines += _attack_tables(a, latest(df[(df.kind == "clean") & (df.dataset == dataset)]), run_dir,
-                                f" ({dataset})" if several else "", f"_{file_stem(dataset)}" if several else "")
+        lines += _attack_tables(
+            a,
+            latest(df[(df.kind == "clean") & (df.dataset == dataset)]),
+            run_dir,
+            f" ({dataset})" if several else "",
+            f"_{file_stem(dataset)}" if several else "",
+        )
     return lines
 
 
-def _attack_tables(att: pd.DataFrame, clean_rows: pd.DataFrame, run_dir: Path, heading: str,
-                   stem: str) -> list[str]:
+def _attack_tables(
+    att: pd.DataFrame, clean_rows: pd.DataFrame, run_dir: Path, heading: str, stem: str
+) -> list[str]:
     """One data set's robust-accuracy table, figures and paper-vs-strict comparison."""
     lines: list[str] = []
     clean = clean_rows.set_index(["model", "exit"]).accuracy
@@ -117,71 +170,135 @@ def _attack_tables(att: pd.DataFrame, clean_rows: pd.DataFrame, run_dir: Path, h
         return s.set_index(["model", "exit"]).accuracy
 
     paper = "paper PGD (official protocol)"
-    cols = {"clean": clean, "FGSM": pick("fgsm"), f"{pgd} L∞": pick("pgd", norm="linf"),
-            "AutoAttack": pick("autoattack"), "transfer PGD": pick("transfer_pgd"), paper: pick("paper_pgd")}
-    models = att[["model", "exit", "exits_total", "gmacs", "family"]].drop_duplicates(["model", "exit"])
+    cols = {
+        "clean": clean,
+        "FGSM": pick("fgsm"),
+        f"{pgd} L∞": pick("pgd", norm="linf"),
+        "AutoAttack": pick("autoattack"),
+        "transfer PGD": pick("transfer_pgd"),
+        paper: pick("paper_pgd"),
+    }
+    models = att[["model", "exit", "exits_total", "gmacs", "family"]].drop_duplicates(
+        ["model", "exit"]
+    )
     models = models.sort_values(["family", "model", "exit"])
     rows = []
     for r in models.itertuples():
         row = {"model": r.model, "exit": f"{r.exit}/{r.exits_total}", "GMACs": f"{r.gmacs:.4g}"}
         for c, s in cols.items():
             v = s.get((r.model, r.exit))
-            best = s.max() if len(s) and c != paper else None  # the paper protocol's numbers are not a ranking
+            best = (
+                s.max() if len(s) and c != paper else None
+            )  # the paper protocol's numbers are not a ranking
             row[c + " (%)"] = pct(v, best)
         rows.append(row)
     counts = [f"{name} {int(n)}" for name, n in at.groupby("condition").n_images.max().items()]
     if len(clean_rows):
         counts.append(f"clean {int(clean_rows.n_images.max())}")
-    lines += [f"### Robust accuracy at ε = 4/255 (L∞){heading}", "",
-              md_table(pd.DataFrame(rows)) if len(at) else "No L∞ attack ran at 4/255 (see the figures below).", "",
-              f"Images per column: {', '.join(counts) or 'none'}. Best per column in bold (not for the paper "
-              "protocol); – = not run (the `default` suite runs AutoAttack at each model's last exit only). "
-              "Transfer: PGD examples crafted on the run's ResNet baseline.", ""]
+    lines += [
+        f"### Robust accuracy at ε = 4/255 (L∞){heading}",
+        "",
+        md_table(pd.DataFrame(rows))
+        if len(at)
+        else "No L∞ attack ran at 4/255 (see the figures below).",
+        "",
+        f"Images per column: {', '.join(counts) or 'none'}. Best per column in bold (not for the "
+        "paper "
+        "protocol); – = not run (the `default` suite runs AutoAttack at each model's last exit "
+        "only). "
+        "Transfer: PGD examples crafted on the run's ResNet baseline.",
+        "",
+    ]
     pgd_head = at[(at.condition == "pgd") & (at.norm == "linf")]
     if not pgd_head.empty:
-        fig = accuracy_vs_gmacs(pgd_head, run_dir / "figures" / f"pgd_accuracy_vs_gmacs{stem}.png",
-                                f"{pgd} L∞ 4/255 robust accuracy vs compute")
+        fig = accuracy_vs_gmacs(
+            pgd_head,
+            run_dir / "figures" / f"pgd_accuracy_vs_gmacs{stem}.png",
+            f"{pgd} L∞ 4/255 robust accuracy vs compute",
+        )
         lines += [f"![robust accuracy vs GMACs]({fig.relative_to(run_dir).as_posix()})", ""]
     for name, norm in (("fgsm", "linf"), ("pgd", "linf"), ("pgd", "l2")):
         s = att[(att.condition == name) & (att.norm == norm) & (att.protocol == "strict")]
         title = "FGSM" if name == "fgsm" else f"{pgd_name(s)} {'L∞' if norm == 'linf' else 'L2'}"
         if s.epsilon.nunique() > 1:
-            fig = accuracy_vs_eps(s, run_dir / "figures" / f"accuracy_vs_eps_{name}_{norm}{stem}.png",
-                                  f"{title}: robust accuracy vs ε", l2=norm == "l2")
+            fig = accuracy_vs_eps(
+                s,
+                run_dir / "figures" / f"accuracy_vs_eps_{name}_{norm}{stem}.png",
+                f"{title}: robust accuracy vs ε",
+                l2=norm == "l2",
+            )
             lines += [f"![{title} accuracy vs eps]({fig.relative_to(run_dir).as_posix()})", ""]
     lines += _paper_section(att)
     return lines
 
 
+def _points(difference: float) -> str:
+    """An accuracy difference in signed percentage points."""
+    return f"{100 * difference:+.1f}"
+
+
 def _paper_section(att: pd.DataFrame) -> list[str]:
     paper = att[att.protocol == "paper"].set_index(["model", "exit"])
-    strict_rows = att[(att.condition == "pgd") & (att.norm == "linf") & ((att.epsilon - HEADLINE_EPS).abs() < 1e-9)]
+    strict_rows = att[
+        (att.condition == "pgd")
+        & (att.norm == "linf")
+        & ((att.epsilon - HEADLINE_EPS).abs() < 1e-9)
+    ]
     strict = strict_rows.set_index(["model", "exit"])
     both = paper.index.intersection(strict.index)
     if not len(both):
         return []
-    rows = [{"model": m, "exit": e, "paper PGD (%)": pct(paper.loc[(m, e), "accuracy"]),
-             f"strict {pgd_name(strict_rows)} 4/255 (%)": pct(strict.loc[(m, e), "accuracy"]),
-             "difference (points)": f"{100 * (paper.loc[(m, e), 'accuracy'] - strict.loc[(m, e), 'accuracy']):+.1f}"}
-            for m, e in sorted(both)]
-    return ["### Paper protocol vs strict protocol", "",
-            "The official MGNet evaluation attacks normalized tensors (nominal 4/255 ≈ 0.9/255 in pixels), "
-            "with no random start and no clamp, 10 steps of 1/255 (normalized), the loss on the last exit only "
-            "while every exit is scored, the gradient rescaler and stop-gradient active, and accuracy on the attacked "
-            "images alone. The difference is how much reported "
-            "robustness does not survive the strict protocol.", "", md_table(pd.DataFrame(rows)), ""]
+    rows = [
+        {
+            "model": m,
+            "exit": e,
+            "paper PGD (%)": pct(paper.loc[(m, e), "accuracy"]),
+            f"strict {pgd_name(strict_rows)} 4/255 (%)": pct(strict.loc[(m, e), "accuracy"]),
+            "difference (points)": _points(
+                paper.loc[(m, e), "accuracy"] - strict.loc[(m, e), "accuracy"]
+            ),
+        }
+        for m, e in sorted(both)
+    ]
+    return [
+        "### Paper protocol vs strict protocol",
+        "",
+        "The official MGNet evaluation attacks normalized tensors (nominal 4/255 ≈ 0.9/255 in "
+        "pixels), "
+        "with no random start and no clamp, 10 steps of 1/255 (normalized), the loss on the last "
+        "exit only "
+        "while every exit is scored, the gradient rescaler and stop-gradient active, and accuracy "
+        "on the attacked "
+        "images alone. The difference is how much reported "
+        "robustness does not survive the strict protocol.",
+        "",
+        md_table(pd.DataFrame(rows)),
+        "",
+    ]
 
 
 def _glimpse_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
     figs = glimpse_figure.draw(run_dir, set(zip(df.model, df.dataset, df.weights)))
     if not figs:
         return []
-    lines = ["## Where MGNet looks", "",
-             "Glimpse boxes of every exit on the same test images, clean, under a corruption (severity 3) and "
-             "under strict PGD-10 L∞ 4/255 on the last exit (the attacked input is the one shown); titles give the "
-             "label and the last exit's prediction. Glimpse 1 of MGNet is the whole image at low resolution.", ""]
+    lines = [
+        "## Where MGNet looks",
+        "",
+        "Glimpse boxes of every exit on the same test images, clean, under a corruption (severity "
+        "3) and "
+        "under strict PGD-10 L∞ 4/255 on the last exit (the attacked input is the one shown); "
+        "titles give the "
+        "label and the last exit's prediction. Glimpse 1 of MGNet is the whole image at low "
+        "resolution.",
+        "",
+    ]
     for model, fig in figs:
-        lines += [f"### {model}", "", f"![glimpses of {model}]({fig.relative_to(run_dir).as_posix()})", ""]
+        lines += [
+            f"### {model}",
+            "",
+            f"![glimpses of {model}]({fig.relative_to(run_dir).as_posix()})",
+            "",
+        ]
     return lines
 
 
@@ -189,19 +306,36 @@ def _sanity_section(df: pd.DataFrame, run_dir: Path, images: dict) -> list[str]:
     from bench.store.checks import read_checks
 
     findings = attack_findings(df, images)
-    # one line per finding: a cell killed after its flags were written but before its rows writes them again
-    checks = list({(c.model, c.weights, c.dataset, c.exit, c.check, c.status, c.detail): c
-                   for c in read_checks(run_dir / "checks.csv")}.values())
+    # one line per finding: a cell killed after its flags were written but before its rows writes
+    # them again
+    checks = list(
+        {
+            (c.model, c.weights, c.dataset, c.exit, c.check, c.status, c.detail): c
+            for c in read_checks(run_dir / "checks.csv")
+        }.values()
+    )
     if not findings and not checks:
         return []
     warn = [f for f in findings if f.status == "warn"] + [c for c in checks if c.status == "warn"]
     doc = _checks_link(run_dir)
-    lines = ["## Sanity checks", "",
-             f"{len(findings) + len(checks) - len(warn)} passed, {len(warn)} raised. Each check is explained "
-             + (f"in [docs/checks.md]({doc})." if doc else "in docs/checks.md of the bench repository."), ""]
+    lines = [
+        "## Sanity checks",
+        "",
+        f"{len(findings) + len(checks) - len(warn)} passed, {len(warn)} raised. Each check is "
+        "explained "
+        + (f"in [docs/checks.md]({doc})." if doc else "in docs/checks.md of the bench repository."),
+        "",
+    ]
     if warn:
-        rows = [{"model": f.model, "exit": f.exit, "check": f"[{f.check}]({doc}#{f.check})" if doc else f.check,
-                 "detail": f.detail} for f in warn]
+        rows = [
+            {
+                "model": f.model,
+                "exit": f.exit,
+                "check": f"[{f.check}]({doc}#{f.check})" if doc else f.check,
+                "detail": f.detail,
+            }
+            for f in warn
+        ]
         lines += [md_table(pd.DataFrame(rows)), ""]
     info = [c for c in checks if c.check == "rescaler_effect"]
     for c in info:
@@ -218,26 +352,41 @@ def build(run_dir: Path, baseline: str | None = None) -> Path:
 
     csv = run_dir / "results.csv"
     if not csv.is_file():
-        raise BenchError(f"no results in {run_dir} (expected {csv.name}; run `bench run --out {run_dir}` first)")
+        raise BenchError(
+            f"no results in {run_dir} (expected {csv.name}; run `bench run --out {run_dir}` first)"
+        )
     stored = load_results(csv)
     if stored.empty:
         raise BenchError(f"{csv} holds no rows (run `bench run --out {run_dir}` first)")
     df = current(stored)
-    if baseline and baseline not in set(df.model):  # checked here: only corruption rows would look it up
+    if baseline and baseline not in set(
+        df.model
+    ):  # checked here: only corruption rows would look it up
         raise unknown("baseline model", baseline, df.model.unique())
-    lines = [f"# Robustness bench report: `{run_dir.name}`", "",
-             "Built from `results.csv` alone by `bench report`. Accuracy is top-1 on the evaluated images; "
-             "cost is GMACs (multiply-accumulates, 1e9) per image up to the exit, counted by fvcore at batch 1 "
-             "(GFLOPs ≈ 2 × GMACs); parameters exclude training-only heads.", ""]
+    lines = [
+        f"# Robustness bench report: `{run_dir.name}`",
+        "",
+        "Built from `results.csv` alone by `bench report`. Accuracy is top-1 on the evaluated "
+        "images; "
+        "cost is GMACs (multiply-accumulates, 1e9) per image up to the exit, counted by fvcore at "
+        "batch 1 "
+        "(GFLOPs ≈ 2 × GMACs); parameters exclude training-only heads.",
+        "",
+    ]
     from bench.store import per_image
 
     images = per_image.read(run_dir / "per_image.csv")
-    for r in df.itertuples():  # an edited record would silently change the tables computed on shared images
+    for r in (
+        df.itertuples()
+    ):  # an edited record would silently change the tables computed on shared images
         ok = images[r.row_key][1] if r.row_key in images else None
         if ok is not None and (len(ok), int(ok.sum())) != (r.n_images, r.n_correct):
-            raise BenchError(f"{run_dir / 'per_image.csv'}: the record of {r.model} {r.condition} (exit {r.exit}) "
-                             f"disagrees with results.csv ({int(ok.sum())} of {len(ok)} correct against "
-                             f"{r.n_correct} of {r.n_images})")
+            raise BenchError(
+                f"{run_dir / 'per_image.csv'}: the record of {r.model} {r.condition} (exit "
+                f"{r.exit}) "
+                f"disagrees with results.csv ({int(ok.sum())} of {len(ok)} correct against "
+                f"{r.n_correct} of {r.n_images})"
+            )
     lines += headline.section(df, baseline)
     lines += _clean_section(df, run_dir)
     lines += corruption_section.section(df, run_dir, baseline, images)
@@ -245,12 +394,23 @@ def build(run_dir: Path, baseline: str | None = None) -> Path:
     lines += _glimpse_section(df, run_dir)
     lines += _sanity_section(df, run_dir, images)
     uncounted = sorted({op for u in df.flops_uncounted for op in json.loads(u)})
-    lines += ["## How compute was counted", "",
-              "Counted: convolutions, linear layers and matmuls, batch/layer norm, adaptive average pooling, "
-              "grid_sample, affine_grid and scaled-dot-product attention. "
-              "Not counted (reported by fvcore as unsupported): "
-              + (", ".join(f"`{op}`" for op in uncounted) or "none") + "; element-wise ReLU is skipped silently.",
-              "", "## Provenance", "", *_provenance(df), *_superseded(stored, df), *_older_scoring(df), ""]
+    lines += [
+        "## How compute was counted",
+        "",
+        "Counted: convolutions, linear layers and matmuls, batch/layer norm, adaptive average "
+        "pooling, "
+        "grid_sample, affine_grid and scaled-dot-product attention. "
+        "Not counted (reported by fvcore as unsupported): "
+        + (", ".join(f"`{op}`" for op in uncounted) or "none")
+        + "; element-wise ReLU is skipped silently.",
+        "",
+        "## Provenance",
+        "",
+        *_provenance(df),
+        *_superseded(stored, df),
+        *_older_scoring(df),
+        "",
+    ]
     out = run_dir / "report.md"
     tmp = out.with_name(".report.md.tmp")
     tmp.write_text("\n".join(lines))

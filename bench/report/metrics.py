@@ -1,21 +1,36 @@
 """Corruption metrics derived from results rows: mean accuracy, CE / mCE, relative mCE (torch-free).
 
-E_{s,c}(f) = top-1 error of f on corruption c at severity s. CE_c(f) = Σ_s E_{s,c}(f) / Σ_s E_{s,c}(ref);
-mCE = 100 × mean of CE_c over the 15 common corruptions. Relative CE_c(f) =
-Σ_s (E_{s,c}(f) − E_clean(f)) / Σ_s (E_{s,c}(ref) − E_clean(ref)); a denominator ≤ 0 gives NaN
+E_{s,c}(f) = top-1 error of f on corruption c at severity s. CE_c(f) = Σ_s E_{s,c}(f) / Σ_s
+E_{s,c}(ref); mCE = 100 × mean of CE_c over the 15 common corruptions. Relative CE_c(f) = Σ_s
+(E_{s,c}(f) − E_clean(f)) / Σ_s (E_{s,c}(ref) − E_clean(ref)); a denominator ≤ 0 gives NaN
 (reported, never divided). ref is a baseline of the same run (ImageNet-C's AlexNet table below
 applies only to ImageNet-1k evaluations).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import pandas as pd
 
-COMMON = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
-          "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
-          "jpeg_compression")
+COMMON = (
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "defocus_blur",
+    "glass_blur",
+    "motion_blur",
+    "zoom_blur",
+    "snow",
+    "frost",
+    "fog",
+    "brightness",
+    "contrast",
+    "elastic_transform",
+    "pixelate",
+    "jpeg_compression",
+)
 
 # AlexNet top-1 error (%) on ImageNet-C, severities 1-5 (hendrycks/robustness; timm, DINOv3 tables).
 ALEXNET_ERR: dict[str, tuple[float, ...]] = {
@@ -50,9 +65,13 @@ def errors(acc: pd.DataFrame) -> dict[str, dict[int, float]]:
     return out
 
 
-def mce(err: Mapping[str, Mapping[int, float]], ref: Mapping[str, Mapping[int, float]],
-        names: tuple[str, ...] = COMMON) -> tuple[float, dict[str, float]]:
-    """(mCE × 100, {corruption: CE_c}) of a model against a reference; NaN if a corruption is missing."""
+def mce(
+    err: Mapping[str, Mapping[int, float]],
+    ref: Mapping[str, Mapping[int, float]],
+    names: tuple[str, ...] = COMMON,
+) -> tuple[float, dict[str, float]]:
+    """(mCE × 100, {corruption: CE_c}) of a model against a reference; NaN if a corruption is
+    missing."""
     ce = {}
     for c in names:
         if c not in err or c not in ref or len(err[c]) != 5 or len(ref[c]) != 5:
@@ -62,8 +81,13 @@ def mce(err: Mapping[str, Mapping[int, float]], ref: Mapping[str, Mapping[int, f
     return 100 * sum(ce.values()) / len(ce), ce
 
 
-def relative_mce(err: Mapping[str, Mapping[int, float]], clean_err: float, ref: Mapping[str, Mapping[int, float]],
-                 ref_clean_err: float, names: tuple[str, ...] = COMMON) -> tuple[float, str]:
+def relative_mce(
+    err: Mapping[str, Mapping[int, float]],
+    clean_err: float,
+    ref: Mapping[str, Mapping[int, float]],
+    ref_clean_err: float,
+    names: tuple[str, ...] = COMMON,
+) -> tuple[float, str]:
     """(relative mCE × 100, reason when NaN)."""
     vals = []
     for c in names:
@@ -78,5 +102,7 @@ def relative_mce(err: Mapping[str, Mapping[int, float]], clean_err: float, ref: 
 
 def alexnet_reference() -> tuple[dict[str, dict[int, float]], float]:
     """The AlexNet table as errors in [0,1], for mCE of ImageNet-1k evaluations."""
-    return ({c: {s + 1: v / 100 for s, v in enumerate(row)} for c, row in ALEXNET_ERR.items()},
-            ALEXNET_CLEAN_ERR / 100)
+    return (
+        {c: {s + 1: v / 100 for s, v in enumerate(row)} for c, row in ALEXNET_ERR.items()},
+        ALEXNET_CLEAN_ERR / 100,
+    )

@@ -3,6 +3,7 @@
 Each finding names a check documented in docs/checks.md: when it is raised, what it means and
 what to do. Tolerances are in images, so small subsets do not raise noise.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -56,27 +57,60 @@ def attack_findings(df: pd.DataFrame, images: dict | None = None) -> list[Findin
     for (model, ex), g in att.groupby(["model", "exit"]):
         for (name, norm), s in g[g.condition.isin(["fgsm", "pgd"])].groupby(["condition", "norm"]):
             s = s.sort_values("epsilon")
-            rises = [(a, b) for a, b in zip(s.itertuples(), s.iloc[1:].itertuples())
-                     if b.accuracy > a.accuracy + _tol(b.n_images)]
-            out.append(Finding(model, ex, "monotone_in_eps", "warn" if rises else "ok",
-                               f"{name} {norm}: accuracy rises from ε={rises[0][0].epsilon:.4g} to "
-                               f"{rises[0][1].epsilon:.4g}" if rises else f"{name} {norm}: non-increasing in ε"))
+            rises = [
+                (a, b)
+                for a, b in zip(s.itertuples(), s.iloc[1:].itertuples())
+                if b.accuracy > a.accuracy + _tol(b.n_images)
+            ]
+            out.append(
+                Finding(
+                    model,
+                    ex,
+                    "monotone_in_eps",
+                    "warn" if rises else "ok",
+                    f"{name} {norm}: accuracy rises from ε={rises[0][0].epsilon:.4g} to "
+                    f"{rises[0][1].epsilon:.4g}"
+                    if rises
+                    else f"{name} {norm}: non-increasing in ε",
+                )
+            )
             if norm == "linf" and name == "pgd" and len(s):
                 top = s.iloc[-1]
                 bad = top.accuracy > LARGE_EPS_MAX_ACC
-                out.append(Finding(model, ex, "large_eps_accuracy", "warn" if bad else "ok",
-                                   f"PGD L∞ at {top.epsilon * 255:.3g}/255 leaves {100 * top.accuracy:.1f} % "
-                                   f"(expected ≤ {100 * LARGE_EPS_MAX_ACC:.0f} %)"))
+                out.append(
+                    Finding(
+                        model,
+                        ex,
+                        "large_eps_accuracy",
+                        "warn" if bad else "ok",
+                        f"PGD L∞ at {top.epsilon * 255:.3g}/255 leaves {100 * top.accuracy:.1f} % "
+                        f"(expected ≤ {100 * LARGE_EPS_MAX_ACC:.0f} %)",
+                    )
+                )
         f = g[(g.condition == "fgsm")].set_index("epsilon")
         p = g[(g.condition == "pgd") & (g.norm == "linf") & (g.steps > 1)].set_index("epsilon")
         both = f.index.intersection(p.index)
-        worse = [e for e in both if p.loc[e, "accuracy"] > f.loc[e, "accuracy"] + _tol(p.loc[e, "n_images"])]
+        worse = [
+            e
+            for e in both
+            if p.loc[e, "accuracy"] > f.loc[e, "accuracy"] + _tol(p.loc[e, "n_images"])
+        ]
         if len(both):
-            out.append(Finding(model, ex, "pgd_not_weaker_than_fgsm", "warn" if worse else "ok",
-                               f"PGD above FGSM at ε={worse[0] * 255:.3g}/255" if worse else
-                               f"PGD ≤ FGSM at {len(both)} radii"))
-        for other, check, relation in (("autoattack", "autoattack_not_weaker_than_pgd", "above"),
-                                       ("transfer_pgd", "transfer_not_stronger_than_whitebox", "below")):
+            out.append(
+                Finding(
+                    model,
+                    ex,
+                    "pgd_not_weaker_than_fgsm",
+                    "warn" if worse else "ok",
+                    f"PGD above FGSM at ε={worse[0] * 255:.3g}/255"
+                    if worse
+                    else f"PGD ≤ FGSM at {len(both)} radii",
+                )
+            )
+        for other, check, relation in (
+            ("autoattack", "autoattack_not_weaker_than_pgd", "above"),
+            ("transfer_pgd", "transfer_not_stronger_than_whitebox", "below"),
+        ):
             o = g[g.condition == other]
             for r in o.itertuples():
                 ref = p.loc[r.epsilon] if r.epsilon in p.index else None
@@ -84,13 +118,30 @@ def attack_findings(df: pd.DataFrame, images: dict | None = None) -> list[Findin
                 if both is None:
                     continue  # nothing comparable: other images, and no per-image record
                 acc, ref_acc, n = both
-                bad = (acc > ref_acc + _tol(n)) if relation == "above" else (acc < ref_acc - _tol(n))
-                out.append(Finding(model, ex, check, "warn" if bad else "ok",
-                                   f"{other} {100 * acc:.1f} % vs white-box PGD {100 * ref_acc:.1f} % "
-                                   f"at {r.epsilon * 255:.3g}/255 on the same {n} images"))
+                bad = (
+                    (acc > ref_acc + _tol(n)) if relation == "above" else (acc < ref_acc - _tol(n))
+                )
+                out.append(
+                    Finding(
+                        model,
+                        ex,
+                        check,
+                        "warn" if bad else "ok",
+                        f"{other} {100 * acc:.1f} % vs white-box PGD {100 * ref_acc:.1f} % "
+                        f"at {r.epsilon * 255:.3g}/255 on the same {n} images",
+                    )
+                )
                 if other == "autoattack":
                     gap = ref_acc - acc
-                    out.append(Finding(model, ex, "pgd_gap_to_autoattack", "warn" if gap > MAX_PGD_GAP else "ok",
-                                       f"PGD-{int(ref['steps'])} leaves {100 * gap:.1f} points more than AutoAttack at "
-                                       f"{r.epsilon * 255:.3g}/255 on the same {n} images"))
+                    out.append(
+                        Finding(
+                            model,
+                            ex,
+                            "pgd_gap_to_autoattack",
+                            "warn" if gap > MAX_PGD_GAP else "ok",
+                            f"PGD-{int(ref['steps'])} leaves {100 * gap:.1f} points more than "
+                            "AutoAttack at "
+                            f"{r.epsilon * 255:.3g}/255 on the same {n} images",
+                        )
+                    )
     return out

@@ -1,4 +1,5 @@
 """Tables derived from the results CSV (pandas only)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,28 +30,60 @@ def pareto_front(df: pd.DataFrame, cost: str = "gmacs", value: str = "accuracy")
     return d.loc[keep]
 
 
-KEY = ["model", "weights", "dataset", "subset", "kind", "condition", "source", "protocol", "severity", "norm",
-       "epsilon", "steps", "step_size", "restarts", "params", "exit", "seed", "precision", "scoring"]
+KEY = [
+    "model",
+    "weights",
+    "dataset",
+    "subset",
+    "kind",
+    "condition",
+    "source",
+    "protocol",
+    "severity",
+    "norm",
+    "epsilon",
+    "steps",
+    "step_size",
+    "restarts",
+    "params",
+    "exit",
+    "seed",
+    "precision",
+    "scoring",
+]
 
 
-# How and on what a cell was run, not what it measures: rows differing only in these are earlier variants of one
-# cell (another backend, step count or early stopping; another image subset, seed or precision; an older scoring).
-VARIANT = ["source", "steps", "step_size", "restarts", "params", "subset", "seed", "precision", "scoring"]
+# How and on what a cell was run, not what it measures: rows differing only in these are earlier
+# variants of one
+# cell (another backend, step count or early stopping; another image subset, seed or precision; an
+# older scoring).
+VARIANT = [
+    "source",
+    "steps",
+    "step_size",
+    "restarts",
+    "params",
+    "subset",
+    "seed",
+    "precision",
+    "scoring",
+]
 
 
 def origin(source: pd.Series) -> pd.Series:
-    """One sweep per origin: images generated on the fly (reference and parity-tested torch mixed) or files."""
+    """One sweep per origin: images generated on the fly (reference and parity-tested torch mixed)
+    or files."""
     return source.map(lambda s: "rendered" if s == "rendered" else "generated")
 
 
 def latest(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per cell (model, weights, data set, condition with its ε, norm, protocol and severity, exit): the
-    most recently written of the newest scoring.
+    """One row per cell (model, weights, data set, condition with its ε, norm, protocol and
+    severity, exit): the most recently written of the newest scoring.
 
-    A results file that several runs appended to holds rows of earlier variants of a cell (another backend, step
-    count, image subset, seed or precision, or PGD before early stopping); tables show one number per cell, the
-    newest one's, so no table mixes two runs of one cell. Pre-rendered corruption files stay apart from images
-    generated on the fly.
+    A results file that several runs appended to holds rows of earlier variants of a cell (another
+    backend, step count, image subset, seed or precision, or PGD before early stopping); tables show
+    one number per cell, the newest one's, so no table mixes two runs of one cell. Pre-rendered
+    corruption files stay apart from images generated on the fly.
     """
     d = df.sort_values(["scoring", "created"], kind="stable").assign(_origin=origin(df.source))
     what = [c for c in KEY if c not in VARIANT] + ["_origin"]
@@ -58,8 +91,8 @@ def latest(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def current(df: pd.DataFrame) -> pd.DataFrame:
-    """The rows of each model's newest weights per data set: a model retrained and evaluated again into the same
-    results file is shown with its new weights only."""
+    """The rows of each model's newest weights per data set: a model retrained and evaluated again
+    into the same results file is shown with its new weights only."""
     newest = df.sort_values("created", kind="stable").groupby(["model", "dataset"]).weights.last()
     keep = [newest[(m, d)] == w for m, d, w in zip(df.model, df.dataset, df.weights)]
     return df[keep]
@@ -70,7 +103,18 @@ def clean_table(df: pd.DataFrame) -> pd.DataFrame:
     clean = df[df.kind == "clean"]
     if clean.empty:
         return clean
-    cols = ["model", "family", "exit", "exits_total", "gmacs", "params_m", "accuracy", "n_images",
-            "weights", "dataset", "seed"]
+    cols = [
+        "model",
+        "family",
+        "exit",
+        "exits_total",
+        "gmacs",
+        "params_m",
+        "accuracy",
+        "n_images",
+        "weights",
+        "dataset",
+        "seed",
+    ]
     t = latest(clean)[cols]
     return t.sort_values(["family", "model", "exit"]).reset_index(drop=True)

@@ -2,11 +2,12 @@
 
 Each check name has an entry in docs/checks.md: when it is raised, what it means, what to do.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
-from typing import Iterable
 
 from bench.store.csvfile import append_records, parse_records, read_records
 
@@ -31,9 +32,17 @@ CHECK_COLUMNS = tuple(f.name for f in fields(CheckRow))
 
 def read_checks(path: Path) -> list[CheckRow]:
     """Rows of checks.csv ([] if absent)."""
-    return parse_records(path, read_records(path, CHECK_COLUMNS, "checks"), lambda rec: CheckRow(
-        **{c: (float(v) if c == "value" else int(v) if c == "exit" else v) for c, v in zip(CHECK_COLUMNS, rec)}),
-        "damaged check record")
+    return parse_records(
+        path,
+        read_records(path, CHECK_COLUMNS, "checks"),
+        lambda rec: CheckRow(
+            **{
+                c: (float(v) if c == "value" else int(v) if c == "exit" else v)
+                for c, v in zip(CHECK_COLUMNS, rec)
+            }
+        ),
+        "damaged check record",
+    )
 
 
 def append_checks(path: Path, rows: Iterable[CheckRow]) -> None:

@@ -1,12 +1,14 @@
 """Append-only CSV files written all-or-nothing (torch-free): results.csv and checks.csv."""
+
 from __future__ import annotations
 
 import csv
 import io
 import os
 import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence, TextIO, TypeVar
+from typing import TextIO, TypeVar
 
 from bench.core.errors import BenchError
 
@@ -22,12 +24,16 @@ def read_records(path: Path, columns: Sequence[str], what: str) -> list[list[str
             if header is None:
                 return []
             if tuple(header) != tuple(columns):
-                raise BenchError(f"{path}: header does not match the {what} schema; "
-                                 "move the file away or choose another --out")
+                raise BenchError(
+                    f"{path}: header does not match the {what} schema; "
+                    "move the file away or choose another --out"
+                )
             records = []
             for n, rec in enumerate(reader, start=2):
                 if len(rec) != len(columns):
-                    raise BenchError(f"{path}:{n}: expected {len(columns)} fields, found {len(rec)}")
+                    raise BenchError(
+                        f"{path}:{n}: expected {len(columns)} fields, found {len(rec)}"
+                    )
                 records.append(rec)
             return records
     except (UnicodeDecodeError, csv.Error) as e:
@@ -37,10 +43,11 @@ def read_records(path: Path, columns: Sequence[str], what: str) -> list[list[str
 T = TypeVar("T")
 
 
-def parse_records(path: Path, records: Iterable[Sequence[str]], build: Callable[[Sequence[str]], T],
-                  damaged: str) -> list[T]:
-    """build(record) for each record; a ValueError it raises is one error naming the file and line: the report and
-    the runner fail on a damaged record here, not later."""
+def parse_records(
+    path: Path, records: Iterable[Sequence[str]], build: Callable[[Sequence[str]], T], damaged: str
+) -> list[T]:
+    """build(record) for each record; a ValueError it raises is one error naming the file and line:
+    the report and the runner fail on a damaged record here, not later."""
     out = []
     for line, rec in enumerate(records, start=2):
         try:
@@ -75,9 +82,11 @@ def _umask() -> int:
     return mask
 
 
-def append_records(path: Path, columns: Sequence[str], records: Iterable[Sequence[object]],
-                   replace: bool = False) -> None:
-    """Add records all-or-nothing (or, with `replace`, rewrite the file): a complete new file, fsync, rename.
+def append_records(
+    path: Path, columns: Sequence[str], records: Iterable[Sequence[object]], replace: bool = False
+) -> None:
+    """Add records all-or-nothing (or, with `replace`, rewrite the file): a complete new file,
+    fsync, rename.
 
     Floats are written with repr so they read back exactly.
     """
@@ -85,17 +94,23 @@ def append_records(path: Path, columns: Sequence[str], records: Iterable[Sequenc
     if not records:
         return
     old = path.read_bytes() if path.exists() and not replace else b""
-    if old and not old.endswith(b"\n"):  # a file an editor saved without its last newline: keep rows apart
+    if old and not old.endswith(
+        b"\n"
+    ):  # a file an editor saved without its last newline: keep rows apart
         old += b"\n"
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     if not old:
         w.writerow(columns)
     for rec in records:
-        w.writerow([repr(float(v)) if isinstance(v, float) else str(v) for v in rec])  # NumPy's float64 too
+        w.writerow(
+            [repr(float(v)) if isinstance(v, float) else str(v) for v in rec]
+        )  # NumPy's float64 too
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())  # mkstemp's is 0600
+        os.fchmod(
+            fd, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
+        )  # mkstemp's is 0600
         with os.fdopen(fd, "wb") as f:
             f.write(old + buf.getvalue().encode())
             f.flush()

@@ -1,23 +1,28 @@
-"""The data a results folder's rows were measured on (data.json): a run on other images under the same data set name
-(another --data-root, --corruption-root or --skip-corrupt-files) is refused, so stored rows are never resumed or
-mixed with rows of other data."""
+"""The data a results folder's rows were measured on (data.json): a run on other images under the
+same data set name (another --data-root, --corruption-root or --skip-corrupt-files) is refused, so
+stored rows are never resumed or mixed with rows of other data."""
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
-from bench.data import ImageSet, fingerprint
 from bench.core.errors import BenchError
+from bench.data import ImageSet, fingerprint
 
 FILE = "data.json"
 
 
 def identity(images: ImageSet, fp: str = "") -> dict:
-    """What tells two image sets apart: their size and fingerprint (array bytes, or file names and sizes); `fp` is
-    that fingerprint where the caller has it already."""
-    return {"images": len(images), "classes": len(images.classes), "fingerprint": fp or fingerprint(images)}
+    """What tells two image sets apart: their size and fingerprint (array bytes, or file names and
+    sizes); `fp` is that fingerprint where the caller has it already."""
+    return {
+        "images": len(images),
+        "classes": len(images.classes),
+        "fingerprint": fp or fingerprint(images),
+    }
 
 
 def rendered_name(dataset: str, corruption: str, severity: int) -> str:
@@ -26,7 +31,8 @@ def rendered_name(dataset: str, corruption: str, severity: int) -> str:
 
 
 def measured(rows: Iterable, dataset: str) -> set[str]:
-    """The entries that stored rows depend on: the data set's test images, and each rendered folder they read."""
+    """The entries that stored rows depend on: the data set's test images, and each rendered folder
+    they read."""
     names: set[str] = set()
     for r in rows:
         if r.dataset == dataset:
@@ -41,7 +47,8 @@ _LIKELY = {"cluttered_fmnist": "Fashion-MNIST copy (BENCH_FMNIST_DIR) or clutter
 
 
 def check(out: Path, current: dict[str, dict], stored: set[str], write: bool = True) -> set[str]:
-    """Refuse a run whose data differs from what the folder's stored rows were measured on; record the rest.
+    """Refuse a run whose data differs from what the folder's stored rows were measured on; record
+    the rest.
 
     Returns the entries whose recorded data changed (allowed: no stored row depends on them)."""
     path = out / FILE
@@ -50,13 +57,22 @@ def check(out: Path, current: dict[str, dict], stored: set[str], write: bool = T
         if not isinstance(known, dict):
             raise ValueError("not a JSON object")
     except (OSError, ValueError) as e:
-        raise BenchError(f"{path} is damaged ({e}); remove it to record this run's data afresh") from None
+        raise BenchError(
+            f"{path} is damaged ({e}); remove it to record this run's data afresh"
+        ) from None
     changed = {name for name, now in current.items() if known.get(name) not in (None, now)}
     for name in sorted(changed & stored):
-        what = ("--corruption-root or --skip-corrupt-files" if "/" in name else _LIKELY.get(name, "--data-root"))
+        what = (
+            "--corruption-root or --skip-corrupt-files"
+            if "/" in name
+            else _LIKELY.get(name, "--data-root")
+        )
         raise BenchError(
-            f"{out} holds rows measured on other {name} data ({_describe(known[name])}) than this run's "
-            f"({_describe(current[name])}): another {what}? Write to another --out, or remove {out} to start over")
+            f"{out} holds rows measured on other {name} data ({_describe(known[name])}) than this "
+            "run's "
+            f"({_describe(current[name])}): another {what}? Write to another --out, or remove "
+            f"{out} to start over"
+        )
     merged = {**known, **current}
     if write and merged != known:
         tmp = path.with_name(f".{FILE}.{os.getpid()}.tmp")

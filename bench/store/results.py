@@ -1,28 +1,35 @@
-"""The tidy results table: one row per (model, weights, data, condition, exit, seed), appended atomically.
+"""The tidy results table: one row per (model, weights, data, condition, exit, seed), appended
+atomically.
 
 Torch-free: the report reads this module's schema without importing torch.
 """
+
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable, Sequence
 
-from bench.store.csvfile import append_records, header, parse_records, read_records
 from bench.core.errors import BenchError
+from bench.store.csvfile import append_records, header, parse_records, read_records
 
 SCHEMA_VERSION = 4
-# Bumped whenever the harness would give a stored cell another outcome for the same key (what counts as robust,
-# random starts, corruption rendering). Rows of an older scoring are never reused on resume, and a table shows a
+# Bumped whenever the harness would give a stored cell another outcome for the same key (what counts
+# as robust,
+# random starts, corruption rendering). Rows of an older scoring are never reused on resume, and a
+# table shows a
 # cell's row of the newest scoring. Rows from before scoring versions existed read as 0.
 # 1: the first versioned scoring (2026-11-28).
-# 2: cells of the torchattacks backend score their adversarial images in eval mode (torchattacks left the model
+# 2: cells of the torchattacks backend score their adversarial images in eval mode (torchattacks
+# left the model
 #    in training mode, so batch norm used, and overwrote, batch statistics).
-# 3: batched contrast takes its channel means as NumPy sums them (it missed the reference by one grey level on
-#    images whose mean is a whole grey level), and the evaluated copy's fold is checked in its channels_last layout.
+# 3: batched contrast takes its channel means as NumPy sums them (it missed the reference by one
+# grey level on
+# images whose mean is a whole grey level), and the evaluated copy's fold is checked in its
+# channels_last layout.
 SCORING = 3
 
 
@@ -59,13 +66,18 @@ class Row:
     params_m: float  # inference parameters in millions
     input_size: int
     flops_uncounted: str  # JSON {op: occurrences} the counter skipped
-    seconds: float  # this row's share of the cell's wall time: its own where exits are attacked one by one
+    # this row's share of the cell's wall time: its own where exits are attacked one by one
+    seconds: float
     n_forward: int  # images passed forward through the evaluated model to produce this row
     n_backward: int  # images passed backward (input gradients)
-    latency_ms: float  # clean rows: median batch-1 latency up to this exit on `device`; NaN elsewhere
+    latency_ms: (
+        float  # clean rows: median batch-1 latency up to this exit on `device`; NaN elsewhere
+    )
     throughput: float  # clean rows: best images/s over batch sizes 1, 2, 4, ...; NaN elsewhere
     throughput_batch: int  # the batch size that reached `throughput` (0 when not measured)
-    mfu: float  # model FLOPs/s over the device's peak at `precision` (bench/cost/mfu.py); NaN where the peak is unknown
+    # model FLOPs/s over the device's peak at `precision` (bench/cost/mfu.py); NaN where the peak is
+    # unknown
+    mfu: float
     # provenance
     family: str
     exits_total: int
@@ -80,11 +92,15 @@ class Row:
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Row))
-KEY_FIELDS: tuple[str, ...] = COLUMNS[:COLUMNS.index("scoring") + 1]
+KEY_FIELDS: tuple[str, ...] = COLUMNS[: COLUMNS.index("scoring") + 1]
 _TYPES = {f.name: f.type for f in fields(Row)}
 
 
-_JSON = ("params", "flops_uncounted", "versions")  # read by the report: a damaged one must fail here, with the line
+_JSON = (
+    "params",
+    "flops_uncounted",
+    "versions",
+)  # read by the report: a damaged one must fail here, with the line
 
 
 def _parse(name: str, text: str) -> object:
@@ -95,17 +111,26 @@ def _parse(name: str, text: str) -> object:
         return float(text)
     if name in _JSON and not isinstance(json.loads(text), dict):
         raise ValueError(f"{name} is not a JSON object: {text[:40]!r}")
-    if name == "created" and not _is_timestamp(text):  # the last column: a line cut inside it still has every field
-        raise ValueError(f"created is not a time as runs write it (e.g. 2026-11-28T13:43:58+00:00): {text!r}")
+    if name == "created" and not _is_timestamp(
+        text
+    ):  # the last column: a line cut inside it still has every field
+        raise ValueError(
+            f"created is not a time as runs write it (e.g. 2026-11-28T13:43:58+00:00): {text!r}"
+        )
     return text
 
 
 def _row(rec: Sequence[str]) -> Row:
-    """A results row that agrees with itself: accuracy = n_correct / n_images, 0 <= n_correct <= n_images."""
+    """A results row that agrees with itself: accuracy = n_correct / n_images, 0 <= n_correct <=
+    n_images."""
     row = Row(**{c: _parse(c, v) for c, v in zip(COLUMNS, rec)})
     if not 0 <= row.n_correct <= row.n_images or not math.isclose(
-            row.accuracy, row.n_correct / max(row.n_images, 1), rel_tol=1e-12, abs_tol=1e-12):
-        raise ValueError(f"accuracy {row.accuracy} is not n_correct / n_images = {row.n_correct} / {row.n_images}")
+        row.accuracy, row.n_correct / max(row.n_images, 1), rel_tol=1e-12, abs_tol=1e-12
+    ):
+        raise ValueError(
+            f"accuracy {row.accuracy} is not n_correct / n_images = {row.n_correct} / "
+            f"{row.n_images}"
+        )
     return row
 
 
@@ -117,10 +142,18 @@ def _is_timestamp(text: str) -> bool:
     return t.tzinfo is not None and t.isoformat(timespec="seconds") == text
 
 
-# Columns added since v1: the version that added them and the value older files read as (not measured then).
-_ADDED = {"latency_ms": (2, "nan"), "throughput": (2, "nan"), "throughput_batch": (2, "0"), "mfu": (3, "nan"),
-          "scoring": (4, "0")}
-LEGACY_COLUMNS = {v: tuple(c for c in COLUMNS if _ADDED.get(c, (0,))[0] <= v) for v in range(1, SCHEMA_VERSION)}
+# Columns added since v1: the version that added them and the value older files read as (not
+# measured then).
+_ADDED = {
+    "latency_ms": (2, "nan"),
+    "throughput": (2, "nan"),
+    "throughput_batch": (2, "0"),
+    "mfu": (3, "nan"),
+    "scoring": (4, "0"),
+}
+LEGACY_COLUMNS = {
+    v: tuple(c for c in COLUMNS if _ADDED.get(c, (0,))[0] <= v) for v in range(1, SCHEMA_VERSION)
+}
 
 
 def _legacy(path: Path) -> tuple[str, ...] | None:
@@ -129,19 +162,24 @@ def _legacy(path: Path) -> tuple[str, ...] | None:
 
 
 def read_rows(path: Path) -> list[Row]:
-    """All rows of a results CSV (older versions upgraded); a damaged or foreign file is an error, never guessed around."""
+    """All rows of a results CSV (older versions upgraded); a damaged or foreign file is an error,
+    never guessed around."""
     legacy = _legacy(path)
     try:
         records = read_records(path, legacy or COLUMNS, f"results v{SCHEMA_VERSION}")
         if legacy:
-            records = [[dict(zip(legacy, rec)).get(c, _ADDED.get(c, (0, ""))[1]) for c in COLUMNS] for rec in records]
+            records = [
+                [dict(zip(legacy, rec)).get(c, _ADDED.get(c, (0, ""))[1]) for c in COLUMNS]
+                for rec in records
+            ]
         return parse_records(path, records, _row, "cannot parse results row")
     except ValueError as e:
         raise BenchError(f"{path}: cannot parse results file: {e}") from None
 
 
 def append_rows(path: Path, rows: Iterable[Row]) -> None:
-    """Add rows all-or-nothing (a killed run loses at most the cell in flight); an older file is rewritten as current."""
+    """Add rows all-or-nothing (a killed run loses at most the cell in flight); an older file is
+    rewritten as current."""
     rows = list(rows)
     if _legacy(path):
         append_records(path, COLUMNS, [astuple(r) for r in read_rows(path) + rows], replace=True)

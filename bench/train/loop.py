@@ -1,13 +1,15 @@
 """Training with the MGNet recipe (SGD, OneCycle) and checkpoints that say how they were made."""
+
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import math
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, ContextManager, Iterator
 
 import numpy as np
 import torch
@@ -17,16 +19,19 @@ from bench.core.errors import BenchError, ensure_writable
 from bench.data import FolderImageSet, ImageSet, iter_batches, loader_workers, to_unit
 from bench.devices import distributed
 from bench.devices.device import rank_device
-from bench.load import checkpoint
 from bench.evaluation.scoring import clean_correct
+from bench.load import checkpoint
 from bench.store.provenance import utc_now, versions
 from bench.train import state as train_state
 from bench.train.recipe import Recipe
 
 
-def _augment(x: torch.Tensor, gen: torch.Generator, recipe: Recipe, n_global: int, share: slice) -> torch.Tensor:
-    """Random horizontal flips drawn from the training generator for the whole global batch (so every rank
-    draws the same numbers and a run is reproducible per seed), applied to this rank's share."""
+def _augment(
+    x: torch.Tensor, gen: torch.Generator, recipe: Recipe, n_global: int, share: slice
+) -> torch.Tensor:
+    """Random horizontal flips drawn from the training generator for the whole global batch (so
+    every rank draws the same numbers and a run is reproducible per seed), applied to this rank's
+    share."""
     if recipe.hflip:
         flip = (torch.rand(n_global, generator=gen) < 0.5)[share].to(x.device)
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
@@ -34,12 +39,16 @@ def _augment(x: torch.Tensor, gen: torch.Generator, recipe: Recipe, n_global: in
 
 
 def _stop_if_diverged(loss: torch.Tensor, name: str, epoch: int) -> None:
-    """Stop every rank together (none waits in backward()) when any rank's loss is not finite, naming those ranks."""
+    """Stop every rank together (none waits in backward()) when any rank's loss is not finite,
+    naming those ranks."""
     if distributed.all_ok(bool(torch.isfinite(loss))):
         return
     losses = distributed.gather(loss.item())
-    bad = ", ".join(f"{v}" if len(losses) == 1 else f"{v} on rank {r}"
-                    for r, v in enumerate(losses) if not math.isfinite(v))
+    bad = ", ".join(
+        f"{v}" if len(losses) == 1 else f"{v} on rank {r}"
+        for r, v in enumerate(losses)
+        if not math.isfinite(v)
+    )
     raise BenchError(f"training {name} diverged (loss {bad}) at epoch {epoch + 1}")
 
 
@@ -54,22 +63,50 @@ class _Objective(torch.nn.Module):
         return self.model.train_loss(x, y)
 
 
-def _epoch(objective: torch.nn.Module, model: torch.nn.Module, name: str, train_set: ImageSet, recipe: Recipe,
-           opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator, epoch: int,
-           dev: torch.device, workers: int, seed: int = 0) -> None:
-    """One pass over the training set in the generator's order; this rank takes its share of every global batch."""
+def _epoch(
+    objective: torch.nn.Module,
+    model: torch.nn.Module,
+    name: str,
+    train_set: ImageSet,
+    recipe: Recipe,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    gen: torch.Generator,
+    epoch: int,
+    dev: torch.device,
+    workers: int,
+    seed: int = 0,
+) -> None:
+    """One pass over the training set in the generator's order; this rank takes its share of every
+    global batch."""
     w = distributed.world()
-    if isinstance(train_set, FolderImageSet):  # random crops from (seed, epoch, image), whoever loads the image
+    if isinstance(
+        train_set, FolderImageSet
+    ):  # random crops from (seed, epoch, image), whoever loads the image
         train_set = dataclasses.replace(train_set, draws=(seed, epoch))
     model.train()
     order = torch.randperm(len(train_set), generator=gen).numpy()
     # each rank loads its share of every global batch: positions rank, rank + size, ... of the batch
-    shares = [order[b:b + recipe.batch_size][w.rank::w.size] for b in range(0, len(order), recipe.batch_size)]
-    # a rank's share has the same size in every global batch but the last, so plain batching cuts it right
-    batches = ((images, labels) for _, images, labels in
-               iter_batches(train_set, np.concatenate(shares), len(shares[0]), workers))
-    bar = tqdm(batches, total=len(shares), desc=f"train {name} {epoch + 1}/{recipe.epochs}", leave=False,
-               unit="batch", disable=None if w.main else True)  # None: bars on a terminal only, not in logs
+    shares = [
+        order[b : b + recipe.batch_size][w.rank :: w.size]
+        for b in range(0, len(order), recipe.batch_size)
+    ]
+    # a rank's share has the same size in every global batch but the last, so plain batching cuts it
+    # right
+    batches = (
+        (images, labels)
+        for _, images, labels in iter_batches(
+            train_set, np.concatenate(shares), len(shares[0]), workers
+        )
+    )
+    bar = tqdm(
+        batches,
+        total=len(shares),
+        desc=f"train {name} {epoch + 1}/{recipe.epochs}",
+        leave=False,
+        unit="batch",
+        disable=None if w.main else True,
+    )  # None: bars on a terminal only, not in logs
     for b, (images, labels) in enumerate(bar):
         n_global = min(recipe.batch_size, len(order) - b * recipe.batch_size)
         x = _augment(to_unit(images, dev), gen, recipe, n_global, slice(w.rank, None, w.size))
@@ -78,11 +115,18 @@ def _epoch(objective: torch.nn.Module, model: torch.nn.Module, name: str, train_
         except RuntimeError as e:
             if "not used in producing loss" not in str(e):
                 raise
-            raise BenchError(f"{name} has parameters its training loss does not use, which data-parallel training "
-                             "cannot average: freeze them (requires_grad_(False)) in the model") from None
+            raise BenchError(
+                f"{name} has parameters its training loss does not use, which data-parallel "
+                "training "
+                "cannot average: freeze them (requires_grad_(False)) in the model"
+            ) from None
         _stop_if_diverged(loss, name, epoch)
         opt.zero_grad(set_to_none=True)
-        if w.size > 1:  # DDP averages the ranks' mean losses; weigh each by its share so uneven shares count right
+        if (
+            w.size > 1
+            # DDP averages the ranks' mean losses; weigh each by its share so uneven shares count
+            # right
+        ):
             (loss * (len(labels) * w.size / n_global)).backward()
         else:
             loss.backward()
@@ -91,31 +135,44 @@ def _epoch(objective: torch.nn.Module, model: torch.nn.Module, name: str, train_
         bar.set_postfix(loss=f"{loss.item():.3f}")
 
 
-Speedups = Callable[[torch.nn.Module, torch.device], ContextManager[None]]
+Speedups = Callable[[torch.nn.Module, torch.device], AbstractContextManager[None]]
 
 
 def _check_batches(model: torch.nn.Module, n_train: int, batch_size: int, ranks: int) -> None:
-    """Refuse, on every rank alike and before any collective, a batch that leaves a rank no image, or one image
-    where batch norm must train (MGNet's 1x1 maps)."""
+    """Refuse, on every rank alike and before any collective, a batch that leaves a rank no image,
+    or one image where batch norm must train (MGNet's 1x1 maps)."""
     smallest = min(batch_size, n_train % batch_size or batch_size)
     what = f"a batch of {smallest} image(s) (batch size {batch_size}, {n_train} training images"
     if smallest < ranks:
-        raise BenchError(f"{what}) cannot be shared among {ranks} ranks: choose a batch size that leaves every "
-                         "batch at least one image per rank")
+        raise BenchError(
+            f"{what}) cannot be shared among {ranks} ranks: choose a batch size that leaves every "
+            "batch at least one image per rank"
+        )
     has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
     if smallest // ranks == 1 and has_bn:
-        raise BenchError(f"{what}{f', {ranks} ranks' if ranks > 1 else ''}) leaves a rank one image, on which "
-                         "batch norm cannot train (MGNet's 1x1 maps): choose another batch size")
+        raise BenchError(
+            f"{what}{f', {ranks} ranks' if ranks > 1 else ''}) leaves a rank one image, on which "
+            "batch norm cannot train (MGNet's 1x1 maps): choose another batch size"
+        )
 
 
-def _optimiser(model: torch.nn.Module, recipe: Recipe, n_train: int,
-               ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """SGD with momentum and weight decay under a OneCycle schedule over every step of the recipe."""
-    opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                          weight_decay=recipe.weight_decay)
+def _optimiser(
+    model: torch.nn.Module,
+    recipe: Recipe,
+    n_train: int,
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """SGD with momentum and weight decay under a OneCycle schedule over every step of the
+    recipe."""
+    opt = torch.optim.SGD(
+        model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+    )
     steps_per_epoch = -(-n_train // recipe.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, pct_start=recipe.pct_start,
-                                                total_steps=recipe.epochs * steps_per_epoch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt,
+        max_lr=recipe.lr,
+        pct_start=recipe.pct_start,
+        total_steps=recipe.epochs * steps_per_epoch,
+    )
     return opt, sched
 
 
@@ -128,39 +185,74 @@ def _wrap(model: torch.nn.Module, dev: torch.device) -> torch.nn.Module:
     return objective
 
 
-def train(model: torch.nn.Module, name: str, train_set: ImageSet, test_set: ImageSet, recipe: Recipe,
-          out: Path, *, seed: int = 0, device: str = "auto", workers: int | None = None,
-          speedups: Speedups | None = None) -> Path:
+def train(
+    model: torch.nn.Module,
+    name: str,
+    train_set: ImageSet,
+    test_set: ImageSet,
+    recipe: Recipe,
+    out: Path,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    workers: int | None = None,
+    speedups: Speedups | None = None,
+) -> Path:
     """Train `model` from its current weights and write a checkpoint with its sidecar to `out`.
 
-    Under torchrun it is data-parallel (DDP): every rank takes its share of each global batch (the recipe's batch
-    size; shares differ by at most one image), the gradient is the global batch's mean, and rank 0 evaluates and
-    writes the checkpoint. `speedups(model, device)` is entered around the whole training (bench/fast/training.py).
+    Under torchrun it is data-parallel (DDP): every rank takes its share of each global batch (the
+    recipe's batch size; shares differ by at most one image), the gradient is the global batch's
+    mean, and rank 0 evaluates and writes the checkpoint. `speedups(model, device)` is entered
+    around the whole training (bench/fast/training.py).
     """
     w = distributed.world()
     dev = rank_device(device)
     workers = loader_workers(train_set, workers)
     _check_batches(model, len(train_set), recipe.batch_size, w.size)
-    ensure_writable(out.parent, f"checkpoints to {out.parent}", " (set BENCH_CACHE)")  # now, not after an epoch
+    ensure_writable(
+        out.parent, f"checkpoints to {out.parent}", " (set BENCH_CACHE)"
+    )  # now, not after an epoch
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     with (speedups or _no_speedups)(model.to(dev), dev):
         model.train()
         opt, sched = _optimiser(model, recipe, len(train_set))
         state = train_state.path_for(out)
-        key = train_state.fingerprint(model, model_name=name, data=train_set.name, n_train=len(train_set),
-                                      recipe=asdict(recipe), seed=seed, world_size=w.size,
-                                      model_config=repr(getattr(model, "cfg", None)))
+        key = train_state.fingerprint(
+            model,
+            model_name=name,
+            data=train_set.name,
+            n_train=len(train_set),
+            recipe=asdict(recipe),
+            seed=seed,
+            world_size=w.size,
+            model_config=repr(getattr(model, "cfg", None)),
+        )
         resumed = train_state.load(state, key, model, opt, sched, gen)
         first = resumed.epoch if resumed else 0
         if len(set(distributed.gather(first))) > 1:
-            raise BenchError(f"ranks disagree on the epoch to resume {name} from: {state} must be on a file "
-                             "system every rank sees")
+            raise BenchError(
+                f"ranks disagree on the epoch to resume {name} from: {state} must be on a file "
+                "system every rank sees"
+            )
         spent = resumed.seconds if resumed else 0.0
         objective = _wrap(model, dev)
         start = time.perf_counter()
         for epoch in range(first, recipe.epochs):
-            _epoch(objective, model, name, train_set, recipe, opt, sched, gen, epoch, dev, workers, seed)
+            _epoch(
+                objective,
+                model,
+                name,
+                train_set,
+                recipe,
+                opt,
+                sched,
+                gen,
+                epoch,
+                dev,
+                workers,
+                seed,
+            )
             if w.main:
                 seconds = spent + time.perf_counter() - start
                 train_state.save(state, key, epoch + 1, seconds, model, opt, sched, gen)
@@ -179,16 +271,37 @@ def _no_speedups(model: torch.nn.Module, device: torch.device) -> Iterator[None]
     yield
 
 
-def _write(model: torch.nn.Module, name: str, train_set: ImageSet, test_set: ImageSet, recipe: Recipe,
-           out: Path, seed: int, dev: torch.device, first: int, seconds: float) -> None:
+def _write(
+    model: torch.nn.Module,
+    name: str,
+    train_set: ImageSet,
+    test_set: ImageSet,
+    recipe: Recipe,
+    out: Path,
+    seed: int,
+    dev: torch.device,
+    first: int,
+    seconds: float,
+) -> None:
     """Evaluate the trained model on the test split and write its checkpoint with the sidecar."""
     correct = clean_correct(model, test_set, np.arange(len(test_set)), batch_size=256, device=dev)
     acc = [float(c.mean()) for c in correct.correct]
     cfg = getattr(model, "cfg", None)
-    meta = {"dataset": train_set.name, "epoch": recipe.epochs,
-            "model_config": asdict(cfg) if dataclasses.is_dataclass(cfg) else {}, "seed": seed,
-            "recipe": asdict(recipe), "test_accuracy_per_exit": acc, "accuracy": acc[-1],
-            "n_train": len(train_set), "n_test": len(test_set), "train_seconds": round(seconds, 1),
-            "resumed_after_epoch": first, "device": str(dev), "world_size": distributed.world().size,
-            "versions": versions(), "created": utc_now()}
+    meta = {
+        "dataset": train_set.name,
+        "epoch": recipe.epochs,
+        "model_config": asdict(cfg) if dataclasses.is_dataclass(cfg) else {},
+        "seed": seed,
+        "recipe": asdict(recipe),
+        "test_accuracy_per_exit": acc,
+        "accuracy": acc[-1],
+        "n_train": len(train_set),
+        "n_test": len(test_set),
+        "train_seconds": round(seconds, 1),
+        "resumed_after_epoch": first,
+        "device": str(dev),
+        "world_size": distributed.world().size,
+        "versions": versions(),
+        "created": utc_now(),
+    }
     checkpoint.save(out, name, model.state_dict(), meta)

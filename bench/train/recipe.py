@@ -1,4 +1,5 @@
 """Training recipes: one shared optimiser and schedule per data set, the same for every model."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

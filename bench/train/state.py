@@ -1,19 +1,23 @@
-"""Training resume: the state after each finished epoch, so an interrupted training run continues where it stopped.
+"""Training resume: the state after each finished epoch, so an interrupted training run continues
+where it stopped.
 
-The state (weights, optimiser, schedule, the training generator's and torch's random state, epochs done, seconds
-spent) sits next to the checkpoint it will become, as a hidden file written atomically, and is removed once the
-checkpoint is written. It is used only by a run with the same fingerprint (model, data, recipe, seed, world size,
-parameter shapes), so a resumed run writes the same weights as an uninterrupted one.
+The state (weights, optimiser, schedule, the training generator's and torch's random state, epochs
+done, seconds spent) sits next to the checkpoint it will become, as a hidden file written
+atomically, and is removed once the checkpoint is written. It is used only by a run with the same
+fingerprint (model, data, recipe, seed, world size, parameter shapes), so a resumed run writes the
+same weights as an uninterrupted one.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -23,7 +27,8 @@ FORMAT = "bench-train-state-v1"
 
 @dataclass(frozen=True, slots=True)
 class Resumed:
-    """What a stored state restores besides the objects it loads into: epochs done and seconds spent."""
+    """What a stored state restores besides the objects it loads into: epochs done and seconds
+    spent."""
 
     epoch: int
     seconds: float
@@ -35,27 +40,54 @@ def path_for(checkpoint: Path) -> Path:
 
 
 def fingerprint(model: torch.nn.Module, **settings: Any) -> str:
-    """A digest of what must match for a state to be resumed: the settings and every parameter's name and shape."""
+    """A digest of what must match for a state to be resumed: the settings and every parameter's
+    name and shape."""
     shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
     blob = json.dumps({"settings": settings, "shapes": shapes}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def save(path: Path, key: str, epoch: int, seconds: float, model: torch.nn.Module, opt: torch.optim.Optimizer,
-         sched: Any, gen: torch.Generator) -> None:
-    """Write the state after `epoch` finished epochs, atomically (a crash mid-write keeps the previous one)."""
+def save(
+    path: Path,
+    key: str,
+    epoch: int,
+    seconds: float,
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: Any,
+    gen: torch.Generator,
+) -> None:
+    """Write the state after `epoch` finished epochs, atomically (a crash mid-write keeps the
+    previous one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.tmp")
-    torch.save({"format": FORMAT, "key": key, "epoch": epoch, "seconds": seconds,
-                "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "generator": gen.get_state(), "torch_rng": torch.get_rng_state()}, tmp)
+    torch.save(
+        {
+            "format": FORMAT,
+            "key": key,
+            "epoch": epoch,
+            "seconds": seconds,
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "generator": gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        },
+        tmp,
+    )
     os.replace(tmp, path)
 
 
-def load(path: Path, key: str, model: torch.nn.Module, opt: torch.optim.Optimizer, sched: Any,
-         gen: torch.Generator) -> Resumed | None:
-    """Restore a stored state into the given objects; None (and they stay untouched) when there is none to use."""
+def load(
+    path: Path,
+    key: str,
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: Any,
+    gen: torch.Generator,
+) -> Resumed | None:
+    """Restore a stored state into the given objects; None (and they stay untouched) when there is
+    none to use."""
     if not path.is_file():
         return None
     try:

@@ -1,8 +1,10 @@
-"""Weights from other libraries behind the same contract: `tv:NAME`, `timm:NAME`, `rb:[DATASET/THREAT/]NAME`.
+"""Weights from other libraries behind the same contract: `tv:NAME`, `timm:NAME`,
+`rb:[DATASET/THREAT/]NAME`.
 
-Each source module turns a name into a ModelCard (random initialisation, no download) and loads
-its pretrained weights (the library's own cache and download code; checked where a checksum is known).
+Each source module turns a name into a ModelCard (random initialisation, no download) and loads its
+pretrained weights (the library's own cache and download code; checked where a checksum is known).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,6 +43,7 @@ def register(target: str) -> str:
 
 
 def load(card: ModelCard, net: nn.Module, weights: str, cache: Path) -> tuple[str, dict]:
-    """Load pretrained weights into `net` (what card.build() returned); returns the weights label and meta."""
+    """Load pretrained weights into `net` (what card.build() returned); returns the weights label
+    and meta."""
     prefix, _, name = card.name.partition(":")
     return _modules()[prefix].load(classifier_of(net), name, weights, cache)

@@ -6,6 +6,7 @@ keyword-only constructor and `batch_size`. This adapter maps the old call style 
 installed under the name `autoattack` only when no such module exists. robustbench also imports
 `pkg_resources`, which setuptools >= 81 no longer ships (the project pins setuptools < 81).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -22,20 +23,45 @@ def _adapter() -> types.ModuleType:
     class AutoAttack(pyautoattack.AutoAttack):
         """fra31's signature on top of pyautoattack's AutoAttack."""
 
-        def __init__(self, model: Any, norm: str = "Linf", eps: float = 0.3, seed: int | None = None,
-                     verbose: bool = True, attacks_to_run: list[str] | None = None, version: str = "standard",
-                     is_tf_model: bool = False, device: str = "cuda", log_path: str | None = None) -> None:
+        def __init__(
+            self,
+            model: Any,
+            norm: str = "Linf",
+            eps: float = 0.3,
+            seed: int | None = None,
+            verbose: bool = True,
+            attacks_to_run: list[str] | None = None,
+            version: str = "standard",
+            is_tf_model: bool = False,
+            device: str = "cuda",
+            log_path: str | None = None,
+        ) -> None:
             if is_tf_model:
                 raise NotImplementedError("TensorFlow models are not supported by pyautoattack")
-            super().__init__(model, attacks=attacks_to_run or None, device=device, eps=eps, norm=norm,
-                             seed=seed, version=version)
+            super().__init__(
+                model,
+                attacks=attacks_to_run or None,
+                device=device,
+                eps=eps,
+                norm=norm,
+                seed=seed,
+                version=version,
+            )
             self.verbose = verbose
 
-        def run_standard_evaluation(self, x_orig: Any, y_orig: Any, bs: int = 250, return_labels: bool = False,
-                                    state_path: Any = None) -> Any:
+        def run_standard_evaluation(
+            self,
+            x_orig: Any,
+            y_orig: Any,
+            bs: int = 250,
+            return_labels: bool = False,
+            state_path: Any = None,
+        ) -> Any:
             if return_labels:
                 raise NotImplementedError("return_labels is not supported by pyautoattack")
-            return super().run_standard_evaluation(x_orig, y_orig, batch_size=bs, state_path=state_path)
+            return super().run_standard_evaluation(
+                x_orig, y_orig, batch_size=bs, state_path=state_path
+            )
 
     mod = types.ModuleType("autoattack", __doc__)
     mod.AutoAttack = AutoAttack  # type: ignore[attr-defined]
@@ -45,7 +71,8 @@ def _adapter() -> types.ModuleType:
 
 
 def install() -> None:
-    """Make `import autoattack` and `autoattack.state` work (no-op if fra31's package is installed)."""
+    """Make `import autoattack` and `autoattack.state` work (no-op if fra31's package is
+    installed)."""
     if "autoattack" in sys.modules or importlib.util.find_spec("autoattack") is not None:
         return
     mod = _adapter()
@@ -64,6 +91,10 @@ def import_robustbench() -> types.ModuleType:
             import robustbench
             import robustbench.utils
     except ImportError as e:
-        hint = " (robustbench needs pkg_resources: install setuptools<81)" if "pkg_resources" in str(e) else ""
+        hint = (
+            " (robustbench needs pkg_resources: install setuptools<81)"
+            if "pkg_resources" in str(e)
+            else ""
+        )
         raise BenchError(f"robustbench cannot be imported: {e}{hint}") from None
     return robustbench

@@ -1,20 +1,23 @@
-"""`rb:[DATASET/THREAT/]NAME`: RobustBench model-zoo entries, weights through robustbench.load_model.
+"""`rb:[DATASET/THREAT/]NAME`: RobustBench model-zoo entries, weights through
+robustbench.load_model.
 
 DATASET is cifar10, cifar100 or imagenet (default imagenet; ImageNet-1k -> ImageNet100) and THREAT
-Linf, L2 or corruptions (default: the one zoo list that has NAME). Weights live in `$BENCH_RB_MODELS`
-(default `$BENCH_CACHE/robustbench`) as DATASET/THREAT/NAME.pt, where robustbench downloads them.
+Linf, L2 or corruptions (default: the one zoo list that has NAME). Weights live in
+`$BENCH_RB_MODELS` (default `$BENCH_CACHE/robustbench`) as DATASET/THREAT/NAME.pt, where robustbench
+downloads them.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from torch import nn
 
-from bench.load import checkpoint
 from bench.core.card import ModelCard
 from bench.core.errors import BenchError, first_line, unknown
+from bench.load import checkpoint
 from models.sources.autoattack_shim import import_robustbench
 from models.sources.imagenet100_head import bench_classes, for_imagenet100
 
@@ -34,18 +37,25 @@ def parse(name: str) -> tuple[str, str, str]:
     zoo = _zoo()
     parts = name.split("/")
     if len(parts) not in (1, 3):
-        raise BenchError(f"rb:{name}: use rb:NAME or rb:DATASET/THREAT/NAME (e.g. rb:imagenet/Linf/Salman2020Do_R18)")
+        raise BenchError(
+            f"rb:{name}: use rb:NAME or rb:DATASET/THREAT/NAME (e.g. "
+            "rb:imagenet/Linf/Salman2020Do_R18)"
+        )
     dataset, threat, model = ("imagenet", "", parts[0]) if len(parts) == 1 else parts
     if dataset not in zoo:
         raise unknown("RobustBench data set", dataset, zoo)
     if threat and threat not in zoo[dataset]:
         raise unknown(f"RobustBench threat model for {dataset}", threat, zoo[dataset])
     if dataset == "imagenet" and model.startswith("Standard"):
-        raise BenchError(f"rb:{name} is torchvision's ImageNet weights: use tv:resnet50@IMAGENET1K_V1")
+        raise BenchError(
+            f"rb:{name} is torchvision's ImageNet weights: use tv:resnet50@IMAGENET1K_V1"
+        )
     lists = [threat] if threat else [t for t in zoo[dataset] if model in zoo[dataset][t]]
     if not threat and len(lists) > 1:
-        raise BenchError(f"rb:{name} is in several {dataset} lists ({', '.join(lists)}): "
-                         f"write rb:{dataset}/THREAT/{model}")
+        raise BenchError(
+            f"rb:{name} is in several {dataset} lists ({', '.join(lists)}): "
+            f"write rb:{dataset}/THREAT/{model}"
+        )
     if not lists or model not in zoo[dataset][lists[0]]:
         known = {m for t in ([threat] if threat else zoo[dataset]) for m in zoo[dataset][t]}
         raise unknown(f"RobustBench {dataset} model", model, known)
@@ -60,15 +70,20 @@ def model_dir() -> Path:
 
 
 def _build(factory: Callable[[], nn.Module], name: str) -> nn.Module:
-    """The zoo entry's network; a few entries of robustbench 1.1.1 ask timm for a model nobody registers."""
+    """The zoo entry's network; a few entries of robustbench 1.1.1 ask timm for a model nobody
+    registers."""
     try:
         return factory()
     except RuntimeError as e:
         if not str(e).startswith("Unknown model"):
             raise
-        raise BenchError(f"rb:{name}: this robustbench release cannot build it: its zoo entry asks timm for a model "
-                         f"that is not registered ({first_line(e)}); the XCiT entries are RobustBench/robustbench#162, "
-                         "fixed after robustbench 1.1.1") from None
+        raise BenchError(
+            f"rb:{name}: this robustbench release cannot build it: its zoo entry asks timm for a "
+            "model "
+            f"that is not registered ({first_line(e)}); the XCiT entries are "
+            "RobustBench/robustbench#162, "
+            "fixed after robustbench 1.1.1"
+        ) from None
 
 
 def card(target: str, name: str) -> ModelCard:
@@ -77,17 +92,27 @@ def card(target: str, name: str) -> ModelCard:
     factory = _zoo()[dataset][threat][model]["model"]
     classes = CLASSES[dataset]
     return ModelCard(
-        name=target, family="robustbench", build=lambda: for_imagenet100(_build(factory, name), classes),
-        num_classes=bench_classes(classes), input_size=SIZES[dataset], mean=None, std=None, source="robustbench",
+        name=target,
+        family="robustbench",
+        build=lambda: for_imagenet100(_build(factory, name), classes),
+        num_classes=bench_classes(classes),
+        input_size=SIZES[dataset],
+        mean=None,
+        std=None,
+        source="robustbench",
         data="imagenet100" if dataset == "imagenet" else dataset,
-        description=f"RobustBench {dataset} {threat} {model}")
+        description=f"RobustBench {dataset} {threat} {model}",
+    )
 
 
 def load(net: nn.Module, name: str, weights: str, cache: Path) -> tuple[str, dict]:
-    """robustbench.load_model from model_dir() (it downloads a missing file where there is internet)."""
+    """robustbench.load_model from model_dir() (it downloads a missing file where there is
+    internet)."""
     if weights:
-        raise BenchError(f"rb:{name}: weights come from the zoo; put a file at "
-                         f"{model_dir()}/DATASET/THREAT/NAME.pt instead of @{weights}")
+        raise BenchError(
+            f"rb:{name}: weights come from the zoo; put a file at "
+            f"{model_dir()}/DATASET/THREAT/NAME.pt instead of @{weights}"
+        )
     from robustbench.utils import load_model
 
     dataset, threat, model = parse(name)
@@ -96,8 +121,10 @@ def load(net: nn.Module, name: str, weights: str, cache: Path) -> tuple[str, dic
         loaded = load_model(model, model_dir=model_dir(), dataset=dataset, threat_model=threat)
     except Exception as e:  # noqa: BLE001  (gdown, requests, torch and key errors)
         state = "is not there" if not path.is_file() else "does not load"
-        raise BenchError(f"RobustBench weights for {model} ({dataset}, {threat}): {path} {state} and "
-                         f"robustbench failed: {type(e).__name__}: {first_line(e)}") from None
+        raise BenchError(
+            f"RobustBench weights for {model} ({dataset}, {threat}): {path} {state} and "
+            f"robustbench failed: {type(e).__name__}: {first_line(e)}"
+        ) from None
     checkpoint.load_weights(net, loaded.state_dict(), f"RobustBench weights {path}")
     digest = checkpoint.sha256(path) if path.is_file() else "unknown"
     return f"rb:{digest[:12]}", {"file": str(path)}

@@ -1,13 +1,15 @@
-"""`timm:NAME[@FILE]`: timm models with their pretrained weights (Hugging Face cache; ImageNet-1k -> ImageNet100)."""
+"""`timm:NAME[@FILE]`: timm models with their pretrained weights (Hugging Face cache; ImageNet-1k ->
+ImageNet100)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from torch import nn
 
-from bench.load import checkpoint
 from bench.core.card import ModelCard
 from bench.core.errors import BenchError, unknown
+from bench.load import checkpoint
 from models.sources.hub_file import hub_cache_path, load_file, verify_hf_file, verify_hub_file
 from models.sources.imagenet100_head import bench_classes, for_imagenet100
 
@@ -35,9 +37,13 @@ def _cfg(name: str) -> dict:
     try:
         cfg = get_pretrained_cfg(name)
     except RuntimeError as e:  # an existing architecture with an unknown tag
-        raise BenchError(f"timm:{name}: {e} Known: {', '.join(timm.list_pretrained(name.split('.')[0] + '.*'))}") from None
+        raise BenchError(
+            f"timm:{name}: {e} Known: {', '.join(timm.list_pretrained(name.split('.')[0] + '.*'))}"
+        ) from None
     if cfg is None:
-        raise BenchError(f"timm:{name} has no pretrained configuration (classes, input size, normalization)")
+        raise BenchError(
+            f"timm:{name} has no pretrained configuration (classes, input size, normalization)"
+        )
     return cfg.to_dict()
 
 
@@ -48,18 +54,29 @@ def card(target: str, name: str) -> ModelCard:
     cfg = _cfg(name)
     classes = int(cfg.get("num_classes", 1000))
     if classes < 2:  # MAE, FCMAE and other pretraining weights: features, not logits
-        raise BenchError(f"timm:{name} holds feature-only weights (num_classes {classes}): it has no classifier to "
-                         "evaluate; choose a classification tag (`timm.list_pretrained`)")
+        raise BenchError(
+            f"timm:{name} holds feature-only weights (num_classes {classes}): it has no "
+            "classifier to "
+            "evaluate; choose a classification tag (`timm.list_pretrained`)"
+        )
     size = int(cfg["input_size"][-1])
     return ModelCard(
-        name=target, family="timm", num_classes=bench_classes(classes), input_size=size,
+        name=target,
+        family="timm",
+        num_classes=bench_classes(classes),
+        input_size=size,
         build=lambda: for_imagenet100(timm.create_model(name, pretrained=False), classes),
-        mean=tuple(cfg["mean"]), std=tuple(cfg["std"]), source="timm",
-        data="imagenet100" if classes == 1000 else "", description=f"timm {name}")
+        mean=tuple(cfg["mean"]),
+        std=tuple(cfg["std"]),
+        source="timm",
+        data="imagenet100" if classes == 1000 else "",
+        description=f"timm {name}",
+    )
 
 
 def _cached_file(name: str) -> tuple[Path, str] | None:
-    """The pretrained file timm would load and its sha256 (checked), if it is already in a local cache."""
+    """The pretrained file timm would load and its sha256 (checked), if it is already in a local
+    cache."""
     import huggingface_hub
 
     cfg = _cfg(name)
@@ -81,11 +98,16 @@ def load(net: nn.Module, name: str, weights: str, cache: Path) -> tuple[str, dic
         return load_file(net, Path(weights))
     found = _cached_file(name)
     try:
-        loaded = _timm().create_model(name, pretrained=True,
-                                      pretrained_cfg_overlay={"file": str(found[0])} if found else {})
+        loaded = _timm().create_model(
+            name, pretrained=True, pretrained_cfg_overlay={"file": str(found[0])} if found else {}
+        )
     except Exception as e:  # noqa: BLE001  (hub, network and format errors of several libraries)
-        raise BenchError(f"pretrained weights of timm:{name} are not in the local cache and could not be "
-                         f"downloaded: {type(e).__name__}: {e}") from None
+        raise BenchError(
+            f"pretrained weights of timm:{name} are not in the local cache and could not be "
+            f"downloaded: {type(e).__name__}: {e}"
+        ) from None
     found = found or _cached_file(name)  # after a download
     checkpoint.load_weights(net, loaded.state_dict(), f"timm's pretrained weights of {name}")
-    return f"timm:{found[1][:12] if found else 'downloaded'}", {"file": str(found[0]) if found else ""}
+    return f"timm:{found[1][:12] if found else 'downloaded'}", {
+        "file": str(found[0]) if found else ""
+    }
