@@ -38,8 +38,7 @@ class AttackEntry:
 
 
 def _torchattacks_pgd(c: Condition) -> TorchattacksAttack:
-    """torchattacks' PGD or PGDL2; a condition asking for restarts is refused, not run without
-    them."""
+    """torchattacks' PGD or PGDL2; a condition with restarts is refused, not run without them."""
     if c.restarts > 1:
         raise BenchError("torchattacks' PGD has no restarts: run restarts with the bench backend")
     return TorchattacksAttack("pgd", c.epsilon, c.norm or "linf", c.step_size, c.steps)

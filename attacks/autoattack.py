@@ -34,9 +34,11 @@ RAND = ("apgd-ce", "apgd-dlr")
 
 @dataclass
 class Flags:
-    """AutoAttack's checks as they were raised (pyautoattack logs them as warnings), and how many
-    images were still robust after each attack of the cascade (for the Square check over a whole
-    cell's shares)."""
+    """AutoAttack's checks, and how many images were still robust after each attack of the cascade.
+
+    The checks are kept as raised (pyautoattack logs them as warnings); the counts serve the Square
+    check over a whole cell's shares.
+    """
 
     messages: list[str] = field(default_factory=list)
     robust_after: dict[str, int] = field(default_factory=dict)
@@ -46,8 +48,7 @@ class Flags:
 
 
 def square_flags(robust_after: dict[str, int], n: int) -> list[str]:
-    """pyautoattack's Square check (did Square break images the white-box attacks left?) on a cell's
-    counts."""
+    """pyautoattack's Square check over a cell: did Square break images white-box attacks left?"""
     from pyautoattack import checks
 
     flags = Flags()

@@ -60,8 +60,7 @@ def l2_norms(d: Tensor) -> Tensor:
 def check_in_threat_model(
     x: Tensor, x_adv: Tensor, eps: float, norm: str, who: str, tol: float = 1e-5
 ) -> None:
-    """Refuse another library's adversarial images outside the ε-ball or [0,1]: they would count
-    illegal breaks."""
+    """Refuse another library's adversarial images outside the ε-ball or [0,1]: illegal breaks."""
     x_adv = x_adv.detach()
     d = (x_adv - x.detach()).flatten(1)
     size = d.abs().amax(1) if norm == "linf" else d.norm(p=2, dim=1)
@@ -159,8 +158,7 @@ class PassCounter(nn.Module):
 
 @contextlib.contextmanager
 def attack_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode and frozen weights for the attack; every module's flags restored after, even on
-    error."""
+    """Eval mode and frozen weights while attacking; module flags restored after, even on error."""
     modes = [(m, m.training) for m in model.modules()]
     grads = [(p, p.requires_grad) for p in model.parameters()]
     model.eval()

@@ -30,8 +30,7 @@ TARGET_IMAGES = 5000
 
 
 def synthetic_imagenet(root: Path, n: int, seed: int = 0) -> Path:
-    """An ImageNet-format val/ tree with the 100 classes, ceil(n/100) random JPEGs each; built as
-    ImageNet100."""
+    """ImageNet100 built from an ImageNet-format val/ tree of ceil(n/100) random JPEGs per class."""
     rng = np.random.default_rng(seed)
     per_class = -(-n // 100)
     for w in imagenet.wnids():

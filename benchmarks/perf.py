@@ -103,8 +103,7 @@ def row(
     notes: str,
     dev: torch.device,
 ) -> dict:
-    """One perf.csv row of two wall times; ratio = peer / ours, judged against `target` unless it is
-    None."""
+    """One perf.csv row of two wall times; ratio = peer / ours, judged by `target` unless None."""
     return {
         "date": date.today().isoformat(),
         "machine": machine(),
@@ -263,8 +262,7 @@ STAGES = ("clean", "apgd-ce", "apgd-t", "fab-t", "square")
 
 
 class _StageCounts(logging.Handler):
-    """Images still robust after each stage, from pyautoattack's verbose log ('robust accuracy after
-    APGD-CE: …')."""
+    """Images robust after each stage, by pyautoattack's verbose log ('robust accuracy after …')."""
 
     _AFTER = re.compile(r"^(?:initial accuracy|robust accuracy after ([A-Z-]+)): ([0-9.]+)%")
     _NONE_LEFT = "no robust datapoints left"  # then it logs no later stage: each leaves 0
@@ -282,8 +280,7 @@ class _StageCounts(logging.Handler):
 
     @property
     def counts(self) -> dict[str, int]:
-        """Images left after each stage it logged, and 0 after the stages it skipped for want of
-        images."""
+        """Images left after each logged stage; 0 after the stages skipped for want of images."""
         return {**({s: 0 for s in STAGES} if self._none_left else {}), **self._seen}
 
 

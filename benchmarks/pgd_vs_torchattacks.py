@@ -29,9 +29,10 @@ from models.base import true_gradient
 
 
 def _interleaved(fns: dict, repeats: int) -> tuple[dict, dict]:  # type: ignore[type-arg]
-    """Median wall time of each function, alternating their order every round (machine noise is
-    shared); on CUDA each timing waits for the device, since a peer may return before its kernels
-    finish."""
+    """Median wall time of each function, alternating their order every round (noise is shared).
+
+    On CUDA each timing waits for the device, since a peer may return before its kernels finish.
+    """
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
     times: dict = {k: [] for k in fns}
     outs: dict = {}
@@ -46,8 +47,7 @@ def _interleaved(fns: dict, repeats: int) -> tuple[dict, dict]:  # type: ignore[
 
 
 def as_run(model: torch.nn.Module, input_size: int) -> torch.nn.Module:
-    """The copy of `model` the runner evaluates (batch norm folded, channels_last); peers get it as
-    loaded."""
+    """The runner's copy of `model` (batch norm folded, channels_last); peers get it as loaded."""
     return runtime_copy(model, input_size)
 
 

@@ -41,8 +41,7 @@ def set_tf32(on: bool) -> None:
 
 
 def tf32_exists(device: torch.device) -> bool:
-    """Whether TF32 can change anything: an NVIDIA GPU of compute capability 8.0 (Ampere) or
-    later."""
+    """Whether TF32 can matter: an NVIDIA GPU of compute capability 8.0 (Ampere) or later."""
     return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8
 
 

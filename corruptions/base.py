@@ -1,5 +1,4 @@
-"""The ImageNet-C corruptions by name: the 15 of mCE, the 4 held-out extras, their groups,
-checks."""
+"""The ImageNet-C corruptions by name: the 15 of mCE, the 4 held-out extras, groups, checks."""
 
 from __future__ import annotations
 

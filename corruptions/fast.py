@@ -36,8 +36,7 @@ def _to_u8(x: Tensor) -> Tensor:
 
 
 def _hwc(x: Tensor) -> np.ndarray:
-    """(N,C,H,W) tensor -> (N,H,W,C) array on the CPU, the layout of the reference and the numba
-    kernels."""
+    """(N,C,H,W) tensor -> (N,H,W,C) CPU array, the layout of the reference and numba kernels."""
     return x.permute(0, 2, 3, 1).cpu().numpy()
 
 
@@ -76,8 +75,7 @@ def speckle_noise(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
 
 
 def impulse_noise(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
-    """scikit-image's salt and pepper ('s&p', salt_vs_pepper 0.5) from its seeded default_rng, per
-    channel value."""
+    """scikit-image's 's&p' (salt_vs_pepper 0.5) from its seeded default_rng, per channel value."""
     from corruptions.kernels import salt_and_pepper
 
     c = [0.03, 0.06, 0.09, 0.17, 0.27][severity - 1]
@@ -130,8 +128,7 @@ def _correlate_fft(u: Tensor, kernel: Tensor, pad_mode: str) -> Tensor:
 
 
 def defocus_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
-    """The reference's anti-aliased disk kernel, applied per channel with reflect-101 borders
-    (cv2's)."""
+    """The reference's anti-aliased disk kernel, per channel, with cv2's reflect-101 borders."""
     from imagecorruptions.corruptions import disk
 
     c = [(3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)][severity - 1]
@@ -149,8 +146,7 @@ def _kernel1d(sigma: float, truncate: float) -> np.ndarray:
 def _gaussian(
     u: Tensor, sigma: float | tuple[float, float], truncate: float = 4.0, mode: str = "nearest"
 ) -> Tensor:
-    """scipy's gaussian_filter over H, then W, as scikit-image calls it (float64; computed on the
-    CPU)."""
+    """scipy's gaussian_filter over H, then W, as scikit-image calls it (float64, on the CPU)."""
     from corruptions.kernels import gaussian_hw
 
     sh, sw = (sigma, sigma) if isinstance(sigma, (int, float)) else sigma
@@ -230,8 +226,7 @@ def motion_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
 
 
 def _clipped_zoom_box(h: int, w: int, zoom: float) -> tuple[int, int, int, int, int, int]:
-    """imagecorruptions' clipped_zoom: the centre crop (top, left, height, width) and its zoomed
-    size."""
+    """imagecorruptions' clipped_zoom: centre crop (top, left, height, width) and zoomed size."""
     ch0, ch1 = int(np.ceil(h / float(zoom))), int(np.ceil(w / float(zoom)))
     return (h - ch0) // 2, (w - ch1) // 2, ch0, ch1, int(round(ch0 * zoom)), int(round(ch1 * zoom))
 
@@ -291,8 +286,7 @@ ZOOM_FACTORS = {
 
 
 def zoom_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
-    """Average of centre crops zoomed back up (scipy's zoom, order 1), in the reference's float32
-    steps."""
+    """Mean of centre crops zoomed back (scipy zoom, order 1), in the reference's float32 steps."""
     from corruptions.kernels import add_zoomed
 
     factors = np.arange(*ZOOM_FACTORS[severity])  # the reference's exact float steps
@@ -306,8 +300,7 @@ def zoom_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
 
 
 def elastic_transform(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
-    """Each pixel moved by a smoothed random field; the reference's draws and float types
-    throughout."""
+    """Each pixel moved by a smoothed random field, with the reference's draws and float types."""
     from corruptions.kernels import legacy_draws, map_linear_reflect
 
     alpha = [250 * 0.05, 250 * 0.065, 250 * 0.085, 250 * 0.1, 250 * 0.12][severity - 1]
@@ -326,8 +319,7 @@ FOG = ((1.5, 2), (2.0, 2), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4))  # strength, wibb
 
 
 def fog(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
-    """A plasma-fractal haze added and the image rescaled to its old maximum (the reference's draws,
-    float types)."""
+    """Add plasma-fractal haze, rescale to the old maximum (the reference's draws, float types)."""
     from imagecorruptions.corruptions import next_power_of_2
 
     from corruptions.kernels import plasma_fractal
@@ -424,8 +416,7 @@ def corrupt_batch(
     device: torch.device,
     batch_size: int = 256,
 ) -> np.ndarray:
-    """uint8 (N,H,W,3) images corrupted on `device`, seeded per image exactly like the reference
-    path."""
+    """uint8 (N,H,W,3) images corrupted on `device`, seeded per image exactly as the reference."""
     from corruptions.base import check_severity
     from corruptions.reference import seeds_for
 

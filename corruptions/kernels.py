@@ -300,8 +300,7 @@ def legacy_draws(
 def frost_picks(
     seeds: np.ndarray, heights: np.ndarray, widths: np.ndarray, h: int, w: int
 ) -> np.ndarray:
-    """Per image (photo, top, left) as the reference draws them: randint(6), randint(0, H - h),
-    randint(0, W - w)."""
+    """Per image, as the reference: photo randint(6), top randint(0, H-h), left randint(0, W-w)."""
     out = np.empty((len(seeds), 3), np.int64)
     for b in prange(len(seeds)):
         np.random.seed(seeds[b])
@@ -314,8 +313,7 @@ def frost_picks(
 
 @njit(inline="always")
 def _reflect_coordinate(c: float, n: int) -> float:
-    """scipy's map_coordinates mode 'reflect' for a coordinate outside [0, n - 1] (C's truncating
-    casts)."""
+    """scipy map_coordinates' 'reflect' for a coordinate off [0, n - 1] (C's truncating casts)."""
     sz2 = 2 * n
     if c < 0:
         if c < -sz2:
@@ -371,8 +369,7 @@ def map_linear_reflect(img: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.nd
 
 @njit(cache=True)
 def _zoom_taps(n_in: int, n_out: int, n_keep: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """scipy's zoom (order 1, grid_mode False) along one axis: both taps and the first one's weight,
-    per output."""
+    """One axis of scipy zoom (order 1, grid_mode False): per output, both taps, tap 1's weight."""
     ratio = (n_in - 1) / (n_out - 1)
     t0, t1, w0 = np.empty(n_keep, np.int64), np.empty(n_keep, np.int64), np.empty(n_keep)
     for i in range(n_keep):
@@ -384,8 +381,7 @@ def _zoom_taps(n_in: int, n_out: int, n_keep: int) -> tuple[np.ndarray, np.ndarr
 
 @njit(parallel=True, cache=True)
 def zoom_linear(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
-    """scipy.ndimage.zoom(order=1) of float64 (N,H,W,C) to (N,out_h,out_w,C), image by image (zoom 1
-    on N and C)."""
+    """scipy.ndimage.zoom(order=1): float64 (N,H,W,C) -> (N,out_h,out_w,C), image by image."""
     n, h, w, ch = img.shape
     y0, y1, wy = _zoom_taps(h, out_h, out_h)
     x0, x1, wx = _zoom_taps(w, out_w, out_w)

@@ -24,8 +24,7 @@ def _as_is(im) -> np.ndarray:  # type: ignore[no-untyped-def]
 
 
 def check_tree(root: Path, names: tuple[str, ...]) -> None:
-    """Every named corruption has all five severities, each with all 100 class folders holding
-    images."""
+    """Every named corruption has 5 severities, each with all 100 class folders holding images."""
     if not root.is_dir():
         raise BenchError(f"ImageNet100-C folder {root} does not exist")
     for name in names:
@@ -39,8 +38,7 @@ def check_tree(root: Path, names: tuple[str, ...]) -> None:
 
 
 def build(src: Path, dst: Path, names: tuple[str, ...] | None = None) -> Path:
-    """Link the 100 classes of each corruption/severity of an ImageNet-C folder under dst
-    (re-runnable)."""
+    """Link an ImageNet-C folder's 100 classes per corruption/severity under dst (re-runnable)."""
     present = tuple(n for n in ALL if (src / n).is_dir()) if names is None else names
     if not present:
         raise BenchError(
@@ -72,8 +70,7 @@ def build(src: Path, dst: Path, names: tuple[str, ...] | None = None) -> Path:
 
 
 def load(root: Path, name: str, severity: int, skip_corrupt: bool = False) -> FolderImageSet:
-    """One corruption/severity as an image set in ImageNet100's label order, read without
-    resizing."""
+    """One corruption/severity as an image set in ImageNet100's label order, not resized."""
     check_name(name)
     check_severity(severity)
     paths, labels = imagenet.class_files(

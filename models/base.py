@@ -113,8 +113,7 @@ class _RescaleFn(torch.autograd.Function):
 
 
 class GradShaper(nn.Module):
-    """An identity in the forward pass that changes only the gradient: training shapes it, attacks
-    must not."""
+    """Identity forward that changes only the gradient: training shapes it, attacks must not."""
 
     def __init__(self, enabled: bool = True) -> None:
         super().__init__()
@@ -142,8 +141,7 @@ class GradRescale(GradShaper):
 
 
 class GradStop(GradShaper):
-    """Identity forward, no gradient backward while enabled (MGNet's detached glimpse position in
-    its tokens)."""
+    """Identity forward; no gradient while enabled (MGNet's detached glimpse position in tokens)."""
 
     def forward(self, x: Tensor) -> Tensor:
         return x.detach() if self.active else x

@@ -132,8 +132,7 @@ def read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], int | Non
 
 
 def check_hparams(model: MGNet, hp: dict[str, Any], path: Path) -> None:
-    """The state dict lacks glimpse count, scale, s and the scale range: compare them to the
-    card."""
+    """The state dict lacks glimpse count, scale, s and scale range: compare them to the card."""
     c = model.cfg
     expect = {
         "n_iter": c.n_iter,

@@ -11,9 +11,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class BasicBlock(nn.Module):
-    """torchvision's ResNet BasicBlock: same modules, key names, initialisation order and forward (a
-    parity test), without importing torchvision, whose package import costs about 2.5 s per process
-    here."""
+    """torchvision's ResNet BasicBlock without importing torchvision (about 2.5 s per process here).
+
+    Same modules, key names, initialisation order and forward (a parity test checks it).
+    """
 
     expansion = 1
 
@@ -36,8 +37,7 @@ class BasicBlock(nn.Module):
 
 
 class SmallResNet(nn.Module):
-    """torchvision's ResNet-18 layout and key names at a chosen width (the CPU default's
-    backbone)."""
+    """torchvision's ResNet-18 layout and key names at a chosen width (the CPU default backbone)."""
 
     def __init__(
         self,
@@ -82,8 +82,7 @@ class SmallResNet(nn.Module):
 
 
 def resnet(arch: str, num_classes: int) -> nn.Module:
-    """A randomly initialised ResNet by name: resnet18, resnet50 (torchvision) or
-    resnet_small/tiny."""
+    """A random-init ResNet by name: resnet18, resnet50 (torchvision) or resnet_small/tiny."""
     if arch in ("resnet18", "resnet50"):
         import torchvision
 
@@ -96,8 +95,7 @@ def resnet(arch: str, num_classes: int) -> nn.Module:
 
 
 def backbone(arch: str) -> tuple[nn.Module, int]:
-    """A ResNet with `fc` replaced by the identity, and the width of the pooled feature it
-    outputs."""
+    """A ResNet with `fc` replaced by the identity, and the width of its pooled feature."""
     net = resnet(arch, num_classes=10)
     dim = net.fc.in_features
     net.fc = nn.Identity()

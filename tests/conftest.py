@@ -1,5 +1,4 @@
-"""Shared fixtures: a small generated Fashion-MNIST stand-in and an isolated cache per test
-session."""
+"""Shared fixtures: a small generated Fashion-MNIST stand-in, an isolated cache per test session."""
 
 from __future__ import annotations
 
@@ -20,8 +19,7 @@ def write_idx(path: Path, arr: np.ndarray) -> None:
 
 
 def fake_items(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """28x28 'items' whose class is easy to see: a bar whose thickness and place encode the
-    label."""
+    """28x28 'items' whose class is easy to see: a bar's thickness and place encode the label."""
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % 10
     rng.shuffle(labels)
@@ -48,8 +46,7 @@ def fmnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated(fmnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Every test sees the generated Fashion-MNIST, never the real one, and a cache of this session
-    only."""
+    """Tests see the generated Fashion-MNIST (never the real one) and only this session's cache."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BENCH_FMNIST_DIR", str(fmnist_dir))
         mp.setenv("BENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
@@ -83,8 +80,7 @@ def trained() -> None:
 
 
 def _quick_measure(model, input_size, device, budget=1.0, max_batch=256, precision="fp32"):  # type: ignore[no-untyped-def]
-    """The real timing code on a tiny budget, so runs in tests stay fast (test_speed checks it in
-    full)."""
+    """The real timing code on a tiny budget, so tests stay fast (test_speed checks it in full)."""
     from bench.cost.speed import measure
 
     return measure(

@@ -1,5 +1,4 @@
-"""Attacks: threat-model bounds, determinism, parity with torchattacks, guards, AutoAttack
-resume."""
+"""Attacks: threat-model bounds, determinism, torchattacks parity, guards, AutoAttack resume."""
 
 from __future__ import annotations
 
@@ -243,8 +242,7 @@ def _five_class(seed: int = 0) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
 
 
 def few_square_queries(monkeypatch: pytest.MonkeyPatch, n_queries: int = 500) -> None:
-    """Square with fewer queries (the library's default is 5,000): the cascade's logic is what these
-    tests check."""
+    """Square with fewer queries (library default 5,000): these tests check the cascade's logic."""
     real = AutoAttack._objects
 
     def objects(self, model, n_classes, device):  # type: ignore[no-untyped-def]
@@ -312,8 +310,7 @@ def test_autoattack_runs_below_ten_classes_and_resumes(
 
 
 def test_autoattack_on_three_classes_runs_fab_t(monkeypatch: pytest.MonkeyPatch) -> None:
-    """FAB-T targets the K-1 other classes, so it runs on 3 classes (only targeted APGD's DLR loss
-    needs 4)."""
+    """FAB-T targets the K-1 other classes, so runs on 3 (only targeted APGD's DLR loss needs 4)."""
     few_square_queries(monkeypatch)
     torch.manual_seed(0)
     model = Classifier(nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 3)), None, None).eval()
@@ -328,8 +325,7 @@ def test_autoattack_on_three_classes_runs_fab_t(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_a_resumed_autoattack_keeps_the_messages_of_its_input_checks(tmp_path: Path) -> None:
-    """pyautoattack's checks run once, before the first chunk; a resumed cell must still report what
-    they raised."""
+    """pyautoattack's input checks run before chunk 1 only; a resumed cell keeps their messages."""
     net, x, y = _five_class()
 
     class Noisy(nn.Module):  # a randomized defence, which the first check flags
@@ -355,8 +351,7 @@ def test_a_resumed_autoattack_keeps_the_messages_of_its_input_checks(tmp_path: P
 def test_autoattack_refuses_examples_outside_the_threat_model(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """pyautoattack only logs its largest perturbation; an example outside the ε-ball or [0,1] must
-    not be scored."""
+    """pyautoattack only logs its max perturbation; examples beyond ε or [0,1] are refused."""
     model, x, y = _five_class()
     honest = (
         AutoAttack._run_one
@@ -558,8 +553,7 @@ def test_attack_rows_time_each_exit_when_each_is_attacked(condition: str) -> Non
 
 
 class _Wavy(BenchModel):
-    """Class 1 where cos(2π · mean brightness / (20/255)) > 0: an FGSM step of 10/255 flips any
-    prediction."""
+    """Class 1 iff cos(2π·mean brightness/(20/255)) > 0: a 10/255 FGSM step flips any prediction."""
 
     def __init__(self) -> None:
         super().__init__(None, None)
@@ -583,9 +577,11 @@ class _Dim(_Wavy):
 
 @pytest.mark.parametrize("condition", ["fgsm", "transfer_pgd"])
 def test_an_image_misclassified_clean_is_never_robust(condition: str) -> None:
-    """Strict rows (one code path for FGSM, PGD and both backends) and transfer rows count an image
-    robust only if it is classified right clean as well: here each attack lands images 0 and 1 on
-    their label."""
+    """Strict and transfer rows count an image robust only if it is also classified right clean.
+
+    Strict rows use one code path for FGSM, PGD and both backends. Here each attack lands images 0
+    and 1 on their label.
+    """
     from bench.core.conditions import fgsm, transfer
     from bench.data import ArrayImageSet, to_unit
     from bench.evaluation.scoring import evaluate

@@ -87,8 +87,7 @@ def test_resume_completes_only_missing_cells(trained: None, tmp_path: Path) -> N
 def test_a_cell_stored_in_part_runs_only_its_missing_exits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The default suite attacks the last exit alone; a later suite with every exit adds the others,
-    once each."""
+    """The default suite attacks the last exit only; a later all-exit suite adds the others once."""
     from bench.core import suites
     from bench.core.conditions import fgsm
 
@@ -596,8 +595,7 @@ def test_module_factory_spec_and_python_api(
 def test_attack_suite_end_to_end(
     trained: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The default suite on 4 images: every attack condition runs, writes rows, checks and a
-    report."""
+    """Default suite, 4 images: each attack condition runs; rows, checks and report are written."""
     from bench.store.checks import read_checks
 
     out = tmp_path / "run"
@@ -827,8 +825,7 @@ def test_autoattack_switches_to_rand_for_randomized_models() -> None:
 
 
 def test_the_paper_protocol_skips_a_model_without_a_normalized_input_space(tmp_path: Path) -> None:
-    """The official attack's ε = 4/255 lives in normalized units; in a model's pixel space it would
-    be ~4.4x larger."""
+    """The official ε = 4/255 is in normalized units; in pixel space it would be ~4.4x larger."""
     import dataclasses
 
     from bench.core.conditions import PAPER_PGD
@@ -927,8 +924,7 @@ def test_corruption_selection_and_backends(
 
 
 def test_config_file_values_take_their_fields_types(tmp_path: Path) -> None:
-    """TOML writes 0 for 0.0 (and row keys must not depend on it); radii may be written as on the
-    command line."""
+    """TOML writes 0 for 0.0 (row keys must not depend on it); radii may use the CLI's syntax."""
     from bench.core.config import RunConfig, load_toml
 
     toml = tmp_path / "run.toml"

@@ -1,5 +1,4 @@
-"""The README's "Compare your model against MGNet" example, run as written against a small stored
-run."""
+"""The README's "Compare your model against MGNet" example, run as written on a small stored run."""
 
 from __future__ import annotations
 
@@ -37,8 +36,7 @@ def test_readme_example_is_short_and_complete() -> None:
 def test_readme_compare_example_runs_as_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Stored MGNet/ResNet rows of a small run (smoke suite, 8 images), then the README's file and
-    commands."""
+    """Stored MGNet/ResNet rows (smoke suite, 8 images), then the README's file and commands."""
     import dataclasses
 
     from bench import train

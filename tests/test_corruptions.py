@@ -1,5 +1,4 @@
-"""Corruptions: seeded per image, isolated from the global RNG, cached, and read from rendered
-folders."""
+"""Corruptions: seeded per image (not from the global RNG), cached, read from rendered folders."""
 
 from __future__ import annotations
 
@@ -107,8 +106,7 @@ def test_bad_corruption_input_is_named() -> None:
 
 
 def _fake_c_tree(root: Path, names: tuple[str, ...], side: int = 224) -> None:
-    """An ImageNet-C-shaped tree: one image per class, every corruption/severity linked to one
-    copy."""
+    """A fake ImageNet-C tree: one image per class, every corruption/severity linked to one copy."""
     from bench.data import imagenet
 
     shared = root.parent / f"{root.name}-classes"
@@ -355,8 +353,7 @@ def test_the_example_grid_enlarges_small_images(tmp_path: Path) -> None:
 def test_prepare_checks_a_cached_entry_without_reading_its_pixels(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A run asks prepare whether each condition is cached, then reads it once: prepare maps the
-    file, not reads."""
+    """A run asks prepare if conditions are cached, reads each once; prepare only maps files."""
     imgs, idx = _images(3), np.arange(3)
     generate.corrupted(imgs, idx, "fog", 2, 0, cache=tmp_path, fingerprint="f")
     modes: list[object] = []

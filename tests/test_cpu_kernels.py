@@ -1,5 +1,4 @@
-"""The CPU kernel choice for small batches: the size rule, the flag it sets and restores, same
-gradients."""
+"""CPU kernel choice for small batches: the size rule, the flag set and restored, same gradients."""
 
 from __future__ import annotations
 

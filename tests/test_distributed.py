@@ -112,8 +112,7 @@ def test_torchrun_two_cpu_ranks_write_the_single_process_csv(tmp_path: Path) -> 
 
 
 def _plant_stale_states(results: Path, out: Path) -> list[Path]:
-    """Per-rank states an interrupted 4-rank launch would have left for each cell of `results` in
-    `out`."""
+    """Per-rank states an interrupted 4-rank launch leaves for each cell of `results` in `out`."""
     from bench.evaluation.state import state_path
     from bench.store.results import KEY_FIELDS, read_rows
 
@@ -134,8 +133,7 @@ def _plant_stale_states(results: Path, out: Path) -> list[Path]:
 
 
 def test_ranks_evaluate_the_batches_of_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Ranks take whole chunks, so batching a share by the chunk size gives one process's batches,
-    each image once."""
+    """Ranks take whole chunks, so their chunk-size batches are one process's, each image once."""
     from bench.data import ArrayImageSet, iter_batches
 
     for n, chunk in ((10, 4), (12, 3), (7, 3), (1, 5), (9, 1)):
@@ -280,8 +278,7 @@ FLAT_NET = (
 
 
 def _train(where: Path, ranks: int, models: list[str]) -> Path:
-    """`bench train` for 1 epoch at batch 63 in its own cache, under torchrun when ranks > 1; the
-    cache."""
+    """`bench train`, 1 epoch at batch 63, own cache, torchrun if ranks > 1; returns the cache."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "BENCH_CACHE": str(where / "cache")}
     launcher = (
         ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"]
@@ -325,8 +322,7 @@ def ddp_trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_torchrun_ddp_training_matches_one_process_without_batchnorm(
     ddp_trained: Path, tmp_path: Path
 ) -> None:
-    """With no batch statistics, gradients averaged over uneven shares equal the full batch's: same
-    weights."""
+    """No batch stats, so uneven shares' averaged gradients equal the full batch's: same weights."""
     from bench.load import checkpoint
 
     (tmp_path / "flat_net.py").write_text(FLAT_NET)
@@ -340,9 +336,11 @@ def test_torchrun_ddp_training_matches_one_process_without_batchnorm(
 
 
 def test_a_setup_error_on_one_rank_stops_every_rank(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A file one rank cannot read (another node's disk) fails that rank with its own error and the
-    others with one naming it, instead of leaving them at the next barrier for the process group's
-    2-hour timeout."""
+    """A file one rank cannot read fails every rank, instead of a 2-hour wait at the next barrier.
+
+    That rank (say, the file is on another node's disk) fails with its own error, the others with
+    one naming it; none waits for the process group's timeout.
+    """
     from bench.core.errors import BenchError
 
     def fails() -> int:
@@ -408,8 +406,7 @@ def test_a_batch_smaller_than_the_world_is_refused_by_every_rank_before_any_coll
 def test_training_refuses_a_one_image_batch_for_batch_norm_or_an_unwritable_folder_at_once(
     tmp_path: Path,
 ) -> None:
-    """MGNet's batch norms on 1x1 maps cannot train on one image; both errors come before the first
-    step."""
+    """MGNet's batch norms on 1x1 maps cannot train on one image; both errors come before step 1."""
     from bench.core.errors import BenchError
     from bench.data import ArrayImageSet
     from bench.load.specs import load

@@ -1,5 +1,4 @@
-"""Batch-norm folding: same logits and input gradients, only where the graph allows, never on the
-loaded model."""
+"""Folding batch norms: same logits and input gradients, only where the graph allows, on a copy."""
 
 from __future__ import annotations
 
@@ -63,8 +62,7 @@ class Untraceable(nn.Module):
 
 
 class Sneaky(nn.Module):
-    """Also calls the child's conv directly, outside the child's own forward: fx on the child cannot
-    see it."""
+    """Also calls the child's conv outside its own forward, so fx on the child cannot see it."""
 
     def __init__(self) -> None:
         super().__init__()

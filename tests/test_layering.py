@@ -41,8 +41,7 @@ def _modules(folder: str) -> list[str]:
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
-    """(line, module) of every import in a file, absolute names only (the project uses no relative
-    imports)."""
+    """(line, module) per import in a file, absolute only (the project uses no relative imports)."""
     out = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):

@@ -221,8 +221,7 @@ def test_basic_block_is_torchvisions(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_harness_starts_without_importing_torchvision() -> None:
-    """A run of the default models never needs torchvision, whose import costs seconds per
-    process."""
+    """The default models never import torchvision, whose import costs seconds per process."""
     import subprocess
     import sys
 
@@ -286,8 +285,7 @@ def test_state_dict_keys_and_shapes_are_the_official_models(name: str) -> None:
 
 
 def test_linear_layers_start_as_the_official_ones() -> None:
-    """Kaiming-normal weights (std √(2/fan_in)) and zero biases for the exit, auxiliary and
-    localization heads."""
+    """Exit, auxiliary, localization heads: Kaiming-normal weights (std √(2/fan_in)), zero bias."""
     torch.manual_seed(0)
     m = build("mgnet_r18")
     for fc in (m.global_fc.fc, m.glimpse_fc.fc, m.loc_network.fc):

@@ -1,5 +1,4 @@
-"""Official MGNet (Lightning) checkpoints: built here with the official key names, never
-downloaded."""
+"""Official MGNet (Lightning) checkpoints: made here with the official key names, not downloaded."""
 
 from __future__ import annotations
 
@@ -18,9 +17,11 @@ from bench.load.specs import load
 
 
 class _OneCycleLR:
-    """torch 1.6's OneCycleLR as the file pickles it: its state holds a bound method, so saving the
-    scheduler's state pickles the scheduler and its optimizer (whose `state` is a defaultdict of
-    momentum buffers)."""
+    """torch 1.6's OneCycleLR as the file pickles it: its state holds a bound method.
+
+    So saving the scheduler's state pickles the scheduler and its optimizer, whose `state` is a
+    defaultdict of momentum buffers.
+    """
 
     def __init__(self, optimizer: torch.optim.Optimizer) -> None:
         self.optimizer = optimizer
@@ -157,8 +158,7 @@ def test_hyperparameter_mismatch_is_reported(tmp_path: Path) -> None:
 
 
 def test_a_checkpoint_cannot_call_torch_functions_while_it_is_read(tmp_path: Path) -> None:
-    """The restricted reader rebuilds tensors but gives `torch.save` (or any acting function) an
-    inert stub."""
+    """The restricted reader rebuilds tensors; `torch.save` and other acting calls get a stub."""
     from models import official
 
     written = tmp_path / "written.pt"

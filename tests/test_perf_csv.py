@@ -1,5 +1,4 @@
-"""benchmarks/perf.py's perf.csv: provenance columns on new rows, older files upgraded in place,
-rows kept."""
+"""benchmarks/perf.py's perf.csv: provenance on new rows; old files upgraded in place, rows kept."""
 
 from __future__ import annotations
 

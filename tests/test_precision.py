@@ -1,5 +1,4 @@
-"""The GPU path's decisions, exercised on the CPU: AMP only after its parity check, strict-fp32
-attacks, MFU."""
+"""GPU-path decisions, run on the CPU: AMP only after its parity check, strict-fp32 attacks, MFU."""
 
 from __future__ import annotations
 
@@ -53,8 +52,7 @@ def test_amp_tolerance_is_a_tenth_of_a_point() -> None:
 
 
 def test_row_mfu_where_one_pass_serves_every_exit_is_the_cells() -> None:
-    """A 4-exit model scored in one pass: each row's share of the time must not be paired with all
-    the passes."""
+    """4-exit model scored in one pass: no row's share of the time is paired with all passes."""
     import numpy as np
 
     from bench.core.conditions import CLEAN, pgd, transfer

@@ -382,9 +382,11 @@ def test_results_readme_documents_every_column_in_order() -> None:
 
 
 def test_the_corruption_section_keeps_data_sets_apart(tmp_path: Path) -> None:
-    """One results file with runs on two data sets: each gets its own tables, means and mCE; a
-    baseline with no corruption rows in one of them leaves that one without mCE instead of failing
-    the report."""
+    """Runs on two data sets in one results file each get their own tables, means and mCE.
+
+    A baseline with no corruption rows in one of them leaves that one without mCE instead of failing
+    the report.
+    """
     from bench.report.corruption_section import section
     from bench.report.metrics import COMMON
     from bench.report.tables import load_results
@@ -429,9 +431,11 @@ def test_the_corruption_section_keeps_data_sets_apart(tmp_path: Path) -> None:
 
 
 def test_the_corruption_section_says_why_an_mce_is_missing(tmp_path: Path) -> None:
-    """A model without clean rows gets no relative mCE, with the reason; an origin (pre-rendered
-    files) where the baseline has no rows gets no mCE, instead of a note that it was normalised by
-    that baseline."""
+    """The corruption section says why an mCE is missing.
+
+    A model without clean rows gets no relative mCE, with the reason. An origin (pre-rendered files)
+    where the baseline has no rows gets no mCE, not a note that it was normalised by that baseline.
+    """
     from bench.report.corruption_section import section
     from bench.report.metrics import COMMON
     from bench.report.tables import load_results

@@ -1,5 +1,4 @@
-"""Small-output convolutions' weight gradient as one matrix product: oneDNN's gradients, same keys,
-restored classes."""
+"""Small-map convs' weight gradient as a matmul: oneDNN's gradients, same keys, restored classes."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Models from torchvision, timm and RobustBench, loaded from local files placed where each library
-looks."""
+"""torchvision, timm and RobustBench models, loaded from local files where each library looks."""
 
 from __future__ import annotations
 
@@ -23,8 +22,7 @@ NORM = (X - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENE
 
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Every download attempt fails at once (a closed local port), and every library cache is
-    fresh."""
+    """Every download fails at once (a closed local port), and every library cache is fresh."""
     for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         monkeypatch.setenv(var, "http://127.0.0.1:9")
     monkeypatch.delenv("NO_PROXY", raising=False)
@@ -39,8 +37,7 @@ def _random_resnet18(seed: int = 3) -> torchvision.models.ResNet:
 
 
 def _hub_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, state: dict) -> Path:
-    """Save `state` in torch.hub's cache under a name that carries its real sha256 prefix; point the
-    enum at it."""
+    """Save `state` in torch.hub's cache named with its real sha256 prefix; point the enum at it."""
     blob = tmp_path / "blob.pth"
     torch.save(state, blob)
     prefix = hashlib.sha256(blob.read_bytes()).hexdigest()[:8]
@@ -141,8 +138,7 @@ def test_torchvision_weights_that_need_other_inputs_or_another_build_are_refused
 
 
 def test_a_densenet_file_with_its_published_key_names_loads(tmp_path: Path) -> None:
-    """torchvision's DenseNet files name layers `norm.1` (before PyTorch 0.4) and lack batch norm's
-    counters."""
+    """DenseNet's published files: pre-PyTorch-0.4 names (`norm.1`), no batch-norm counters."""
     import re
 
     torch.manual_seed(0)
@@ -178,8 +174,7 @@ def test_timm_feature_only_weights_are_refused() -> None:
 
 
 def _hf_cache(root: Path, repo: str, fname: str, data: bytes) -> Path:
-    """A Hugging Face hub cache entry laid out as huggingface_hub writes it (blob named by its
-    sha256)."""
+    """A Hugging Face hub cache entry as huggingface_hub writes it (blob named by its sha256)."""
     sha = hashlib.sha256(data).hexdigest()
     folder = root / f"models--{repo.replace('/', '--')}"
     (folder / "blobs").mkdir(parents=True)
@@ -258,9 +253,11 @@ def test_robustbench_zoo_model_from_model_dir(tmp_path: Path) -> None:
 def test_a_cache_file_with_no_recorded_checksum_is_loaded_with_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A hub file whose name carries no hash, or a Hugging Face file copied out of its blob, cannot
-    be checked: the run says so instead of loading it silently; a file that can be checked says
-    nothing."""
+    """A weights file that cannot be checked loads with a warning, never silently.
+
+    Such a file is a hub file whose name carries no hash, or a Hugging Face file copied out of its
+    blob. A file that can be checked gives no warning.
+    """
     from models.sources.hub_file import verify_hf_file, verify_hub_file
 
     data = b"weights"

@@ -1,5 +1,4 @@
-"""Latency and throughput: measured on the device, batch-1 latency and the best batch's
-throughput."""
+"""Latency and throughput on the device: batch-1 latency and the best batch's throughput."""
 
 from __future__ import annotations
 

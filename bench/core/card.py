@@ -46,8 +46,7 @@ class ModelCard:
 
 
 def file_stem(name: str) -> str:
-    """A model or condition name as part of a file name (`tv:resnet50` -> `tv_resnet50`, no
-    sub-folders)."""
+    """A model or condition name for a file name: `tv:resnet50` -> `tv_resnet50`, no sub-folders."""
     return name.replace(":", "_").replace("/", "_")
 
 

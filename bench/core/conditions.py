@@ -83,8 +83,7 @@ EXTRA_CORRUPTIONS = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
 
 
 def corruption(name: str, severity: int, source: str = "reference") -> Condition:
-    """One ImageNet-C corruption at one severity; source `reference` (on the fly) or `rendered`
-    (files)."""
+    """ImageNet-C corruption at a severity, from `reference` (on the fly) or `rendered` (files)."""
     return Condition(kind="corruption", name=name, source=source, severity=severity)
 
 

@@ -133,8 +133,7 @@ def load_toml(path: Path) -> dict[str, Any]:
 
 
 def _typed(path: Path, key: str, value: Any, hint: Any) -> Any:
-    """A TOML value as its field's type, or one clear error (TOML writes 0 for 0.0, and a string is
-    not a list)."""
+    """A TOML value as its field's type, or one clear error: 0 may be 0.0; a string isn't a list."""
     args = [a for a in get_args(hint) if a is not type(None)]
     if get_origin(hint) in (Union, UnionType):
         hint = args[0]

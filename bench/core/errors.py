@@ -13,8 +13,7 @@ class BenchError(Exception):
 
 
 def ensure_writable(folder: Path, what: str, hint: str = "") -> None:
-    """Fail now, with one line, where a later write would: create `folder` and a file in it ('cannot
-    write WHAT')."""
+    """Fail now, not at a later write: make `folder` and a file in it, else 'cannot write WHAT'."""
     import tempfile
 
     try:

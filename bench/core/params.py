@@ -14,8 +14,7 @@ def canonical_json(obj: object) -> str:
 
 
 class Params(Mapping[str, Scalar]):
-    """Settings of a condition beyond its columns (early stopping, AutoAttack's version, a transfer
-    source)."""
+    """A condition's settings beyond columns (early stop, AutoAttack version, transfer source)."""
 
     __slots__ = ("_items",)
 

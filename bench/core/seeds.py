@@ -1,5 +1,4 @@
-"""Per-image randomness: a seed from (run seed, image index, what it is for), never from batch or
-rank."""
+"""Per-image randomness: seeds from (run seed, image index, purpose), never from batch or rank."""
 
 from __future__ import annotations
 
@@ -35,8 +34,7 @@ def image_seeds(seed: int, indices: np.ndarray, *tags: str | int) -> np.ndarray:
 
 
 def _first_state_word(entropy: np.ndarray) -> np.ndarray:
-    """SeedSequence(row).generate_state(1)[0] for each row of uint32 words (each row one seed's
-    entropy)."""
+    """SeedSequence(row).generate_state(1)[0] per row; each row holds one seed's uint32 entropy."""
     const = _INIT_A
 
     def hashmix(value: np.ndarray) -> np.ndarray:

@@ -1,2 +1,1 @@
-"""What a model costs: multiply-accumulates, parameters, latency, throughput and FLOP
-utilisation."""
+"""What a model costs: multiply-accumulates, parameters, latency, throughput, FLOP utilisation."""

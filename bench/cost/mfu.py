@@ -1,5 +1,4 @@
-"""Model FLOP utilisation: achieved model FLOP/s over the device's dense peak at the row's
-precision."""
+"""Model FLOP utilisation: achieved FLOP/s over the device's dense peak at the row's precision."""
 
 from __future__ import annotations
 

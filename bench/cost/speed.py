@@ -1,5 +1,4 @@
-"""Latency and throughput of one exit on the run's device: what a deployment would see, measured not
-estimated."""
+"""Latency and throughput of one exit on the run's device, measured as a deployment sees them."""
 
 from __future__ import annotations
 
@@ -17,8 +16,7 @@ MAX_BATCH = 256
 
 @dataclass(frozen=True, slots=True)
 class Speed:
-    """Median batch-1 latency (ms) and the best throughput (images/s) over batch sizes 1, 2, 4,
-    ..."""
+    """Median batch-1 latency (ms) and best throughput (images/s) over batch sizes 1, 2, 4, ..."""
 
     latency_ms: float
     throughput: float
@@ -39,8 +37,7 @@ def _timer(device: torch.device) -> Callable[[], float]:
 def _seconds_per_call(
     fn: Callable[[], object], now: Callable[[], float], budget: float, min_calls: int = 3
 ) -> float:
-    """Median wall time of `fn` after one warm-up call, repeated until `budget` seconds or
-    `min_calls`."""
+    """Median wall time of `fn` (after a warm-up) over at least `budget` seconds and `min_calls`."""
     fn()
     times: list[float] = []
     end = time.perf_counter() + budget

@@ -145,8 +145,7 @@ def _render_range(lo: int, hi: int, split_id: int, spec: ClutterSpec) -> np.ndar
 def _render_all(
     items: np.ndarray, count: int, split_id: int, spec: ClutterSpec, workers: int
 ) -> np.ndarray:
-    """Images 0..count-1, in `workers` processes when there are enough of them (each depends only on
-    its index)."""
+    """Images 0..count-1, in `workers` processes when many (each depends only on its index)."""
     if workers < 2 or count < PARALLEL_FROM:
         return np.stack([render(items, i, split_id, spec) for i in range(count)])
     import multiprocessing as mp

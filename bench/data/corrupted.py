@@ -1,5 +1,4 @@
-"""Where a corruption cell's images come from: generated on the fly (cached) or pre-rendered
-files."""
+"""Where a corruption cell's images come from: made on the fly (cached) or pre-rendered files."""
 
 from __future__ import annotations
 
@@ -14,8 +13,7 @@ from bench.data import ArrayImageSet, ImageSet, fingerprint, load_arrays, subset
 
 
 class CorruptedData:
-    """Serves (image set, indices) for corruption conditions of one run; clean subsets are loaded
-    once."""
+    """Serves (image set, indices) for a run's corruption conditions, loading clean subsets once."""
 
     def __init__(
         self,
@@ -112,8 +110,7 @@ class CorruptedData:
     def images(
         self, cond: Condition, n_images: int | None
     ) -> tuple[ImageSet, np.ndarray, np.ndarray, str]:
-        """The cell's image set, the positions to evaluate in it, their data set indices, the subset
-        label."""
+        """The cell's image set, positions to evaluate, their data set indices, the subset label."""
         idx, label = self.subset(cond, n_images)
         cset, positions = self.share(cond, n_images, np.arange(len(idx)))
         return cset, positions, idx, label

@@ -1,5 +1,4 @@
-"""Fashion-MNIST from its idx.gz files: Debian's dataset-fashion-mnist, or torchvision's
-download."""
+"""Fashion-MNIST from idx.gz files: Debian's dataset-fashion-mnist, or torchvision's download."""
 
 from __future__ import annotations
 
@@ -46,8 +45,7 @@ def count(split: str, folder: Path) -> int:
 
 
 def digest(split: str, folder: Path) -> str:
-    """A hash of the split's two files as stored: caches built from them are keyed by it, so another
-    copy is rebuilt."""
+    """A hash of the split's two files as stored; caches key on it, so another copy is rebuilt."""
     h = hashlib.sha256()
     for name in FILES[split]:
         try:
@@ -58,8 +56,7 @@ def digest(split: str, folder: Path) -> str:
 
 
 def _read(path: Path, size: int = -1) -> bytes:
-    """The first `size` bytes of an idx file (all for -1), gzip-compressed or not, checked to hold
-    unsigned bytes."""
+    """First `size` bytes (-1: all) of an idx file, gzipped or not, checked to be unsigned bytes."""
     try:
         with gzip.open(path) if path.suffix == ".gz" else path.open("rb") as f:
             raw = f.read(size)

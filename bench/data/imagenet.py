@@ -85,8 +85,7 @@ def train_transform(size: int = 224):  # type: ignore[no-untyped-def]
 
 
 def class_files(folder: Path, what: str) -> tuple[list[Path], np.ndarray]:
-    """Image files of the 100 class folders under `folder` (checked), labelled by ImageNet-1k
-    index."""
+    """Image files of the 100 class folders in `folder` (checked), labelled by ImageNet-1k index."""
     check_tree(folder, what)
     paths: list[Path] = []
     labels: list[int] = []
@@ -98,8 +97,7 @@ def class_files(folder: Path, what: str) -> tuple[list[Path], np.ndarray]:
 
 
 def load(root: Path, split: str = "val", size: int = 224, train: bool = False) -> FolderImageSet:
-    """ImageNet100 `split` under root (as made by `build`): eval preprocessing, or the training
-    crop."""
+    """ImageNet100 `split` under root (from `build`): eval preprocessing, or the training crop."""
     paths, labels = class_files(root / split, f"ImageNet100 {split}")
     return FolderImageSet(
         "imagenet100",

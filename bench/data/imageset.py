@@ -151,8 +151,7 @@ def loader_workers(images: ImageSet, requested: int | None = None) -> int:
 
 
 def rank_cores() -> int:
-    """This process's share of the node's cores (at least 1): torchrun starts LOCAL_WORLD_SIZE on
-    this node."""
+    """This rank's share of the node's cores (at least 1), split over LOCAL_WORLD_SIZE ranks."""
     cores = (
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     )
@@ -174,9 +173,11 @@ def to_unit(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Ten
 
 
 def fingerprint(images: ImageSet) -> str:
-    """Identity of an image set's content, for cache keys and results folders: array bytes, or the
-    names (class folder and file) and sizes of its files, so a moved or re-linked folder keeps its
-    identity."""
+    """Identity of an image set's content, for cache keys and results folders.
+
+    Array bytes, or the names (class folder and file) and sizes of its files, so a moved or
+    re-linked folder keeps its identity.
+    """
     import hashlib
 
     h = hashlib.sha256(f"{images.name}|{images.split}|{len(images)}".encode())
@@ -192,8 +193,7 @@ def fingerprint(images: ImageSet) -> str:
 def load_arrays(
     images: ImageSet, indices: np.ndarray, workers: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The subset as in-memory uint8 (N,H,W,3) images and labels (decoded in workers for
-    folders)."""
+    """The subset as in-memory uint8 (N,H,W,3) images and labels (folders decoded in workers)."""
     if isinstance(images, ArrayImageSet):
         return images.images[indices], images.labels[indices]
     parts = [(imgs, labels) for _, imgs, labels in iter_batches(images, indices, 64, workers)]

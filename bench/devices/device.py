@@ -19,8 +19,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def rank_device(name: str) -> torch.device:
-    """resolve_device, then under torchrun this process's own GPU (cuda:LOCAL_RANK) when that is
-    CUDA."""
+    """resolve_device; under torchrun, this rank's own GPU (cuda:LOCAL_RANK) when that is CUDA."""
     from bench.devices import distributed
 
     dev = resolve_device(name)

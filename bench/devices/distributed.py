@@ -69,8 +69,7 @@ def barrier() -> None:
 
 
 def all_ok(ok: bool) -> bool:
-    """Whether `ok` holds on every rank (each rank learns the same answer, so all can stop
-    together)."""
+    """Whether `ok` holds on every rank; all ranks get the same answer, so all can stop together."""
     if world().size == 1:
         return ok
     import torch.distributed as dist

@@ -21,16 +21,14 @@ from bench.store.provenance import utc_now
 
 
 def _setting(n: int, dev: torch.device) -> str:
-    """What a parity check compared on: the images and the device; a stored check counts only for
-    the same."""
+    """What a parity check ran on (images, device); a stored check counts only for the same ones."""
     return f"bf16 autocast vs fp32 on {n} clean images on {device_name(dev)}"
 
 
 def _check(
     setup: Setup, lm: LoadedModel, net: torch.nn.Module, indices: np.ndarray, path: Path
 ) -> None:
-    """Clean accuracy per exit in fp32 and under bf16 autocast on the run's clean images, kept in
-    checks.csv."""
+    """Per-exit clean accuracy in fp32 and bf16 autocast on the run's images, kept in checks.csv."""
     dev, cfg = setup.device, setup.cfg
     model = net.to(dev)
     acc = {

@@ -1,5 +1,4 @@
-"""One cell of a run: a model's per-image correctness under one condition, its share on every rank,
-merged."""
+"""One cell of a run: a model's per-image correctness under one condition, merged across ranks."""
 
 from __future__ import annotations
 
@@ -24,8 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def chunk(cond: Condition, cfg: RunConfig) -> int:
-    """The batch ranks share a cell by: a cascade's own chunk (each chunk seeded by its number),
-    else --batch-size."""
+    """How ranks split a cell: a cascade's chunk (each seeded by its number), else --batch-size."""
     return int(cond.params.get("batch_size", cfg.batch_size))
 
 
@@ -98,8 +96,7 @@ def _share(ctx: Context, task: Task, net: torch.nn.Module) -> tuple[np.ndarray, 
 
 
 def run_cell(ctx: Context, task: Task) -> tuple[Correct, dict[int, Speed]]:
-    """Every rank's share evaluated and merged, and (on rank 0, for clean cells) each exit's
-    speed."""
+    """Every rank's share evaluated and merged, plus (rank 0, clean cells) each exit's speed."""
     setup, lm = ctx.setup, task.lm
     _count_flops(ctx, task)
     net = ctx.runtime[lm.card.name].to(setup.device)

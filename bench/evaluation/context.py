@@ -13,8 +13,7 @@ from bench.evaluation.setup import Setup
 
 @dataclass(frozen=True, eq=False)
 class Context:
-    """Everything a cell reads; `done` (keys of stored rows) and `costs` (FLOPs per model and exit)
-    grow."""
+    """What a cell reads; `done` (stored row keys) and `costs` (FLOPs per model and exit) grow."""
 
     setup: Setup
     out: Path

@@ -1,5 +1,4 @@
-"""Per-image correctness of one cell, per exit, with the passes and time it cost; merged across
-ranks."""
+"""One cell's per-image correctness per exit, with its passes and time; merged across ranks."""
 
 from __future__ import annotations
 
@@ -29,8 +28,7 @@ class Correct:
     robust_after: tuple[tuple[int, str, int], ...] = ()
 
     def seconds_of(self, t: int, n_rows: int) -> float:
-        """Seconds to put on exit t's row: its own share when measured, else an even split over the
-        cell's rows."""
+        """Seconds on exit t's row: its measured share, else an even split over the cell's rows."""
         return (
             float(self.exit_seconds[t - 1])
             if self.exit_seconds is not None
@@ -39,8 +37,7 @@ class Correct:
 
 
 def _shares(per_exit: np.ndarray, total: float) -> np.ndarray:
-    """Per-exit times scaled to sum to the cell's wall time (loading and scoring split in
-    proportion)."""
+    """Per-exit times scaled to sum to the cell's wall time (load and score split in proportion)."""
     measured = float(per_exit.sum())
     return per_exit * (total / measured) if measured > 0 else per_exit
 

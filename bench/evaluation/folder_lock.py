@@ -1,6 +1,8 @@
-"""One run writes a results folder at a time: two would each rewrite results.csv from what they read
-and lose the other's rows. Holding the folder also makes it safe to remove what a killed run left
-half-written."""
+"""One run writes a results folder at a time.
+
+Two would each rewrite results.csv from what they read and lose the other's rows. Holding the
+folder also makes it safe to remove what a killed run left half-written.
+"""
 
 from __future__ import annotations
 
@@ -23,9 +25,11 @@ LEFTOVERS = (".*.csv.*.tmp", ".*.json.*.tmp", ".state/.*.tmp")
 
 @contextmanager
 def hold(out: Path) -> Iterator[None]:
-    """Rank 0 holds `out` (the kernel lets go if the process dies) and removes leftovers of killed
-    runs; when the folder is taken, every rank raises the same error (none is left waiting at a
-    barrier)."""
+    """Rank 0 holds `out` and removes leftovers of killed runs.
+
+    The kernel lets go if the process dies. When the folder is taken, every rank raises the same
+    error, so none is left waiting at a barrier.
+    """
     fd, refused = None, ""
     if distributed.world().main:
         fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o666)

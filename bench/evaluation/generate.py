@@ -1,5 +1,4 @@
-"""Before any cell: generate every reference corruption of the run into the cache, and the example
-grid."""
+"""Before any cell: cache every reference corruption of the run, and draw the example grid."""
 
 from __future__ import annotations
 
@@ -15,8 +14,7 @@ from bench.evaluation.setup import Setup
 
 
 def _generate(setup: Setup, out: Path, examples: bool) -> None:
-    """Check the image size, then generate every reference corruption of the run in worker
-    processes."""
+    """Check the image size, then generate the run's reference corruptions in worker processes."""
     made = [
         c
         for c in setup.cells
@@ -44,8 +42,7 @@ def _generate(setup: Setup, out: Path, examples: bool) -> None:
 
 
 def generate(setup: Setup, out: Path) -> None:
-    """Rank 0 generates and caches the corruptions (and draws the example grid); the other ranks
-    then read them."""
+    """Rank 0 makes and caches the corruptions (and example grid); other ranks then read them."""
     main = distributed.world().main
     for rank0_turn in (True, False):
         if main == rank0_turn:

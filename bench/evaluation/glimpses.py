@@ -45,8 +45,7 @@ def record(
     corrupted: tuple[Condition, ImageSet, Any] | None,
     attack: bool,
 ) -> int:
-    """Store the boxes of a model with glimpses (no-op for others or when stored); returns rows
-    written."""
+    """Store a glimpse model's boxes (no-op for other models or if stored); returns rows written."""
     path = out / "glimpses.csv"
     if any(
         g.model == lm.card.name and g.weights == lm.weights and g.dataset == dataset
@@ -105,8 +104,7 @@ def record(
 
 
 def record_glimpses(setup: Setup, lm: Any, out: Path) -> None:
-    """Glimpse boxes on example images under the run's kinds of condition (models with glimpses
-    only)."""
+    """Glimpse boxes on example images under the run's kinds of condition (glimpse models only)."""
     cells = setup.cells
     corr = next((c.condition for c in cells if c.condition.kind == "corruption"), None)
     example = None

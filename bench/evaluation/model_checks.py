@@ -1,6 +1,8 @@
-"""Model sanity checks run before a model's first attack: determinism, zero input gradients, the
-effect of training-only gradient shapers. Each has an entry in docs/checks.md; the rows go to
-checks.csv."""
+"""Model sanity checks run before a model's first attack.
+
+They cover determinism, zero input gradients and the effect of training-only gradient shapers.
+Each has an entry in docs/checks.md; the rows go to checks.csv.
+"""
 
 from __future__ import annotations
 
@@ -106,8 +108,7 @@ def model_checks(
 
 
 def check_models(setup: Setup, path: Path) -> None:
-    """Run the checks of every model not checked yet on this data set (rank 0, before a run's first
-    attack)."""
+    """Check every model not yet checked on this data set (rank 0, before a run's first attack)."""
     checked = {
         (c.model, c.weights, c.dataset) for c in read_checks(path) if c.check == "deterministic"
     }
@@ -144,8 +145,7 @@ def check_models(setup: Setup, path: Path) -> None:
 
 
 def randomized(setup: Setup, path: Path) -> set[tuple[str, str]]:
-    """(model, weights) whose evaluation is not deterministic: AutoAttack attacks them with its
-    `rand` version."""
+    """(model, weights) that evaluate non-deterministically: AutoAttack uses its `rand` version."""
     return {
         (c.model, c.weights)
         for c in read_checks(path)

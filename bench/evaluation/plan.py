@@ -1,5 +1,4 @@
-"""A run's plan: the suite's cells with the run's options applied, and each cell resolved for one
-model."""
+"""A run's plan: the suite's cells with the run's options, each resolved for one model."""
 
 from __future__ import annotations
 
@@ -28,8 +27,7 @@ SWEPT = (
 
 
 def cells(cfg: RunConfig) -> list[Cell]:
-    """The suite's cells with the run's overrides: image cap, ε radii, PGD steps, restarts,
-    backend."""
+    """The suite's cells with run overrides: image cap, ε radii, PGD steps, restarts, backend."""
     out: list[Cell] = []
     for c in _selected(cfg):
         cap = cfg.n_images
@@ -43,8 +41,7 @@ def cells(cfg: RunConfig) -> list[Cell]:
 
 
 def _selected(cfg: RunConfig) -> list[Cell]:
-    """The suite's cells, with the held-out corruptions added and the corruptions not asked for
-    removed."""
+    """The suite's cells, plus held-out corruptions and minus corruptions not asked for."""
     base = list(suite(cfg.suite))
     if cfg.extra_corruptions:
         made = [c for c in base if c.condition.kind == "corruption"]
@@ -102,8 +99,7 @@ def _variants(cfg: RunConfig, cond: Condition, planned: list[Cell]) -> list[Cond
 
 
 def check_options_apply(cfg: RunConfig, cells: list[Cell]) -> None:
-    """An option that selects or sizes cells the suite does not have is a mistake, not something to
-    ignore."""
+    """An option that selects or sizes cells the suite lacks is an error, not to be ignored."""
 
     def has(kind: str, names: tuple[str, ...] = (), norm: str = "") -> bool:
         return any(
@@ -141,8 +137,7 @@ def check_options_apply(cfg: RunConfig, cells: list[Cell]) -> None:
 
 
 def transfer_source(loaded: list[LoadedModel]) -> LoadedModel | None:
-    """The run's ResNet baseline (else the official baseline): the model transfer attacks start
-    from."""
+    """The model transfer attacks start from: the run's ResNet baseline, else the official one."""
     for family in ("resnet", "mgbase"):
         for lm in loaded:
             if lm.card.family == family:

@@ -36,8 +36,7 @@ log = logging.getLogger(__name__)
 
 
 def _read_stored(setup: Setup, out: Path) -> set[tuple]:  # type: ignore[type-arg]
-    """Keys of the stored rows, after checking the folder's files and the data its rows were
-    measured on."""
+    """Stored row keys, after checking the folder's files and the data its rows were measured on."""
     cfg, main = setup.cfg, distributed.world().main
     stored = read_rows(out / "results.csv")
     measured = data_guard.measured(stored, cfg.dataset)
@@ -56,8 +55,7 @@ def _read_stored(setup: Setup, out: Path) -> set[tuple]:  # type: ignore[type-ar
 
 
 def _open(setup: Setup, out: Path, progress: bool) -> Context:
-    """What every cell needs: stored keys, evaluated copies, generated corruptions, model checks,
-    precision."""
+    """What cells need: stored keys, eval copies, generated corruptions, model checks, precision."""
     done = _read_stored(setup, out)
     main = distributed.world().main
     provenance = dict(

@@ -58,8 +58,7 @@ class Job:
     precision: str = "fp32"
 
     def batches(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """(indices, uint8 images, labels) per batch, with a progress bar where `desc` asks for
-        one."""
+        """(indices, uint8 images, labels) per batch, with a progress bar if `desc` asks for one."""
         batches = iter_batches(self.images, self.indices, self.batch_size, self.workers)
         return _bar(batches, -(-len(self.indices) // self.batch_size), self.desc)
 
@@ -124,8 +123,7 @@ def clean_correct(
     desc: str = "",
     precision: str = "fp32",
 ) -> Correct:
-    """Score every exit of `model` on the clean images in one pass per batch (bf16 autocast for
-    "bf16")."""
+    """Score each exit of `model` on clean images, one pass per batch (bf16 autocast for "bf16")."""
     from bench.core.conditions import CLEAN
 
     return score_images(
@@ -163,8 +161,7 @@ def _attack_exit(
     idx: np.ndarray,
     t: int,
 ) -> tuple[np.ndarray, int, int]:
-    """Exit t attacked through its own view on the images it gets right: (robust, forward, backward
-    passes)."""
+    """Exit t attacked via its view on images it gets right: (robust, forward, backward passes)."""
     import attacks
 
     view = job.model.at_exit(t)
@@ -182,8 +179,7 @@ def _attack_exit(
 
 
 def score_white_box(job: Job) -> Correct:
-    """Strict white-box: each wanted exit attacked on its own, timed on its own (rows of other exits
-    stay False)."""
+    """Strict white-box: each wanted exit attacked and timed alone (others' rows stay False)."""
     import attacks
 
     atk, e, wanted = attacks.build(job.cond), job.model.n_exits, job.wanted()
@@ -205,8 +201,7 @@ def score_white_box(job: Job) -> Correct:
 
 
 def score_paper(job: Job) -> Correct:
-    """The official protocol: one attack on the last exit (rescaler on) scores every exit on x_adv
-    alone."""
+    """Official protocol: one last-exit attack (rescaler on) scores each exit on x_adv alone."""
     import attacks
 
     atk, model, e = attacks.build(job.cond), job.model, job.model.n_exits
@@ -228,8 +223,7 @@ def score_paper(job: Job) -> Correct:
 
 
 def score_transfer(job: Job) -> Correct:
-    """Examples crafted on the source model score every exit; robust means right on the clean image
-    too."""
+    """Source-model examples score every exit; robust means right on the clean image too."""
     import attacks
 
     src_name = str(job.cond.params["from"])
@@ -267,8 +261,7 @@ def _small_batch_kernels(view: torch.nn.Module, x: torch.Tensor) -> Callable:
 
 
 def score_cascade(job: Job) -> Correct:
-    """AutoAttack on each wanted exit: per-image robust flags, resumable from the cell's state
-    file."""
+    """AutoAttack per wanted exit: per-image robust flags, resumable from the cell's state file."""
     import attacks
     from attacks.autoattack import Flags
 

@@ -21,8 +21,7 @@ from bench.store import data_guard
 
 @dataclass(frozen=True, eq=False)
 class Setup:
-    """A run's inputs, loaded and checked: bad input has failed by now, before anything is
-    written."""
+    """A run's inputs, loaded and checked: bad input fails here, before anything is written."""
 
     cfg: RunConfig
     cells: list[Cell]
@@ -33,8 +32,7 @@ class Setup:
     workers: int
 
     def data_identity(self) -> dict[str, dict]:
-        """The run's data as data.json records it: the test images, and every pre-rendered folder
-        its cells read."""
+        """The run's data for data.json: test images and each pre-rendered folder its cells read."""
         dataset = self.cfg.dataset
         current = {
             dataset: data_guard.identity(self.images, self.corrupted.fp)
@@ -45,8 +43,7 @@ class Setup:
 
 
 def _specs(cfg: RunConfig) -> list[str]:
-    """The run's model specs, one per model; a model named twice is refused (rows know a model by
-    its name)."""
+    """The run's model specs; a model named twice is refused (rows know a model by its name)."""
     specs = [s for spec in cfg.models for s in expand(spec)]
     names = [s.partition("@")[0] for s in specs]
     twice = sorted({n for n in names if names.count(n) > 1})
@@ -81,8 +78,7 @@ def _corrupted_data(
 
 
 def load_setup(cfg: RunConfig) -> Setup:
-    """Plan the cells, load the models and the test split, check they fit, and probe the output
-    folder."""
+    """Plan cells, load models and the test split, check they fit, and probe the output folder."""
     cells = plan.cells(cfg)
     check_name(cfg.dataset)
     cache = cache_dir()

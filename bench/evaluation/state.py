@@ -1,5 +1,4 @@
-"""The progress of cells in flight (.state/): AutoAttack's per-image flags, kept until the cell's
-rows are written."""
+"""In-flight cell progress (.state/): AutoAttack's per-image flags, kept until rows are written."""
 
 from __future__ import annotations
 
@@ -11,8 +10,7 @@ log = logging.getLogger(__name__)
 
 
 def state_path(out: Path, key: dict) -> Path:
-    """Where a cell's resumable state lives, named by the key of its first row (ranks add a
-    suffix)."""
+    """A cell's resumable state file, named by the key of its first row (ranks add a suffix)."""
     return out / ".state" / hashlib.sha256(repr(key).encode()).hexdigest()[:16]
 
 

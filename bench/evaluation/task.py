@@ -1,5 +1,4 @@
-"""One model under one cell's condition, resolved for the run: its images, exits and the row keys to
-measure."""
+"""One model under a cell's condition, resolved for the run: images, exits, row keys to measure."""
 
 from __future__ import annotations
 
@@ -21,8 +20,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, eq=False)
 class Task:
-    """A model, the condition resolved for it, the cell's images and exits, and the keys of its
-    rows."""
+    """A model, its resolved condition, the cell's images and exits, and the keys of its rows."""
 
     lm: LoadedModel
     cell: Cell

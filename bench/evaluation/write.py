@@ -1,5 +1,4 @@
-"""A measured cell becomes rows: per-image records, attack flags and results rows, written by rank
-0."""
+"""Rank 0 writes a measured cell: per-image records, attack flags and results rows."""
 
 from __future__ import annotations
 
@@ -97,8 +96,7 @@ def _row(
 
 
 def write_cell(ctx: Context, task: Task, correct: Correct, speeds: dict[int, Speed]) -> None:
-    """Append the cell's per-image records, the attack library's flags and its rows, then drop its
-    progress."""
+    """Append the cell's per-image records, attack flags and rows, then drop its progress."""
     created, lm = utc_now(), task.lm
     rows = [_row(ctx, task, k, t, correct, speeds.get(t, NOT_TIMED), created) for k, t in task.todo]
     per_image.append(

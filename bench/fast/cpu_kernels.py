@@ -38,8 +38,7 @@ class ConvProbe:
 
 @contextlib.contextmanager
 def conv_probe(model: nn.Module) -> Iterator[ConvProbe]:
-    """Record the largest Conv2d call of `model`'s forward passes inside the block; hooks removed
-    after."""
+    """Record the largest Conv2d call of `model`'s forward passes in the block, then unhook."""
     probe = ConvProbe()
 
     def hook(conv: nn.Conv2d) -> torch.utils.hooks.RemovableHandle:
@@ -69,8 +68,7 @@ def use_native(n_images: int, conv_macs: int, device: torch.device) -> bool:
 
 @contextlib.contextmanager
 def small_batch(n_images: int, conv_macs: int, device: torch.device) -> Iterator[bool]:
-    """oneDNN's convolutions off for this block (forward and backward) where `use_native` says so;
-    restored after."""
+    """oneDNN convolutions off in the block, backward too, if `use_native` says; restored after."""
     native = use_native(n_images, conv_macs, device)
     before = torch.backends.mkldnn.enabled
     if native:

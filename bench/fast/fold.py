@@ -62,8 +62,7 @@ def _pairs(root: nn.Module) -> list[tuple[str, str]] | None:
 
 
 def _find(module: nn.Module, prefix: str = "") -> list[tuple[str, str]]:
-    """Foldable pairs anywhere in `module`, as full names, tracing the largest traceable
-    sub-trees."""
+    """Foldable pairs in `module`, as full names, tracing the largest traceable sub-trees."""
     pairs = _pairs(module)
     if pairs is not None:
         return [(prefix + c, prefix + b) for c, b in pairs]

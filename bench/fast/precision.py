@@ -27,8 +27,7 @@ def strict_fp32() -> None:
 
 
 def wants_amp(precision: str, device: torch.device) -> bool:
-    """Whether to try bf16 autocast for clean and corruption cells (it must still pass the parity
-    check)."""
+    """Whether clean and corruption cells try bf16 autocast (it must pass the parity check)."""
     return precision == "bf16" or (precision == "auto" and device.type == "cuda")
 
 

@@ -26,8 +26,7 @@ MAX_OUTPUT_PIXELS = 4
 
 
 class _Conv(torch.autograd.Function):
-    """conv2d (stride, padding; no dilation or groups) whose weight gradient is one matrix
-    product."""
+    """conv2d (stride, padding; no dilation or groups) whose weight gradient is one matmul."""
 
     @staticmethod
     def forward(
@@ -80,8 +79,7 @@ class _Conv(torch.autograd.Function):
 
 
 class SmallMapConv2d(nn.Conv2d):
-    """A Conv2d that takes `_Conv`'s weight gradient when its output has at most MAX_OUTPUT_PIXELS
-    pixels."""
+    """A Conv2d using `_Conv`'s weight gradient for outputs of at most MAX_OUTPUT_PIXELS pixels."""
 
     def _conv_forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         if torch.is_grad_enabled() and weight.requires_grad and x.device.type == "cpu":

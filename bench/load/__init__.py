@@ -1,2 +1,1 @@
-"""Model specs to ready models: registry names, user files, other libraries' models, and weight
-files."""
+"""Specs to ready models: registry names, user files, other libraries' models, weight files."""

@@ -1,5 +1,4 @@
-"""Our checkpoints: weights plus config, data set, epoch and accuracy, verified by a sha256
-sidecar."""
+"""Our checkpoints: weights, config, data set, epoch and accuracy, verified by a sha256 sidecar."""
 
 from __future__ import annotations
 
@@ -61,8 +60,7 @@ def save(
 
 
 def verify(path: Path) -> str:
-    """The checkpoint's sha256, after checking that it matches its sidecar (one clear error
-    otherwise)."""
+    """The checkpoint's sha256, once checked against its sidecar (one clear error otherwise)."""
     if not path.is_file():
         raise BenchError(f"checkpoint {path} does not exist")
     side = sidecar(path)

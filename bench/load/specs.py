@@ -84,8 +84,7 @@ def _import_user(target: str) -> list[str]:
 
 
 def _split(spec: str) -> tuple[str, str, str]:
-    """(model part, "@", weights part) at the first "@", unless a model file's path holds one
-    (`proj@v2/net.py`)."""
+    """(model, "@", weights) at the first "@" not in a model file's path (`proj@v2/net.py`)."""
     for i in [i for i, c in enumerate(spec) if c == "@"][1:] + [len(spec)]:
         file_part = spec[:i].rpartition(".py:")[0] + ".py" if ".py:" in spec[:i] else spec[:i]
         if "@" in file_part and file_part.endswith(".py") and Path(file_part).is_file():
@@ -94,8 +93,7 @@ def _split(spec: str) -> tuple[str, str, str]:
 
 
 def expand(spec: str) -> list[str]:
-    """Registry names behind one spec (a user file may register several), each with its weights
-    part."""
+    """Registry names in a spec (a user file may register several), each with its weights part."""
     import models  # noqa: F401  (registers the built-in models)
     from models import sources
 
@@ -111,8 +109,7 @@ def expand(spec: str) -> list[str]:
 
 
 def check_fits(lm: LoadedModel, n_classes: int, image_shape: tuple[int, ...], dataset: str) -> None:
-    """Refuse a model whose class count or input size differs from the data set's, before any work
-    is done."""
+    """Refuse, before any work, a model whose class count or input size isn't the data set's."""
     if lm.card.num_classes != n_classes:
         raise BenchError(
             f"{lm.card.name} has {lm.card.num_classes} classes but {dataset} has {n_classes}"

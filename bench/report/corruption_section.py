@@ -1,5 +1,4 @@
-"""The report's common-corruption section: summary with mCE, per-corruption table, heatmaps,
-curves."""
+"""The report's common-corruption section: mCE summary, per-corruption table, heatmaps, curves."""
 
 from __future__ import annotations
 
@@ -17,9 +16,11 @@ from bench.report.tables import latest, origin
 
 
 def pick_baseline(df: pd.DataFrame, wanted: str | None) -> str | None:
-    """The mCE reference among one data set's corruption rows: the named model (None when it has no
-    rows there), else the run's ResNet baseline, else the official baseline. `bench report` checks a
-    named one exists."""
+    """The mCE reference among one data set's corruption rows.
+
+    The named model (None when it has no rows there), else the run's ResNet baseline, else the
+    official baseline. `bench report` checks that a named one exists.
+    """
     if wanted:
         return wanted if wanted in set(df.model) else None
     for family in ("resnet", "mgbase"):
@@ -32,8 +33,7 @@ def pick_baseline(df: pd.DataFrame, wanted: str | None) -> str | None:
 def _clean_error(
     df: pd.DataFrame, model: str, ex: int, subset_rows: pd.DataFrame, images: dict | None
 ) -> float:  # type: ignore[type-arg]
-    """Clean error on the images the corruption rows used (per-image records), else on the clean
-    rows."""
+    """Clean error on the corruption rows' images (per-image records), else on the clean rows."""
     clean = df[(df.kind == "clean") & (df.model == model) & (df.exit == ex)]
     if clean.empty:
         return math.nan
@@ -50,16 +50,14 @@ def _clean_error(
 
 
 def _reference(full: pd.DataFrame, ref_name: str | None) -> tuple[int, pd.DataFrame]:
-    """The mCE baseline's exit (its last one in the rows) and its rows at that exit; (0, empty)
-    without one."""
+    """The mCE baseline's exit (its last in the rows) and its rows there; (0, empty) without one."""
     rows = full[full.model == ref_name] if ref_name else full.iloc[0:0]
     ex = int(rows.exit.max()) if len(rows) else 0
     return ex, rows[rows.exit == ex]
 
 
 def headline(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
-    """Per (model, exit): mean corruption accuracy and mCE of the generated sweep (else the rendered
-    one)."""
+    """Per (model, exit): mean corruption accuracy and mCE of the generated sweep, else rendered."""
     cor = latest(df[df.kind == "corruption"])
     cor = cor[cor.condition.isin(COMMON)]
     if cor.empty:
@@ -123,8 +121,7 @@ def _dataset_section(
     heading: str,
     stem: str,
 ) -> list[str]:  # type: ignore[type-arg]
-    """One data set's tables and figures, per origin (generated or pre-rendered); `df` holds only
-    its rows."""
+    """One data set's tables and figures per origin (generated or rendered); `df` is its rows."""
     lines: list[str] = []
     ref_name = pick_baseline(cor, baseline)
     for source, g in cor.groupby(origin(cor.source)):

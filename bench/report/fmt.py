@@ -21,8 +21,7 @@ def md_table(df: pd.DataFrame) -> str:
 
 
 def pgd_name(rows: pd.DataFrame) -> str:
-    """ "PGD-k" for PGD rows that all ran k steps (the suites' PGD-10, smoke's PGD-2), else
-    "PGD"."""
+    """ "PGD-k" if all PGD rows ran k steps (the suites' PGD-10, smoke's PGD-2), else "PGD"."""
     steps = sorted({int(s) for s in rows[rows.condition == "pgd"].steps})
     return f"PGD-{steps[0]}" if len(steps) == 1 else "PGD"
 

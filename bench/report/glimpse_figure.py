@@ -28,8 +28,7 @@ EXIT_COLOURS = (
 def _check_complete(
     run_dir: Path, model: str, cond: str, c: pd.DataFrame, images: list[int], n_exits: int
 ) -> None:
-    """Every example image has a box per exit and the stored inputs exist; else the files were
-    damaged."""
+    """Raise unless every example has a box per exit and its stored inputs exist (damaged files)."""
     have = set(zip(c.image, c.exit))
     missing = [(i, t) for i in images for t in range(1, n_exits + 1) if (i, t) not in have]
     strip = run_dir / c.inputs.iloc[0]

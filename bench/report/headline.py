@@ -1,5 +1,4 @@
-"""The headline table: per model and exit, compute, speed, clean, corruption and attack numbers side
-by side."""
+"""The headline table: compute, speed, clean, corruption and attack numbers per model and exit."""
 
 from __future__ import annotations
 
@@ -30,8 +29,7 @@ SEEDED = [c for c in COLUMNS if c not in ("GMACs", "params (M)")]
 
 
 def values(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
-    """Numbers (NaN where not measured) per dataset, model and exit, and the seeds behind each
-    (`seeds COLUMN`)."""
+    """Values (NaN if unmeasured) per dataset, model and exit, with their seeds (`seeds COLUMN`)."""
     d = latest(df)
     base = d.sort_values("created").drop_duplicates(["dataset", "model", "exit"], keep="last")
     out = base[["dataset", "family", "model", "exit", "exits_total", "gmacs", "params_m"]].copy()
@@ -77,8 +75,7 @@ def values(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
 
 
 def seed_note(t: pd.DataFrame, label: dict[str, str] | None = None) -> str:
-    """Which seed each column's numbers come from, when one table shows runs of several seeds (''
-    otherwise)."""
+    """Which seed each column's numbers come from, if a table mixes several seeds ('' otherwise)."""
     per = {c: sorted({k for ks in t[f"seeds {c}"] for k in ks}) for c in SEEDED}
     if len({k for ks in per.values() for k in ks}) < 2:
         return ""

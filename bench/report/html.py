@@ -1,5 +1,4 @@
-"""report.html: the markdown report as one self-contained page (figures embedded), openable without
-a server."""
+"""report.html: the markdown report as one page with figures embedded, openable without a server."""
 
 from __future__ import annotations
 

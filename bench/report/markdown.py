@@ -25,8 +25,7 @@ CHECKS_DOC = Path(__file__).resolve().parents[2] / "docs" / "checks.md"
 
 
 def _checks_link(run_dir: Path) -> str:
-    """Where docs/checks.md is from the report's folder (any --out), or '' where the docs are not at
-    hand."""
+    """The path to docs/checks.md from the report's folder (any --out), or '' without the docs."""
     if not CHECKS_DOC.is_file():
         return ""
     return Path(os.path.relpath(CHECKS_DOC, run_dir.resolve())).as_posix()
@@ -72,8 +71,7 @@ def _superseded(stored: pd.DataFrame, shown: pd.DataFrame) -> list[str]:
 
 
 def _older_scoring(df: pd.DataFrame) -> list[str]:
-    """A provenance line for cells whose newest row an older harness scored (no rerun has rescored
-    them yet)."""
+    """A provenance line for cells whose newest row an older harness scored (no rerun since)."""
     shown = latest(df)
     old = shown[shown.scoring < SCORING]
     if old.empty:

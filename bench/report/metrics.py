@@ -70,8 +70,7 @@ def mce(
     ref: Mapping[str, Mapping[int, float]],
     names: tuple[str, ...] = COMMON,
 ) -> tuple[float, dict[str, float]]:
-    """(mCE × 100, {corruption: CE_c}) of a model against a reference; NaN if a corruption is
-    missing."""
+    """(mCE × 100, {corruption: CE_c}) against a reference model; NaN if a corruption is missing."""
     ce = {}
     for c in names:
         if c not in err or c not in ref or len(err[c]) != 5 or len(ref[c]) != 5:

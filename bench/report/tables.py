@@ -71,8 +71,7 @@ VARIANT = [
 
 
 def origin(source: pd.Series) -> pd.Series:
-    """One sweep per origin: images generated on the fly (reference and parity-tested torch mixed)
-    or files."""
+    """One sweep per origin: generated (reference and parity-tested torch mixed) or from files."""
     return source.map(lambda s: "rendered" if s == "rendered" else "generated")
 
 

@@ -31,8 +31,7 @@ def rendered_name(dataset: str, corruption: str, severity: int) -> str:
 
 
 def measured(rows: Iterable, dataset: str) -> set[str]:
-    """The entries that stored rows depend on: the data set's test images, and each rendered folder
-    they read."""
+    """The entries stored rows depend on: the data set's test images and rendered folders read."""
     names: set[str] = set()
     for r in rows:
         if r.dataset == dataset:

@@ -121,8 +121,7 @@ def _parse(name: str, text: str) -> object:
 
 
 def _row(rec: Sequence[str]) -> Row:
-    """A results row that agrees with itself: accuracy = n_correct / n_images, 0 <= n_correct <=
-    n_images."""
+    """A consistent results row: accuracy = n_correct / n_images, 0 <= n_correct <= n_images."""
     row = Row(**{c: _parse(c, v) for c, v in zip(COLUMNS, rec)})
     if not 0 <= row.n_correct <= row.n_images or not math.isclose(
         row.accuracy, row.n_correct / max(row.n_images, 1), rel_tol=1e-12, abs_tol=1e-12

@@ -29,9 +29,11 @@ from bench.train.recipe import Recipe
 def _augment(
     x: torch.Tensor, gen: torch.Generator, recipe: Recipe, n_global: int, share: slice
 ) -> torch.Tensor:
-    """Random horizontal flips drawn from the training generator for the whole global batch (so
-    every rank draws the same numbers and a run is reproducible per seed), applied to this rank's
-    share."""
+    """Random horizontal flips for this rank's share of the global batch.
+
+    They are drawn from the training generator for the whole global batch, so every rank draws the
+    same numbers and a run is reproducible per seed.
+    """
     if recipe.hflip:
         flip = (torch.rand(n_global, generator=gen) < 0.5)[share].to(x.device)
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
@@ -39,8 +41,7 @@ def _augment(
 
 
 def _stop_if_diverged(loss: torch.Tensor, name: str, epoch: int) -> None:
-    """Stop every rank together (none waits in backward()) when any rank's loss is not finite,
-    naming those ranks."""
+    """Stop every rank (none left in backward()) if any rank's loss is not finite, naming them."""
     if distributed.all_ok(bool(torch.isfinite(loss))):
         return
     losses = distributed.gather(loss.item())
@@ -77,8 +78,7 @@ def _epoch(
     workers: int,
     seed: int = 0,
 ) -> None:
-    """One pass over the training set in the generator's order; this rank takes its share of every
-    global batch."""
+    """One training epoch in generator order; this rank takes its share of each global batch."""
     w = distributed.world()
     if isinstance(
         train_set, FolderImageSet
@@ -161,8 +161,7 @@ def _optimiser(
     recipe: Recipe,
     n_train: int,
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """SGD with momentum and weight decay under a OneCycle schedule over every step of the
-    recipe."""
+    """SGD with momentum and weight decay, on a OneCycle schedule over every step of the recipe."""
     opt = torch.optim.SGD(
         model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
     )

@@ -27,8 +27,7 @@ FORMAT = "bench-train-state-v1"
 
 @dataclass(frozen=True, slots=True)
 class Resumed:
-    """What a stored state restores besides the objects it loads into: epochs done and seconds
-    spent."""
+    """What a state restores besides the objects it loads into: epochs done and seconds spent."""
 
     epoch: int
     seconds: float
@@ -40,8 +39,7 @@ def path_for(checkpoint: Path) -> Path:
 
 
 def fingerprint(model: torch.nn.Module, **settings: Any) -> str:
-    """A digest of what must match for a state to be resumed: the settings and every parameter's
-    name and shape."""
+    """A digest of what must match to resume: the settings and each parameter's name and shape."""
     shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
     blob = json.dumps({"settings": settings, "shapes": shapes}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -57,8 +55,7 @@ def save(
     sched: Any,
     gen: torch.Generator,
 ) -> None:
-    """Write the state after `epoch` finished epochs, atomically (a crash mid-write keeps the
-    previous one)."""
+    """Write the state after `epoch` epochs, atomically (a crash mid-write keeps the old one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.tmp")
     torch.save(
@@ -86,8 +83,7 @@ def load(
     sched: Any,
     gen: torch.Generator,
 ) -> Resumed | None:
-    """Restore a stored state into the given objects; None (and they stay untouched) when there is
-    none to use."""
+    """Restore a stored state into the given objects; None, leaving them untouched, if none."""
     if not path.is_file():
         return None
     try:

@@ -43,7 +43,6 @@ def register(target: str) -> str:
 
 
 def load(card: ModelCard, net: nn.Module, weights: str, cache: Path) -> tuple[str, dict]:
-    """Load pretrained weights into `net` (what card.build() returned); returns the weights label
-    and meta."""
+    """Load pretrained weights into `net` (from card.build()); return the weights label and meta."""
     prefix, _, name = card.name.partition(":")
     return _modules()[prefix].load(classifier_of(net), name, weights, cache)

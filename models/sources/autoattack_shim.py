@@ -71,8 +71,7 @@ def _adapter() -> types.ModuleType:
 
 
 def install() -> None:
-    """Make `import autoattack` and `autoattack.state` work (no-op if fra31's package is
-    installed)."""
+    """Make `import autoattack` and `autoattack.state` work (no-op if fra31's package exists)."""
     if "autoattack" in sys.modules or importlib.util.find_spec("autoattack") is not None:
         return
     mod = _adapter()

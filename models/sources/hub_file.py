@@ -1,5 +1,4 @@
-"""Files in the torch hub and Hugging Face caches, checked against the checksum their name
-carries."""
+"""Files in the torch hub and Hugging Face caches, checked against the checksum in their name."""
 
 from __future__ import annotations
 
@@ -47,8 +46,7 @@ def verify_hub_file(path: Path) -> str:
 
 
 def verify_hf_file(path: Path) -> str:
-    """sha256 of a Hugging Face cache file; raises if it differs from the blob name (LFS files are
-    named by it)."""
+    """sha256 of a Hugging Face cache file; raises unless it is the blob name (as LFS names it)."""
     digest = checkpoint.sha256(path)
     blob = path.resolve().name
     if _SHA256.match(blob) and digest != blob:

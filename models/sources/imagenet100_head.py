@@ -1,5 +1,4 @@
-"""ImageNet-1k classifiers on ImageNet100: keep the logits of classes 0-99 (exactly ImageNet100's
-classes)."""
+"""ImageNet-1k classifiers on ImageNet100: keep logits 0-99, exactly ImageNet100's classes."""
 
 from __future__ import annotations
 
@@ -27,8 +26,7 @@ def for_imagenet100(net: nn.Module, num_classes: int) -> nn.Module:
 
 
 def classifier_of(net: nn.Module) -> nn.Module:
-    """The library's own network inside `net` (whose weights files address it without the
-    wrapper)."""
+    """The library's own network inside `net` (its weights files address it without the wrapper)."""
     return net.net if isinstance(net, FirstClasses) else net
 
 

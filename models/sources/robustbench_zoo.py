@@ -70,8 +70,7 @@ def model_dir() -> Path:
 
 
 def _build(factory: Callable[[], nn.Module], name: str) -> nn.Module:
-    """The zoo entry's network; a few entries of robustbench 1.1.1 ask timm for a model nobody
-    registers."""
+    """The zoo entry's network; some robustbench 1.1.1 entries ask timm for unregistered models."""
     try:
         return factory()
     except RuntimeError as e:
@@ -106,8 +105,7 @@ def card(target: str, name: str) -> ModelCard:
 
 
 def load(net: nn.Module, name: str, weights: str, cache: Path) -> tuple[str, dict]:
-    """robustbench.load_model from model_dir() (it downloads a missing file where there is
-    internet)."""
+    """robustbench.load_model from model_dir() (downloads a missing file if there is internet)."""
     if weights:
         raise BenchError(
             f"rb:{name}: weights come from the zoo; put a file at "

@@ -1,5 +1,4 @@
-"""`timm:NAME[@FILE]`: timm models with their pretrained weights (Hugging Face cache; ImageNet-1k ->
-ImageNet100)."""
+"""`timm:NAME[@FILE]`: pretrained timm models (Hugging Face cache; ImageNet-1k -> ImageNet100)."""
 
 from __future__ import annotations
 
@@ -75,8 +74,7 @@ def card(target: str, name: str) -> ModelCard:
 
 
 def _cached_file(name: str) -> tuple[Path, str] | None:
-    """The pretrained file timm would load and its sha256 (checked), if it is already in a local
-    cache."""
+    """The pretrained file timm would load and its sha256 (checked), if already in a local cache."""
     import huggingface_hub
 
     cfg = _cfg(name)

@@ -1,5 +1,4 @@
-"""`tv:NAME[@ENUM|@FILE]`: torchvision classification models with their weights enums (ImageNet-1k
--> ImageNet100)."""
+"""`tv:NAME[@ENUM|@FILE]`: torchvision classifiers and weight enums (ImageNet-1k -> ImageNet100)."""
 
 from __future__ import annotations
 
@@ -32,8 +31,7 @@ BUILT_DIFFERENTLY_WITH_WEIGHTS = ("googlenet", "inception_v3")
 
 
 def card(target: str, name: str) -> ModelCard:
-    """Card of a torchvision classifier: classes and preprocessing from its default weights'
-    metadata."""
+    """Card of a torchvision model: classes, preprocessing from its default weights' metadata."""
     if name not in _classifiers():
         raise unknown("torchvision classification model", name, _classifiers())
     if name in BUILT_DIFFERENTLY_WITH_WEIGHTS:
@@ -71,8 +69,7 @@ def _weights_enum(name: str, member: str) -> torchvision.models.WeightsEnum:
 
 
 def load(net: nn.Module, name: str, weights: str, cache: Path) -> tuple[str, dict]:
-    """Weights from a local state-dict file, or from a weights enum via torch.hub's cache (download
-    if absent)."""
+    """Weights from a state-dict file, or an enum via torch.hub's cache (downloaded if absent)."""
     if (
         weights.endswith((".pth", ".pt", ".bin", ".ckpt", ".safetensors"))
         or "/" in weights
@@ -101,8 +98,7 @@ def load(net: nn.Module, name: str, weights: str, cache: Path) -> tuple[str, dic
 
 
 def _check_same_preprocessing(name: str, w: torchvision.models.WeightsEnum) -> None:
-    """The card of tv:NAME describes its DEFAULT weights; another enum must need the same classes
-    and inputs."""
+    """tv:NAME's card fits its DEFAULT weights; other enums must need the same classes, inputs."""
     default, tf, dtf = _default_weights(name), w.transforms(), _default_weights(name).transforms()
     wanted = (
         len(w.meta.get("categories") or ()),
@@ -120,8 +116,7 @@ def _check_same_preprocessing(name: str, w: torchvision.models.WeightsEnum) -> N
 
 
 def _current_keys(name: str, sd: dict) -> dict:
-    """DenseNet's published files name layers as before PyTorch 0.4 (`norm.1`); torchvision renames
-    them on load."""
+    """DenseNet files keep pre-PyTorch-0.4 names (`norm.1`); torchvision renames them on load."""
     if not name.startswith("densenet"):
         return sd
     import re
