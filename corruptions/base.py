@@ -40,8 +40,7 @@ GROUP = {
 }
 SEVERITIES = (1, 2, 3, 4, 5)
 # Corruptions with a batched implementation (corruptions/fast.py), each tested to give the
-# reference's
-# uint8 output pixel for pixel (tests/test_fast_corruptions.py); they run by default.
+# reference's uint8 output pixel for pixel (tests/test_fast_corruptions.py); they run by default.
 PARITY = frozenset(
     (
         "gaussian_noise",

@@ -89,8 +89,8 @@ def impulse_noise(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
 def contrast(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     c = [0.4, 0.3, 0.2, 0.1, 0.05][severity - 1]
     # The channel means summed as NumPy sums them in the reference: torch's reduction rounds
-    # otherwise, and a mean
-    # on a whole grey level then lands every pixel on either side of a truncation boundary.
+    # otherwise, and a mean on a whole grey level then lands every pixel on either side of a
+    # truncation boundary.
     means = torch.from_numpy(np.ascontiguousarray((_hwc(x) / 255.0).mean(axis=(1, 2))))
     means = means.to(x.device)[:, :, None, None]
     u = _unit(x)

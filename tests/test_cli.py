@@ -647,8 +647,7 @@ def test_attack_suite_end_to_end(
         r.params == '{"early_stop":true}' for r in pgd4
     )
     # the clean pass on 4 images, then on the k the exit classifies right: at least PGD's first pass
-    # and the
-    # scoring pass, at most 10 steps each (fooled images stop) and the scoring pass
+    # and the scoring pass, at most 10 steps each (fooled images stop) and the scoring pass
     right = {r.exit: r.n_correct for r in mg if r.condition == "clean"}
     assert all(
         r.n_backward <= 10 * right[r.exit]

@@ -26,9 +26,8 @@ def _table(path: Path, drop: set[str]) -> list[tuple[str, ...]]:
 
 
 # A stand-in for kernels chosen by batch shape (oneDNN, cuDNN): each image's logits move with its
-# batch companions,
-# so the rows match a single process's only if every rank evaluates the very batches one process
-# would.
+# batch companions, so the rows match a single process's only if every rank evaluates the very
+# batches one process would.
 BATCH_BOUND_NET = (
     "import torch.nn as nn\nfrom bench import register_model\n\n"
     "class BatchBound(nn.Module):\n"

@@ -91,8 +91,7 @@ def test_fusion_with_last_query_equals_full_self_attention() -> None:
 
 def test_rescaler_scales_localization_gradient_by_s_and_can_be_switched_off() -> None:
     # Two glimpses: the localization net runs once, so its weight gradient is exactly s x the true
-    # one
-    # (with more glimpses, paths through several rescalers scale by s^k).
+    # one (with more glimpses, paths through several rescalers scale by s^k).
     from models.mgnet import MGNetConfig
     from models.resnet import backbone
 
@@ -120,8 +119,7 @@ def test_rescaler_scales_localization_gradient_by_s_and_can_be_switched_off() ->
 
 def test_true_gradient_also_follows_the_glimpse_position_in_the_tokens() -> None:
     # The official model detaches a_t where it enters the fusion tokens (a training choice); the
-    # function is the
-    # same, so a white-box attack must differentiate through that copy too.
+    # function is the same, so a white-box attack must differentiate through that copy too.
     m = build("mgnet_tiny")
     x, y = torch.rand(4, 3, 64, 64), torch.tensor([0, 1, 2, 3])
 
@@ -263,10 +261,9 @@ def test_parameter_counts_match_the_official_model(
 
 
 # sha256 (first 16 hex digits) of the "key shape" lines of each state dict, in order, equal to the
-# official model
-# definition's (github.com/siahuat0727/MGNet at 1ec4149, built with the README's flags; checked
-# 2026-11-29): any
-# renamed, reordered or reshaped tensor breaks the import of official checkpoints.
+# official model definition's (github.com/siahuat0727/MGNet at 1ec4149, built with the README's
+# flags; checked 2026-11-29): any renamed, reordered or reshaped tensor breaks the import of
+# official checkpoints.
 OFFICIAL_KEYS = {
     "mgnet_r18": (132, "4a2d558aa214cf57"),
     "mgbase_r18": (130, "b8ef0b622326e091"),

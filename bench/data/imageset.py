@@ -64,9 +64,8 @@ class FolderImageSet:
     labels: np.ndarray
     transform: Callable[..., np.ndarray] = field(repr=False)
     # (seed, epoch): a random transform (the training crop) draws from a generator seeded by them
-    # and the image
-    # index, not from the process's: the same crops under any number of ranks or loader workers, and
-    # on resume
+    # and the image index, not from the process's: the same crops under any number of ranks or
+    # loader workers, and on resume
     draws: tuple[int, int] | None = None
 
     def __len__(self) -> int:

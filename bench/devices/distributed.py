@@ -36,8 +36,8 @@ class World:
 
 
 # Rank 0 works alone while the others wait in a barrier (rendering reference corruptions, model
-# checks, the
-# evaluation after training), which can outlast the backends' defaults (NCCL: 10 minutes).
+# checks, the evaluation after training), which can outlast the backends' defaults (NCCL: 10
+# minutes).
 TIMEOUT = timedelta(hours=2)
 
 

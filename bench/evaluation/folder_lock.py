@@ -17,9 +17,8 @@ from bench.devices import distributed
 
 LOCK = ".bench.lock"
 # Temporary files renamed into place when complete: the results, per-image, checks and glimpse CSVs,
-# data.json,
-# and AutoAttack's per-cell progress (no rank writes one before every rank has planned, after the
-# lock is taken).
+# data.json, and AutoAttack's per-cell progress (no rank writes one before every rank has planned,
+# after the lock is taken).
 LEFTOVERS = (".*.csv.*.tmp", ".*.json.*.tmp", ".state/.*.tmp")
 
 

@@ -54,9 +54,8 @@ KEY = [
 
 
 # How and on what a cell was run, not what it measures: rows differing only in these are earlier
-# variants of one
-# cell (another backend, step count or early stopping; another image subset, seed or precision; an
-# older scoring).
+# variants of one cell (another backend, step count or early stopping; another image subset, seed or
+# precision; an older scoring).
 VARIANT = [
     "source",
     "steps",

@@ -24,9 +24,8 @@ def _default_weights(name: str) -> torchvision.models.WeightsEnum:
 
 
 # Builders that change the network when given weights (transform_input on, which re-normalizes
-# inputs to the
-# TF-ported weights' space, and auxiliary heads): a model built without weights would run them
-# wrongly.
+# inputs to the TF-ported weights' space, and auxiliary heads): a model built without weights would
+# run them wrongly.
 BUILT_DIFFERENTLY_WITH_WEIGHTS = ("googlenet", "inception_v3")
 
 
