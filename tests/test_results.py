@@ -11,7 +11,6 @@ from bench.core.errors import BenchError
 from bench.store.results import (
     COLUMNS,
     KEY_FIELDS,
-    LEGACY_COLUMNS,
     SCORING,
     Row,
     append_rows,
@@ -165,51 +164,37 @@ def test_rows_are_frozen() -> None:
         make_row().accuracy = 1.0  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
-def test_older_files_read_as_unmeasured_and_are_upgraded_on_append(
-    tmp_path: Path, version: int
-) -> None:
-    import csv
-    import math
+# the columns each older results schema lacked (v2 added the speed columns, v3 mfu, v4 scoring)
+OLDER = {
+    1: ("latency_ms", "throughput", "throughput_batch", "mfu", "scoring"),
+    2: ("mfu", "scoring"),
+    3: ("scoring",),
+}
 
+
+@pytest.mark.parametrize("version", sorted(OLDER))
+def test_a_file_an_older_harness_wrote_is_refused_untouched(tmp_path: Path, version: int) -> None:
+    """Rows measured without today's columns are neither resumed nor upgraded: one line says to run
+    into a new folder, and the file stays as it was."""
     path = tmp_path / "results.csv"
-    old = make_row()
-    cols = LEGACY_COLUMNS[version]
-    with path.open("w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(cols)
-        w.writerow(
-            [
-                repr(getattr(old, c)) if isinstance(getattr(old, c), float) else getattr(old, c)
-                for c in cols
-            ]
+    cols = [c for c in COLUMNS if c not in OLDER[version]]
+    row = make_row()
+    path.write_text(
+        ",".join(cols)
+        + "\n"
+        + ",".join(
+            repr(getattr(row, c)) if isinstance(getattr(row, c), float) else str(getattr(row, c))
+            for c in cols
         )
-    [r] = read_rows(path)
-    assert r.scoring == 0, (
-        "rows from before scoring versions are never taken for the current scoring"
+        + "\n"
     )
-    if version <= 2:
-        assert math.isnan(r.mfu)
-        r = dataclasses.replace(r, mfu=0.125)
-    if version == 1:
-        assert math.isnan(r.latency_ms) and math.isnan(r.throughput) and r.throughput_batch == 0
-        r = dataclasses.replace(r, latency_ms=1.25, throughput=812.5, throughput_batch=64)
-    assert dataclasses.replace(r, scoring=SCORING) == old
-    append_rows(path, [make_row(exit=2)])
-    assert path.read_text().splitlines()[0].split(",") == list(COLUMNS)
-    rows = read_rows(path)
-    assert len(rows) == 2 and rows[0].scoring == 0 and rows[1] == make_row(exit=2)
-    # its per-image record, keyed as v1-v3 wrote it (the key then ended at `precision`), is still
-    # found
-    import hashlib
-
-    from bench.store import per_image
-
-    old_key = tuple(getattr(rows[0], f) for f in KEY_FIELDS[: KEY_FIELDS.index("precision") + 1])
-    assert per_image.row_key(rows[0]) == hashlib.sha256(repr(old_key).encode()).hexdigest()[:20]
-    assert (
-        per_image.row_key(rows[1]) == hashlib.sha256(repr(rows[1].key()).encode()).hexdigest()[:20]
-    )
+    before = path.read_bytes()
+    for action in (lambda: read_rows(path), lambda: append_rows(path, [make_row(exit=2)])):
+        with pytest.raises(
+            BenchError, match=r"written by an older harness .*run into a new folder"
+        ):
+            action()
+    assert path.read_bytes() == before
 
 
 def test_tables_show_the_newest_attack_variant_per_cell(tmp_path: Path) -> None:

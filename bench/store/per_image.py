@@ -21,10 +21,8 @@ COLUMNS = ("row_key", "indices", "correct")
 
 
 def row_key(row: Row) -> str:
-    """A stable hash of a results row's key columns: for a row from before scoring versions (scoring
-    0), of the key it had when its record was written, which ended at `precision`."""
-    key = row.key()[:-1] if row.scoring == 0 else row.key()
-    return hashlib.sha256(repr(key).encode()).hexdigest()[:20]
+    """A stable hash of a results row's key columns."""
+    return hashlib.sha256(repr(row.key()).encode()).hexdigest()[:20]
 
 
 def append(path: Path, items: Iterable[tuple[Row, np.ndarray, np.ndarray]]) -> None:

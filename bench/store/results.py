@@ -18,18 +18,14 @@ from bench.store.csvfile import append_records, header, parse_records, read_reco
 
 SCHEMA_VERSION = 4
 # Bumped whenever the harness would give a stored cell another outcome for the same key (what counts
-# as robust,
-# random starts, corruption rendering). Rows of an older scoring are never reused on resume, and a
-# table shows a
-# cell's row of the newest scoring. Rows from before scoring versions existed read as 0.
+# as robust, random starts, corruption rendering). Rows of an older scoring are never reused on
+# resume, and a table shows a cell's row of the newest scoring.
 # 1: the first versioned scoring (2026-11-28).
 # 2: cells of the torchattacks backend score their adversarial images in eval mode (torchattacks
-# left the model
-#    in training mode, so batch norm used, and overwrote, batch statistics).
+#    left the model in training mode, so batch norm used, and overwrote, batch statistics).
 # 3: batched contrast takes its channel means as NumPy sums them (it missed the reference by one
-# grey level on
-# images whose mean is a whole grey level), and the evaluated copy's fold is checked in its
-# channels_last layout.
+#    grey level on images whose mean is a whole grey level), and the evaluated copy's fold is
+#    checked in its channels_last layout.
 SCORING = 3
 
 
@@ -141,46 +137,29 @@ def _is_timestamp(text: str) -> bool:
     return t.tzinfo is not None and t.isoformat(timespec="seconds") == text
 
 
-# Columns added since v1: the version that added them and the value older files read as (not
-# measured then).
-_ADDED = {
-    "latency_ms": (2, "nan"),
-    "throughput": (2, "nan"),
-    "throughput_batch": (2, "0"),
-    "mfu": (3, "nan"),
-    "scoring": (4, "0"),
-}
-LEGACY_COLUMNS = {
-    v: tuple(c for c in COLUMNS if _ADDED.get(c, (0,))[0] <= v) for v in range(1, SCHEMA_VERSION)
-}
-
-
-def _legacy(path: Path) -> tuple[str, ...] | None:
+def _check_schema(path: Path) -> None:
+    """Refuse a file an older harness wrote (its columns a subset of today's): rows measured
+    without today's columns cannot be resumed or compared."""
     head = header(path)
-    return next((cols for cols in LEGACY_COLUMNS.values() if head == cols), None)
+    if head is not None and tuple(head) != COLUMNS and set(head) < set(COLUMNS):
+        raise BenchError(
+            f"{path} was written by an older harness (results schema before v{SCHEMA_VERSION}): "
+            "run into a new folder (--out), or remove the file"
+        )
 
 
 def read_rows(path: Path) -> list[Row]:
-    """All rows of a results CSV (older versions upgraded); a damaged or foreign file is an error,
-    never guessed around."""
-    legacy = _legacy(path)
+    """All rows of a results CSV; a damaged, foreign or older file is an error, never guessed
+    around."""
+    _check_schema(path)
     try:
-        records = read_records(path, legacy or COLUMNS, f"results v{SCHEMA_VERSION}")
-        if legacy:
-            records = [
-                [dict(zip(legacy, rec)).get(c, _ADDED.get(c, (0, ""))[1]) for c in COLUMNS]
-                for rec in records
-            ]
+        records = read_records(path, COLUMNS, f"results v{SCHEMA_VERSION}")
         return parse_records(path, records, _row, "cannot parse results row")
     except ValueError as e:
         raise BenchError(f"{path}: cannot parse results file: {e}") from None
 
 
 def append_rows(path: Path, rows: Iterable[Row]) -> None:
-    """Add rows all-or-nothing (a killed run loses at most the cell in flight); an older file is
-    rewritten as current."""
-    rows = list(rows)
-    if _legacy(path):
-        append_records(path, COLUMNS, [astuple(r) for r in read_rows(path) + rows], replace=True)
-    else:
-        append_records(path, COLUMNS, [astuple(r) for r in rows])
+    """Add rows all-or-nothing: a killed run loses at most the cell in flight."""
+    _check_schema(path)
+    append_records(path, COLUMNS, [astuple(r) for r in rows])
