@@ -556,27 +556,23 @@ def main() -> None:
 
 
 def append(path: Path, rows: list[dict]) -> None:
-    """Add rows to perf.csv (header first when new); a file with older columns is rewritten with
-    today's, the columns it lacked left empty in its rows."""
+    """Add rows to perf.csv (header first when new); a file with other columns is refused."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    new, added = not path.exists(), len(rows)
+    new = not path.exists()
     if not new:
         with path.open(newline="") as f:
-            reader = csv.DictReader(f)
-            old = list(reader)
-        had = tuple(reader.fieldnames or ())
+            had = tuple(csv.DictReader(f).fieldnames or ())
         if had != COLUMNS:
-            if not set(had) <= set(COLUMNS):
-                raise SystemExit(
-                    f"{path}: unknown columns {sorted(set(had) - set(COLUMNS))}; nothing written"
-                )
-            rows, new = [{c: r.get(c) or "" for c in COLUMNS} for r in old] + rows, True
+            raise SystemExit(
+                f"{path} has other columns than this perf.py writes (an older perf.py, or another "
+                "file): move it away; nothing written"
+            )
     with path.open("w" if new else "a", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
         if new:
             w.writeheader()
         w.writerows(rows)
-    print(f"appended {added} rows to {path}")
+    print(f"appended {len(rows)} rows to {path}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""benchmarks/perf.py's perf.csv: provenance on new rows; old files upgraded in place, rows kept."""
+"""benchmarks/perf.py's perf.csv: provenance on new rows; a file with other columns is refused."""
 
 from __future__ import annotations
 
@@ -9,15 +9,13 @@ import pytest
 import torch
 
 
-def test_perf_csv_gains_provenance_columns_and_keeps_older_rows(
+def test_perf_csv_rows_carry_provenance_and_other_columns_are_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "benchmarks"))
     import perf
 
     path = tmp_path / "perf.csv"
-    old_columns = perf.COLUMNS[: perf.COLUMNS.index("notes") + 1]
-    path.write_text(",".join(old_columns) + "\n" + ",".join(f"old {c}" for c in old_columns) + "\n")
     new = perf.row(
         "PGD-10 vs torchattacks, same work",
         "resnet_small",
@@ -30,11 +28,11 @@ def test_perf_csv_gains_provenance_columns_and_keeps_older_rows(
     )
     new.update(peer_version=perf.peer_version("PGD"), weights="abc123")
     perf.append(path, [new])
+    perf.append(path, [new])  # today's columns: appended, not rewritten
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
         rows = list(reader)
-    assert tuple(reader.fieldnames or ()) == perf.COLUMNS
-    assert rows[0] == {c: (f"old {c}" if c in old_columns else "") for c in perf.COLUMNS}
+    assert tuple(reader.fieldnames or ()) == perf.COLUMNS and len(rows) == 2
     assert (
         rows[1]["ratio"] == "2.00" and rows[1]["meets"] == "true" and rows[1]["weights"] == "abc123"
     )
@@ -42,13 +40,16 @@ def test_perf_csv_gains_provenance_columns_and_keeps_older_rows(
         "torchattacks 3."
     )
     assert perf.peer_version("make bench") == ""
-    perf.append(path, [new])  # today's columns: appended, not rewritten
-    assert len(path.read_text().splitlines()) == 4
 
-    (tmp_path / "foreign.csv").write_text("date,speed\n1,2\n")
-    with pytest.raises(SystemExit, match="unknown columns"):
-        perf.append(tmp_path / "foreign.csv", [new])
-    assert (tmp_path / "foreign.csv").read_text() == "date,speed\n1,2\n"
+    old_columns = perf.COLUMNS[: perf.COLUMNS.index("notes") + 1]  # an older perf.py's file
+    for name, text in (
+        ("older.csv", ",".join(old_columns) + "\n"),
+        ("foreign.csv", "date,speed\n1,2\n"),
+    ):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(SystemExit, match="other columns than this perf.py writes"):
+            perf.append(tmp_path / name, [new])
+        assert (tmp_path / name).read_text() == text
 
 
 def test_make_perf_reads_pyautoattacks_survivors_per_stage_from_its_log(
