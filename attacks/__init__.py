@@ -62,9 +62,8 @@ def _autoattack(c: Condition) -> AutoAttack:
 ATTACKS: Registry[AttackEntry] = Registry("attack")
 ATTACKS.register("fgsm", AttackEntry(lambda c: FGSM(c.epsilon), "white_box"))
 ATTACKS.register("pgd", AttackEntry(_pgd, "white_box"))
-ATTACKS.register(
-    "transfer_pgd", AttackEntry(_pgd, "transfer")
-)  # no early_stop in its params: every step
+# no early_stop in its params: every step
+ATTACKS.register("transfer_pgd", AttackEntry(_pgd, "transfer"))
 ATTACKS.register(
     "paper_pgd", AttackEntry(lambda c: PaperPGD(c.epsilon, c.step_size, c.steps), "white_box")
 )

@@ -140,22 +140,19 @@ class AutoAttack:
         x = x.contiguous()  # the library .view()s gradients shaped like x
         device = x.device
         first = not chunk_ids or chunk_ids[0] == 0
-        probe = (
-            model.model if isinstance(model, PassCounter) else model
-        )  # not a pass of the attack: not counted
+        # not a pass of the attack: not counted
+        probe = model.model if isinstance(model, PassCounter) else model
         with torch.no_grad():
             n_classes = probe(x[:1]).shape[1]
         names = self.attacks(n_classes)
         saved = _load_state(state, names, len(x), self)
         robust = torch.tensor(saved["robust"], dtype=torch.bool) if saved else None
         done: dict[str, list[int]] = saved["done"] if saved else {a: [] for a in names}
-        counts: dict[str, int] = (
-            saved["counts"] if saved else {}
-        )  # robust after each finished attack
+        # robust after each finished attack
+        counts: dict[str, int] = saved["counts"] if saved else {}
         flags = flags if flags is not None else Flags()
-        flags.messages += (
-            saved["messages"] if saved else []
-        )  # the input checks ran before the interruption
+        # the input checks ran before the interruption
+        flags.messages += saved["messages"] if saved else []
         # the passes and time spent before an interruption, so a resumed cell's rows count the whole
         # attack
         spent = saved["spent"] if saved else {"n_forward": 0, "n_backward": 0, "seconds": 0.0}

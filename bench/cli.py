@@ -32,13 +32,14 @@ DEVICE = "auto (default: CUDA when present, else CPU), cpu or cuda[:N]"
 
 def _sub(sp: argparse._SubParsersAction, name: str, help_: str) -> argparse.ArgumentParser:
     examples = "\n".join(f"  {e}" for e in EXAMPLES[name].split("   |   "))
+    # examples stay copyable
     return sp.add_parser(
         name,
         help=help_,
         description=help_,
         epilog=f"example:\n{examples}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # examples stay copyable
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -309,9 +310,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
             check_fits(lm, len(sets[0].classes), sets[0].get(0)[0].shape, a.data)
             return lm, sets
 
-        lm, sets = distributed.together(
-            setup
-        )  # under torchrun: an error on one rank stops every rank
+        # under torchrun: an error on one rank stops every rank
+        lm, sets = distributed.together(setup)
         path = train(
             lm.model,
             name,

@@ -94,9 +94,8 @@ def main() -> None:
     device = rows[0].device
     base = dict(date=datetime.date.today().isoformat(), machine=machine(), device=device, unit="s")
     cells = {(r.kind, r.condition, r.severity, r.norm, r.epsilon) for r in rows}
-    full = (
-        a.n >= TARGET_IMAGES
-    )  # the target is for 5,000 images: a smaller run is a measurement, not a verdict
+    # the target is for 5,000 images: a smaller run is a measurement, not a verdict
+    full = a.n >= TARGET_IMAGES
     out = [
         dict(
             base,

@@ -98,9 +98,8 @@ def main() -> None:
     for spec in a.models:
         lm = load(expand(spec)[0], a.data, cache_dir())
         net = runtime_copy(lm.model, lm.card.input_size).to(dev)
-        both(
-            net, images, idx[: a.batch_size], CLEAN, dev, a.batch_size, False
-        )  # warm-up: kernels, loaders
+        # warm-up: kernels, loaders
+        both(net, images, idx[: a.batch_size], CLEAN, dev, a.batch_size, False)
         for k, cond in enumerate(conds):
             res = both(net, images, idx, cond, dev, a.batch_size, tf32_first=k % 2 == 1)
             (strict, t_strict), (tf32, t_tf32) = res[False], res[True]

@@ -117,9 +117,8 @@ def saturate(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
 def _correlate_fft(u: Tensor, kernel: Tensor, pad_mode: str) -> Tensor:
     """Per-channel correlation with a large kernel through the FFT (float64: as exact as direct)."""
     kh, kw = kernel.shape
-    padded = F.pad(
-        u.contiguous(), (kw // 2, kw // 2, kh // 2, kh // 2), mode=pad_mode
-    )  # NCHW: FFTs run per plane
+    # NCHW: FFTs run per plane
+    padded = F.pad(u.contiguous(), (kw // 2, kw // 2, kh // 2, kh // 2), mode=pad_mode)
     ph, pw = padded.shape[-2:]
     k = torch.zeros(ph, pw, dtype=u.dtype, device=u.device)
     k[:kh, :kw] = kernel.flip(0, 1).to(u)  # correlation = convolution with the flipped kernel
@@ -159,13 +158,14 @@ def gaussian_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     return _to_u8(_gaussian(_unit(x), [1, 2, 3, 4, 6][severity - 1]))
 
 
+# sigma, max_delta, iterations
 GLASS = (
     (0.7, 1, 2),
     (0.9, 2, 1),
     (1, 2, 3),
     (1.1, 3, 2),
     (1.5, 4, 2),
-)  # sigma, max_delta, iterations
+)
 
 
 def glass_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
@@ -173,9 +173,8 @@ def glass_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     from corruptions.kernels import glass_shuffle
 
     sigma, delta, iterations = GLASS[severity - 1]
-    first = np.ascontiguousarray(
-        _hwc(_to_u8(_gaussian(_unit(x), sigma)))
-    )  # a copy: the kernel writes in place
+    # a copy: the kernel writes in place
+    first = np.ascontiguousarray(_hwc(_to_u8(_gaussian(_unit(x), sigma))))
     glass_shuffle(first, _seeds(seeds), delta, iterations)
     return _to_u8(_gaussian(_unit(_nchw(first, x.device)), sigma))
 
@@ -306,9 +305,8 @@ def elastic_transform(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     alpha = [250 * 0.05, 250 * 0.065, 250 * 0.085, 250 * 0.1, 250 * 0.12][severity - 1]
     n, _, h, w = x.shape
     max_d = h * 0.005
-    fields = legacy_draws(_seeds(seeds), 0, 0.0, 0.0, 2 * h * w, -max_d, max_d).reshape(
-        n, 2, h, w
-    )  # dx, dy
+    # dx, dy
+    fields = legacy_draws(_seeds(seeds), 0, 0.0, 0.0, 2 * h * w, -max_d, max_d).reshape(n, 2, h, w)
     f = _gaussian(torch.from_numpy(fields), (h * 0.01, w * 0.01), truncate=3, mode="reflect")
     dx, dy = (f * alpha).to(torch.float32).to(torch.float64).numpy().transpose(1, 0, 2, 3)
     moved = map_linear_reflect(_hwc(x).astype(np.float32) / np.float32(255), dy, dx)
@@ -374,13 +372,14 @@ def frost(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
 
     _, _, h, w = x.shape
     layers = _frost_layers(h, w)
+    # (photo, top, left) per image
     picks = frost_picks(
         _seeds(seeds),
         np.array([a.shape[0] for a in layers]),
         np.array([a.shape[1] for a in layers]),
         h,
         w,
-    )  # (photo, top, left) per image
+    )
     crops = [layers[k][top : top + h, left : left + w][..., [2, 1, 0]] for k, top, left in picks]
     f = _nchw(np.stack(crops), x.device)
     c0, c1 = FROST_MIX[severity - 1]

@@ -55,10 +55,11 @@ def shifted_sum(
         src = x[b].reshape(hgt, wid * ch)
         for k in range(counts[b]):
             wk, dy, dx = weights[k], dys[b, k], dxs[b, k]
+            # columns whose source j - dx is inside
             lo, hi = (
                 min(max(dx, 0), wid),
                 max(min(wid + dx, wid), 0),
-            )  # columns whose source j - dx is inside
+            )
             for i in range(hgt):
                 row, srow = o[i], src[min(max(i - dy, 0), hgt - 1)]
                 for j in range(lo):

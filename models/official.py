@@ -121,9 +121,8 @@ def read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], int | Non
             f"{path}: keys are not prefixed `model.` as the official LitModule writes them"
         )
     hp = blob.get("hyper_parameters") or {}
-    hp = (
-        hp.dict_items() if isinstance(hp, _Stub) else hp
-    )  # Lightning's AttributeDict, a dict subclass
+    # Lightning's AttributeDict, a dict subclass
+    hp = hp.dict_items() if isinstance(hp, _Stub) else hp
     return (
         {k[len("model.") :]: v for k, v in sd.items()},
         dict(hp) if isinstance(hp, dict) else {},

@@ -136,18 +136,15 @@ def test_early_stop_keeps_the_first_fooling_iterate_and_only_breaks_more(
     first = PGD(eps, step, 10, norm=norm, early_stop=True)(early, x, y, seeds=SEEDS)  # type: ignore[arg-type]
     with torch.no_grad():
         robust_last, robust_first = toy(last).argmax(1) == y, toy(first).argmax(1) == y
-    assert (
-        robust_first.sum() < len(y) and (robust_first <= robust_last).all()
-    )  # robust early => robust at the end
-    assert torch.allclose(
-        first[robust_first], last[robust_first], atol=1e-6
-    )  # same path until an image stops
+    # robust early => robust at the end
+    assert robust_first.sum() < len(y) and (robust_first <= robust_last).all()
+    # same path until an image stops
+    assert torch.allclose(first[robust_first], last[robust_first], atol=1e-6)
     d = (first - x).flatten(1)
     assert first.min() >= 0 and first.max() <= 1
     assert (d.norm(dim=1) if norm == "l2" else d.abs().amax(1)).max() <= eps + 1e-5
-    assert (
-        early.n_forward < full.n_forward and early.n_backward < full.n_backward
-    )  # stopped images cost nothing
+    # stopped images cost nothing
+    assert early.n_forward < full.n_forward and early.n_backward < full.n_backward
     parts = torch.cat(
         [
             PGD(eps, step, 10, norm=norm, early_stop=True)(
@@ -174,9 +171,8 @@ def test_fgsm_matches_torchattacks(toy: nn.Module) -> None:
 def test_strict_attack_runs_in_pixel_space_and_paper_in_normalized_space(toy: nn.Module) -> None:
     x, y = _data()
     strict = PGD(4 / 255, 1 / 255, 10, random_start=False)(toy, x, y, seeds=SEEDS)
-    assert (strict - x).abs().max().item() == pytest.approx(
-        4 / 255, abs=1e-6
-    )  # reaches ε in pixels
+    # reaches ε in pixels
+    assert (strict - x).abs().max().item() == pytest.approx(4 / 255, abs=1e-6)
     paper = PaperPGD().with_space(toy)
     assert paper.std == (0.25, 0.25, 0.25)
     adv = paper(toy, x, y, seeds=SEEDS)
@@ -258,9 +254,8 @@ def test_autoattack_runs_below_ten_classes_and_resumes(
 ) -> None:
     few_square_queries(monkeypatch)
     model, x, y = _five_class()
-    atk = AutoAttack(
-        6 / 255
-    )  # a radius where both APGD stages fool images and 2 of 12 reach Square
+    # a radius where both APGD stages fool images and 2 of 12 reach Square
+    atk = AutoAttack(6 / 255)
     assert atk.attacks(5) == ("apgd-ce", "apgd-t", "fab-t", "square") and atk.attacks(3) == (
         "apgd-ce",
         "fab-t",
@@ -299,9 +294,8 @@ def test_autoattack_runs_below_ten_classes_and_resumes(
             counter, x, y, seed=0, batch_size=5, state=tmp_path / state, flags=again
         )
         assert torch.equal(resumed, full)
-        assert again.robust_after == flags.robust_after, (
-            state
-        )  # the Square check's counts survive a resume
+        # the Square check's counts survive a resume
+        assert again.robust_after == flags.robust_after, state
         # the passes of the interrupted run count too: the rows say what the whole attack cost
         assert (counter.n_forward, counter.n_backward) == (whole.n_forward, whole.n_backward), state
         assert again.resumed_seconds > 0
@@ -353,9 +347,8 @@ def test_autoattack_refuses_examples_outside_the_threat_model(
 ) -> None:
     """pyautoattack only logs its max perturbation; examples beyond ε or [0,1] are refused."""
     model, x, y = _five_class()
-    honest = (
-        AutoAttack._run_one
-    )  # its examples pass: test_autoattack_runs_below_ten_classes_and_resumes
+    # its examples pass: test_autoattack_runs_below_ten_classes_and_resumes
+    honest = AutoAttack._run_one
     for bad in (
         lambda a: (a + 0.2).clamp(0, 1),
         lambda a: a * 1.5 - 0.1,
@@ -423,9 +416,8 @@ def test_registry_builds_from_conditions() -> None:
         and p.early_stop
     )
     assert isinstance(attacks.build(pgd(8 / 255, source="torchattacks")), TorchattacksAttack)
-    assert (
-        pgd(8 / 255, source="torchattacks").params.json() == "{}"
-    )  # torchattacks returns the last iterate
+    # torchattacks returns the last iterate
+    assert pgd(8 / 255, source="torchattacks").params.json() == "{}"
     for restarts, random_start, says in (
         (0, True, "restarts must be positive"),
         (3, False, "repeat the same run"),
@@ -498,9 +490,8 @@ def test_autoattack_rand_version_runs_eot_apgd() -> None:
     flags = Flags()
     robust = atk.robust(_Noisy(net).eval(), x[:4], y[:4], seed=0, batch_size=4, flags=flags)
     assert robust.shape == (4,) and robust.dtype == torch.bool
-    assert not any("randomized" in m for m in flags.messages), (
-        "rand was told to use rand"
-    )  # pyautoattack skips it
+    # pyautoattack skips it
+    assert not any("randomized" in m for m in flags.messages), "rand was told to use rand"
 
 
 class _SlowSecondExit(BenchModel):

@@ -56,11 +56,12 @@ def test_train_run_resume_report(
     )
     assert (out / "figures" / "clean_accuracy_vs_gmacs_cluttered_fmnist.png").stat().st_size > 5000
     assert f"results: {out / 'results.csv'}" in capsys.readouterr().out
+    # the run has no corruption rows, so only the up-front check can catch it
     _fails(
         ["report", str(out), "--baseline", "resnet_tin"],
         capsys,
         "unknown baseline model 'resnet_tin'; did you mean resnet_tiny",
-    )  # the run has no corruption rows, so only the up-front check can catch it
+    )
 
 
 def test_resume_completes_only_missing_cells(trained: None, tmp_path: Path) -> None:
@@ -79,9 +80,8 @@ def test_resume_completes_only_missing_cells(trained: None, tmp_path: Path) -> N
         == 0
     )
     rows = read_rows(out / "results.csv")
-    assert (
-        list(map(repr, rows[:1])) == list(map(repr, first)) and len(rows) == 5
-    )  # repr: NaN == NaN
+    # repr: NaN == NaN
+    assert list(map(repr, rows[:1])) == list(map(repr, first)) and len(rows) == 5
 
 
 def test_a_cell_stored_in_part_runs_only_its_missing_exits(
@@ -127,9 +127,8 @@ def test_rows_of_an_older_scoring_are_measured_again(trained: None, tmp_path: Pa
     rows = read_rows(out / "results.csv")
     timing = ("created", "seconds", "latency_ms", "throughput", "throughput_batch", "mfu")
     again = dataclasses.replace(rows[1], **{f: getattr(now, f) for f in timing})
-    assert (
-        len(rows) == 2 and repr(rows[0]) == repr(stale) and repr(again) == repr(now)
-    )  # repr: NaN == NaN
+    # repr: NaN == NaN
+    assert len(rows) == 2 and repr(rows[0]) == repr(stale) and repr(again) == repr(now)
     report = (out / "report.md").read_text()
     assert (
         now.accuracy > 0
@@ -214,9 +213,8 @@ def test_train_if_missing_skips_only_a_checkpoint_that_verifies(
     assert main(train) == 0 and main(train) == 0
     assert "checkpoint exists" in capsys.readouterr().out
     ckpt = default_checkpoint(tmp_path / "cache", "cluttered_fmnist", "resnet_tiny")
-    ckpt.write_bytes(
-        ckpt.read_bytes() + b"x"
-    )  # damaged (or cut by a kill): trained again, not skipped
+    # damaged (or cut by a kill): trained again, not skipped
+    ckpt.write_bytes(ckpt.read_bytes() + b"x")
     assert main(train) == 0
     out = capsys.readouterr().out
     assert "does not match its sidecar" in out and "training it again" in out
@@ -340,9 +338,8 @@ def test_bad_inputs_fail_with_one_line_and_no_results(
         ),
         (["--extra-corruptions"], "--extra-corruptions: suite 'clean' has no corruption cells"),
     ):
-        _fails(
-            run + ["resnet_tiny", "--suite", "clean"] + extra, capsys, says
-        )  # an option that would do nothing
+        # an option that would do nothing
+        _fails(run + ["resnet_tiny", "--suite", "clean"] + extra, capsys, says)
     _fails(run + ["resnet_tiny", "--data-root", str(tmp_path)], capsys, "takes no --data-root")
     ckpt = default_checkpoint(cache_dir(), "cluttered_fmnist", "resnet_tiny")
     _fails(run + [f"mgnet_tiny@{ckpt}"], capsys, "trained for resnet_tiny")
@@ -522,9 +519,8 @@ def test_imagenet100_through_the_cli_with_loader_workers(
     ]
     stored = (out / "results.csv").read_bytes()
 
-    (tmp_path / "in100").rename(
-        tmp_path / "moved"
-    )  # the same files elsewhere: resumed, nothing run again
+    # the same files elsewhere: resumed, nothing run again
+    (tmp_path / "in100").rename(tmp_path / "moved")
     again = [
         "run",
         "--models",
@@ -541,9 +537,8 @@ def test_imagenet100_through_the_cli_with_loader_workers(
     ]
     assert main(again + ["--data-root", str(tmp_path / "moved")]) == 0
     assert (out / "results.csv").read_bytes() == stored
-    _fake_imagenet(
-        tmp_path / "other", per_class=2
-    )  # other images under the same name: refused, nothing written
+    # other images under the same name: refused, nothing written
+    _fake_imagenet(tmp_path / "other", per_class=2)
     assert (
         main(["data", "build", "imagenet100", str(tmp_path / "other"), str(tmp_path / "other100")])
         == 0
@@ -657,9 +652,8 @@ def test_attack_suite_end_to_end(
     assert all(
         r.n_correct <= right[r.exit] for r in mg if r.kind == "attack" and r.protocol == "strict"
     )
-    paper = [
-        r for r in mg if r.condition == "paper_pgd"
-    ]  # 10 steps and the scoring pass on 4 images, every row
+    # 10 steps and the scoring pass on 4 images, every row
+    paper = [r for r in mg if r.condition == "paper_pgd"]
     assert [(r.exit, r.n_forward, r.n_backward) for r in paper] == [
         (t, 44, 40) for t in (1, 2, 3, 4)
     ]
@@ -715,15 +709,13 @@ def test_attack_suite_end_to_end(
     assert not any((out / ".state").glob("*")), (
         "AutoAttack state files are removed once rows are written"
     )
-    other = (
-        out / ".state" / "0123456789abcdef-exit1.json"
-    )  # left by an interrupted run of other settings
+    # left by an interrupted run of other settings
+    other = out / ".state" / "0123456789abcdef-exit1.json"
     other.write_text("{}")
     from tests.test_distributed import _plant_stale_states
 
-    stored = _plant_stale_states(
-        out / "results.csv", out
-    )  # left by kills after the rows were written
+    # left by kills after the rows were written
+    stored = _plant_stale_states(out / "results.csv", out)
     caplog.clear()
     assert (
         main(
@@ -777,9 +769,8 @@ def test_attack_options_backend_radii_steps(
         )
         == 0
     )
-    att = [
-        r for r in read_rows(out / "results.csv") if r.kind == "attack"
-    ]  # a radius given twice runs once
+    # a radius given twice runs once
+    att = [r for r in read_rows(out / "results.csv") if r.kind == "attack"]
     assert sorted((r.condition, r.source, r.epsilon, r.steps) for r in att) == [
         ("fgsm", "torchattacks", 0.0, 1),
         ("fgsm", "torchattacks", 8 / 255, 1),

@@ -68,9 +68,8 @@ def test_readme_compare_example_runs_as_written(
     def ident(rs: list) -> list:  # type: ignore[type-arg]
         return [(r.key(), r.n_correct, r.created) for r in rs]
 
-    assert ident(rows[: len(stored)]) == ident(
-        stored
-    )  # stored rows untouched, nothing re-evaluated
+    # stored rows untouched, nothing re-evaluated
+    assert ident(rows[: len(stored)]) == ident(stored)
     assert {r.model for r in rows[len(stored) :]} == {"my_net"}
     assert {(r.kind, r.condition) for r in rows if r.model == "my_net"} == {
         (r.kind, r.condition)

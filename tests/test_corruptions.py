@@ -72,9 +72,8 @@ def test_cache_is_reused_and_a_damaged_entry_regenerated(
     assert np.array_equal(
         generate.corrupted(imgs, idx, "fog", 2, 0, cache=tmp_path, fingerprint="f"), first
     )
-    entry.write_bytes(
-        entry.read_bytes()[:-7]
-    )  # cut short: prepare's header-only check still finds it damaged
+    # cut short: prepare's header-only check still finds it damaged
+    entry.write_bytes(entry.read_bytes()[:-7])
     generate.prepare(imgs, idx, [("fog", 2)], 0, cache=tmp_path, fingerprint="f")
     assert np.array_equal(np.load(entry), first)
     other = generate.cache_path(tmp_path, "f", idx, "fog", 2, 1)
@@ -170,9 +169,8 @@ def test_rendered_suite_through_the_cli(tmp_path: Path) -> None:
         main(["data", "build", "imagenet100-c", str(tmp_path / "inc"), str(tmp_path / "in100c")])
         == 0
     )
-    net = (
-        tmp_path / "pooled_net.py"
-    )  # a 224-px, 100-class model that costs next to nothing per image
+    # a 224-px, 100-class model that costs next to nothing per image
+    net = tmp_path / "pooled_net.py"
     net.write_text(
         textwrap.dedent("""
         import torch.nn as nn
@@ -344,10 +342,11 @@ def test_the_example_grid_enlarges_small_images(tmp_path: Path) -> None:
     path = CorruptedData(small, 0, tmp_path / "c", 1).example_grid(
         tmp_path / "grid.png", [corruption("contrast", 1, "torch")]
     )
+    # 40 px cells, drawn twice as large
     assert np.asarray(Image.open(path)).shape[:2] == (
         80,
         6 * 80,
-    )  # 40 px cells, drawn twice as large
+    )
 
 
 def test_prepare_checks_a_cached_entry_without_reading_its_pixels(

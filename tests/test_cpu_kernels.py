@@ -97,9 +97,8 @@ def test_autoattack_runs_its_small_batches_on_the_chosen_kernels() -> None:
         y = net(x).argmax(1)
     seen: list[bool] = []
     net[0].register_forward_hook(lambda *_: seen.append(torch.backends.mkldnn.enabled))
-    kernels = _small_batch_kernels(
-        net, x
-    )  # the context the evaluation layer hands AutoAttack's chunks
+    # the context the evaluation layer hands AutoAttack's chunks
+    kernels = _small_batch_kernels(net, x)
     assert (
         not AutoAttack(32 / 255)
         .robust(net, x, y, seed=0, batch_size=3, chunk_context=kernels)

@@ -116,9 +116,8 @@ def test_cluttered_cache_is_keyed_by_the_source_files(fmnist_dir: Path, tmp_path
     other = tmp_path / "other"
     shutil.copytree(fmnist_dir, other)
     images, _ = fmnist.load("test", fmnist_dir)
-    write_idx(
-        other / fmnist.FILES["test"][0], 255 - images
-    )  # another copy of Fashion-MNIST, same counts
+    # another copy of Fashion-MNIST, same counts
+    write_idx(other / fmnist.FILES["test"][0], 255 - images)
     again = cluttered.build("test", spec, other, tmp_path / "cache")
     assert not np.array_equal(again.images, first.images), (
         "a build from other source files reused the cache"
@@ -166,9 +165,8 @@ def test_imagenet100_build_load_and_preprocessing(tmp_path: Path) -> None:
     _fake_imagenet(tmp_path / "in")
     out = imagenet.build(tmp_path / "in", tmp_path / "in100")
     imagenet.build(tmp_path / "in", tmp_path / "in100")  # re-runnable
-    assert sorted(p.name for p in (out / "val").iterdir()) == list(
-        imagenet.wnids()
-    )  # 101st class not linked
+    # 101st class not linked
+    assert sorted(p.name for p in (out / "val").iterdir()) == list(imagenet.wnids())
     ds = imagenet.load(out, "val")
     assert len(ds) == 100 and list(ds.labels) == list(range(100))
     img, label = ds.get(42)

@@ -210,9 +210,8 @@ def test_autoattack_chunks_on_two_ranks_match_one_process(monkeypatch: pytest.Mo
     few_square_queries(monkeypatch)
 
     model, x, y = _five_class()
-    order = torch.tensor(
-        [0, 1, 2, 3, 8, 5, 6, 7, 4, 9, 10, 11]
-    )  # one image that survives to Square per share
+    # one image that survives to Square per share
+    order = torch.tensor([0, 1, 2, 3, 8, 5, 6, 7, 4, 9, 10, 11])
     x, y = x[order], y[order]
     atk = AutoAttack(6 / 255)
     one, one_flags = PassCounter(model), Flags()

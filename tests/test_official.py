@@ -131,9 +131,8 @@ def test_official_baseline_loads(tmp_path: Path) -> None:
 
 def test_baseline_file_into_mgnet_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "resnet18_baseline.ckpt"
-    _lightning_file(
-        path, "mgbase_r18", OURS_HP
-    )  # mislabelled: its hyper-parameters pass, its keys do not
+    # mislabelled: its hyper-parameters pass, its keys do not
+    _lightning_file(path, "mgbase_r18", OURS_HP)
     with pytest.raises(BenchError, match="missing .*glimpse_fc"):
         load(f"mgnet_r18@official:{path}", "imagenet100", tmp_path)
 

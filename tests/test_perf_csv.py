@@ -76,9 +76,8 @@ def test_make_perf_reads_pyautoattacks_survivors_per_stage_from_its_log(
     assert stages.counts == {"clean": 28, "apgd-ce": 3, "apgd-t": 2, "fab-t": 2, "square": 2}
     assert tuple(stages.counts) == perf.STAGES
 
-    stopped = perf._StageCounts(
-        32
-    )  # every image broken by APGD-CE: the later stages are skipped, not logged
+    # every image broken by APGD-CE: the later stages are skipped, not logged
+    stopped = perf._StageCounts(32)
     log.addHandler(stopped)
     log.debug(f"initial accuracy: {28 / 32:.2%}")
     log.debug("robust accuracy after {}: {:.2%} (total time {:.1f} s)".format("APGD-CE", 0.0, 1.5))

@@ -139,9 +139,8 @@ def test_bf16_cells_only_after_the_parity_check(
         2e9 * fgsm.gmacs * (fgsm.n_forward + 2 * fgsm.n_backward) / fgsm.seconds / 0.1e12
     )
 
-    monkeypatch.setattr(
-        precision, "AMP_TOLERANCE", -1.0
-    )  # no model can pass: every cell stays fp32
+    # no model can pass: every cell stays fp32
+    monkeypatch.setattr(precision, "AMP_TOLERANCE", -1.0)
     out = tmp_path / "fail"
     assert main(run + ["--out", str(out)]) == 0
     [check] = [c for c in read_checks(out / "checks.csv") if c.check == "amp_parity"]
@@ -187,9 +186,8 @@ def test_cpu_runs_stay_fp32_by_default(trained: None, tmp_path: Path) -> None:
 
 def test_training_layout_keeps_onednns_strided_1x1_weight_gradient_off_nhwc() -> None:
     cpu = torch.device("cpu")
-    narrow = SmallResNet(
-        (4, 8, 8, 8), (1, 1, 1, 1), 10
-    )  # layer2's shortcut: 1x1, stride 2, 4 input channels
+    # layer2's shortcut: 1x1, stride 2, 4 input channels
+    narrow = SmallResNet((4, 8, 8, 8), (1, 1, 1, 1), 10)
     assert not onednn_nhwc_weight_grad_ok(narrow) and not training_layout(narrow, cpu)
     assert all(p.is_contiguous() for p in narrow.parameters())
     wide = SmallResNet((16, 32, 64, 128), (1, 1, 1, 1), 10)
@@ -211,9 +209,8 @@ def test_channels_last_training_step_has_the_nchw_gradients(name: str) -> None:
     nhwc = copy.deepcopy(nchw)
     assert training_layout(nhwc, torch.device("cpu"))
     x, y = torch.rand(4, 3, 64, 64), torch.tensor([0, 1, 2, 3])
-    trained = [
-        k for k, p in nchw.named_parameters() if p.requires_grad
-    ]  # mgbase's localization network is frozen
+    # mgbase's localization network is frozen
+    trained = [k for k, p in nchw.named_parameters() if p.requires_grad]
     want, got = (
         torch.autograd.grad(
             m.train_loss(x, y),

@@ -79,9 +79,8 @@ def test_round_trip_is_exact(tmp_path: Path) -> None:
     assert KEY_FIELDS[0] == "model" and KEY_FIELDS[-1] == "scoring" and "accuracy" not in KEY_FIELDS
     import numpy as np
 
-    append_rows(
-        path, [make_row(exit=3, epsilon=np.float64(1 / 3))]
-    )  # NumPy 2 reprs it as np.float64(...)
+    # NumPy 2 reprs it as np.float64(...)
+    append_rows(path, [make_row(exit=3, epsilon=np.float64(1 / 3))])
     assert read_rows(path)[-1].epsilon == 1 / 3
 
 
@@ -498,9 +497,8 @@ def test_the_attack_section_names_pgd_by_its_steps_and_keeps_data_sets_apart(
         and "Images per column: pgd 20, clean 3." in b
     )
     assert "PGD-2 L∞ 4/255 (%)" in "\n".join(headline_section(df, None))
-    only8 = (
-        tmp_path / "only8.csv"
-    )  # no L∞ attack at 4/255: a sentence, not an empty table or footer
+    # no L∞ attack at 4/255: a sentence, not an empty table or footer
+    only8 = tmp_path / "only8.csv"
     append_rows(only8, [make_row(), make_row(accuracy=0.1, **{**pgd, "epsilon": 8 / 255})])
     text = "\n".join(_attack_section(load_results(only8), tmp_path))
     assert "No L∞ attack ran at 4/255" in text and "Images per column: clean 3." in text
@@ -527,9 +525,8 @@ def test_the_checks_link_reaches_the_docs_from_any_report_folder(tmp_path: Path)
             detail="y",
             created="2026",
         )
-        append_checks(
-            where / "checks.csv", [flag, flag]
-        )  # a rerun cell writes its flags again: shown once
+        # a rerun cell writes its flags again: shown once
+        append_checks(where / "checks.csv", [flag, flag])
         text = "\n".join(_sanity_section(load_results(where / "results.csv"), where, {}))
         assert (
             f"in [docs/checks.md]({link})." in text

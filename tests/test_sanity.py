@@ -57,12 +57,10 @@ def test_a_healthy_sweep_passes_everything() -> None:
 
 
 def test_masking_signs_are_raised() -> None:
-    rows = [
-        _att("fgsm", e / 255, a, steps=1) for e, a in ((0, 0.9), (4, 0.3), (16, 0.4))
-    ]  # rises with ε
-    rows += [
-        _att("pgd", e / 255, a) for e, a in ((0, 0.9), (4, 0.5), (16, 0.2))
-    ]  # above FGSM, high at 16/255
+    # rises with ε
+    rows = [_att("fgsm", e / 255, a, steps=1) for e, a in ((0, 0.9), (4, 0.3), (16, 0.4))]
+    # above FGSM, high at 16/255
+    rows += [_att("pgd", e / 255, a) for e, a in ((0, 0.9), (4, 0.5), (16, 0.2))]
     rows += [_att("autoattack", 4 / 255, 0.1, steps=0), _att("transfer_pgd", 4 / 255, 0.3)]
     f = attack_findings(_frame(rows))
     for check in (

@@ -24,6 +24,7 @@ def test_image_seeds_equal_seed_sequence_per_index(seed: int, tags: tuple) -> No
     rng = np.random.default_rng(1)
     idx = np.concatenate([np.arange(300), rng.integers(0, 2**40, 300), [0, 2**32 - 1, 2**32, -1]])
     words = [t if isinstance(t, int) else zlib.crc32(t.encode()) for t in tags]
+    # what the seeds are defined as
     want = np.array(
         [
             np.random.SeedSequence([seed & 0xFFFFFFFF, int(i) & 0xFFFFFFFF, *words]).generate_state(
@@ -32,7 +33,7 @@ def test_image_seeds_equal_seed_sequence_per_index(seed: int, tags: tuple) -> No
             >> 1
             for i in idx
         ]
-    )  # what the seeds are defined as
+    )
     got = image_seeds(seed, idx, *tags)
     assert got.dtype == np.int64 and np.array_equal(got, want)
     assert image_seed(seed, int(idx[0]), *tags) == want[0]

@@ -70,9 +70,8 @@ def test_torchvision_checksum_mismatch_and_missing_weights(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     path = _hub_file(monkeypatch, tmp_path, _random_resnet18().state_dict())
-    torch.save(
-        _random_resnet18(4).state_dict(), path
-    )  # replaced after the fact: the name's prefix is now wrong
+    # replaced after the fact: the name's prefix is now wrong
+    torch.save(_random_resnet18(4).state_dict(), path)
     with pytest.raises(BenchError, match="checksum mismatch"):
         load(expand("tv:resnet18")[0], "imagenet100", tmp_path)
     path.unlink()
@@ -120,16 +119,14 @@ def test_torchvision_weights_that_need_other_inputs_or_another_build_are_refused
         BenchError, match="tv:googlenet is not supported: torchvision builds it differently"
     ):
         expand("tv:googlenet")
-    swag = (
-        torchvision.models.RegNet_Y_16GF_Weights.IMAGENET1K_SWAG_E2E_V1
-    )  # 384-px inputs; the card has 224
+    # 384-px inputs; the card has 224
+    swag = torchvision.models.RegNet_Y_16GF_Weights.IMAGENET1K_SWAG_E2E_V1
     with pytest.raises(
         BenchError, match="needs 1000 classes and 384-px inputs .* set up for its DEFAULT weights"
     ):
         torchvision_hub._check_same_preprocessing("regnet_y_16gf", swag)
-    feats = (
-        torchvision.models.VGG16_Weights.IMAGENET1K_FEATURES
-    )  # no classifier, other normalization
+    # no classifier, other normalization
+    feats = torchvision.models.VGG16_Weights.IMAGENET1K_FEATURES
     with pytest.raises(BenchError, match="needs 0 classes"):
         torchvision_hub._check_same_preprocessing("vgg16", feats)
     torchvision_hub._check_same_preprocessing(
@@ -158,9 +155,8 @@ def test_a_densenet_file_with_its_published_key_names_loads(tmp_path: Path) -> N
 
 def test_an_unloadable_weights_file_gets_a_one_line_error(tmp_path: Path) -> None:
     f = tmp_path / "pickled.pth"
-    torch.save(
-        _random_resnet18(), f
-    )  # a whole module: weights_only refuses it, with a long message
+    # a whole module: weights_only refuses it, with a long message
+    torch.save(_random_resnet18(), f)
     with pytest.raises(BenchError, match="cannot be loaded") as e:
         load(expand(f"tv:resnet18@{f}")[0], "imagenet100", tmp_path)
     assert "\n" not in str(e.value)

@@ -62,6 +62,7 @@ HEADLINE_EPS = 4 / 255
 TRANSFER_AUTO = "auto"  # the runner replaces it with the run's ResNet baseline
 
 
+# the 15 of mCE (corruptions.base.COMMON)
 COMMON_CORRUPTIONS = (
     "gaussian_noise",
     "shot_noise",
@@ -78,7 +79,7 @@ COMMON_CORRUPTIONS = (
     "elastic_transform",
     "pixelate",
     "jpeg_compression",
-)  # the 15 of mCE (corruptions.base.COMMON)
+)
 EXTRA_CORRUPTIONS = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
 
 

@@ -68,9 +68,8 @@ def inference_params(model: nn.Module) -> int:
 def count(model: BenchModel, exit: int, input_size: int) -> FlopCount:
     """Trace exit `exit` of `model` at batch 1 on the CPU and count its multiply-accumulates."""
     with warnings.catch_warnings():
-        warnings.simplefilter(
-            "ignore", FutureWarning
-        )  # torch.jit deprecation, raised by fvcore on import
+        # torch.jit deprecation, raised by fvcore on import
+        warnings.simplefilter("ignore", FutureWarning)
         import fvcore
         from fvcore.nn import FlopCountAnalysis
 

@@ -71,9 +71,8 @@ def measure(
     start = time.perf_counter()
 
     def at(batch: int, share: float) -> float:
-        x = torch.rand(batch, 3, input_size, input_size, generator=gen).to(
-            device
-        )  # NCHW, as to_unit gives
+        # NCHW, as to_unit gives
+        x = torch.rand(batch, 3, input_size, input_size, generator=gen).to(device)
         with torch.inference_mode(), autocast(precision, device):
             return _seconds_per_call(lambda: model(x), now, share)
 

@@ -112,9 +112,8 @@ def build(
     images = _render_all(items, count, split_id, spec, rank_cores() if workers is None else workers)
     out = ArrayImageSet(name, split, fmnist.CLASSES, images, labels[:count].copy())
     if path is not None:
-        tmp = path.with_name(
-            f".{path.stem}.{os.getpid()}.tmp.npz"
-        )  # processes building at once (torchrun ranks)
+        # processes building at once (torchrun ranks)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             np.savez(tmp, images=out.images, labels=out.labels)
@@ -151,9 +150,8 @@ def _render_all(
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    bounds = np.linspace(0, count, 4 * workers + 1).astype(
-        int
-    )  # a few parts each, so none waits on a slow one
+    # a few parts each, so none waits on a slow one
+    bounds = np.linspace(0, count, 4 * workers + 1).astype(int)
     with ProcessPoolExecutor(
         workers, mp_context=mp.get_context("spawn"), initializer=_keep_items, initargs=(items,)
     ) as pool:

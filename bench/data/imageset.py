@@ -166,9 +166,8 @@ def to_unit(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Ten
         x = x.pin_memory().to(device, non_blocking=True)
     else:
         x = x.to(device)
-    return (
-        x.permute(0, 3, 1, 2).float().div_(255).contiguous()
-    )  # contiguous: pyautoattack .view()s input gradients
+    # contiguous: pyautoattack .view()s input gradients
+    return x.permute(0, 3, 1, 2).float().div_(255).contiguous()
 
 
 def fingerprint(images: ImageSet) -> str:

@@ -74,9 +74,8 @@ def all_ok(ok: bool) -> bool:
         return ok
     import torch.distributed as dist
 
-    flag = torch.tensor(
-        [1 if ok else 0], dtype=torch.int32
-    )  # a CPU tensor: the gloo side of the group
+    # a CPU tensor: the gloo side of the group
+    flag = torch.tensor([1 if ok else 0], dtype=torch.int32)
     dist.all_reduce(flag, op=dist.ReduceOp.MIN)
     return bool(flag.item())
 

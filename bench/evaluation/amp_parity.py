@@ -81,9 +81,8 @@ def clean_precision(
         return {}
     n = max((len(images) if c.n_images is None else min(c.n_images, len(images))) for c in plain)
     indices, _ = subset_indices(len(images), n)
-    setting = distributed.gather(_setting(n, setup.device) + ",")[
-        0
-    ]  # rank 0's device, on every rank
+    # rank 0's device, on every rank
+    setting = distributed.gather(_setting(n, setup.device) + ",")[0]
 
     def stored() -> dict[tuple[str, str], str]:
         return {

@@ -17,13 +17,11 @@ class Context:
 
     setup: Setup
     out: Path
-    runtime: dict[
-        str, torch.nn.Module
-    ]  # the copies evaluation runs (bench/fast/runtime_copy.py), by model
+    # the copies evaluation runs (bench/fast/runtime_copy.py), by model
+    runtime: dict[str, torch.nn.Module]
     provenance: dict[str, str]  # device, torch, versions and code columns of every row
-    precision: dict[
-        tuple[str, str], str
-    ]  # (model, weights) -> precision of its clean and corruption cells
+    # (model, weights) -> precision of its clean and corruption cells
+    precision: dict[tuple[str, str], str]
     randomized: set[tuple[str, str]]  # (model, weights) whose evaluation is not deterministic
     done: set[tuple]  # type: ignore[type-arg]
     progress: bool

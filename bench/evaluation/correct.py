@@ -57,9 +57,8 @@ def merge(
         correct[:, pos] = part.correct
         n_fwd += part.n_forward
         n_bwd += part.n_backward
-        seconds = max(
-            seconds, part.seconds
-        )  # ranks run side by side: the cell took the slowest one's time
+        # ranks run side by side: the cell took the slowest one's time
+        seconds = max(seconds, part.seconds)
         notes += [n for n in part.notes if n not in notes]
         for t, name, k in part.robust_after:
             robust_after[t, name] = robust_after.get((t, name), 0) + k

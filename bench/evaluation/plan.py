@@ -20,10 +20,11 @@ from bench.core.suites import Cell, suite
 from bench.load.specs import LoadedModel
 
 log = logging.getLogger(__name__)
+# the strict attacks whose radii, steps, restarts and backend the run's options set
 SWEPT = (
     "fgsm",
     "pgd",
-)  # the strict attacks whose radii, steps, restarts and backend the run's options set
+)
 
 
 def cells(cfg: RunConfig) -> list[Cell]:

@@ -45,9 +45,8 @@ def _read_stored(setup: Setup, out: Path) -> set[tuple]:  # type: ignore[type-ar
         cfg.dataset in changed and main
     ):  # progress of cells interrupted on the earlier images: not for these
         state.clear(out)
-    per_image.read(
-        out / "per_image.csv"
-    )  # a damaged file beside results.csv fails now, before a row is added
+    # a damaged file beside results.csv fails now, before a row is added
+    per_image.read(out / "per_image.csv")
     read_checks(out / "checks.csv")
     glimpses.read(out / "glimpses.csv")
     distributed.barrier()  # every rank plans from the same stored rows before rank 0 appends any

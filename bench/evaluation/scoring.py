@@ -213,9 +213,8 @@ def score_paper(job: Job) -> Correct:
         counter = attacks.PassCounter(attacks.LogitsGuard(model))
         with attacks.attack_mode(model):  # the rescaler stays active, as in the official code
             x_adv = atk.with_space(model)(counter, x, y, seeds=_seeds(job.seed, idx, tag, 0))
-            correct[:, pos : pos + len(idx)] = exit_hits(
-                model, x_adv, labels
-            )  # as the official code scores it
+            # as the official code scores it
+            correct[:, pos : pos + len(idx)] = exit_hits(model, x_adv, labels)
         pos += len(idx)
         n_fwd += counter.n_forward + len(idx)  # the scoring pass, shared by every exit
         n_bwd += counter.n_backward
@@ -293,10 +292,11 @@ def score_cascade(job: Job) -> Correct:
                 chunk_context=_small_batch_kernels(view, x),
             )
         correct[t - 1] = robust.numpy()
+        # a resumed state's passes included
         n_fwd[t - 1], n_bwd[t - 1] = (
             counter.n_forward,
             counter.n_backward,
-        )  # a resumed state's passes included
+        )
         notes += [(t, m) for m in dict.fromkeys(flags.messages)]
         after += [(t, name, k) for name, k in flags.robust_after.items()]
         per_exit[t - 1] += time.perf_counter() - t0 + flags.resumed_seconds

@@ -34,9 +34,8 @@ class Setup:
     def data_identity(self) -> dict[str, dict]:
         """The run's data for data.json: test images and each pre-rendered folder its cells read."""
         dataset = self.cfg.dataset
-        current = {
-            dataset: data_guard.identity(self.images, self.corrupted.fp)
-        }  # as corruption caches key it
+        # as corruption caches key it
+        current = {dataset: data_guard.identity(self.images, self.corrupted.fp)}
         for (name, severity), rset in self.corrupted.rendered_sets().items():
             current[data_guard.rendered_name(dataset, name, severity)] = data_guard.identity(rset)
         return current

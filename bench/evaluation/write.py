@@ -121,6 +121,5 @@ def write_cell(ctx: Context, task: Task, correct: Correct, speeds: dict[int, Spe
         ],
     )
     append_rows(ctx.results, rows)  # last: a cell killed before this line is run again whole
-    remove_state(
-        state_path(ctx.out, task.keys[0])
-    )  # every rank's, of any world size an interrupted launch had
+    # every rank's, of any world size an interrupted launch had
+    remove_state(state_path(ctx.out, task.keys[0]))

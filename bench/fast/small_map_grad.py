@@ -65,14 +65,12 @@ class _Conv(torch.autograd.Function):
             o, c, kh, kw = weight.shape
             (sh, sw), (ph, pw) = ctx.stride, ctx.padding
             n, _, ho, wo = grad.shape
-            patches = (
-                F.pad(x, (pw, pw, ph, ph)).unfold(2, kh, sh).unfold(3, kw, sw)
-            )  # (N, C, Ho, Wo, kh, kw)
+            # (N, C, Ho, Wo, kh, kw)
+            patches = F.pad(x, (pw, pw, ph, ph)).unfold(2, kh, sh).unfold(3, kw, sw)
             patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * kh * kw)
             gw = grad.permute(1, 0, 2, 3).reshape(o, n * ho * wo) @ patches
-            gw = torch.empty_like(weight).copy_(
-                gw.view(o, c, kh, kw)
-            )  # the weight's strides, as DDP expects
+            # the weight's strides, as DDP expects
+            gw = torch.empty_like(weight).copy_(gw.view(o, c, kh, kw))
         if want_b and ctx.has_bias:
             gb = grad.sum((0, 2, 3))
         return gx, gw, gb, None, None

@@ -103,14 +103,12 @@ def append_records(
     if not old:
         w.writerow(columns)
     for rec in records:
-        w.writerow(
-            [repr(float(v)) if isinstance(v, float) else str(v) for v in rec]
-        )  # NumPy's float64 too
+        # NumPy's float64 too
+        w.writerow([repr(float(v)) if isinstance(v, float) else str(v) for v in rec])
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(
-            fd, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
-        )  # mkstemp's is 0600
+        # mkstemp's is 0600
+        os.fchmod(fd, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(old + buf.getvalue().encode())
             f.flush()

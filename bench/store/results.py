@@ -92,11 +92,12 @@ KEY_FIELDS: tuple[str, ...] = COLUMNS[: COLUMNS.index("scoring") + 1]
 _TYPES = {f.name: f.type for f in fields(Row)}
 
 
+# read by the report: a damaged one must fail here, with the line
 _JSON = (
     "params",
     "flops_uncounted",
     "versions",
-)  # read by the report: a damaged one must fail here, with the line
+)
 
 
 def _parse(name: str, text: str) -> object:

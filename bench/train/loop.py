@@ -99,6 +99,7 @@ def _epoch(
             train_set, np.concatenate(shares), len(shares[0]), workers
         )
     )
+    # None: bars on a terminal only, not in logs
     bar = tqdm(
         batches,
         total=len(shares),
@@ -106,7 +107,7 @@ def _epoch(
         leave=False,
         unit="batch",
         disable=None if w.main else True,
-    )  # None: bars on a terminal only, not in logs
+    )
     for b, (images, labels) in enumerate(bar):
         n_global = min(recipe.batch_size, len(order) - b * recipe.batch_size)
         x = _augment(to_unit(images, dev), gen, recipe, n_global, slice(w.rank, None, w.size))
@@ -208,9 +209,8 @@ def train(
     dev = rank_device(device)
     workers = loader_workers(train_set, workers)
     _check_batches(model, len(train_set), recipe.batch_size, w.size)
-    ensure_writable(
-        out.parent, f"checkpoints to {out.parent}", " (set BENCH_CACHE)"
-    )  # now, not after an epoch
+    # now, not after an epoch
+    ensure_writable(out.parent, f"checkpoints to {out.parent}", " (set BENCH_CACHE)")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     with (speedups or _no_speedups)(model.to(dev), dev):
