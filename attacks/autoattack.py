@@ -25,7 +25,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from attacks.base import check_args, check_in_threat_model
+from attacks.base import PassCounter, check_args, check_in_threat_model
 from bench.core.seeds import image_seed
 
 STANDARD = ("apgd-ce", "apgd-t", "fab-t", "square")
@@ -42,9 +42,8 @@ class Flags:
 
     messages: list[str] = field(default_factory=list)
     robust_after: dict[str, int] = field(default_factory=dict)
-    resumed_seconds: float = (
-        0.0  # the time an interrupted run spent on this cell before the state was saved
-    )
+    # the time an interrupted run spent on this cell before the state was saved
+    resumed_seconds: float = 0.0
 
 
 def square_flags(robust_after: dict[str, int], n: int) -> list[str]:
@@ -133,106 +132,78 @@ class AutoAttack:
         on a chunk's n images still robust: the caller's way to choose kernels for small batches
         (bench/fast/cpu_kernels.py).
         """
-        from pyautoattack import checks
-
-        from attacks.base import PassCounter
-
         x = x.contiguous()  # the library .view()s gradients shaped like x
-        device = x.device
-        first = not chunk_ids or chunk_ids[0] == 0
+        flags = flags if flags is not None else Flags()
         # not a pass of the attack: not counted
         probe = model.model if isinstance(model, PassCounter) else model
         with torch.no_grad():
             n_classes = probe(x[:1]).shape[1]
-        names = self.attacks(n_classes)
-        saved = _load_state(state, names, len(x), self)
-        robust = torch.tensor(saved["robust"], dtype=torch.bool) if saved else None
-        done: dict[str, list[int]] = saved["done"] if saved else {a: [] for a in names}
-        # robust after each finished attack
-        counts: dict[str, int] = saved["counts"] if saved else {}
-        flags = flags if flags is not None else Flags()
-        # the input checks ran before the interruption
-        flags.messages += saved["messages"] if saved else []
-        # the passes and time spent before an interruption, so a resumed cell's rows count the whole
-        # attack
-        spent = saved["spent"] if saved else {"n_forward": 0, "n_backward": 0, "seconds": 0.0}
-        counter = model if isinstance(model, PassCounter) else None
-        if counter is not None:
-            counter.add(spent["n_forward"], spent["n_backward"])
-        flags.resumed_seconds = float(spent["seconds"])
-        began = time.perf_counter()
-
-        def save() -> None:
-            if state is None:
-                return
-            now = {"seconds": flags.resumed_seconds + time.perf_counter() - began}
-            if counter is not None:
-                now.update(n_forward=counter.n_forward, n_backward=counter.n_backward)
-            _save_state(
-                state,
-                self,
-                names,
-                robust,
-                done=done,
-                counts=counts,
-                messages=flags.messages,
-                spent={**spent, **now},
-            )
-
-        log = logging.getLogger("auto-attack")
-        handler = _Capture(flags)
-        log.addHandler(handler)
-        try:
-            aa = self._objects(model, n_classes, device)
-            if robust is None:
-                if first:
-                    if (
-                        self.version != "rand"
-                    ):  # as pyautoattack: a randomized model is what "rand" is for
-                        checks.check_randomized(
-                            model, x[:batch_size], y[:batch_size], bs=batch_size, logger=log
-                        )
-                    checks.check_range_output(model, x[:batch_size], logger=log)
-                    checks.check_dynamic(model, x[:batch_size], False, logger=log)
-                with torch.no_grad():
-                    robust = torch.cat(
-                        [
-                            model(x[s : s + batch_size]).argmax(1).eq(y[s : s + batch_size]).cpu()
-                            for s in range(0, len(x), batch_size)
-                        ]
-                    )
-                counts["clean"] = int(robust.sum())
-                save()
-            chunks = range(-(-len(x) // batch_size))
-            for name in names:
-                for c in chunks:
-                    if c in done[name]:
-                        continue
-                    lo = c * batch_size
-                    idx = lo + robust[lo : lo + batch_size].nonzero().squeeze(1)
-                    if len(idx):
+        cell = _Cell.resume(self, state, self.attacks(n_classes), model, len(x), flags)
+        with _captured(flags) as log:
+            aa = self._objects(model, n_classes, x.device)
+            if cell.robust is None:
+                if not chunk_ids or chunk_ids[0] == 0:
+                    self._input_checks(model, x[:batch_size], y[:batch_size], log)
+                cell.robust = _still_right(model, x, y, batch_size)
+                cell.finish("clean")
+            for name in cell.names:
+                for c in range(-(-len(x) // batch_size)):
+                    if c not in cell.done[name]:
                         chunk_seed = image_seed(seed, chunk_ids[c] if chunk_ids else c, name)
-                        with (chunk_context or _no_context)(len(idx)):
-                            adv = self._run_one(aa, name, x[idx], y[idx], chunk_seed, device)
-                            check_in_threat_model(
-                                x[idx], adv, self.eps, self.norm, f"AutoAttack's {name}"
-                            )
-                            with torch.no_grad():
-                                still = model(adv).argmax(1).eq(y[idx]).cpu()
-                        robust[idx] = still
-                    done[name].append(c)
-                    save()
-                    if progress:
-                        progress(name)
-                if name not in counts:  # a resumed state holds the counts of attacks it finished
-                    counts[name] = int(robust.sum())
-                    save()
-        finally:
-            log.removeHandler(handler)
-        flags.robust_after = counts
+                        lo = c * batch_size
+                        self._attack_chunk(
+                            aa,
+                            name,
+                            model,
+                            x,
+                            y,
+                            lo,
+                            batch_size,
+                            chunk_seed,
+                            cell.robust,
+                            chunk_context or _no_context,
+                        )
+                        cell.done[name].append(c)
+                        cell.save()
+                        if progress:
+                            progress(name)
+                cell.finish(name)  # a resumed state holds the counts of attacks it finished
+        flags.robust_after = cell.counts
         if chunk_ids is None and len(x):
-            flags.messages += square_flags(counts, len(x))
-        return robust
+            flags.messages += square_flags(cell.counts, len(x))
+        return cell.robust
+
+    def _input_checks(self, model: nn.Module, x: Tensor, y: Tensor, log: logging.Logger) -> None:
+        """pyautoattack's checks of the model on the first chunk, raised as its warnings."""
+        from pyautoattack import checks
+
+        if self.version != "rand":  # as pyautoattack: a randomized model is what "rand" is for
+            checks.check_randomized(model, x, y, bs=len(x), logger=log)
+        checks.check_range_output(model, x, logger=log)
+        checks.check_dynamic(model, x, False, logger=log)
+
+    def _attack_chunk(
+        self,
+        aa,
+        name: str,
+        model: nn.Module,
+        x: Tensor,
+        y: Tensor,
+        lo: int,  # type: ignore[no-untyped-def]
+        size: int,
+        seed: int,
+        robust: Tensor,
+        context: Callable[[int], AbstractContextManager[object]],
+    ) -> None:
+        """One attack on the chunk's images still robust; their flags updated in place."""
+        idx = lo + robust[lo : lo + size].nonzero().squeeze(1)
+        if not len(idx):
+            return
+        with context(len(idx)):
+            adv = self._run_one(aa, name, x[idx], y[idx], seed, x.device)
+            check_in_threat_model(x[idx], adv, self.eps, self.norm, f"AutoAttack's {name}")
+            with torch.no_grad():
+                robust[idx] = model(adv).argmax(1).eq(y[idx]).cpu()
 
     @staticmethod
     def _run_one(aa, name: str, x: Tensor, y: Tensor, seed: int, device: torch.device) -> Tensor:  # type: ignore[no-untyped-def]
@@ -257,6 +228,92 @@ class AutoAttack:
 @contextlib.contextmanager
 def _no_context(n: int) -> Iterator[None]:
     yield
+
+
+@contextlib.contextmanager
+def _captured(flags: Flags) -> Iterator[logging.Logger]:
+    """pyautoattack's logger, its warnings collected into `flags` while the block runs."""
+    log = logging.getLogger("auto-attack")
+    handler = _Capture(flags)
+    log.addHandler(handler)
+    try:
+        yield log
+    finally:
+        log.removeHandler(handler)
+
+
+def _still_right(model: nn.Module, x: Tensor, y: Tensor, batch_size: int) -> Tensor:
+    """(N,) bool: the images the model classifies right, in chunks of `batch_size`."""
+    with torch.no_grad():
+        return torch.cat(
+            [
+                model(x[s : s + batch_size]).argmax(1).eq(y[s : s + batch_size]).cpu()
+                for s in range(0, len(x), batch_size)
+            ]
+        )
+
+
+@dataclass
+class _Cell:
+    """A cell's cascade so far, saved after every chunk: robust flags, finished chunks per attack,
+    robust counts after each finished attack, and the passes and seconds spent before a resume."""
+
+    atk: AutoAttack
+    state: Path | None
+    names: tuple[str, ...]
+    robust: Tensor | None
+    done: dict[str, list[int]]
+    counts: dict[str, int]
+    spent: dict
+    flags: Flags
+    counter: PassCounter | None
+    began: float = field(default_factory=time.perf_counter)
+
+    @classmethod
+    def resume(
+        cls,
+        atk: AutoAttack,
+        state: Path | None,
+        names: tuple[str, ...],
+        model: nn.Module,
+        n: int,
+        flags: Flags,
+    ) -> _Cell:
+        """The saved progress of this cell, or a fresh start; a resumed cell's passes and time are
+        added to the counter and the flags, so its rows count the whole attack."""
+        saved = _load_state(state, names, n, atk) or {}
+        flags.messages += saved.get("messages", [])  # the input checks ran before the interruption
+        spent = saved.get("spent", {"n_forward": 0, "n_backward": 0, "seconds": 0.0})
+        flags.resumed_seconds = float(spent["seconds"])
+        counter = model if isinstance(model, PassCounter) else None
+        if counter is not None:
+            counter.add(spent["n_forward"], spent["n_backward"])
+        robust = torch.tensor(saved["robust"], dtype=torch.bool) if saved else None
+        done = saved.get("done", {a: [] for a in names})
+        return cls(atk, state, names, robust, done, saved.get("counts", {}), spent, flags, counter)
+
+    def finish(self, name: str) -> None:
+        """Record the images still robust after `name` (once), and save."""
+        if name not in self.counts:
+            self.counts[name] = int(self.robust.sum())
+            self.save()
+
+    def save(self) -> None:
+        if self.state is None:
+            return
+        now = {"seconds": self.flags.resumed_seconds + time.perf_counter() - self.began}
+        if self.counter is not None:
+            now.update(n_forward=self.counter.n_forward, n_backward=self.counter.n_backward)
+        _save_state(
+            self.state,
+            self.atk,
+            self.names,
+            self.robust,
+            done=self.done,
+            counts=self.counts,
+            messages=self.flags.messages,
+            spent={**self.spent, **now},
+        )
 
 
 def _fingerprint(names: tuple[str, ...], n: int, atk: AutoAttack) -> dict:

@@ -8,6 +8,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bench.core.errors import BenchError
 
@@ -174,16 +175,15 @@ def _parser() -> argparse.ArgumentParser:
         "--precision",
         choices=("auto", "fp32", "bf16"),
         help="clean and corruption cells: bf16 autocast where a model's clean accuracy matches "
-        "fp32 "
-        "within 0.1 point (auto: on CUDA only; default), or fp32; attacks always run strict fp32",
+        "fp32 within 0.1 point (auto: on CUDA only; default), or fp32; attacks always run strict "
+        "fp32",
     )
     r.add_argument(
         "--peak-tflops",
         type=float,
         metavar="T",
-        help="the device's dense fp32 peak TFLOP/s for fp32 rows' MFU, when bench/cost/mfu.py "
-        "does not list "
-        "the device",
+        help="the device's dense fp32 peak TFLOP/s for fp32 rows' MFU, when bench/cost/mfu.py does "
+        "not list the device",
     )
     r.add_argument("--peak-tflops-bf16", type=float, metavar="T", help="the same for bf16 rows")
     r.add_argument("--no-report", action="store_true", help="do not rebuild report.md afterwards")
@@ -252,67 +252,73 @@ def _cmd_data(a: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_train(a: argparse.Namespace) -> int:
-    from bench.data import cache_dir, check_name, load_split
-    from bench.devices import distributed
-    from bench.fast.training import speedups
-    from bench.load import checkpoint
-    from bench.load.specs import check_fits, default_checkpoint, expand, load
-    from bench.train import RECIPES, train
+def _recipe(a: argparse.Namespace) -> Any:
+    """The data set's training recipe with the epochs, batch size and lr the command gave."""
+    from bench.train import RECIPES
 
-    check_name(a.data)
-    if not 0 <= a.seed < 2**32:
-        raise BenchError(f"--seed must be in [0, 2**32), got {a.seed}")
     if a.data not in RECIPES:
         raise BenchError(
             f"no training recipe for data set {a.data!r} (known: {', '.join(RECIPES)})"
         )
-    recipe = dataclasses.replace(
-        RECIPES[a.data],
-        **{
-            k: v
-            for k, v in dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr).items()
-            if v is not None
-        },
-    )
-    cache = cache_dir()
-    specs = [s for spec in a.models for s in expand(spec)]
-    root = Path(a.data_root) if a.data_root else None
-    sets = None
-    for spec in specs:
-        name = spec.partition("@")[0]
-        out = default_checkpoint(cache, a.data, name)
-        have = False
-        if a.if_missing and out.is_file():
-            try:
-                checkpoint.verify(out)
-                have = True
-            except BenchError as e:
-                print(f"{name}: {e}; training it again")
-        if a.if_missing and distributed.all_ok(
-            have
-        ):  # every rank skips, or every rank trains (DDP needs all)
-            print(f"{name}: checkpoint exists ({out}), skipped")
+    given = dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr)
+    return dataclasses.replace(RECIPES[a.data], **{k: v for k, v in given.items() if v is not None})
+
+
+def _trained_already(name: str, out: Path, if_missing: bool) -> bool:
+    """With --if-missing: whether every rank has a verified checkpoint (DDP needs all to train)."""
+    from bench.devices import distributed
+    from bench.load import checkpoint
+
+    have = False
+    if if_missing and out.is_file():
+        try:
+            checkpoint.verify(out)
+            have = True
+        except BenchError as e:
+            print(f"{name}: {e}; training it again")
+    if if_missing and distributed.all_ok(have):
+        print(f"{name}: checkpoint exists ({out}), skipped")
+        return True
+    if have:
+        print(
+            f"{name}: checkpoint exists here but not on every rank's file system; training it again"
+        )
+    return False
+
+
+def _train_setup(a: argparse.Namespace, name: str, sets: tuple | None) -> tuple:  # type: ignore[type-arg]
+    """The model at its seeded initialisation and the data set's splits (loaded once), checked."""
+    from bench.data import cache_dir, load_split
+    from bench.load.specs import check_fits, load
+
+    lm = load(f"{name}@random", a.data, cache_dir(), init_seed=a.seed)
+    if sets is None:
+        root = Path(a.data_root) if a.data_root else None
+        sets = tuple(load_split(a.data, split, root, a.download) for split in ("train", "test"))
+    check_fits(lm, len(sets[0].classes), sets[0].get(0)[0].shape, a.data)
+    return lm, sets
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    import json
+
+    from bench.data import cache_dir, check_name
+    from bench.devices import distributed
+    from bench.fast.training import speedups
+    from bench.load.specs import default_checkpoint, expand
+    from bench.train import train
+
+    check_name(a.data)
+    if not 0 <= a.seed < 2**32:
+        raise BenchError(f"--seed must be in [0, 2**32), got {a.seed}")
+    recipe, sets = _recipe(a), None
+    for name in [s.partition("@")[0] for spec in a.models for s in expand(spec)]:
+        out = default_checkpoint(cache_dir(), a.data, name)
+        if _trained_already(name, out, a.if_missing):
             continue
-        if have:
-            print(
-                f"{name}: checkpoint exists here but not on every rank's file system; training it "
-                "again"
-            )
-
-        def setup(name: str = name, sets: tuple | None = sets) -> tuple:  # type: ignore[type-arg]
-            lm = load(f"{name}@random", a.data, cache, init_seed=a.seed)
-            if sets is None:
-                sets = (
-                    load_split(a.data, "train", root, a.download),
-                    load_split(a.data, "test", root, a.download),
-                )
-            check_fits(lm, len(sets[0].classes), sets[0].get(0)[0].shape, a.data)
-            return lm, sets
-
         # under torchrun: an error on one rank stops every rank
-        lm, sets = distributed.together(setup)
-        path = train(
+        lm, sets = distributed.together(lambda name=name, sets=sets: _train_setup(a, name, sets))
+        train(
             lm.model,
             name,
             sets[0],
@@ -324,20 +330,14 @@ def _cmd_train(a: argparse.Namespace) -> int:
             workers=a.workers,
             speedups=speedups,
         )
-        import json
-
-        if not distributed.world().main:
-            continue
-        meta = json.loads(path.with_suffix(".json").read_text())
-        resumed = (
-            f", resumed after epoch {meta['resumed_after_epoch']}"
-            if meta.get("resumed_after_epoch")
-            else ""
-        )
-        print(
-            f"{name}: test accuracy {100 * meta['accuracy']:.2f}% after {recipe.epochs} epochs "
-            f"({meta['train_seconds']} s{resumed}) -> {path}"
-        )
+        if distributed.world().main:
+            meta = json.loads(out.with_suffix(".json").read_text())
+            resumed = meta.get("resumed_after_epoch")
+            print(
+                f"{name}: test accuracy {100 * meta['accuracy']:.2f}% after {recipe.epochs} "
+                f"epochs ({meta['train_seconds']} s"
+                f"{f', resumed after epoch {resumed}' if resumed else ''}) -> {out}"
+            )
     return 0
 
 

@@ -95,8 +95,7 @@ def main() -> None:
         )
         print(
             f"{'all 15 (x5 sev.)':18s} {5 * tot_ref:10.1f} {5 * tot_default:8.1f} "
-            f"{tot_ref / tot_default:6.1f}x"
-            "   (default mix: torch where parity is tested)"
+            f"{tot_ref / tot_default:6.1f}x   (default mix: torch where parity is tested)"
         )
 
 

@@ -157,10 +157,8 @@ def pgd(
             tc["peer"],
             1.0,
             f"robust accuracy {100 * ac['ours']:.1f} % vs {100 * ac['peer']:.1f} % (random starts "
-            "differ); both "
-            "run 10 steps on every image and return the last iterate, on the model as loaded; "
-            "median of "
-            f"{repeats} interleaved runs",
+            "differ); both run 10 steps on every image and return the last iterate, on the model "
+            f"as loaded; median of {repeats} interleaved runs",
             dev,
         ),
         row(
@@ -171,11 +169,9 @@ def pgd(
             t["peer"],
             None,
             f"robust accuracy {100 * acc['ours']:.1f} % vs {100 * acc['peer']:.1f} %; ours stops "
-            "each image at "
-            "its first fooling iterate (images misclassified clean cost no steps) and runs "
-            "channels_last, batch "
-            f"norm folded: less work for an equal or lower robust accuracy; median of {repeats} "
-            "interleaved runs",
+            "each image at its first fooling iterate (images misclassified clean cost no steps) "
+            "and runs channels_last, batch norm folded: less work for an equal or lower robust "
+            f"accuracy; median of {repeats} interleaved runs",
             dev,
         ),
     ]
@@ -228,9 +224,8 @@ def autoattack(
     same = "the same" if len(set(by_stage.values())) == 1 else "NOT the same"
     note = (
         f"images left after {', '.join(STAGES)} (last timed run): ours {by_stage['ours']}, peer "
-        f"{by_stage['peer']}, "
-        f"peer on the copy {by_stage['control']} of {len(x)} ({same} work); median of {repeats} "
-        "interleaved runs"
+        f"{by_stage['peer']}, peer on the copy {by_stage['control']} of {len(x)} ({same} work); "
+        f"median of {repeats} interleaved runs"
     )
     return [
         row(
@@ -347,12 +342,10 @@ def corruptions(images: np.ndarray, dev: torch.device, repeats: int) -> list[dic
     target = 50.0 if dev.type == "cuda" else 5.0
     common = (
         f"{images.shape[1]} px; ours: torch/numba path for "
-        f"{len([n for n in COMMON if n in PARITY])} of the "
-        f"15 ({exact} of {len(out['ours'])} conditions bit-exact with the reference in this run), "
-        "reference "
+        f"{len([n for n in COMMON if n in PARITY])} of the 15 ({exact} of {len(out['ours'])} "
+        "conditions bit-exact with the reference in this run), reference "
         f"{f'in {workers} worker processes' if in_workers else 'in process'} for the rest; median "
-        f"of {repeats} "
-        "interleaved runs"
+        f"of {repeats} interleaved runs"
     )
     return [
         row(
@@ -412,8 +405,7 @@ def clean(
             t["peer"],
             1.0,
             f"accuracy {100 * ours_acc:.1f} % vs {100 * out['peer']:.1f} %; ours runs "
-            "channels_last, "
-            f"batch norm folded; {note}",
+            f"channels_last, batch norm folded; {note}",
             dev,
         ),
         row(
@@ -423,9 +415,9 @@ def clean(
             t["ours"],
             t["control"],
             None,
-            f"accuracy {100 * ours_acc:.1f} % vs {100 * out['control']:.1f} %; both on the "
-            "folded channels_last copy: what remains is the loop (uint8 batches converted on the "
-            f"fly); {note}",
+            f"accuracy {100 * ours_acc:.1f} % vs {100 * out['control']:.1f} %; both on the folded "
+            "channels_last copy: what remains is the loop (uint8 batches converted on the fly); "
+            f"{note}",
             dev,
         ),
     ]
@@ -478,8 +470,7 @@ def make_bench(dev: torch.device, keep: Path | None = None) -> dict:
         600.0,
         1.0,
         f"ours = wall time (data and training {trained:.0f} s, evaluation {seconds - trained:.0f} "
-        "s); "
-        "peer column = the 10-minute target",
+        "s); peer column = the 10-minute target",
         dev,
     )
 
@@ -548,8 +539,7 @@ def main() -> None:
             )
             print(
                 f"  {r['measure']}: ours {r['ours']} s, peer {r['peer']} s, ratio {r['ratio']}x "
-                f"({judged}); "
-                f"{r['notes']}",
+                f"({judged}); {r['notes']}",
                 flush=True,
             )
     append(a.out, rows)

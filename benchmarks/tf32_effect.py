@@ -108,8 +108,7 @@ def main() -> None:
             acc = {t: (100 * strict[t - 1].mean(), 100 * tf32[t - 1].mean()) for t in exits}
             print(
                 f"{lm.card.name:14s} {cond.label():28s} strict {t_strict:7.2f} s, TF32 "
-                f"{t_tf32:7.2f} s "
-                f"(TF32 {t_strict / t_tf32:.2f}x as fast); images changed per exit "
+                f"{t_tf32:7.2f} s (TF32 {t_strict / t_tf32:.2f}x as fast); images changed per exit "
                 + ", ".join(
                     f"{t}: {changed[t]} ({acc[t][0]:.1f} % -> {acc[t][1]:.1f} %)" for t in exits
                 )

@@ -149,8 +149,8 @@ def check_hparams(model: MGNet, hp: dict[str, Any], path: Path) -> None:
     ):  # the weights alone would load into a model with another glimpse count or scale range
         raise BenchError(
             f"{path}: its hyper_parameters lack {', '.join(missing)}, so the glimpse settings "
-            "cannot be "
-            "checked against the chosen model (the official LitModule saves every argument)"
+            "cannot be checked against the chosen model (the official LitModule saves every "
+            "argument)"
         )
     # Store-true flags of the official code, False unless given: one changes the forward pass, one
     # the gradient.

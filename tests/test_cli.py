@@ -170,8 +170,7 @@ def test_report_needs_no_torch(trained: None, tmp_path: Path) -> None:
     )
     code = (
         "import sys; from pathlib import Path; from bench.report import build; "
-        f"build(Path({str(out)!r})); "
-        "assert 'torch' not in sys.modules, 'report imported torch'"
+        f"build(Path({str(out)!r})); assert 'torch' not in sys.modules, 'report imported torch'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
     assert (out / "report.md").is_file()

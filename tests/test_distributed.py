@@ -29,20 +29,13 @@ def _table(path: Path, drop: set[str]) -> list[tuple[str, ...]]:
 # batch companions, so the rows match a single process's only if every rank evaluates the very
 # batches one process would.
 BATCH_BOUND_NET = (
-    "import torch.nn as nn\nfrom bench import register_model\n\n"
-    "class BatchBound(nn.Module):\n"
-    "    def __init__(self) -> None:\n"
-    "        super().__init__()\n"
-    "        self.net = nn.Sequential(nn.Conv2d(3, 8, 5, 4, 2), nn.ReLU(), "
-    "nn.AdaptiveAvgPool2d(4), nn.Flatten(),\n"
-    "                                 nn.Linear(128, 10))\n\n"
-    "    def forward(self, x):\n"
-    "        z = self.net(x)\n"
-    "        return z + 3 * z.mean(0, keepdim=True)\n\n"
-    "@register_model('batch_bound', num_classes=10, input_size=64, mean=(0.5,) * 3, std=(0.25,) * "
-    "3)\n"
-    "def batch_bound() -> nn.Module:\n"
-    "    return BatchBound()\n"
+    "import torch.nn as nn\nfrom bench import register_model\n\nclass BatchBound(nn.Module):\n    "
+    "def __init__(self) -> None:\n        super().__init__()\n        self.net = "
+    "nn.Sequential(nn.Conv2d(3, 8, 5, 4, 2), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(),\n   "
+    "                              nn.Linear(128, 10))\n\n    def forward(self, x):\n        z = "
+    "self.net(x)\n        return z + 3 * z.mean(0, keepdim=True)\n\n@register_model('batch_bound', "
+    "num_classes=10, input_size=64, mean=(0.5,) * 3, std=(0.25,) * 3)\ndef batch_bound() -> "
+    "nn.Module:\n    return BatchBound()\n"
 )
 
 
@@ -156,9 +149,8 @@ def test_a_cell_of_fewer_batches_than_ranks_says_why_ranks_wait() -> None:
     from bench.evaluation.cell import idle_ranks as _idle_ranks
 
     assert _idle_ranks(200, 256, 4) == (
-        "200 image(s) are 1 batch(es) of 256 for 4 ranks, so 3 wait (ranks take whole "
-        "batches, which keeps the rows equal to one process's; a smaller --batch-size "
-        "spreads small cells)"
+        "200 image(s) are 1 batch(es) of 256 for 4 ranks, so 3 wait (ranks take whole batches, "
+        "which keeps the rows equal to one process's; a smaller --batch-size spreads small cells)"
     )
     assert _idle_ranks(200, 50, 4) == "" and _idle_ranks(7, 3, 2) == ""
     assert _idle_ranks(7, 100, 2, autoattack=True).endswith(
@@ -266,12 +258,10 @@ def test_the_square_check_judges_the_whole_cell() -> None:
 
 
 FLAT_NET = (
-    "import torch.nn as nn\nfrom bench import register_model\n\n"
-    "@register_model('flat_net', num_classes=10, input_size=64, mean=(0.5,) * 3, std=(0.25,) * 3)\n"
-    "def flat_net() -> nn.Module:\n"
-    "    return nn.Sequential(nn.Conv2d(3, 8, 5, 4, 2), nn.ReLU(), nn.AdaptiveAvgPool2d(4), "
-    "nn.Flatten(),\n"
-    "                         nn.Linear(128, 10))\n"
+    "import torch.nn as nn\nfrom bench import register_model\n\n@register_model('flat_net', "
+    "num_classes=10, input_size=64, mean=(0.5,) * 3, std=(0.25,) * 3)\ndef flat_net() -> "
+    "nn.Module:\n    return nn.Sequential(nn.Conv2d(3, 8, 5, 4, 2), nn.ReLU(), "
+    "nn.AdaptiveAvgPool2d(4), nn.Flatten(),\n                         nn.Linear(128, 10))\n"
 )
 
 

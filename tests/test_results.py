@@ -343,8 +343,7 @@ def test_the_headline_names_the_seeds_when_its_columns_come_from_runs_of_several
     caption = "\n".join(section(load_results(mixed), None))
     assert (
         "Columns come from runs with different seeds (seed 0: mean corruption acc (%), mCE; seeds "
-        "0, 1: PGD-10 L∞ "
-        "4/255 (%); seed 1: latency (ms), throughput (img/s), clean (%))."
+        "0, 1: PGD-10 L∞ 4/255 (%); seed 1: latency (ms), throughput (img/s), clean (%))."
     ) in caption
 
 

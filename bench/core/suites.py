@@ -62,22 +62,19 @@ SUITES: dict[str, tuple[Cell, ...]] = {
 SUITE_HELP = {
     "clean": "clean accuracy on the whole test split",
     "corruptions": "the 15 ImageNet-C corruptions x 5 severities generated on the fly "
-    "(imagecorruptions-imaug, "
-    "seeded per image), whole test split (--extra-corruptions adds the 4 held-out ones)",
-    "corruptions_rendered": "the 15 x 5 from pre-rendered ImageNet100-C files "
-    "(--corruption-root), read "
-    "without resize or crop",
+    "(imagecorruptions-imaug, seeded per image), whole test split (--extra-corruptions adds the 4 "
+    "held-out ones)",
+    "corruptions_rendered": "the 15 x 5 from pre-rendered ImageNet100-C files (--corruption-root), "
+    "read without resize or crop",
     "attacks": "FGSM and PGD-10 L∞ at 0-16/255, PGD-10 L2 at 0-1, paper PGD, transfer from the "
-    "ResNet "
-    "baseline (1,000 images), AutoAttack standard L∞ 4/255 (200 images)",
+    "ResNet baseline (1,000 images), AutoAttack standard L∞ 4/255 (200 images)",
     "paper": "the official MGNet PGD beside strict PGD at the same nominal ε",
     "default": "clean (all images), 15 x 5 corruptions on 300 images, the attack sweep on 200 "
-    "images; "
-    "AutoAttack on 10 images at each model's last exit only (make bench, sized for 2 CPU cores)",
+    "images; AutoAttack on 10 images at each model's last exit only (make bench, sized for 2 CPU "
+    "cores)",
     "smoke": "a few images, cheap attacks: a quick check that everything runs",
     "scale": "clean, the 15 x 5 corruptions and the PGD-10 L∞ sweep at 0-16/255 on every image "
-    "(the GPU "
-    "wall-time target: 5,000 ImageNet100 images, benchmarks/gpu_suite.py)",
+    "(the GPU wall-time target: 5,000 ImageNet100 images, benchmarks/gpu_suite.py)",
 }
 
 

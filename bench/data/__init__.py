@@ -57,8 +57,8 @@ def load_split(name: str, split: str, root: Path | None = None, download: bool =
     )
     if base is None:
         raise BenchError(
-            "imagenet100 needs --data-root (a folder made by `bench data build imagenet100`) "
-            "or $BENCH_DATA/imagenet100"
+            "imagenet100 needs --data-root (a folder made by `bench data build imagenet100`) or "
+            "$BENCH_DATA/imagenet100"
         )
     return imagenet.load(base, "train" if split == "train" else "val", train=split == "train")
 

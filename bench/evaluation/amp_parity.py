@@ -48,8 +48,8 @@ def _check(
     net.cpu()
     ok, points = precision.amp_matches(acc["fp32"], acc["bf16"])
     detail = (
-        f"{_setting(len(indices), dev)}, largest difference {points:.2f} points "
-        f"(tolerance {100 * precision.AMP_TOLERANCE:.1f}): clean and corruption cells run in "
+        f"{_setting(len(indices), dev)}, largest difference {points:.2f} points (tolerance "
+        f"{100 * precision.AMP_TOLERANCE:.1f}): clean and corruption cells run in "
         f"{'bf16' if ok else 'fp32'}"
     )
     append_checks(

@@ -39,8 +39,7 @@ def idle_ranks(n: int, chunk: int, ranks: int, autoattack: bool = False) -> str:
     )
     return (
         f"{n} image(s) are {batches} batch(es) of {chunk} for {ranks} ranks, so {ranks - batches} "
-        "wait (ranks "
-        f"take whole batches, which keeps the rows equal to one process's; {hint})"
+        f"wait (ranks take whole batches, which keeps the rows equal to one process's; {hint})"
     )
 
 

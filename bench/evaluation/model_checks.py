@@ -99,9 +99,8 @@ def model_checks(
                 "ok",
                 c,
                 f"cosine {c:.3f} between input gradients with MGNet's gradient shapers (rescaler, "
-                "position "
-                "stop-gradient) on and off: attacks that keep them (paper protocol) follow "
-                + ("a different direction" if c < 0.9999 else "the same direction"),
+                "position stop-gradient) on and off: attacks that keep them (paper protocol) "
+                "follow " + ("a different direction" if c < 0.9999 else "the same direction"),
             )
         )
     return out

@@ -163,9 +163,8 @@ def resolve(
         cond.protocol == "paper" and not target.model.normalizes
     ):  # its ε and step live in that space
         log.warning(
-            "skip %s %s: the official attack's ε and step are in a model's normalized input "
-            "space, which "
-            "%s does not have (registered without mean and std)",
+            "skip %s %s: the official attack's ε and step are in a model's normalized input space, "
+            "which %s does not have (registered without mean and std)",
             target.card.name,
             cond.name,
             target.card.name,

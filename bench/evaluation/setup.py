@@ -49,9 +49,8 @@ def _specs(cfg: RunConfig) -> list[str]:
     if twice:
         both = ", ".join(s for s in specs if s.partition("@")[0] == twice[0])
         raise BenchError(
-            f"model {twice[0]} appears twice in one run ({both}); compare two weights of one "
-            "model in "
-            "separate --out folders, or register the second under its own name"
+            f"model {twice[0]} appears twice in one run ({both}); compare two weights of one model "
+            "in separate --out folders, or register the second under its own name"
         )
     return specs
 

@@ -33,8 +33,7 @@ def tell_stale(out: Path, planned: set[str]) -> None:
     if stale:
         log.warning(
             "%s holds the progress of %d interrupted cell(s) this run does not have (another "
-            "suite, "
-            "radius or option); rerun those settings to resume them, or remove the folder",
+            "suite, radius or option); rerun those settings to resume them, or remove the folder",
             out / ".state",
             len(stale),
         )

@@ -166,13 +166,12 @@ def load(spec: str, dataset: str, cache: Path, init_seed: int = 0) -> LoadedMode
             if card.data and card.data != dataset:
                 raise BenchError(
                     f"{name} is made for {card.data} ({card.num_classes} classes, "
-                    f"{card.input_size} px), "
-                    f"not {dataset}: choose a model made for it (`bench models`)"
+                    f"{card.input_size} px), not {dataset}: choose a model made for it (`bench "
+                    "models`)"
                 )
             raise BenchError(
                 f"no trained weights for {name} on {dataset}: run `bench train {name} --data "
-                f"{dataset}`, "
-                f"or evaluate untrained with {name}@random"
+                f"{dataset}`, or evaluate untrained with {name}@random"
             )
         sd, meta, digest = checkpoint.load(path)
         if meta.get("model") not in (None, name):

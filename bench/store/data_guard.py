@@ -68,9 +68,8 @@ def check(out: Path, current: dict[str, dict], stored: set[str], write: bool = T
         )
         raise BenchError(
             f"{out} holds rows measured on other {name} data ({_describe(known[name])}) than this "
-            "run's "
-            f"({_describe(current[name])}): another {what}? Write to another --out, or remove "
-            f"{out} to start over"
+            f"run's ({_describe(current[name])}): another {what}? Write to another --out, or "
+            f"remove {out} to start over"
         )
     merged = {**known, **current}
     if write and merged != known:

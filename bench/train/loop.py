@@ -118,8 +118,7 @@ def _epoch(
                 raise
             raise BenchError(
                 f"{name} has parameters its training loss does not use, which data-parallel "
-                "training "
-                "cannot average: freeze them (requires_grad_(False)) in the model"
+                "training cannot average: freeze them (requires_grad_(False)) in the model"
             ) from None
         _stop_if_diverged(loss, name, epoch)
         opt.zero_grad(set_to_none=True)

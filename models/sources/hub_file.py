@@ -56,9 +56,8 @@ def verify_hf_file(path: Path) -> str:
         )
     if not _SHA256.match(blob):
         log.warning(
-            "%s is a copy, not the hub cache's link to its blob, so there is no recorded sha256 "
-            "to check it "
-            "against; loaded unchecked (sha256 %s…)",
+            "%s is a copy, not the hub cache's link to its blob, so there is no recorded sha256 to "
+            "check it against; loaded unchecked (sha256 %s…)",
             path,
             digest[:12],
         )

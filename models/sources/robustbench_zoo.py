@@ -78,10 +78,8 @@ def _build(factory: Callable[[], nn.Module], name: str) -> nn.Module:
             raise
         raise BenchError(
             f"rb:{name}: this robustbench release cannot build it: its zoo entry asks timm for a "
-            "model "
-            f"that is not registered ({first_line(e)}); the XCiT entries are "
-            "RobustBench/robustbench#162, "
-            "fixed after robustbench 1.1.1"
+            f"model that is not registered ({first_line(e)}); the XCiT entries are "
+            "RobustBench/robustbench#162, fixed after robustbench 1.1.1"
         ) from None
 
 

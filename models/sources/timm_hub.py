@@ -54,9 +54,8 @@ def card(target: str, name: str) -> ModelCard:
     classes = int(cfg.get("num_classes", 1000))
     if classes < 2:  # MAE, FCMAE and other pretraining weights: features, not logits
         raise BenchError(
-            f"timm:{name} holds feature-only weights (num_classes {classes}): it has no "
-            "classifier to "
-            "evaluate; choose a classification tag (`timm.list_pretrained`)"
+            f"timm:{name} holds feature-only weights (num_classes {classes}): it has no classifier "
+            "to evaluate; choose a classification tag (`timm.list_pretrained`)"
         )
     size = int(cfg["input_size"][-1])
     return ModelCard(

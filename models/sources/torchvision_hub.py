@@ -36,9 +36,8 @@ def card(target: str, name: str) -> ModelCard:
     if name in BUILT_DIFFERENTLY_WITH_WEIGHTS:
         raise BenchError(
             f"tv:{name} is not supported: torchvision builds it differently when it loads its "
-            "weights "
-            "(transform_input re-normalizes the input), so the harness's copy would run them "
-            "wrongly"
+            "weights (transform_input re-normalizes the input), so the harness's copy would run "
+            "them wrongly"
         )
     w = _default_weights(name)
     classes = len(w.meta["categories"])
