@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,171 @@ def section(
     return lines
 
 
+@dataclass(frozen=True, slots=True)
+class _Baseline:
+    """The mCE reference of one origin's sweep: its name, exit, errors and clean error."""
+
+    name: str | None  # the baseline picked, even when it has no rows of this origin
+    exit: int
+    here: bool  # it has rows of this origin (it may have rows of the other origin only)
+    err: dict[str, dict[int, float]]
+    clean: float
+
+
+def _baseline_for(
+    df: pd.DataFrame, full: pd.DataFrame, name: str | None, images: dict | None
+) -> _Baseline:  # type: ignore[type-arg]
+    """Collect what every model's mCE and relative mCE are normalised by, once per origin."""
+    ex, rows = _reference(full, name)
+    here = bool(len(rows))
+    clean = _clean_error(df, name, ex, rows, images) if here else math.nan
+    return _Baseline(name, ex, here, errors(rows), clean)
+
+
+def _relative(
+    err: dict[str, dict[int, float]], clean_err: float, model: str, ref: _Baseline
+) -> tuple[float, str]:
+    """Relative mCE, or NaN with the reason it is not defined (shown under the table)."""
+    if not ref.here:
+        return math.nan, "no baseline"
+    if math.isnan(clean_err) or math.isnan(ref.clean):
+        return math.nan, f"no clean rows for `{model if math.isnan(clean_err) else ref.name}`"
+    return relative_mce(err, clean_err, ref.err, ref.clean)
+
+
+def _summary_row(
+    df: pd.DataFrame, model: str, ex: int, m: pd.DataFrame, ref: _Baseline, images: dict | None
+) -> dict[str, object]:  # type: ignore[type-arg]
+    """One (model, exit) line of the mCE table; `_acc` and `_why` feed ranking and footnote."""
+    err = errors(m)
+    complete = len(m) == 75
+    mce_v, _ = mce(err, ref.err) if ref.here else (math.nan, {})
+    clean_err = _clean_error(df, model, ex, m, images)
+    rel, why = _relative(err, clean_err, model, ref)
+    return {
+        "model": model,
+        "exit": f"{ex}/{int(m.exits_total.iloc[0])}",
+        "GMACs": f"{m.gmacs.iloc[0]:.4g}",
+        "clean (%)": pct(1 - clean_err),
+        "mean corruption acc (%)": pct(m.accuracy.mean()) + ("" if complete else " (partial)"),
+        "mCE": "–" if math.isnan(mce_v) else f"{mce_v:.1f}",
+        "relative mCE": "–" if math.isnan(rel) else f"{rel:.1f}",
+        "_acc": m.accuracy.mean() if complete else math.nan,
+        "_why": why,
+    }
+
+
+def _summary_table(
+    df: pd.DataFrame, full: pd.DataFrame, ref: _Baseline, images: dict | None
+) -> pd.DataFrame:  # type: ignore[type-arg]
+    """The mCE table of one origin, the best complete sweep's mean accuracy in bold."""
+    table = pd.DataFrame(
+        [
+            _summary_row(df, model, ex, m, ref, images)
+            for (model, ex), m in full.groupby(["model", "exit"])
+        ]
+    )
+    best = table._acc.max()  # among complete sweeps: a partial one is not ranked
+    table["mean corruption acc (%)"] = [
+        f"**{v}**" if a == best else v for v, a in zip(table["mean corruption acc (%)"], table._acc)
+    ]
+    return table
+
+
+def _per_corruption_table(full: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy per (model, exit) and corruption, averaged over the severities."""
+    return pd.DataFrame(
+        [
+            {
+                "model": model,
+                "exit": ex,
+                **{c: pct(m[m.condition == c].accuracy.mean()) for c in COMMON},
+            }
+            for (model, ex), m in full.groupby(["model", "exit"])
+        ]
+    )
+
+
+def _title(g: pd.DataFrame, source: str) -> str:
+    """Name the origin and how many conditions each backend rendered."""
+    per_source = g.drop_duplicates(["condition", "severity", "source"]).groupby("source").size()
+    mix = ", ".join(f"{v} by {k}" for k, v in per_source.items())
+    return (
+        "pre-rendered files" if source == "rendered" else "generated on the fly"
+    ) + f" ({mix} conditions)"
+
+
+def _note(ref: _Baseline, baseline: str | None, whys: list[str]) -> str:
+    """Say what mCE is normalised by, or why there is none, under the mCE table."""
+    if ref.here:
+        norm = (
+            f"mCE and relative mCE are normalised by `{ref.name}` (exit {ref.exit}) of this "
+            "run (= 100 for it); the AlexNet table applies only to ImageNet-1k."
+        )
+    elif ref.name or baseline:
+        norm = f"No mCE: the baseline `{ref.name or baseline}` has no corruption rows here."
+    else:
+        norm = (
+            "No mCE: no baseline model in this run (a ResNet, the one-glimpse baseline or "
+            "`--baseline`)."
+        )
+    return (
+        "Mean corruption accuracy = plain mean over the 15 corruptions × 5 severities. "
+        + norm
+        + (f" Relative mCE not defined: {whys[0]}." if whys and ref.here else "")
+    )
+
+
+def _tables(
+    df: pd.DataFrame,
+    full: pd.DataFrame,
+    ref: _Baseline,
+    baseline: str | None,
+    images: dict | None,
+    heading: str,
+) -> list[str]:  # type: ignore[type-arg]
+    """The markdown of one origin's mCE and per-corruption tables with their notes."""
+    table = _summary_table(df, full, ref, images)
+    whys = sorted({w for w in table._why if w})
+    n = int(full.n_images.max())
+    return [
+        f"### {heading}, {n} images per condition",
+        "",
+        md_table(table.drop(columns=["_acc", "_why"])),
+        "",
+        _note(ref, baseline, whys),
+        "",
+        "Accuracy (%) per corruption, mean over severities:",
+        "",
+        md_table(_per_corruption_table(full)),
+        "",
+    ]
+
+
+def _figures(full: pd.DataFrame, run_dir: Path, stem: str, source: str) -> list[str]:
+    """Draw a heatmap per model's last exit and the accuracy-vs-compute plot; link them."""
+    lines: list[str] = []
+    last = full[full.exit == full.exits_total]
+    for model, m in last.groupby("model"):
+        fig = figures.corruption_heatmap(
+            m,
+            run_dir / "figures" / f"corruption_heatmap{stem}_{source}_{file_stem(model)}.png",
+            f"{model} (exit {int(m.exit.iloc[0])}): accuracy under corruption",
+        )
+        lines += [f"![{model} heatmap]({fig.relative_to(run_dir).as_posix()})", ""]
+    mean = (
+        full.groupby(["model", "exit"])
+        .agg(accuracy=("accuracy", "mean"), gmacs=("gmacs", "first"), family=("family", "first"))
+        .reset_index()
+    )
+    fig = figures.accuracy_vs_gmacs(
+        mean,
+        run_dir / "figures" / f"corruption_accuracy_vs_gmacs{stem}_{source}.png",
+        "Mean corruption accuracy vs compute",
+    )
+    return lines + [f"![corruption accuracy vs GMACs]({fig.relative_to(run_dir).as_posix()})", ""]
+
+
 def _dataset_section(
     df: pd.DataFrame,
     cor: pd.DataFrame,
@@ -126,106 +292,7 @@ def _dataset_section(
     ref_name = pick_baseline(cor, baseline)
     for source, g in cor.groupby(origin(cor.source)):
         full = g[g.condition.isin(COMMON)]
-        ref_exit, ref_rows = _reference(full, ref_name)
-        ref_here = (
-            ref_name if len(ref_rows) else None
-        )  # the baseline may have rows of the other origin only
-        ref_err = errors(ref_rows)
-        ref_clean = _clean_error(df, ref_name, ref_exit, ref_rows, images) if ref_here else math.nan
-        rows = []
-        per_corr = []
-        for (model, ex), m in full.groupby(["model", "exit"]):
-            err = errors(m)
-            complete = len(m) == 75
-            mce_v, _ = mce(err, ref_err) if ref_here else (math.nan, {})
-            clean_err = _clean_error(df, model, ex, m, images)
-            if not ref_here:
-                rel, why = math.nan, "no baseline"
-            elif math.isnan(clean_err) or math.isnan(ref_clean):
-                rel, why = (
-                    math.nan,
-                    f"no clean rows for `{model if math.isnan(clean_err) else ref_name}`",
-                )
-            else:
-                rel, why = relative_mce(err, clean_err, ref_err, ref_clean)
-            rows.append(
-                {
-                    "model": model,
-                    "exit": f"{ex}/{int(m.exits_total.iloc[0])}",
-                    "GMACs": f"{m.gmacs.iloc[0]:.4g}",
-                    "clean (%)": pct(1 - clean_err),
-                    "mean corruption acc (%)": pct(m.accuracy.mean())
-                    + ("" if complete else " (partial)"),
-                    "mCE": "–" if math.isnan(mce_v) else f"{mce_v:.1f}",
-                    "relative mCE": "–" if math.isnan(rel) else f"{rel:.1f}",
-                    "_acc": m.accuracy.mean() if complete else math.nan,
-                    "_why": why,
-                }
-            )
-            per_corr.append(
-                {
-                    "model": model,
-                    "exit": ex,
-                    **{c: pct(m[m.condition == c].accuracy.mean()) for c in COMMON},
-                }
-            )
-        table = pd.DataFrame(rows)
-        best = table._acc.max()  # among complete sweeps: a partial one is not ranked
-        table["mean corruption acc (%)"] = [
-            f"**{v}**" if a == best else v
-            for v, a in zip(table["mean corruption acc (%)"], table._acc)
-        ]
-        whys = sorted({w for w in table._why if w})
-        n = int(full.n_images.max())
-        per_source = g.drop_duplicates(["condition", "severity", "source"]).groupby("source").size()
-        mix = ", ".join(f"{v} by {k}" for k, v in per_source.items())
-        title = (
-            "pre-rendered files" if source == "rendered" else "generated on the fly"
-        ) + f" ({mix} conditions)"
-        lines += [
-            f"### {heading}{title}, {n} images per condition",
-            "",
-            md_table(table.drop(columns=["_acc", "_why"])),
-            "",
-            "Mean corruption accuracy = plain mean over the 15 corruptions × 5 severities. "
-            + (
-                f"mCE and relative mCE are normalised by `{ref_name}` (exit {ref_exit}) of this "
-                "run (= 100 for "
-                "it); the AlexNet table applies only to ImageNet-1k."
-                if ref_here
-                else (
-                    f"No mCE: the baseline `{ref_name or baseline}` has no corruption rows here."
-                    if ref_name or baseline
-                    else "No mCE: no baseline model in this run (a ResNet, the one-glimpse "
-                    "baseline or `--baseline`)."
-                )
-            )
-            + (f" Relative mCE not defined: {whys[0]}." if whys and ref_here else ""),
-            "",
-            "Accuracy (%) per corruption, mean over severities:",
-            "",
-            md_table(pd.DataFrame(per_corr)),
-            "",
-        ]
-        last = full[full.exit == full.exits_total]
-        for model, m in last.groupby("model"):
-            fig = figures.corruption_heatmap(
-                m,
-                run_dir / "figures" / f"corruption_heatmap{stem}_{source}_{file_stem(model)}.png",
-                f"{model} (exit {int(m.exit.iloc[0])}): accuracy under corruption",
-            )
-            lines += [f"![{model} heatmap]({fig.relative_to(run_dir).as_posix()})", ""]
-        mean = (
-            full.groupby(["model", "exit"])
-            .agg(
-                accuracy=("accuracy", "mean"), gmacs=("gmacs", "first"), family=("family", "first")
-            )
-            .reset_index()
-        )
-        fig = figures.accuracy_vs_gmacs(
-            mean,
-            run_dir / "figures" / f"corruption_accuracy_vs_gmacs{stem}_{source}.png",
-            "Mean corruption accuracy vs compute",
-        )
-        lines += [f"![corruption accuracy vs GMACs]({fig.relative_to(run_dir).as_posix()})", ""]
+        ref = _baseline_for(df, full, ref_name, images)
+        lines += _tables(df, full, ref, baseline, images, heading + _title(g, source))
+        lines += _figures(full, run_dir, stem, source)
     return lines

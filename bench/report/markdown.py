@@ -22,6 +22,7 @@ from bench.report.tables import clean_table, current, latest, load_results
 from bench.store.results import SCORING
 
 CHECKS_DOC = Path(__file__).resolve().parents[2] / "docs" / "checks.md"
+PAPER_COLUMN = "paper PGD (official protocol)"  # its numbers are not a ranking: never in bold
 
 
 def _checks_link(run_dir: Path) -> str:
@@ -152,14 +153,8 @@ def _attack_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
     return lines
 
 
-def _attack_tables(
-    att: pd.DataFrame, clean_rows: pd.DataFrame, run_dir: Path, heading: str, stem: str
-) -> list[str]:
-    """One data set's robust-accuracy table, figures and paper-vs-strict comparison."""
-    lines: list[str] = []
-    clean = clean_rows.set_index(["model", "exit"]).accuracy
-    at = att[(att.epsilon - HEADLINE_EPS).abs() < 1e-9]
-    pgd = pgd_name(att[att.norm == "linf"])
+def _headline_columns(at: pd.DataFrame, clean: pd.Series, pgd: str) -> dict[str, pd.Series]:
+    """Accuracy per (model, exit) of each attack at the headline radius, by column name."""
 
     def pick(name: str, **kw: object) -> pd.Series:
         s = at[at.condition == name]
@@ -167,15 +162,18 @@ def _attack_tables(
             s = s[s[k] == v]
         return s.set_index(["model", "exit"]).accuracy
 
-    paper = "paper PGD (official protocol)"
-    cols = {
+    return {
         "clean": clean,
         "FGSM": pick("fgsm"),
         f"{pgd} L∞": pick("pgd", norm="linf"),
         "AutoAttack": pick("autoattack"),
         "transfer PGD": pick("transfer_pgd"),
-        paper: pick("paper_pgd"),
+        PAPER_COLUMN: pick("paper_pgd"),
     }
+
+
+def _headline_rows(att: pd.DataFrame, cols: dict[str, pd.Series]) -> list[dict[str, str]]:
+    """One table row per attacked (model, exit), best per column in bold."""
     models = att[["model", "exit", "exits_total", "gmacs", "family"]].drop_duplicates(
         ["model", "exit"]
     )
@@ -185,15 +183,21 @@ def _attack_tables(
         row = {"model": r.model, "exit": f"{r.exit}/{r.exits_total}", "GMACs": f"{r.gmacs:.4g}"}
         for c, s in cols.items():
             v = s.get((r.model, r.exit))
-            best = (
-                s.max() if len(s) and c != paper else None
-            )  # the paper protocol's numbers are not a ranking
-            row[c + " (%)"] = pct(v, best)
+            row[c + " (%)"] = pct(v, s.max() if len(s) and c != PAPER_COLUMN else None)
         rows.append(row)
+    return rows
+
+
+def _headline_table(
+    att: pd.DataFrame, at: pd.DataFrame, clean_rows: pd.DataFrame, heading: str
+) -> list[str]:
+    """The robust-accuracy table at 4/255 with its image counts and notes."""
+    cols = _headline_columns(at, clean_rows.set_index(["model", "exit"]).accuracy, _pgd(att))
+    rows = _headline_rows(att, cols)
     counts = [f"{name} {int(n)}" for name, n in at.groupby("condition").n_images.max().items()]
     if len(clean_rows):
         counts.append(f"clean {int(clean_rows.n_images.max())}")
-    lines += [
+    return [
         f"### Robust accuracy at ε = 4/255 (L∞){heading}",
         "",
         md_table(pd.DataFrame(rows))
@@ -201,20 +205,33 @@ def _attack_tables(
         else "No L∞ attack ran at 4/255 (see the figures below).",
         "",
         f"Images per column: {', '.join(counts) or 'none'}. Best per column in bold (not for the "
-        "paper "
-        "protocol); – = not run (the `default` suite runs AutoAttack at each model's last exit "
-        "only). "
-        "Transfer: PGD examples crafted on the run's ResNet baseline.",
+        "paper protocol); – = not run (the `default` suite runs AutoAttack at each model's last "
+        "exit only). Transfer: PGD examples crafted on the run's ResNet baseline.",
         "",
     ]
+
+
+def _pgd(att: pd.DataFrame) -> str:
+    """The name the L∞ PGD rows go by in titles ("PGD-10", or "PGD" for mixed step counts)."""
+    return pgd_name(att[att.norm == "linf"])
+
+
+def _headline_figure(att: pd.DataFrame, at: pd.DataFrame, run_dir: Path, stem: str) -> list[str]:
+    """Robust accuracy under L∞ PGD at 4/255 against compute, when PGD ran there."""
     pgd_head = at[(at.condition == "pgd") & (at.norm == "linf")]
-    if not pgd_head.empty:
-        fig = accuracy_vs_gmacs(
-            pgd_head,
-            run_dir / "figures" / f"pgd_accuracy_vs_gmacs{stem}.png",
-            f"{pgd} L∞ 4/255 robust accuracy vs compute",
-        )
-        lines += [f"![robust accuracy vs GMACs]({fig.relative_to(run_dir).as_posix()})", ""]
+    if pgd_head.empty:
+        return []
+    fig = accuracy_vs_gmacs(
+        pgd_head,
+        run_dir / "figures" / f"pgd_accuracy_vs_gmacs{stem}.png",
+        f"{_pgd(att)} L∞ 4/255 robust accuracy vs compute",
+    )
+    return [f"![robust accuracy vs GMACs]({fig.relative_to(run_dir).as_posix()})", ""]
+
+
+def _eps_figures(att: pd.DataFrame, run_dir: Path, stem: str) -> list[str]:
+    """Robust accuracy against ε for each strict sweep over more than one radius."""
+    lines: list[str] = []
     for name, norm in (("fgsm", "linf"), ("pgd", "linf"), ("pgd", "l2")):
         s = att[(att.condition == name) & (att.norm == norm) & (att.protocol == "strict")]
         title = "FGSM" if name == "fgsm" else f"{pgd_name(s)} {'L∞' if norm == 'linf' else 'L2'}"
@@ -226,8 +243,20 @@ def _attack_tables(
                 l2=norm == "l2",
             )
             lines += [f"![{title} accuracy vs eps]({fig.relative_to(run_dir).as_posix()})", ""]
-    lines += _paper_section(att)
     return lines
+
+
+def _attack_tables(
+    att: pd.DataFrame, clean_rows: pd.DataFrame, run_dir: Path, heading: str, stem: str
+) -> list[str]:
+    """One data set's robust-accuracy table, figures and paper-vs-strict comparison."""
+    at = att[(att.epsilon - HEADLINE_EPS).abs() < 1e-9]
+    return (
+        _headline_table(att, at, clean_rows, heading)
+        + _headline_figure(att, at, run_dir, stem)
+        + _eps_figures(att, run_dir, stem)
+        + _paper_section(att)
+    )
 
 
 def _points(difference: float) -> str:
@@ -341,11 +370,8 @@ def _sanity_section(df: pd.DataFrame, run_dir: Path, images: dict) -> list[str]:
     return lines + ([""] if info else [])
 
 
-def build(run_dir: Path, baseline: str | None = None) -> Path:
-    """Write run_dir/report.md and run_dir/figures/*.png from run_dir/results.csv.
-
-    `baseline` names the model mCE is normalised by (default: the run's ResNet baseline).
-    """
+def _load(run_dir: Path, baseline: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All stored rows and the current ones, refusing a missing, empty or unknown input."""
     from bench.core.errors import BenchError, unknown
 
     csv = run_dir / "results.csv"
@@ -357,51 +383,84 @@ def build(run_dir: Path, baseline: str | None = None) -> Path:
     if stored.empty:
         raise BenchError(f"{csv} holds no rows (run `bench run --out {run_dir}` first)")
     df = current(stored)
-    if baseline and baseline not in set(
-        df.model
-    ):  # checked here: only corruption rows would look it up
+    if baseline and baseline not in set(df.model):  # checked here: only corruption rows look it up
         raise unknown("baseline model", baseline, df.model.unique())
-    lines = [
+    return stored, df
+
+
+def _intro(run_dir: Path) -> list[str]:
+    """The report's title and what its accuracy and cost columns mean."""
+    return [
         f"# Robustness bench report: `{run_dir.name}`",
         "",
         "Built from `results.csv` alone by `bench report`. Accuracy is top-1 on the evaluated "
-        "images; "
-        "cost is GMACs (multiply-accumulates, 1e9) per image up to the exit, counted by fvcore at "
-        "batch 1 "
-        "(GFLOPs ≈ 2 × GMACs); parameters exclude training-only heads.",
+        "images; cost is GMACs (multiply-accumulates, 1e9) per image up to the exit, counted by "
+        "fvcore at batch 1 (GFLOPs ≈ 2 × GMACs); parameters exclude training-only heads.",
         "",
     ]
+
+
+def _per_image_records(df: pd.DataFrame, run_dir: Path) -> dict:  # type: ignore[type-arg]
+    """per_image.csv, refused where a record disagrees with its row in results.csv.
+
+    An edited record would silently change the tables computed on shared images.
+    """
+    from bench.core.errors import BenchError
     from bench.store import per_image
 
     images = per_image.read(run_dir / "per_image.csv")
-    for r in (
-        df.itertuples()
-    ):  # an edited record would silently change the tables computed on shared images
+    for r in df.itertuples():
         ok = images[r.row_key][1] if r.row_key in images else None
         if ok is not None and (len(ok), int(ok.sum())) != (r.n_images, r.n_correct):
             raise BenchError(
                 f"{run_dir / 'per_image.csv'}: the record of {r.model} {r.condition} (exit "
-                f"{r.exit}) "
-                f"disagrees with results.csv ({int(ok.sum())} of {len(ok)} correct against "
-                f"{r.n_correct} of {r.n_images})"
+                f"{r.exit}) disagrees with results.csv ({int(ok.sum())} of {len(ok)} correct "
+                f"against {r.n_correct} of {r.n_images})"
             )
+    return images
+
+
+def _compute_section(df: pd.DataFrame) -> list[str]:
+    """Which operations the GMACs count and which fvcore left out in this run."""
+    uncounted = sorted({op for u in df.flops_uncounted for op in json.loads(u)})
+    return [
+        "## How compute was counted",
+        "",
+        "Counted: convolutions, linear layers and matmuls, batch/layer norm, adaptive average "
+        "pooling, grid_sample, affine_grid and scaled-dot-product attention. "
+        "Not counted (reported by fvcore as unsupported): "
+        + (", ".join(f"`{op}`" for op in uncounted) or "none")
+        + "; element-wise ReLU is skipped silently.",
+        "",
+    ]
+
+
+def _write(run_dir: Path, lines: list[str]) -> Path:
+    """Replace report.md atomically, then write report.html from the same text."""
+    out = run_dir / "report.md"
+    tmp = out.with_name(".report.md.tmp")
+    tmp.write_text("\n".join(lines))
+    tmp.replace(out)
+    html.write("\n".join(lines), run_dir, f"Robustness bench report: {run_dir.name}")
+    return out
+
+
+def build(run_dir: Path, baseline: str | None = None) -> Path:
+    """Write run_dir/report.md and run_dir/figures/*.png from run_dir/results.csv.
+
+    `baseline` names the model mCE is normalised by (default: the run's ResNet baseline).
+    """
+    stored, df = _load(run_dir, baseline)
+    images = _per_image_records(df, run_dir)
+    lines = _intro(run_dir)
     lines += headline.section(df, baseline)
     lines += _clean_section(df, run_dir)
     lines += corruption_section.section(df, run_dir, baseline, images)
     lines += _attack_section(df, run_dir)
     lines += _glimpse_section(df, run_dir)
     lines += _sanity_section(df, run_dir, images)
-    uncounted = sorted({op for u in df.flops_uncounted for op in json.loads(u)})
+    lines += _compute_section(df)
     lines += [
-        "## How compute was counted",
-        "",
-        "Counted: convolutions, linear layers and matmuls, batch/layer norm, adaptive average "
-        "pooling, "
-        "grid_sample, affine_grid and scaled-dot-product attention. "
-        "Not counted (reported by fvcore as unsupported): "
-        + (", ".join(f"`{op}`" for op in uncounted) or "none")
-        + "; element-wise ReLU is skipped silently.",
-        "",
         "## Provenance",
         "",
         *_provenance(df),
@@ -409,9 +468,4 @@ def build(run_dir: Path, baseline: str | None = None) -> Path:
         *_older_scoring(df),
         "",
     ]
-    out = run_dir / "report.md"
-    tmp = out.with_name(".report.md.tmp")
-    tmp.write_text("\n".join(lines))
-    tmp.replace(out)
-    html.write("\n".join(lines), run_dir, f"Robustness bench report: {run_dir.name}")
-    return out
+    return _write(run_dir, lines)

@@ -46,6 +46,121 @@ def _on_shared_images(r, ref, images: dict | None) -> tuple[float, float, int] |
     return float(ca[pa].mean()), float(cb[pb].mean()), len(shared)
 
 
+def _monotone(model: str, ex: int, name: str, norm: str, s: pd.DataFrame) -> Finding:
+    """Flag an ε sweep whose accuracy rises with ε beyond the tolerance: a weak attack somewhere."""
+    rises = [
+        (a, b)
+        for a, b in zip(s.itertuples(), s.iloc[1:].itertuples())
+        if b.accuracy > a.accuracy + _tol(b.n_images)
+    ]
+    return Finding(
+        model,
+        ex,
+        "monotone_in_eps",
+        "warn" if rises else "ok",
+        f"{name} {norm}: accuracy rises from ε={rises[0][0].epsilon:.4g} to "
+        f"{rises[0][1].epsilon:.4g}"
+        if rises
+        else f"{name} {norm}: non-increasing in ε",
+    )
+
+
+def _large_eps(model: str, ex: int, s: pd.DataFrame) -> Finding:
+    """Flag accuracy left at the sweep's largest L∞ radius, where PGD should break nearly all."""
+    top = s.iloc[-1]
+    bad = top.accuracy > LARGE_EPS_MAX_ACC
+    return Finding(
+        model,
+        ex,
+        "large_eps_accuracy",
+        "warn" if bad else "ok",
+        f"PGD L∞ at {top.epsilon * 255:.3g}/255 leaves {100 * top.accuracy:.1f} % "
+        f"(expected ≤ {100 * LARGE_EPS_MAX_ACC:.0f} %)",
+    )
+
+
+def _sweep_findings(model: str, ex: int, g: pd.DataFrame) -> list[Finding]:
+    """The checks on each FGSM and PGD ε sweep of one model and exit."""
+    out: list[Finding] = []
+    for (name, norm), s in g[g.condition.isin(["fgsm", "pgd"])].groupby(["condition", "norm"]):
+        s = s.sort_values("epsilon")
+        out.append(_monotone(model, ex, name, norm, s))
+        if norm == "linf" and name == "pgd" and len(s):
+            out.append(_large_eps(model, ex, s))
+    return out
+
+
+def _pgd_vs_fgsm(model: str, ex: int, g: pd.DataFrame, p: pd.DataFrame) -> list[Finding]:
+    """Flag radii where iterated PGD leaves more accuracy than single-step FGSM."""
+    f = g[(g.condition == "fgsm")].set_index("epsilon")
+    both = f.index.intersection(p.index)
+    if not len(both):
+        return []
+    worse = [
+        e for e in both if p.loc[e, "accuracy"] > f.loc[e, "accuracy"] + _tol(p.loc[e, "n_images"])
+    ]
+    return [
+        Finding(
+            model,
+            ex,
+            "pgd_not_weaker_than_fgsm",
+            "warn" if worse else "ok",
+            f"PGD above FGSM at ε={worse[0] * 255:.3g}/255"
+            if worse
+            else f"PGD ≤ FGSM at {len(both)} radii",
+        )
+    ]
+
+
+def _against_pgd(
+    model: str, ex: int, r, ref, shared: tuple[float, float, int], check: str, relation: str
+) -> list[Finding]:  # type: ignore[no-untyped-def]
+    """Compare one AutoAttack or transfer row with white-box PGD on the same images."""
+    acc, ref_acc, n = shared
+    bad = (acc > ref_acc + _tol(n)) if relation == "above" else (acc < ref_acc - _tol(n))
+    out = [
+        Finding(
+            model,
+            ex,
+            check,
+            "warn" if bad else "ok",
+            f"{r.condition} {100 * acc:.1f} % vs white-box PGD {100 * ref_acc:.1f} % "
+            f"at {r.epsilon * 255:.3g}/255 on the same {n} images",
+        )
+    ]
+    if r.condition == "autoattack":
+        gap = ref_acc - acc
+        out.append(
+            Finding(
+                model,
+                ex,
+                "pgd_gap_to_autoattack",
+                "warn" if gap > MAX_PGD_GAP else "ok",
+                f"PGD-{int(ref['steps'])} leaves {100 * gap:.1f} points more than AutoAttack at "
+                f"{r.epsilon * 255:.3g}/255 on the same {n} images",
+            )
+        )
+    return out
+
+
+def _reference_findings(
+    model: str, ex: int, g: pd.DataFrame, p: pd.DataFrame, images: dict | None
+) -> list[Finding]:  # type: ignore[type-arg]
+    """AutoAttack must not leave more than PGD, a transfer attack not less, at each radius."""
+    out: list[Finding] = []
+    for other, check, relation in (
+        ("autoattack", "autoattack_not_weaker_than_pgd", "above"),
+        ("transfer_pgd", "transfer_not_stronger_than_whitebox", "below"),
+    ):
+        for r in g[g.condition == other].itertuples():
+            ref = p.loc[r.epsilon] if r.epsilon in p.index else None
+            shared = None if ref is None else _on_shared_images(r, ref, images)
+            if shared is None:
+                continue  # nothing comparable: other images, and no per-image record
+            out += _against_pgd(model, ex, r, ref, shared, check, relation)
+    return out
+
+
 def attack_findings(df: pd.DataFrame, images: dict | None = None) -> list[Finding]:  # type: ignore[type-arg]
     """Monotone in ε, PGD <= FGSM, ~0 at a large ε, AutoAttack <= PGD, transfer >= white-box.
 
@@ -55,93 +170,8 @@ def attack_findings(df: pd.DataFrame, images: dict | None = None) -> list[Findin
     att = latest(df[(df.kind == "attack") & (df.protocol == "strict")])
     out: list[Finding] = []
     for (model, ex), g in att.groupby(["model", "exit"]):
-        for (name, norm), s in g[g.condition.isin(["fgsm", "pgd"])].groupby(["condition", "norm"]):
-            s = s.sort_values("epsilon")
-            rises = [
-                (a, b)
-                for a, b in zip(s.itertuples(), s.iloc[1:].itertuples())
-                if b.accuracy > a.accuracy + _tol(b.n_images)
-            ]
-            out.append(
-                Finding(
-                    model,
-                    ex,
-                    "monotone_in_eps",
-                    "warn" if rises else "ok",
-                    f"{name} {norm}: accuracy rises from ε={rises[0][0].epsilon:.4g} to "
-                    f"{rises[0][1].epsilon:.4g}"
-                    if rises
-                    else f"{name} {norm}: non-increasing in ε",
-                )
-            )
-            if norm == "linf" and name == "pgd" and len(s):
-                top = s.iloc[-1]
-                bad = top.accuracy > LARGE_EPS_MAX_ACC
-                out.append(
-                    Finding(
-                        model,
-                        ex,
-                        "large_eps_accuracy",
-                        "warn" if bad else "ok",
-                        f"PGD L∞ at {top.epsilon * 255:.3g}/255 leaves {100 * top.accuracy:.1f} % "
-                        f"(expected ≤ {100 * LARGE_EPS_MAX_ACC:.0f} %)",
-                    )
-                )
-        f = g[(g.condition == "fgsm")].set_index("epsilon")
         p = g[(g.condition == "pgd") & (g.norm == "linf") & (g.steps > 1)].set_index("epsilon")
-        both = f.index.intersection(p.index)
-        worse = [
-            e
-            for e in both
-            if p.loc[e, "accuracy"] > f.loc[e, "accuracy"] + _tol(p.loc[e, "n_images"])
-        ]
-        if len(both):
-            out.append(
-                Finding(
-                    model,
-                    ex,
-                    "pgd_not_weaker_than_fgsm",
-                    "warn" if worse else "ok",
-                    f"PGD above FGSM at ε={worse[0] * 255:.3g}/255"
-                    if worse
-                    else f"PGD ≤ FGSM at {len(both)} radii",
-                )
-            )
-        for other, check, relation in (
-            ("autoattack", "autoattack_not_weaker_than_pgd", "above"),
-            ("transfer_pgd", "transfer_not_stronger_than_whitebox", "below"),
-        ):
-            o = g[g.condition == other]
-            for r in o.itertuples():
-                ref = p.loc[r.epsilon] if r.epsilon in p.index else None
-                both = None if ref is None else _on_shared_images(r, ref, images)
-                if both is None:
-                    continue  # nothing comparable: other images, and no per-image record
-                acc, ref_acc, n = both
-                bad = (
-                    (acc > ref_acc + _tol(n)) if relation == "above" else (acc < ref_acc - _tol(n))
-                )
-                out.append(
-                    Finding(
-                        model,
-                        ex,
-                        check,
-                        "warn" if bad else "ok",
-                        f"{other} {100 * acc:.1f} % vs white-box PGD {100 * ref_acc:.1f} % "
-                        f"at {r.epsilon * 255:.3g}/255 on the same {n} images",
-                    )
-                )
-                if other == "autoattack":
-                    gap = ref_acc - acc
-                    out.append(
-                        Finding(
-                            model,
-                            ex,
-                            "pgd_gap_to_autoattack",
-                            "warn" if gap > MAX_PGD_GAP else "ok",
-                            f"PGD-{int(ref['steps'])} leaves {100 * gap:.1f} points more than "
-                            "AutoAttack at "
-                            f"{r.epsilon * 255:.3g}/255 on the same {n} images",
-                        )
-                    )
+        out += _sweep_findings(model, ex, g)
+        out += _pgd_vs_fgsm(model, ex, g, p)
+        out += _reference_findings(model, ex, g, p, images)
     return out
