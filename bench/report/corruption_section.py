@@ -63,9 +63,8 @@ def headline(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     cor = cor[cor.condition.isin(COMMON)]
     if cor.empty:
         return pd.DataFrame(columns=["model", "exit", "corruption_acc", "mce", "seeds"])
-    cor = cor[
-        origin(cor.source) == sorted(origin(cor.source).unique())[0]
-    ]  # "generated" sorts first
+    # "generated" sorts first
+    cor = cor[origin(cor.source) == sorted(origin(cor.source).unique())[0]]
     ref_err = errors(_reference(cor, pick_baseline(cor, baseline))[1])
     rows = [
         {

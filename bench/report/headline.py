@@ -112,9 +112,8 @@ def section(df: pd.DataFrame, baseline: str | None) -> list[str]:
             & (df.protocol == "strict")
             & ((df.epsilon - HEADLINE_EPS).abs() < 1e-9)
         ]
-        label = {
-            c: c.replace("PGD-10", pgd_name(d)) for c in COLUMNS
-        }  # smoke and --pgd-steps run other counts
+        # smoke and --pgd-steps run other counts
+        label = {c: c.replace("PGD-10", pgd_name(d)) for c in COLUMNS}
         shown = pd.DataFrame(
             {"model": t.model, "exit": [f"{e}/{n}" for e, n in zip(t.exit, t.exits_total)]}
         )
@@ -127,8 +126,7 @@ def section(df: pd.DataFrame, baseline: str | None) -> list[str]:
         )
         timing = (
             "Latency: median batch-1 forward pass up to the exit; throughput: best over batch "
-            "sizes 1, 2, 4, …; "
-            f"both measured on {devices}."
+            f"sizes 1, 2, 4, …; both measured on {devices}."
             if devices
             else "Latency and throughput were not timed in this run."
         )

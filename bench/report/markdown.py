@@ -42,8 +42,8 @@ def _provenance(df: pd.DataFrame) -> list[str]:
         f"- versions: torch {df.torch.iloc[-1]}; "
         f"{', '.join(f'{k} {v}' for k, v in vers.items() if v and k != 'torch')}",
         "- protocol(s): "
-        f"{', '.join(sorted(p for p in df.protocol.unique() if p)) or 'none (no attacks)'}; "
-        f"images per cell: "
+        f"{', '.join(sorted(p for p in df.protocol.unique() if p)) or 'none (no attacks)'}; images "
+        "per cell: "
         + "; ".join(
             f"{k} {int(g.n_images.min())}–{int(g.n_images.max())}"
             if g.n_images.min() != g.n_images.max()
@@ -52,10 +52,8 @@ def _provenance(df: pd.DataFrame) -> list[str]:
         ),
         f"- harness commit(s): {', '.join(sorted(c or 'unknown' for c in df.code.unique()))}",
         f"- rows: {len(df)}; evaluation time: {df.seconds.sum():.1f} s; forward/backward image "
-        "passes: "
-        f"{int(df.n_forward.sum()):,} / {int(df.n_backward.sum()):,}; rows written "
-        f"{df.created.min()} to "
-        f"{df.created.max()} (UTC)",
+        f"passes: {int(df.n_forward.sum()):,} / {int(df.n_backward.sum()):,}; rows written "
+        f"{df.created.min()} to {df.created.max()} (UTC)",
     ]
 
 
@@ -79,9 +77,8 @@ def _older_scoring(df: pd.DataFrame) -> list[str]:
         return []
     return [
         f"- scored by an older harness: {len(old)} of the {len(shown)} rows shown (scoring "
-        f"{', '.join(map(str, sorted(old.scoring.unique())))}; this harness scores {SCORING}); "
-        "run `bench run` "
-        "on this folder again to rescore them"
+        f"{', '.join(map(str, sorted(old.scoring.unique())))}; this harness scores {SCORING}); run "
+        "`bench run` on this folder again to rescore them"
     ]
 
 
@@ -134,11 +131,10 @@ def _attack_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
     lines = [
         "## Adversarial robustness",
         "",
-        "Strict protocol unless marked: ε in [0,1] pixel units, random start, projection and "
-        "clamp to "
-        "[0,1], every exit attacked through its own truncated model with the true gradient "
-        "(MGNet's rescaler and "
-        "position stop-gradient off); an image an exit misclassifies clean is not robust there.",
+        "Strict protocol unless marked: ε in [0,1] pixel units, random start, projection and clamp "
+        "to [0,1], every exit attacked through its own truncated model with the true gradient "
+        "(MGNet's rescaler and position stop-gradient off); an image an exit misclassifies clean "
+        "is not robust there.",
         "",
     ]
     several = att.dataset.nunique() > 1
@@ -291,12 +287,9 @@ def _paper_section(att: pd.DataFrame) -> list[str]:
         "### Paper protocol vs strict protocol",
         "",
         "The official MGNet evaluation attacks normalized tensors (nominal 4/255 ≈ 0.9/255 in "
-        "pixels), "
-        "with no random start and no clamp, 10 steps of 1/255 (normalized), the loss on the last "
-        "exit only "
-        "while every exit is scored, the gradient rescaler and stop-gradient active, and accuracy "
-        "on the attacked "
-        "images alone. The difference is how much reported "
+        "pixels), with no random start and no clamp, 10 steps of 1/255 (normalized), the loss on "
+        "the last exit only while every exit is scored, the gradient rescaler and stop-gradient "
+        "active, and accuracy on the attacked images alone. The difference is how much reported "
         "robustness does not survive the strict protocol.",
         "",
         md_table(pd.DataFrame(rows)),
@@ -312,11 +305,9 @@ def _glimpse_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
         "## Where MGNet looks",
         "",
         "Glimpse boxes of every exit on the same test images, clean, under a corruption (severity "
-        "3) and "
-        "under strict PGD-10 L∞ 4/255 on the last exit (the attacked input is the one shown); "
-        "titles give the "
-        "label and the last exit's prediction. Glimpse 1 of MGNet is the whole image at low "
-        "resolution.",
+        "3) and under strict PGD-10 L∞ 4/255 on the last exit (the attacked input is the one "
+        "shown); titles give the label and the last exit's prediction. Glimpse 1 of MGNet is the "
+        "whole image at low resolution.",
         "",
     ]
     for model, fig in figs:
