@@ -442,9 +442,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         (i for i, a in enumerate(argv) if _NEGATIVE.match(a) and not _ARGPARSE_NEGATIVE.match(a)),
         None,
     )
-    if (
-        misread is not None
-    ):  # argparse would say "expected at least one argument" of the option before it
+    # argparse would say "expected at least one argument" of the option before it
+    if misread is not None:
         option = next(
             (a for a in reversed(argv[:misread]) if a.startswith("-") and not _NEGATIVE.match(a)),
             "",

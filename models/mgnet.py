@@ -108,9 +108,8 @@ class MGNet(BenchModel):
         self.backbone = backbone
         self.feat_fusion = FeatureFusion(d)
         self.loc_network = LocalizationNet(d, cfg.grad_scale if cfg.n_iter > 1 else 1.0)
-        if (
-            cfg.n_iter == 1
-        ):  # one glimpse never runs it (its weights stay: official checkpoints hold them)
+        # one glimpse never runs it (its weights stay: official checkpoints hold them)
+        if cfg.n_iter == 1:
             self.loc_network.requires_grad_(False)  # frozen, so DDP expects no gradient for it
         self.global_fc = _Head(d, num_classes)
         self.glimpse_fc = _Head(feat_dim, num_classes) if cfg.alpha > 0 and cfg.n_iter > 1 else None

@@ -144,9 +144,8 @@ def check_hparams(model: MGNet, hp: dict[str, Any], path: Path) -> None:
     if c.n_iter > 1:
         expect.update(s=c.grad_scale, alpha=c.alpha)
     missing = [k for k in expect if k not in hp]
-    if (
-        missing
-    ):  # the weights alone would load into a model with another glimpse count or scale range
+    # the weights alone would load into a model with another glimpse count or scale range
+    if missing:
         raise BenchError(
             f"{path}: its hyper_parameters lack {', '.join(missing)}, so the glimpse settings "
             "cannot be checked against the chosen model (the official LitModule saves every "

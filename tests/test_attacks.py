@@ -285,10 +285,11 @@ def test_autoattack_runs_below_ten_classes_and_resumes(
             state=tmp_path / "aa-cut.json",
             progress=die_in_fab,
         )
+    # killed in FAB-T; killed after the last chunk, before the rows
     for state in (
         "aa-cut.json",
         "aa-done.json",
-    ):  # killed in FAB-T; killed after the last chunk, before the rows
+    ):
         again, counter = Flags(), PassCounter(model)
         resumed = atk.robust(
             counter, x, y, seed=0, batch_size=5, state=tmp_path / state, flags=again

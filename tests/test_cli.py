@@ -228,9 +228,8 @@ def test_train_if_missing_skips_only_a_checkpoint_that_verifies(
         asked.append(ok)
         return ok and len(asked) > 1
 
-    with (
-        monkeypatch.context() as m
-    ):  # another node's rank lacks the file: every rank trains, none waits in DDP
+    # another node's rank lacks the file: every rank trains, none waits in DDP
+    with monkeypatch.context() as m:
         m.setattr(distributed, "all_ok", another_rank_lacks_it)
         assert main(train) == 0
     assert asked[0] is True

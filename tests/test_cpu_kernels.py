@@ -85,9 +85,8 @@ def test_autoattack_runs_its_small_batches_on_the_chosen_kernels() -> None:
     from bench.evaluation.scoring import _small_batch_kernels
 
     net = _net()
-    with (
-        torch.no_grad()
-    ):  # without biases the net can be fooled: APGD-T breaks every image, Square never runs
+    # without biases the net can be fooled: APGD-T breaks every image, Square never runs
+    with torch.no_grad():
         for m in net:
             if isinstance(m, nn.Conv2d):
                 m.bias.zero_()

@@ -151,10 +151,11 @@ def test_damaged_run_files_fail_report_and_resume_before_a_row_is_added(
         (d / file).write_text(text((d / file).read_text()))
         before = (d / "results.csv").read_bytes()
         commands = [["report", str(d)]]
+        # a run reads these; only the report compares records with rows
         if name not in (
             "header_only",
             "flags",
-        ):  # a run reads these; only the report compares records with rows
+        ):
             commands.append(
                 [
                     "run",
@@ -184,10 +185,11 @@ def test_glimpse_figure_shows_the_weights_the_tables_show(
     import bench.report.glimpse_figure as gf
 
     out = tmp_path / "run"
+    # the trained checkpoint after the random weights
     for spec in (
         "mgnet_tiny@random",
         "mgnet_tiny",
-    ):  # the trained checkpoint after the random weights
+    ):
         assert (
             main(
                 [

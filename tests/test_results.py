@@ -61,9 +61,8 @@ def make_row(**kw: object) -> Row:
         code="",
         created="2026-11-25T00:00:00+00:00",
     )
-    if (
-        "accuracy" in kw and "n_correct" not in kw
-    ):  # rows must agree with themselves: accuracy = n_correct / n_images
+    # rows must agree with themselves: accuracy = n_correct / n_images
+    if "accuracy" in kw and "n_correct" not in kw:
         base["n_images"] = kw.get("n_images", 20)
         base["n_correct"] = round(float(kw["accuracy"]) * base["n_images"])  # type: ignore[arg-type]
     return Row(**{**base, **kw})  # type: ignore[arg-type]
@@ -216,9 +215,8 @@ def test_tables_show_the_newest_attack_variant_per_cell(tmp_path: Path) -> None:
         [
             make_row(),
             make_row(**pgd, accuracy=0.4, created="2026-11-24T00:00:00+00:00"),
-            make_row(
-                **pgd, params='{"early_stop":true}', accuracy=0.3
-            ),  # a later run, another variant
+            # a later run, another variant
+            make_row(**pgd, params='{"early_stop":true}', accuracy=0.3),
             make_row(**{**pgd, "epsilon": 8 / 255}, accuracy=0.1),
         ],
     )
@@ -245,18 +243,17 @@ def test_tables_show_one_run_of_each_cell_and_each_models_newest_weights(tmp_pat
         path,
         [
             make_row(**fog, accuracy=0.5, created=old),
+            # a later run
             make_row(
                 **{**fog, "source": "torch"}, subset="n100", seed=1, accuracy=0.25, created=new
-            ),  # a later run
-            make_row(
-                **{**fog, "source": "rendered"}, accuracy=0.75, created=new
-            ),  # files: its own sweep
+            ),
+            # files: its own sweep
+            make_row(**{**fog, "source": "rendered"}, accuracy=0.75, created=new),
             make_row(precision="bf16", accuracy=0.5, created=old),
             make_row(accuracy=0.75, created=new),
             make_row(model="n", weights="aaa", accuracy=0.5, created=old),
-            make_row(
-                model="n", weights="bbb", accuracy=0.25, created=new
-            ),  # retrained, evaluated again
+            # retrained, evaluated again
+            make_row(model="n", weights="bbb", accuracy=0.25, created=new),
         ],
     )
     df = load_results(path)

@@ -28,9 +28,8 @@ class ModelCard:
     description: str = ""
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(
-            r"[A-Za-z0-9_.:/+-]+", self.name
-        ):  # it goes into tables, HTML and file names
+        # it goes into tables, HTML and file names
+        if not re.fullmatch(r"[A-Za-z0-9_.:/+-]+", self.name):
             raise ValueError(f"model name {self.name!r}: use letters, digits and _ . : / + - only")
         if (self.mean is None) != (self.std is None):
             raise ValueError(f"model {self.name!r}: give both mean and std, or neither")

@@ -58,9 +58,8 @@ class RunConfig:
     def __post_init__(self) -> None:
         if not self.models:
             raise BenchError("no models given (use --models or a config file's `models = [...]`)")
-        if (
-            not 0 <= self.seed < 2**32
-        ):  # per-image seeds take the run seed's 32 bits: another value would alias one
+        # per-image seeds take the run seed's 32 bits: another value would alias one
+        if not 0 <= self.seed < 2**32:
             raise BenchError(f"--seed must be in [0, 2**32), got {self.seed}")
         if self.n_images is not None and self.n_images < 1:
             raise BenchError(f"--n-images must be positive, got {self.n_images}")

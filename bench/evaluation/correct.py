@@ -70,9 +70,8 @@ def merge(
             )
     if exit_seconds is not None:
         exit_seconds = _shares(exit_seconds, seconds)
-    if (
-        robust_after
-    ):  # AutoAttack's Square check, on the whole cell's counts as one process would take them
+    # AutoAttack's Square check, on the whole cell's counts as one process would take them
+    if robust_after:
         from attacks.autoattack import square_flags
 
         for t in sorted({t for t, _ in robust_after}):

@@ -88,9 +88,8 @@ def model_checks(
                 f"{100 * z:.1f} % of input entries have exactly zero gradient at exit {t}",
             )
         )
-    if any(
-        m.active for m in gradient_shapers(model)
-    ):  # a training-only shaper the paper protocol keeps
+    # a training-only shaper the paper protocol keeps
+    if any(m.active for m in gradient_shapers(model)):
         c = rescaler_cosine(model, x, y)
         out.append(
             (

@@ -123,9 +123,8 @@ def check_options_apply(cfg: RunConfig, cells: list[Cell]) -> None:
         ("--pgd-steps", cfg.pgd_steps is not None),
         ("--restarts", cfg.restarts is not None),
     ):
-        if given and not has(
-            "attack", ("pgd",)
-        ):  # the strict PGD cells: the paper's and transfer's have own names
+        # the strict PGD cells: the paper's and transfer's have own names
+        if given and not has("attack", ("pgd",)):
             raise BenchError(
                 f"{option}: suite {cfg.suite!r} has no PGD cells (try --suite attacks)"
             )
@@ -159,9 +158,8 @@ def resolve(
     AutoAttack switches to its `rand` version (EOT) for a model whose evaluation is not
     deterministic.
     """
-    if (
-        cond.protocol == "paper" and not target.model.normalizes
-    ):  # its ε and step live in that space
+    # its ε and step live in that space
+    if cond.protocol == "paper" and not target.model.normalizes:
         log.warning(
             "skip %s %s: the official attack's ε and step are in a model's normalized input space, "
             "which %s does not have (registered without mean and std)",

@@ -41,9 +41,8 @@ def _read_stored(setup: Setup, out: Path) -> set[tuple]:  # type: ignore[type-ar
     stored = read_rows(out / "results.csv")
     measured = data_guard.measured(stored, cfg.dataset)
     changed = data_guard.check(out, setup.data_identity(), measured, write=main)
-    if (
-        cfg.dataset in changed and main
-    ):  # progress of cells interrupted on the earlier images: not for these
+    # progress of cells interrupted on the earlier images: not for these
+    if cfg.dataset in changed and main:
         state.clear(out)
     # a damaged file beside results.csv fails now, before a row is added
     per_image.read(out / "per_image.csv")
@@ -80,9 +79,8 @@ def _run_task(ctx: Context, task: Task) -> None:
     """Evaluate a task's missing rows on every rank; rank 0 writes them."""
     if not task.todo:
         log.info("skip %s %s (stored)", task.lm.card.name, task.cond.label())
-        if (
-            distributed.world().main
-        ):  # progress a kill left between writing the rows and removing it
+        # progress a kill left between writing the rows and removing it
+        if distributed.world().main:
             state.remove_state(state.state_path(ctx.out, task.keys[0]))
         return
     correct, speeds = run_cell(ctx, task)

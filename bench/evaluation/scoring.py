@@ -238,9 +238,8 @@ def score_transfer(job: Job) -> Correct:
         counter = attacks.PassCounter(attacks.LogitsGuard(source))
         with true_gradient(source), attacks.attack_mode(source):
             x_adv = atk(counter, x, y, seeds=_seeds(job.seed, idx, tag, 0))
-        with attacks.attack_mode(
-            model
-        ):  # robust: right on the clean image and on the transferred one
+        # robust: right on the clean image and on the transferred one
+        with attacks.attack_mode(model):
             correct[:, pos : pos + len(idx)] = exit_hits(model, x, labels) & exit_hits(
                 model, x_adv, labels
             )

@@ -26,9 +26,8 @@ def _pairs(root: nn.Module) -> list[tuple[str, str]] | None:
     """(conv name, bn name) pairs of `root` that can be folded; None when fx cannot trace it."""
     try:
         graph = torch.fx.symbolic_trace(root).graph
-    except (
-        Exception
-    ):  # fx raises many kinds of errors on data-dependent Python; any of them means "search deeper"
+    # fx raises many kinds of errors on data-dependent Python; any of them means "search deeper"
+    except Exception:
         return None
     mods = dict(root.named_modules())
     calls: dict[str, list[torch.fx.Node]] = defaultdict(list)

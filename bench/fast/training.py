@@ -21,9 +21,8 @@ def speedups(model: torch.nn.Module, device: torch.device) -> Iterator[None]:
     """
     training_layout(model, device)
     try:
-        with small_map_grad.enabled(
-            model
-        ):  # tiny late feature maps: a faster weight gradient on the CPU
+        # tiny late feature maps: a faster weight gradient on the CPU
+        with small_map_grad.enabled(model):
             yield
     finally:
         model.to(memory_format=torch.contiguous_format)

@@ -94,9 +94,8 @@ def append_records(
     if not records:
         return
     old = path.read_bytes() if path.exists() and not replace else b""
-    if old and not old.endswith(
-        b"\n"
-    ):  # a file an editor saved without its last newline: keep rows apart
+    # a file an editor saved without its last newline: keep rows apart
+    if old and not old.endswith(b"\n"):
         old += b"\n"
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")

@@ -108,9 +108,8 @@ def _parse(name: str, text: str) -> object:
         return float(text)
     if name in _JSON and not isinstance(json.loads(text), dict):
         raise ValueError(f"{name} is not a JSON object: {text[:40]!r}")
-    if name == "created" and not _is_timestamp(
-        text
-    ):  # the last column: a line cut inside it still has every field
+    # the last column: a line cut inside it still has every field
+    if name == "created" and not _is_timestamp(text):
         raise ValueError(
             f"created is not a time as runs write it (e.g. 2026-11-28T13:43:58+00:00): {text!r}"
         )

@@ -80,9 +80,8 @@ def _epoch(
 ) -> None:
     """One training epoch in generator order; this rank takes its share of each global batch."""
     w = distributed.world()
-    if isinstance(
-        train_set, FolderImageSet
-    ):  # random crops from (seed, epoch, image), whoever loads the image
+    # random crops from (seed, epoch, image), whoever loads the image
+    if isinstance(train_set, FolderImageSet):
         train_set = dataclasses.replace(train_set, draws=(seed, epoch))
     model.train()
     order = torch.randperm(len(train_set), generator=gen).numpy()
