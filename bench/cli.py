@@ -43,6 +43,191 @@ def _sub(sp: argparse._SubParsersAction, name: str, help_: str) -> argparse.Argu
     )
 
 
+def _add_models(sp: argparse._SubParsersAction) -> None:
+    """The options of `bench models`."""
+    c = _sub(sp, "models", "List registered models.")
+    c.add_argument("pattern", nargs="?", default="*", help="shell-style name filter")
+    c.add_argument("--all", action="store_true", help="include the tiny test models")
+
+
+def _add_suites(sp: argparse._SubParsersAction) -> None:
+    """The options of `bench suites`."""
+    _sub(sp, "suites", "List the condition suites.")
+
+
+def _add_data(sp: argparse._SubParsersAction) -> None:
+    """The options of `bench data`."""
+    c = _sub(sp, "data", "Build a data set folder.")
+    c.add_argument("action", choices=["build"])
+    c.add_argument("name", choices=["imagenet100", "imagenet100-c", "cluttered_fmnist"])
+    c.add_argument(
+        "src",
+        nargs="?",
+        help="ImageNet root with train/ and val/ class folders, or an ImageNet-C root",
+    )
+    c.add_argument("dst", nargs="?", help="folder to create for ImageNet100 or ImageNet100-C")
+
+
+def _add_train(sp: argparse._SubParsersAction) -> None:
+    """The options of `bench train`."""
+    c = _sub(sp, "train", "Train models with the data set's recipe and cache their checkpoints.")
+    c.add_argument(
+        "models", nargs="+", help="model specs (registry names, file.py[:factory], module:factory)"
+    )
+    c.add_argument(
+        "--data",
+        default="cluttered_fmnist",
+        help="data set and recipe: cluttered_fmnist (default) or imagenet100",
+    )
+    c.add_argument("--data-root", default="", help=IMAGENET_ROOT)
+    c.add_argument("--epochs", type=int, help="override the recipe's epochs (cluttered_fmnist: 8)")
+    c.add_argument(
+        "--batch-size", type=int, help="override the recipe's batch size (cluttered_fmnist: 128)"
+    )
+    c.add_argument("--lr", type=float, help="override the recipe's OneCycle max lr (0.1)")
+    c.add_argument(
+        "--seed", type=int, default=0, help="initialisation, order and flips (default 0)"
+    )
+    c.add_argument("--device", default="auto", help=DEVICE)
+    c.add_argument(
+        "--workers",
+        type=int,
+        help="image-decoding processes for folder data sets (default: this "
+        "rank's cores less one, at most 8)",
+    )
+    c.add_argument(
+        "--if-missing", action="store_true", help="skip models that already have a checkpoint"
+    )
+    c.add_argument(
+        "--download", action="store_true", help="allow torchvision to download Fashion-MNIST"
+    )
+
+
+def _run_attacks(c: argparse.ArgumentParser) -> None:
+    """`bench run`'s options of the attack sweeps."""
+    c.add_argument(
+        "--attack-backend", choices=["bench", "torchattacks"], help="who runs FGSM and PGD"
+    )
+    c.add_argument(
+        "--eps", nargs="+", metavar="E", help="L∞ radii of the FGSM/PGD sweeps, e.g. 0 2/255 8/255"
+    )
+    c.add_argument("--eps-l2", nargs="+", metavar="E", help="L2 radii of the PGD-L2 sweep")
+    c.add_argument("--pgd-steps", type=int, help="PGD iterations (default: the suite's)")
+    c.add_argument("--restarts", type=int, help="PGD restarts (each image keeps the first success)")
+
+
+def _run_corruptions(c: argparse.ArgumentParser) -> None:
+    """`bench run`'s options of the corruption cells."""
+    c.add_argument(
+        "--corruptions", nargs="+", metavar="NAME", help="only these corruptions, e.g. fog snow"
+    )
+    c.add_argument(
+        "--extra-corruptions",
+        action="store_true",
+        default=None,
+        help="add the 4 held-out corruptions (speckle_noise, gaussian_blur, spatter, saturate)",
+    )
+    c.add_argument(
+        "--corruption-root", help="ImageNet100-C folder for --suite corruptions_rendered"
+    )
+    c.add_argument(
+        "--corruption-backend",
+        choices=["auto", "reference"],
+        help="auto (default): batched torch where parity with the reference is tested",
+    )
+    c.add_argument(
+        "--skip-corrupt-files",
+        action="store_true",
+        default=None,
+        help="skip (and report) unreadable pre-rendered files instead of failing",
+    )
+
+
+def _run_speed(c: argparse.ArgumentParser) -> None:
+    """`bench run`'s options of timing, precision and MFU."""
+    c.add_argument(
+        "--speed-budget",
+        type=float,
+        metavar="S",
+        help="seconds per exit for timing latency and throughput on clean cells (0: skip; default "
+        "1)",
+    )
+    c.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        help="clean and corruption cells: bf16 autocast where a model's clean accuracy matches "
+        "fp32 within 0.1 point (auto: on CUDA only; default), or fp32; attacks always run strict "
+        "fp32",
+    )
+    c.add_argument(
+        "--peak-tflops",
+        type=float,
+        metavar="T",
+        help="the device's dense fp32 peak TFLOP/s for fp32 rows' MFU, when bench/cost/mfu.py does "
+        "not list the device",
+    )
+    c.add_argument("--peak-tflops-bf16", type=float, metavar="T", help="the same for bf16 rows")
+
+
+def _add_run(sp: argparse._SubParsersAction) -> None:
+    """The options of `bench run`."""
+    c = _sub(
+        sp, "run", "Evaluate models under a suite and append rows to OUT/results.csv (resumable)."
+    )
+    c.add_argument("--config", type=Path, help="run.toml with any of the options below")
+    c.add_argument(
+        "--models",
+        nargs="+",
+        help="model specs: NAME[@random|@ckpt.pt|@official:FILE], file.py[:factory], "
+        "module:factory, tv:NAME[@ENUM|@FILE], timm:NAME[@FILE], rb:[DATASET/THREAT/]NAME",
+    )
+    c.add_argument(
+        "--suite", help="the conditions to run, listed by `bench suites` (default clean)"
+    )
+    c.add_argument("--data", dest="dataset", help="cluttered_fmnist (default) or imagenet100")
+    c.add_argument("--data-root", help=IMAGENET_ROOT)
+    c.add_argument(
+        "--n-images", type=int, help="cap on every cell's image count (default: the suite's counts)"
+    )
+    c.add_argument(
+        "--seed", type=int, help="image subsets, corruption noise, attack starts (default 0)"
+    )
+    c.add_argument("--device", help=DEVICE)
+    c.add_argument("--batch-size", type=int, help="evaluation batch size (default 256)")
+    c.add_argument(
+        "--workers",
+        type=int,
+        help="image-decoding processes for folder data sets (default: this "
+        "rank's cores less one, at most 8)",
+    )
+    c.add_argument(
+        "--out", help="results folder; rows already in it are skipped (default results/default)"
+    )
+    _run_attacks(c)
+    _run_corruptions(c)
+    _run_speed(c)
+    c.add_argument("--no-report", action="store_true", help="do not rebuild report.md afterwards")
+
+
+def _add_flops(sp: argparse._SubParsersAction) -> None:
+    """The options of `bench flops`."""
+    c = _sub(sp, "flops", "GMACs and parameters of models, per exit.")
+    c.add_argument(
+        "models", nargs="+", help="model specs (registry names, file.py[:factory], module:factory)"
+    )
+
+
+def _add_report(sp: argparse._SubParsersAction) -> None:
+    """The options of `bench report`."""
+    c = _sub(
+        sp, "report", "Build report.md and figures from a run's results.csv (no torch needed)."
+    )
+    c.add_argument("run", nargs="?", type=Path, default=Path("results/default"))
+    c.add_argument(
+        "--baseline", help="model that normalises mCE (default: the run's ResNet baseline)"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bench",
@@ -51,155 +236,13 @@ def _parser() -> argparse.ArgumentParser:
         "results/default",
     )
     sp = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
-
-    m = _sub(sp, "models", "List registered models.")
-    m.add_argument("pattern", nargs="?", default="*", help="shell-style name filter")
-    m.add_argument("--all", action="store_true", help="include the tiny test models")
-
-    _sub(sp, "suites", "List the condition suites.")
-
-    d = _sub(sp, "data", "Build a data set folder.")
-    d.add_argument("action", choices=["build"])
-    d.add_argument("name", choices=["imagenet100", "imagenet100-c", "cluttered_fmnist"])
-    d.add_argument(
-        "src",
-        nargs="?",
-        help="ImageNet root with train/ and val/ class folders, or an ImageNet-C root",
-    )
-    d.add_argument("dst", nargs="?", help="folder to create for ImageNet100 or ImageNet100-C")
-
-    t = _sub(sp, "train", "Train models with the data set's recipe and cache their checkpoints.")
-    t.add_argument(
-        "models", nargs="+", help="model specs (registry names, file.py[:factory], module:factory)"
-    )
-    t.add_argument(
-        "--data",
-        default="cluttered_fmnist",
-        help="data set and recipe: cluttered_fmnist (default) or imagenet100",
-    )
-    t.add_argument("--data-root", default="", help=IMAGENET_ROOT)
-    t.add_argument("--epochs", type=int, help="override the recipe's epochs (cluttered_fmnist: 8)")
-    t.add_argument(
-        "--batch-size", type=int, help="override the recipe's batch size (cluttered_fmnist: 128)"
-    )
-    t.add_argument("--lr", type=float, help="override the recipe's OneCycle max lr (0.1)")
-    t.add_argument(
-        "--seed", type=int, default=0, help="initialisation, order and flips (default 0)"
-    )
-    t.add_argument("--device", default="auto", help=DEVICE)
-    t.add_argument(
-        "--workers",
-        type=int,
-        help="image-decoding processes for folder data sets (default: this "
-        "rank's cores less one, at most 8)",
-    )
-    t.add_argument(
-        "--if-missing", action="store_true", help="skip models that already have a checkpoint"
-    )
-    t.add_argument(
-        "--download", action="store_true", help="allow torchvision to download Fashion-MNIST"
-    )
-
-    r = _sub(
-        sp, "run", "Evaluate models under a suite and append rows to OUT/results.csv (resumable)."
-    )
-    r.add_argument("--config", type=Path, help="run.toml with any of the options below")
-    r.add_argument(
-        "--models",
-        nargs="+",
-        help="model specs: NAME[@random|@ckpt.pt|@official:FILE], file.py[:factory], "
-        "module:factory, tv:NAME[@ENUM|@FILE], timm:NAME[@FILE], rb:[DATASET/THREAT/]NAME",
-    )
-    r.add_argument(
-        "--suite", help="the conditions to run, listed by `bench suites` (default clean)"
-    )
-    r.add_argument("--data", dest="dataset", help="cluttered_fmnist (default) or imagenet100")
-    r.add_argument("--data-root", help=IMAGENET_ROOT)
-    r.add_argument(
-        "--n-images", type=int, help="cap on every cell's image count (default: the suite's counts)"
-    )
-    r.add_argument(
-        "--seed", type=int, help="image subsets, corruption noise, attack starts (default 0)"
-    )
-    r.add_argument("--device", help=DEVICE)
-    r.add_argument("--batch-size", type=int, help="evaluation batch size (default 256)")
-    r.add_argument(
-        "--workers",
-        type=int,
-        help="image-decoding processes for folder data sets (default: this "
-        "rank's cores less one, at most 8)",
-    )
-    r.add_argument(
-        "--out", help="results folder; rows already in it are skipped (default results/default)"
-    )
-    r.add_argument(
-        "--attack-backend", choices=["bench", "torchattacks"], help="who runs FGSM and PGD"
-    )
-    r.add_argument(
-        "--eps", nargs="+", metavar="E", help="L∞ radii of the FGSM/PGD sweeps, e.g. 0 2/255 8/255"
-    )
-    r.add_argument("--eps-l2", nargs="+", metavar="E", help="L2 radii of the PGD-L2 sweep")
-    r.add_argument("--pgd-steps", type=int, help="PGD iterations (default: the suite's)")
-    r.add_argument("--restarts", type=int, help="PGD restarts (each image keeps the first success)")
-    r.add_argument(
-        "--corruptions", nargs="+", metavar="NAME", help="only these corruptions, e.g. fog snow"
-    )
-    r.add_argument(
-        "--extra-corruptions",
-        action="store_true",
-        default=None,
-        help="add the 4 held-out corruptions (speckle_noise, gaussian_blur, spatter, saturate)",
-    )
-    r.add_argument(
-        "--corruption-root", help="ImageNet100-C folder for --suite corruptions_rendered"
-    )
-    r.add_argument(
-        "--corruption-backend",
-        choices=["auto", "reference"],
-        help="auto (default): batched torch where parity with the reference is tested",
-    )
-    r.add_argument(
-        "--skip-corrupt-files",
-        action="store_true",
-        default=None,
-        help="skip (and report) unreadable pre-rendered files instead of failing",
-    )
-    r.add_argument(
-        "--speed-budget",
-        type=float,
-        metavar="S",
-        help="seconds per exit for timing latency and throughput on clean cells (0: skip; default "
-        "1)",
-    )
-    r.add_argument(
-        "--precision",
-        choices=("auto", "fp32", "bf16"),
-        help="clean and corruption cells: bf16 autocast where a model's clean accuracy matches "
-        "fp32 within 0.1 point (auto: on CUDA only; default), or fp32; attacks always run strict "
-        "fp32",
-    )
-    r.add_argument(
-        "--peak-tflops",
-        type=float,
-        metavar="T",
-        help="the device's dense fp32 peak TFLOP/s for fp32 rows' MFU, when bench/cost/mfu.py does "
-        "not list the device",
-    )
-    r.add_argument("--peak-tflops-bf16", type=float, metavar="T", help="the same for bf16 rows")
-    r.add_argument("--no-report", action="store_true", help="do not rebuild report.md afterwards")
-
-    f = _sub(sp, "flops", "GMACs and parameters of models, per exit.")
-    f.add_argument(
-        "models", nargs="+", help="model specs (registry names, file.py[:factory], module:factory)"
-    )
-
-    rep = _sub(
-        sp, "report", "Build report.md and figures from a run's results.csv (no torch needed)."
-    )
-    rep.add_argument("run", nargs="?", type=Path, default=Path("results/default"))
-    rep.add_argument(
-        "--baseline", help="model that normalises mCE (default: the run's ResNet baseline)"
-    )
+    _add_models(sp)
+    _add_suites(sp)
+    _add_data(sp)
+    _add_train(sp)
+    _add_run(sp)
+    _add_flops(sp)
+    _add_report(sp)
     return p
 
 

@@ -35,6 +35,52 @@ def _save_strip(x: torch.Tensor, path: Path) -> None:
     Image.fromarray(np.concatenate(list(arr), axis=1)).save(path)
 
 
+def _pgd(
+    model: torch.nn.Module, x: torch.Tensor, labels: np.ndarray, idx: np.ndarray, seed: int
+) -> torch.Tensor:
+    """The examples under strict PGD-10 at 4/255 on the last exit."""
+    y = torch.from_numpy(labels).to(x.device)
+    view = model.at_exit(model.n_exits)
+    seeds = torch.from_numpy(image_seeds(seed, idx, "glimpses", model.n_exits))
+    with true_gradient(model), attack_mode(model):
+        pgd = PGD(HEADLINE_EPS, HEADLINE_EPS / 4, 10)
+        return pgd(PassCounter(LogitsGuard(view)), x, y, seeds=seeds)
+
+
+def _rows(
+    lm: Any,
+    dataset: str,
+    condition: str,
+    xi: torch.Tensor,
+    idx: np.ndarray,
+    labels: np.ndarray,
+    out: Path,
+) -> list[glimpses.Glimpse]:
+    """Each exit's box and prediction on one condition's inputs, whose strip is saved beside."""
+    stem = "-".join(file_stem(s) for s in (lm.card.name, lm.weights, condition))
+    rel = f"examples/glimpses/{stem}.png"
+    _save_strip(xi, out / rel)
+    with torch.inference_mode():
+        ex = lm.model.exits(xi)
+    preds, boxes = ex.logits.argmax(-1).cpu().numpy(), ex.boxes.cpu().numpy()
+    return [
+        glimpses.Glimpse(
+            lm.card.name,
+            lm.weights,
+            dataset,
+            condition,
+            int(i),
+            int(lab),
+            t + 1,
+            int(preds[t, n]),
+            *map(float, boxes[t, n]),
+            rel,
+        )
+        for n, (i, lab) in enumerate(zip(idx, labels))
+        for t in range(boxes.shape[0])
+    ]
+
+
 def record(
     lm: Any,
     images: ImageSet,
@@ -47,10 +93,8 @@ def record(
 ) -> int:
     """Store a glimpse model's boxes (no-op for other models or if stored); returns rows written."""
     path = out / "glimpses.csv"
-    if any(
-        g.model == lm.card.name and g.weights == lm.weights and g.dataset == dataset
-        for g in glimpses.read(path)
-    ):
+    stored = glimpses.read(path)
+    if any((g.model, g.weights, g.dataset) == (lm.card.name, lm.weights, dataset) for g in stored):
         return 0
     model = lm.model.to(device).eval()
     idx, _ = subset_indices(len(images), N_EXAMPLES)
@@ -66,38 +110,10 @@ def record(
         _, cimgs, _ = next(iter_batches(cset, positions, N_EXAMPLES, 0))
         inputs[f"{cond.name}-{cond.severity}"] = to_unit(cimgs, device)
     if attack:
-        y = torch.from_numpy(labels).to(device)
-        view = model.at_exit(model.n_exits)
-        seeds = torch.from_numpy(image_seeds(seed, idx, "glimpses", model.n_exits))
-        with true_gradient(model), attack_mode(model):
-            inputs["pgd-linf-4/255"] = PGD(HEADLINE_EPS, HEADLINE_EPS / 4, 10)(
-                PassCounter(LogitsGuard(view)), x, y, seeds=seeds
-            )
-    rows = []
-    for name, xi in inputs.items():
-        stem = "-".join(file_stem(s) for s in (lm.card.name, lm.weights, name))
-        rel = f"examples/glimpses/{stem}.png"
-        _save_strip(xi, out / rel)
-        with torch.inference_mode():
-            ex = model.exits(xi)
-        preds = ex.logits.argmax(-1).cpu().numpy()
-        boxes = ex.boxes.cpu().numpy()
-        rows += [
-            glimpses.Glimpse(
-                lm.card.name,
-                lm.weights,
-                dataset,
-                name,
-                int(i),
-                int(lab),
-                t + 1,
-                int(preds[t, n]),
-                *map(float, boxes[t, n]),
-                rel,
-            )
-            for n, (i, lab) in enumerate(zip(idx, labels))
-            for t in range(boxes.shape[0])
-        ]
+        inputs["pgd-linf-4/255"] = _pgd(model, x, labels, idx, seed)
+    rows = [
+        r for name, xi in inputs.items() for r in _rows(lm, dataset, name, xi, idx, labels, out)
+    ]
     model.cpu()
     glimpses.append(path, rows)
     return len(rows)

@@ -64,6 +64,43 @@ class _Objective(torch.nn.Module):
         return self.model.train_loss(x, y)
 
 
+def _shares(train_set: ImageSet, recipe: Recipe, gen: torch.Generator) -> list[np.ndarray]:
+    """This rank's share of every global batch, in the generator's order: positions rank, rank +
+    size, ... of each batch."""
+    w = distributed.world()
+    order = torch.randperm(len(train_set), generator=gen).numpy()
+    step = recipe.batch_size
+    return [order[b : b + step][w.rank :: w.size] for b in range(0, len(order), step)]
+
+
+def _step(
+    objective: torch.nn.Module,
+    name: str,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    n_global: int,
+    epoch: int,
+    opt: torch.optim.Optimizer,
+) -> torch.Tensor:
+    """One optimiser step on this rank's share of a global batch of n_global images."""
+    w = distributed.world()
+    try:
+        loss = objective(x, y)
+    except RuntimeError as e:
+        if "not used in producing loss" not in str(e):
+            raise
+        raise BenchError(
+            f"{name} has parameters its training loss does not use, which data-parallel "
+            "training cannot average: freeze them (requires_grad_(False)) in the model"
+        ) from None
+    _stop_if_diverged(loss, name, epoch)
+    opt.zero_grad(set_to_none=True)
+    # DDP averages the ranks' mean losses; weigh each by its share so uneven shares count right
+    (loss * (len(y) * w.size / n_global) if w.size > 1 else loss).backward()
+    opt.step()
+    return loss
+
+
 def _epoch(
     objective: torch.nn.Module,
     model: torch.nn.Module,
@@ -80,56 +117,27 @@ def _epoch(
 ) -> None:
     """One training epoch in generator order; this rank takes its share of each global batch."""
     w = distributed.world()
-    # random crops from (seed, epoch, image), whoever loads the image
     if isinstance(train_set, FolderImageSet):
+        # random crops from (seed, epoch, image), whoever loads the image
         train_set = dataclasses.replace(train_set, draws=(seed, epoch))
     model.train()
-    order = torch.randperm(len(train_set), generator=gen).numpy()
-    # each rank loads its share of every global batch: positions rank, rank + size, ... of the batch
-    shares = [
-        order[b : b + recipe.batch_size][w.rank :: w.size]
-        for b in range(0, len(order), recipe.batch_size)
-    ]
-    # a rank's share has the same size in every global batch but the last, so plain batching cuts it
-    # right
-    batches = (
-        (images, labels)
-        for _, images, labels in iter_batches(
-            train_set, np.concatenate(shares), len(shares[0]), workers
-        )
-    )
-    # None: bars on a terminal only, not in logs
+    shares = _shares(train_set, recipe, gen)
+    # a rank's share has the same size in every global batch but the last: plain batching cuts it
+    batches = iter_batches(train_set, np.concatenate(shares), len(shares[0]), workers)
+    desc = f"train {name} {epoch + 1}/{recipe.epochs}"
+    # disable=None: bars on a terminal only, not in logs
     bar = tqdm(
         batches,
         total=len(shares),
-        desc=f"train {name} {epoch + 1}/{recipe.epochs}",
+        desc=desc,
         leave=False,
         unit="batch",
         disable=None if w.main else True,
     )
-    for b, (images, labels) in enumerate(bar):
-        n_global = min(recipe.batch_size, len(order) - b * recipe.batch_size)
+    for b, (_, images, labels) in enumerate(bar):
+        n_global = min(recipe.batch_size, len(train_set) - b * recipe.batch_size)
         x = _augment(to_unit(images, dev), gen, recipe, n_global, slice(w.rank, None, w.size))
-        try:
-            loss = objective(x, torch.from_numpy(labels).to(dev))
-        except RuntimeError as e:
-            if "not used in producing loss" not in str(e):
-                raise
-            raise BenchError(
-                f"{name} has parameters its training loss does not use, which data-parallel "
-                "training cannot average: freeze them (requires_grad_(False)) in the model"
-            ) from None
-        _stop_if_diverged(loss, name, epoch)
-        opt.zero_grad(set_to_none=True)
-        if (
-            w.size > 1
-            # DDP averages the ranks' mean losses; weigh each by its share so uneven shares count
-            # right
-        ):
-            (loss * (len(labels) * w.size / n_global)).backward()
-        else:
-            loss.backward()
-        opt.step()
+        loss = _step(objective, name, x, torch.from_numpy(labels).to(dev), n_global, epoch, opt)
         sched.step()
         bar.set_postfix(loss=f"{loss.item():.3f}")
 
@@ -183,6 +191,43 @@ def _wrap(model: torch.nn.Module, dev: torch.device) -> torch.nn.Module:
     return objective
 
 
+def _state_key(
+    model: torch.nn.Module, name: str, train_set: ImageSet, recipe: Recipe, seed: int
+) -> str:
+    """What a stored training state must match to be resumed."""
+    return train_state.fingerprint(
+        model,
+        model_name=name,
+        data=train_set.name,
+        n_train=len(train_set),
+        recipe=asdict(recipe),
+        seed=seed,
+        world_size=distributed.world().size,
+        model_config=repr(getattr(model, "cfg", None)),
+    )
+
+
+def _resume(
+    state: Path,
+    key: str,
+    name: str,
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    gen: torch.Generator,
+) -> tuple[int, float]:
+    """(epochs done, seconds spent) of a stored state loaded into the objects, or (0, 0.0); every
+    rank must resume from the same epoch."""
+    resumed = train_state.load(state, key, model, opt, sched, gen)
+    first = resumed.epoch if resumed else 0
+    if len(set(distributed.gather(first))) > 1:
+        raise BenchError(
+            f"ranks disagree on the epoch to resume {name} from: {state} must be on a file "
+            "system every rank sees"
+        )
+    return first, resumed.seconds if resumed else 0.0
+
+
 def train(
     model: torch.nn.Module,
     name: str,
@@ -215,24 +260,8 @@ def train(
         model.train()
         opt, sched = _optimiser(model, recipe, len(train_set))
         state = train_state.path_for(out)
-        key = train_state.fingerprint(
-            model,
-            model_name=name,
-            data=train_set.name,
-            n_train=len(train_set),
-            recipe=asdict(recipe),
-            seed=seed,
-            world_size=w.size,
-            model_config=repr(getattr(model, "cfg", None)),
-        )
-        resumed = train_state.load(state, key, model, opt, sched, gen)
-        first = resumed.epoch if resumed else 0
-        if len(set(distributed.gather(first))) > 1:
-            raise BenchError(
-                f"ranks disagree on the epoch to resume {name} from: {state} must be on a file "
-                "system every rank sees"
-            )
-        spent = resumed.seconds if resumed else 0.0
+        key = _state_key(model, name, train_set, recipe, seed)
+        first, spent = _resume(state, key, name, model, opt, sched, gen)
         objective = _wrap(model, dev)
         start = time.perf_counter()
         for epoch in range(first, recipe.epochs):
