@@ -58,22 +58,11 @@ def _isolated(fmnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
 @pytest.fixture(scope="session")
 def trained() -> None:
     """Tiny models trained once on the generated data (checkpoints in the session cache)."""
-    from bench.cli import main
 
     assert (
-        main(
-            [
-                "train",
-                "mgnet_tiny",
-                "resnet_tiny",
-                "--data",
-                "cluttered_fmnist",
-                "--epochs",
-                "1",
-                "--batch-size",
-                "64",
-                "--if-missing",
-            ]
+        cli(
+            "train mgnet_tiny resnet_tiny --data cluttered_fmnist --epochs 1 --batch-size 64 "
+            "--if-missing"
         )
         == 0
     )
@@ -91,3 +80,11 @@ def _quick_measure(model, input_size, device, budget=1.0, max_batch=256, precisi
         max_batch=min(max_batch, 4),
         precision=precision,
     )
+
+
+def cli(command: str, *values: object) -> int:
+    """bench's exit status for a command line whose `{}` words are `values` (paths pass whole)."""
+    from bench.cli import main
+
+    given = iter(values)
+    return main([str(next(given)) if word == "{}" else word for word in command.split()])

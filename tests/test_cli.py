@@ -18,6 +18,7 @@ from bench.data import cache_dir
 from bench.load import checkpoint
 from bench.load.specs import default_checkpoint
 from bench.store.results import read_rows
+from tests.conftest import cli
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -140,19 +141,10 @@ def test_rows_of_an_older_scoring_are_measured_again(trained: None, tmp_path: Pa
 def test_evaluation_is_deterministic_across_batch_sizes(trained: None, tmp_path: Path) -> None:
     for bs in ("7", "64"):
         assert (
-            main(
-                [
-                    "run",
-                    "--models",
-                    "mgnet_tiny",
-                    "--n-images",
-                    "40",
-                    "--batch-size",
-                    bs,
-                    "--out",
-                    str(tmp_path / bs),
-                    "--no-report",
-                ]
+            cli(
+                "run --models mgnet_tiny --n-images 40 --batch-size {} --out {} --no-report",
+                bs,
+                tmp_path / bs,
             )
             == 0
         )
@@ -489,24 +481,11 @@ def test_imagenet100_through_the_cli_with_loader_workers(
     )
     out = tmp_path / "run"
     assert (
-        main(
-            [
-                "run",
-                "--models",
-                "resnet18@random",
-                "mgbase_r18@random",
-                "--data",
-                "imagenet100",
-                "--data-root",
-                str(tmp_path / "in100"),
-                "--n-images",
-                "6",
-                "--workers",
-                "2",
-                "--out",
-                str(out),
-                "--no-report",
-            ]
+        cli(
+            "run --models resnet18@random mgbase_r18@random --data imagenet100 --data-root {} "
+            "--n-images 6 --workers 2 --out {} --no-report",
+            tmp_path / "in100",
+            out,
         )
         == 0
     )
@@ -593,21 +572,7 @@ def test_attack_suite_end_to_end(
 
     out = tmp_path / "run"
     assert (
-        main(
-            [
-                "run",
-                "--suite",
-                "default",
-                "--models",
-                "mgnet_tiny",
-                "resnet_tiny",
-                "--n-images",
-                "4",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
+        cli("run --suite default --models mgnet_tiny resnet_tiny --n-images 4 --out {}", out) == 0
     )
     rows = read_rows(out / "results.csv")
     mg = [r for r in rows if r.model == "mgnet_tiny"]
@@ -686,20 +651,9 @@ def test_attack_suite_end_to_end(
     assert base_row, "the baseline's own mCE is 100"
     before = (out / "results.csv").read_bytes()
     assert (
-        main(
-            [
-                "run",
-                "--suite",
-                "default",
-                "--models",
-                "mgnet_tiny",
-                "resnet_tiny",
-                "--n-images",
-                "4",
-                "--out",
-                str(out),
-                "--no-report",
-            ]
+        cli(
+            "run --suite default --models mgnet_tiny resnet_tiny --n-images 4 --out {} --no-report",
+            out,
         )
         == 0
     )
@@ -716,20 +670,9 @@ def test_attack_suite_end_to_end(
     stored = _plant_stale_states(out / "results.csv", out)
     caplog.clear()
     assert (
-        main(
-            [
-                "run",
-                "--suite",
-                "default",
-                "--models",
-                "mgnet_tiny",
-                "resnet_tiny",
-                "--n-images",
-                "4",
-                "--out",
-                str(out),
-                "--no-report",
-            ]
+        cli(
+            "run --suite default --models mgnet_tiny resnet_tiny --n-images 4 --out {} --no-report",
+            out,
         )
         == 0
     )
@@ -745,25 +688,10 @@ def test_attack_options_backend_radii_steps(
 ) -> None:
     out = tmp_path / "run"
     assert (
-        main(
-            [
-                "run",
-                "--suite",
-                "smoke",
-                "--models",
-                "resnet_tiny",
-                "--attack-backend",
-                "torchattacks",
-                "--eps",
-                "0",
-                "8/255",
-                "8/255",
-                "--pgd-steps",
-                "3",
-                "--out",
-                str(out),
-                "--no-report",
-            ]
+        cli(
+            "run --suite smoke --models resnet_tiny --attack-backend torchattacks --eps 0 8/255 "
+            "8/255 --pgd-steps 3 --out {} --no-report",
+            out,
         )
         == 0
     )
@@ -832,23 +760,10 @@ def test_corruption_selection_and_backends(
 ) -> None:
     out = tmp_path / "run"
     assert (
-        main(
-            [
-                "run",
-                "--suite",
-                "corruptions",
-                "--models",
-                "resnet_tiny",
-                "--corruptions",
-                "pixelate",
-                "contrast",
-                "--extra-corruptions",
-                "--n-images",
-                "3",
-                "--out",
-                str(out),
-                "--no-report",
-            ]
+        cli(
+            "run --suite corruptions --models resnet_tiny --corruptions pixelate contrast "
+            "--extra-corruptions --n-images 3 --out {} --no-report",
+            out,
         )
         == 0
     )
@@ -858,23 +773,10 @@ def test_corruption_selection_and_backends(
         ("pixelate", "reference"),
     ]
     assert (
-        main(
-            [
-                "run",
-                "--suite",
-                "corruptions",
-                "--models",
-                "resnet_tiny",
-                "--corruptions",
-                "contrast",
-                "--corruption-backend",
-                "reference",
-                "--n-images",
-                "3",
-                "--out",
-                str(out),
-                "--no-report",
-            ]
+        cli(
+            "run --suite corruptions --models resnet_tiny --corruptions contrast "
+            "--corruption-backend reference --n-images 3 --out {} --no-report",
+            out,
         )
         == 0
     )

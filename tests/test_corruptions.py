@@ -12,6 +12,7 @@ from PIL import Image
 
 from bench.core.errors import BenchError
 from corruptions import base, generate, reference, rendered
+from tests.conftest import cli
 
 
 def _images(n: int = 6, side: int = 40) -> np.ndarray:
@@ -183,26 +184,13 @@ def test_rendered_suite_through_the_cli(tmp_path: Path) -> None:
     )
     out = tmp_path / "run"
     assert (
-        main(
-            [
-                "run",
-                "--suite",
-                "corruptions_rendered",
-                "--models",
-                f"{net}@random",
-                "--data",
-                "imagenet100",
-                "--data-root",
-                str(tmp_path / "in100"),
-                "--corruption-root",
-                str(tmp_path / "in100c"),
-                "--n-images",
-                "2",
-                "--workers",
-                "0",
-                "--out",
-                str(out),
-            ]
+        cli(
+            "run --suite corruptions_rendered --models {} --data imagenet100 --data-root {} "
+            "--corruption-root {} --n-images 2 --workers 0 --out {}",
+            f"{net}@random",
+            tmp_path / "in100",
+            tmp_path / "in100c",
+            out,
         )
         == 0
     )

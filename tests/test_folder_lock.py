@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
 from bench.core.errors import BenchError
 from bench.evaluation.folder_lock import hold
+from tests.conftest import cli
 
 
 def test_a_held_folder_refuses_a_second_writer_until_released(tmp_path: Path) -> None:
@@ -46,19 +46,7 @@ def test_a_run_into_a_folder_another_run_holds_fails_and_writes_nothing(
 ) -> None:
     with hold(tmp_path):
         assert (
-            main(
-                [
-                    "run",
-                    "--models",
-                    "resnet_tiny@random",
-                    "--n-images",
-                    "4",
-                    "--speed-budget",
-                    "0",
-                    "--out",
-                    str(tmp_path),
-                ]
-            )
+            cli("run --models resnet_tiny@random --n-images 4 --speed-budget 0 --out {}", tmp_path)
             == 2
         )
     err = capsys.readouterr().err.strip()

@@ -20,6 +20,7 @@ from bench.fast.layout import onednn_nhwc_weight_grad_ok, training_layout
 from bench.store.checks import read_checks
 from bench.store.results import read_rows
 from models.resnet import SmallResNet
+from tests.conftest import cli
 
 
 def test_mfu_from_throughput_and_from_passes() -> None:
@@ -159,21 +160,10 @@ def test_bf16_cells_only_after_the_parity_check(
 def test_cpu_runs_stay_fp32_by_default(trained: None, tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert (
-        main(
-            [
-                "run",
-                "--suite",
-                "clean",
-                "--models",
-                "resnet_tiny",
-                "--n-images",
-                "8",
-                "--speed-budget",
-                "0",
-                "--out",
-                str(out),
-                "--no-report",
-            ]
+        cli(
+            "run --suite clean --models resnet_tiny --n-images 8 --speed-budget 0 --out {} "
+            "--no-report",
+            out,
         )
         == 0
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
+from tests.conftest import cli
 
 PROBE = """<script>
 window.addEventListener("load", () => {
@@ -25,19 +26,9 @@ window.addEventListener("load", () => {
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("html") / "run"
     assert (
-        main(
-            [
-                "run",
-                "--suite",
-                "smoke",
-                "--models",
-                "mgnet_tiny@random",
-                "resnet_tiny@random",
-                "--n-images",
-                "8",
-                "--out",
-                str(out),
-            ]
+        cli(
+            "run --suite smoke --models mgnet_tiny@random resnet_tiny@random --n-images 8 --out {}",
+            out,
         )
         == 0
     )
@@ -191,21 +182,7 @@ def test_glimpse_figure_shows_the_weights_the_tables_show(
         "mgnet_tiny",
     ):
         assert (
-            main(
-                [
-                    "run",
-                    "--suite",
-                    "clean",
-                    "--models",
-                    spec,
-                    "--n-images",
-                    "4",
-                    "--out",
-                    str(out),
-                    "--no-report",
-                ]
-            )
-            == 0
+            cli("run --suite clean --models {} --n-images 4 --out {} --no-report", spec, out) == 0
         )
     stored = (out / "glimpses.csv").read_text().splitlines()[1:]
     weights = sorted({line.split(",")[1] for line in stored})

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from bench.cost.speed import measure
+from tests.conftest import cli
 
 
 class Sleeper(nn.Module):
@@ -36,25 +37,11 @@ def test_measure_keeps_eval_mode_and_counts_batch_one() -> None:
 def test_clean_rows_carry_speed_and_attack_rows_do_not(tmp_path: Path) -> None:
     import math
 
-    from bench.cli import main
     from bench.store.results import read_rows
 
     out = tmp_path / "run"
     assert (
-        main(
-            [
-                "run",
-                "--suite",
-                "smoke",
-                "--models",
-                "mgnet_tiny@random",
-                "--n-images",
-                "4",
-                "--out",
-                str(out),
-                "--no-report",
-            ]
-        )
+        cli("run --suite smoke --models mgnet_tiny@random --n-images 4 --out {} --no-report", out)
         == 0
     )
     rows = read_rows(out / "results.csv")
@@ -65,19 +52,9 @@ def test_clean_rows_carry_speed_and_attack_rows_do_not(tmp_path: Path) -> None:
         math.isnan(r.latency_ms) and r.throughput_batch == 0 for r in rows if r.kind != "clean"
     )
     assert (
-        main(
-            [
-                "run",
-                "--models",
-                "resnet_tiny@random",
-                "--n-images",
-                "4",
-                "--out",
-                str(tmp_path / "r2"),
-                "--speed-budget",
-                "0",
-                "--no-report",
-            ]
+        cli(
+            "run --models resnet_tiny@random --n-images 4 --out {} --speed-budget 0 --no-report",
+            tmp_path / "r2",
         )
         == 0
     )
