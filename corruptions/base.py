@@ -4,26 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from bench.core.corruption_names import COMMON, EXTRA
 from bench.core.errors import BenchError, unknown
 
-COMMON = (
-    "gaussian_noise",
-    "shot_noise",
-    "impulse_noise",
-    "defocus_blur",
-    "glass_blur",
-    "motion_blur",
-    "zoom_blur",
-    "snow",
-    "frost",
-    "fog",
-    "brightness",
-    "contrast",
-    "elastic_transform",
-    "pixelate",
-    "jpeg_compression",
-)
-EXTRA = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
 ALL = COMMON + EXTRA
 CORRUPTION_ID = {name: i for i, name in enumerate(ALL)}  # imagecorruptions' corruption_number
 GROUP = {

@@ -62,27 +62,6 @@ HEADLINE_EPS = 4 / 255
 TRANSFER_AUTO = "auto"  # the runner replaces it with the run's ResNet baseline
 
 
-# the 15 of mCE (corruptions.base.COMMON)
-COMMON_CORRUPTIONS = (
-    "gaussian_noise",
-    "shot_noise",
-    "impulse_noise",
-    "defocus_blur",
-    "glass_blur",
-    "motion_blur",
-    "zoom_blur",
-    "snow",
-    "frost",
-    "fog",
-    "brightness",
-    "contrast",
-    "elastic_transform",
-    "pixelate",
-    "jpeg_compression",
-)
-EXTRA_CORRUPTIONS = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
-
-
 def corruption(name: str, severity: int, source: str = "reference") -> Condition:
     """ImageNet-C corruption at a severity, from `reference` (on the fly) or `rendered` (files)."""
     return Condition(kind="corruption", name=name, source=source, severity=severity)

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from bench.core.conditions import (
     CLEAN,
-    COMMON_CORRUPTIONS,
     L2_EPS,
     LINF_EPS,
     PAPER_PGD,
@@ -17,6 +16,7 @@ from bench.core.conditions import (
     pgd,
     transfer,
 )
+from bench.core.corruption_names import COMMON
 from bench.core.errors import unknown
 
 
@@ -30,7 +30,7 @@ class Cell:
 
 
 def _corruption_sweep(
-    n: int | None, names: tuple[str, ...] = COMMON_CORRUPTIONS, source: str = "reference"
+    n: int | None, names: tuple[str, ...] = COMMON, source: str = "reference"
 ) -> tuple[Cell, ...]:
     return tuple(Cell(corruption(c, s, source), n) for c in names for s in range(1, 6))
 

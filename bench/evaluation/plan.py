@@ -6,7 +6,6 @@ import dataclasses
 import logging
 
 from bench.core.conditions import (
-    EXTRA_CORRUPTIONS,
     TRANSFER_AUTO,
     Condition,
     corruption,
@@ -14,6 +13,7 @@ from bench.core.conditions import (
     pgd_step,
 )
 from bench.core.config import RunConfig
+from bench.core.corruption_names import EXTRA
 from bench.core.errors import BenchError
 from bench.core.params import Params
 from bench.core.suites import Cell, suite
@@ -48,11 +48,7 @@ def _selected(cfg: RunConfig) -> list[Cell]:
         made = [c for c in base if c.condition.kind == "corruption"]
         for source in dict.fromkeys(c.condition.source for c in made):
             n = next(c.n_images for c in made if c.condition.source == source)
-            base += [
-                Cell(corruption(name, sv, source), n)
-                for name in EXTRA_CORRUPTIONS
-                for sv in range(1, 6)
-            ]
+            base += [Cell(corruption(name, sv, source), n) for name in EXTRA for sv in range(1, 6)]
     if cfg.corruptions is not None:
         base = [
             c

@@ -14,23 +14,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-COMMON = (
-    "gaussian_noise",
-    "shot_noise",
-    "impulse_noise",
-    "defocus_blur",
-    "glass_blur",
-    "motion_blur",
-    "zoom_blur",
-    "snow",
-    "frost",
-    "fog",
-    "brightness",
-    "contrast",
-    "elastic_transform",
-    "pixelate",
-    "jpeg_compression",
-)
+from bench.core.corruption_names import COMMON
 
 # AlexNet top-1 error (%) on ImageNet-C, severities 1-5 (hendrycks/robustness; timm, DINOv3 tables).
 ALEXNET_ERR: dict[str, tuple[float, ...]] = {
