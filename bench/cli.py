@@ -29,6 +29,9 @@ IMAGENET_ROOT = (
     "ImageNet100 folder made by `bench data build imagenet100` (default $BENCH_DATA/imagenet100)"
 )
 DEVICE = "auto (default: CUDA when present, else CPU), cpu or cuda[:N]"
+WORKERS = (
+    "image-decoding processes for folder data sets (default: this rank's cores less one, at most 8)"
+)
 
 
 def _sub(sp: argparse._SubParsersAction, name: str, help_: str) -> argparse.ArgumentParser:
@@ -89,12 +92,7 @@ def _add_train(sp: argparse._SubParsersAction) -> None:
         "--seed", type=int, default=0, help="initialisation, order and flips (default 0)"
     )
     c.add_argument("--device", default="auto", help=DEVICE)
-    c.add_argument(
-        "--workers",
-        type=int,
-        help="image-decoding processes for folder data sets (default: this "
-        "rank's cores less one, at most 8)",
-    )
+    c.add_argument("--workers", type=int, help=WORKERS)
     c.add_argument(
         "--if-missing", action="store_true", help="skip models that already have a checkpoint"
     )
@@ -194,12 +192,7 @@ def _add_run(sp: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--device", help=DEVICE)
     c.add_argument("--batch-size", type=int, help="evaluation batch size (default 256)")
-    c.add_argument(
-        "--workers",
-        type=int,
-        help="image-decoding processes for folder data sets (default: this "
-        "rank's cores less one, at most 8)",
-    )
+    c.add_argument("--workers", type=int, help=WORKERS)
     c.add_argument(
         "--out", help="results folder; rows already in it are skipped (default results/default)"
     )

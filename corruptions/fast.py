@@ -159,13 +159,7 @@ def gaussian_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
 
 
 # sigma, max_delta, iterations
-GLASS = (
-    (0.7, 1, 2),
-    (0.9, 2, 1),
-    (1, 2, 3),
-    (1.1, 3, 2),
-    (1.5, 4, 2),
-)
+GLASS = ((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2))
 
 
 def glass_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:

@@ -56,10 +56,7 @@ def shifted_sum(
         for k in range(counts[b]):
             wk, dy, dx = weights[k], dys[b, k], dxs[b, k]
             # columns whose source j - dx is inside
-            lo, hi = (
-                min(max(dx, 0), wid),
-                max(min(wid + dx, wid), 0),
-            )
+            lo, hi = (min(max(dx, 0), wid), max(min(wid + dx, wid), 0))
             for i in range(hgt):
                 row, srow = o[i], src[min(max(i - dy, 0), hgt - 1)]
                 for j in range(lo):

@@ -286,10 +286,7 @@ def test_autoattack_runs_below_ten_classes_and_resumes(
             progress=die_in_fab,
         )
     # killed in FAB-T; killed after the last chunk, before the rows
-    for state in (
-        "aa-cut.json",
-        "aa-done.json",
-    ):
+    for state in ("aa-cut.json", "aa-done.json"):
         again, counter = Flags(), PassCounter(model)
         resumed = atk.robust(
             counter, x, y, seed=0, batch_size=5, state=tmp_path / state, flags=again

@@ -331,10 +331,7 @@ def test_the_example_grid_enlarges_small_images(tmp_path: Path) -> None:
         tmp_path / "grid.png", [corruption("contrast", 1, "torch")]
     )
     # 40 px cells, drawn twice as large
-    assert np.asarray(Image.open(path)).shape[:2] == (
-        80,
-        6 * 80,
-    )
+    assert np.asarray(Image.open(path)).shape[:2] == (80, 6 * 80)
 
 
 def test_prepare_checks_a_cached_entry_without_reading_its_pixels(

@@ -75,12 +75,7 @@ def test_cluttered_cache_is_used_and_a_damaged_entry_rebuilt(
     flipped = bytearray(good)
     flipped[len(good) // 2] ^= 0xFF
     # numpy: ValueError, BadZipFile, EOFError
-    for damaged in (
-        b"garbage",
-        good[: len(good) // 2],
-        bytes(flipped),
-        b"",
-    ):
+    for damaged in (b"garbage", good[: len(good) // 2], bytes(flipped), b""):
         entry.write_bytes(damaged)
         assert np.array_equal(
             cluttered.build("test", spec, fmnist_dir, tmp_path).images, first.images

@@ -42,19 +42,9 @@ BATCH_BOUND_NET = (
 def test_torchrun_two_cpu_ranks_write_the_single_process_csv(tmp_path: Path) -> None:
     (tmp_path / "batch_bound.py").write_text(BATCH_BOUND_NET)
     args = [
-        "run",
-        "--suite",
-        "smoke",
-        "--models",
-        "mgnet_tiny@random",
-        "resnet_tiny@random",
+        *"run --suite smoke --models mgnet_tiny@random resnet_tiny@random".split(),
         f"{tmp_path / 'batch_bound.py'}@random",
-        "--n-images",
-        "7",
-        "--batch-size",
-        "3",
-        "--speed-budget",
-        "0",
+        *"--n-images 7 --batch-size 3 --speed-budget 0".split(),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     one = subprocess.run(

@@ -244,11 +244,7 @@ def test_train_loss_is_the_mgnet_objective() -> None:
 
 
 @pytest.mark.parametrize(
-    "name,total_m,inference_m",
-    [
-        ("mgnet_r18", 12.345, 12.294),
-        ("mgbase_r18", 12.294, 12.294),
-    ],
+    "name,total_m,inference_m", [("mgnet_r18", 12.345, 12.294), ("mgbase_r18", 12.294, 12.294)]
 )
 def test_parameter_counts_match_the_official_model(
     name: str, total_m: float, inference_m: float

@@ -143,26 +143,9 @@ def test_damaged_run_files_fail_report_and_resume_before_a_row_is_added(
         before = (d / "results.csv").read_bytes()
         commands = [["report", str(d)]]
         # a run reads these; only the report compares records with rows
-        if name not in (
-            "header_only",
-            "flags",
-        ):
-            commands.append(
-                [
-                    "run",
-                    "--suite",
-                    "smoke",
-                    "--models",
-                    "mgnet_tiny@random",
-                    "resnet_tiny@random",
-                    "--n-images",
-                    "8",
-                    "--seed",
-                    "1",
-                    "--out",
-                    str(d),
-                ]
-            )
+        if name not in ("header_only", "flags"):
+            run = "run --suite smoke --models mgnet_tiny@random resnet_tiny@random --n-images 8"
+            commands.append([*run.split(), "--seed", "1", "--out", str(d)])
         for argv in commands:
             assert main(argv) == 2, argv
             err = capsys.readouterr().err.strip()
@@ -177,10 +160,7 @@ def test_glimpse_figure_shows_the_weights_the_tables_show(
 
     out = tmp_path / "run"
     # the trained checkpoint after the random weights
-    for spec in (
-        "mgnet_tiny@random",
-        "mgnet_tiny",
-    ):
+    for spec in ("mgnet_tiny@random", "mgnet_tiny"):
         assert (
             cli("run --suite clean --models {} --n-images 4 --out {} --no-report", spec, out) == 0
         )

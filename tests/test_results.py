@@ -8,14 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.core.errors import BenchError
-from bench.store.results import (
-    COLUMNS,
-    KEY_FIELDS,
-    SCORING,
-    Row,
-    append_rows,
-    read_rows,
-)
+from bench.store.results import COLUMNS, KEY_FIELDS, SCORING, Row, append_rows, read_rows
 
 
 def make_row(**kw: object) -> Row:

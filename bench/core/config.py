@@ -12,11 +12,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 from bench.core.errors import BenchError
 
 # of clean and corruption cells; attacks always run strict fp32
-PRECISIONS = (
-    "auto",
-    "fp32",
-    "bf16",
-)
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -108,10 +108,7 @@ def subset_indices(n_total: int, n: int | None) -> tuple[np.ndarray, str]:
 
 
 def iter_batches(
-    images: ImageSet,
-    indices: np.ndarray,
-    batch_size: int,
-    workers: int = 0,
+    images: ImageSet, indices: np.ndarray, batch_size: int, workers: int = 0
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Yield (indices, uint8 images (B,H,W,3), labels) in order; folder sets decode in workers."""
     if isinstance(images, ArrayImageSet):

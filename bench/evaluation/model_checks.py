@@ -56,9 +56,7 @@ def rescaler_cosine(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) ->
 
 
 def model_checks(
-    model: torch.nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
 ) -> list[tuple[int, str, str, float, str]]:
     """(exit, check, status, value, detail) for one model on a batch of clean images."""
     out = []

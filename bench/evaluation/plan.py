@@ -5,13 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from bench.core.conditions import (
-    TRANSFER_AUTO,
-    Condition,
-    corruption,
-    pgd_params,
-    pgd_step,
-)
+from bench.core.conditions import TRANSFER_AUTO, Condition, corruption, pgd_params, pgd_step
 from bench.core.config import RunConfig
 from bench.core.corruption_names import EXTRA
 from bench.core.errors import BenchError
@@ -21,10 +15,7 @@ from bench.load.specs import LoadedModel
 
 log = logging.getLogger(__name__)
 # the strict attacks whose radii, steps, restarts and backend the run's options set
-SWEPT = (
-    "fgsm",
-    "pgd",
-)
+SWEPT = ("fgsm", "pgd")
 
 
 def cells(cfg: RunConfig) -> list[Cell]:
@@ -142,10 +133,7 @@ def transfer_source(loaded: list[LoadedModel]) -> LoadedModel | None:
 
 
 def resolve(
-    cond: Condition,
-    target: LoadedModel,
-    loaded: list[LoadedModel],
-    randomized: bool = False,
+    cond: Condition, target: LoadedModel, loaded: list[LoadedModel], randomized: bool = False
 ) -> Condition | None:
     """Fill in run-dependent parts of a condition; None when it does not apply to this model (a
     transfer attack without a source, the paper protocol on a model that does not normalize its

@@ -154,12 +154,7 @@ def _seeds(seed: int, idx: np.ndarray, tag: str, exit_: int) -> torch.Tensor:
 
 
 def _attack_exit(
-    job: Job,
-    atk: Callable,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    idx: np.ndarray,
-    t: int,
+    job: Job, atk: Callable, x: torch.Tensor, y: torch.Tensor, idx: np.ndarray, t: int
 ) -> tuple[np.ndarray, int, int]:
     """Exit t attacked via its view on images it gets right: (robust, forward, backward passes)."""
     import attacks
@@ -200,53 +195,62 @@ def score_white_box(job: Job) -> Correct:
     return Correct(job.indices, correct, total, n_fwd, n_bwd, exit_seconds=_shares(per_exit, total))
 
 
-def score_paper(job: Job) -> Correct:
-    """Official protocol: one last-exit attack (rescaler on) scores each exit on x_adv alone."""
-    import attacks
+Hits = tuple[np.ndarray, int, int]  # (E, n) correctness of a batch, its forward and backward passes
 
-    atk, model, e = attacks.build(job.cond), job.model, job.model.n_exits
+
+def _one_attack_for_all(job: Job, score_batch: Callable[..., Hits]) -> Correct:
+    """Scorers where one attack serves every exit: `score_batch(x, y, idx, labels)` per batch."""
+    e = job.model.n_exits
     correct = np.zeros((e, len(job.indices)), dtype=bool)
     n_fwd, n_bwd = np.zeros(e, dtype=np.int64), np.zeros(e, dtype=np.int64)
-    start, pos, tag = time.perf_counter(), 0, _seed_tag(job.cond)
+    start, pos = time.perf_counter(), 0
     for idx, imgs, labels in job.batches():
         x, y = to_unit(imgs, job.device), torch.from_numpy(labels).to(job.device)
-        counter = attacks.PassCounter(attacks.LogitsGuard(model))
-        with attacks.attack_mode(model):  # the rescaler stays active, as in the official code
-            x_adv = atk.with_space(model)(counter, x, y, seeds=_seeds(job.seed, idx, tag, 0))
-            # as the official code scores it
-            correct[:, pos : pos + len(idx)] = exit_hits(model, x_adv, labels)
+        correct[:, pos : pos + len(idx)], fwd, bwd = score_batch(x, y, idx, labels)
         pos += len(idx)
-        n_fwd += counter.n_forward + len(idx)  # the scoring pass, shared by every exit
-        n_bwd += counter.n_backward
+        n_fwd += fwd
+        n_bwd += bwd
     return Correct(job.indices, correct, time.perf_counter() - start, n_fwd, n_bwd)
 
 
+def score_paper(job: Job) -> Correct:
+    """The official protocol: one attack on the last exit (rescaler on) scores every exit."""
+    import attacks
+
+    atk, model, tag = attacks.build(job.cond), job.model, _seed_tag(job.cond)
+
+    def score_batch(x: torch.Tensor, y: torch.Tensor, idx: np.ndarray, labels: np.ndarray) -> Hits:
+        counter = attacks.PassCounter(attacks.LogitsGuard(model))
+        with attacks.attack_mode(model):  # the rescaler stays active, as in the official code
+            x_adv = atk.with_space(model)(counter, x, y, seeds=_seeds(job.seed, idx, tag, 0))
+            hits = exit_hits(model, x_adv, labels)  # as the official code scores it
+        # the scoring pass, shared by every exit
+        return hits, counter.n_forward + len(idx), counter.n_backward
+
+    return _one_attack_for_all(job, score_batch)
+
+
 def score_transfer(job: Job) -> Correct:
-    """Source-model examples score every exit; robust means right on the clean image too."""
+    """Examples crafted on the source model score every exit; robust: right on clean images too."""
     import attacks
 
     src_name = str(job.cond.params["from"])
     if not job.sources or src_name not in job.sources:
         raise BenchError(f"transfer attack needs source model {src_name!r} in the run")
     source, model = job.sources[src_name].to(job.device), job.model
-    atk, e = attacks.build(job.cond), model.n_exits
-    correct = np.zeros((e, len(job.indices)), dtype=bool)
-    n_fwd, n_bwd = np.zeros(e, dtype=np.int64), np.zeros(e, dtype=np.int64)
-    start, pos, tag = time.perf_counter(), 0, _seed_tag(job.cond)
-    for idx, imgs, labels in job.batches():
-        x, y = to_unit(imgs, job.device), torch.from_numpy(labels).to(job.device)
+    atk, tag = attacks.build(job.cond), _seed_tag(job.cond)
+
+    def score_batch(x: torch.Tensor, y: torch.Tensor, idx: np.ndarray, labels: np.ndarray) -> Hits:
         counter = attacks.PassCounter(attacks.LogitsGuard(source))
         with true_gradient(source), attacks.attack_mode(source):
             x_adv = atk(counter, x, y, seeds=_seeds(job.seed, idx, tag, 0))
-        # robust: right on the clean image and on the transferred one
-        with attacks.attack_mode(model):
-            correct[:, pos : pos + len(idx)] = exit_hits(model, x, labels) & exit_hits(
-                model, x_adv, labels
-            )
-        pos += len(idx)
-        n_fwd += counter.n_forward + 2 * len(idx)
-        n_bwd += counter.n_backward
-    return Correct(job.indices, correct, time.perf_counter() - start, n_fwd, n_bwd)
+        with attacks.attack_mode(
+            model
+        ):  # robust: right on the clean image and on the transferred one
+            hits = exit_hits(model, x, labels) & exit_hits(model, x_adv, labels)
+        return hits, counter.n_forward + 2 * len(idx), counter.n_backward
+
+    return _one_attack_for_all(job, score_batch)
 
 
 def _small_batch_kernels(view: torch.nn.Module, x: torch.Tensor) -> Callable:
@@ -292,10 +296,7 @@ def score_cascade(job: Job) -> Correct:
             )
         correct[t - 1] = robust.numpy()
         # a resumed state's passes included
-        n_fwd[t - 1], n_bwd[t - 1] = (
-            counter.n_forward,
-            counter.n_backward,
-        )
+        n_fwd[t - 1], n_bwd[t - 1] = (counter.n_forward, counter.n_backward)
         notes += [(t, m) for m in dict.fromkeys(flags.messages)]
         after += [(t, name, k) for name, k in flags.robust_after.items()]
         per_exit[t - 1] += time.perf_counter() - t0 + flags.resumed_seconds
@@ -339,11 +340,7 @@ def scorer(cond: Condition) -> Scorer:
 
 
 def evaluate(
-    model: torch.nn.Module,
-    images: ImageSet,
-    indices: np.ndarray,
-    cond: Condition,
-    **job: object,
+    model: torch.nn.Module, images: ImageSet, indices: np.ndarray, cond: Condition, **job: object
 ) -> Correct:
     """Per-image correctness of every exit (or of `exits`, for white-box attacks) under one
     condition; `job` holds the other fields of Job (seed, batch_size, device, ...)."""

@@ -93,11 +93,7 @@ _TYPES = {f.name: f.type for f in fields(Row)}
 
 
 # read by the report: a damaged one must fail here, with the line
-_JSON = (
-    "params",
-    "flops_uncounted",
-    "versions",
-)
+_JSON = ("params", "flops_uncounted", "versions")
 
 
 def _parse(name: str, text: str) -> object:

@@ -164,9 +164,7 @@ def _check_batches(model: torch.nn.Module, n_train: int, batch_size: int, ranks:
 
 
 def _optimiser(
-    model: torch.nn.Module,
-    recipe: Recipe,
-    n_train: int,
+    model: torch.nn.Module, recipe: Recipe, n_train: int
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """SGD with momentum and weight decay, on a OneCycle schedule over every step of the recipe."""
     opt = torch.optim.SGD(
