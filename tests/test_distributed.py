@@ -150,29 +150,14 @@ def test_a_cell_of_fewer_batches_than_ranks_says_why_ranks_wait() -> None:
 
 def test_merge_puts_each_share_back_in_place() -> None:
     idx = np.array([5, 9, 2, 7])
+
+    def share(pos: list[int], correct: list[bool], seconds: float, notes: tuple) -> tuple:  # type: ignore[type-arg]
+        one = np.array([1])
+        return np.array(pos), Correct(idx[pos], np.array([correct]), seconds, one * 2, one, notes)
+
     parts = [
-        (
-            np.array([0, 2]),
-            Correct(
-                idx[[0, 2]],
-                np.array([[True, False]]),
-                1.0,
-                np.array([2]),
-                np.array([1]),
-                ((1, "a"),),
-            ),
-        ),
-        (
-            np.array([1, 3]),
-            Correct(
-                idx[[1, 3]],
-                np.array([[False, True]]),
-                3.0,
-                np.array([2]),
-                np.array([1]),
-                ((1, "a"), (1, "b")),
-            ),
-        ),
+        share([0, 2], [True, False], 1.0, ((1, "a"),)),
+        share([1, 3], [False, True], 3.0, ((1, "a"), (1, "b"))),
         (np.zeros(0, dtype=np.int64), None),
     ]
     c = merge(parts, idx, 1)

@@ -10,6 +10,19 @@ import pytest
 from bench.core.errors import BenchError
 from bench.store.results import COLUMNS, KEY_FIELDS, SCORING, Row, append_rows, read_rows
 
+# the key columns of a strict PGD-10 row at 4/255
+PGD_4 = dict(
+    kind="attack",
+    condition="pgd",
+    source="bench",
+    protocol="strict",
+    norm="linf",
+    epsilon=4 / 255,
+    steps=10,
+    step_size=1 / 255,
+    restarts=1,
+)
+
 
 def make_row(**kw: object) -> Row:
     base = dict(
@@ -192,17 +205,7 @@ def test_tables_show_the_newest_attack_variant_per_cell(tmp_path: Path) -> None:
     from bench.report.tables import latest, load_results
 
     path = tmp_path / "results.csv"
-    pgd = dict(
-        kind="attack",
-        condition="pgd",
-        source="bench",
-        protocol="strict",
-        norm="linf",
-        epsilon=4 / 255,
-        steps=10,
-        step_size=1 / 255,
-        restarts=1,
-    )
+    pgd = PGD_4
     append_rows(
         path,
         [
@@ -299,18 +302,7 @@ def test_the_headline_names_the_seeds_when_its_columns_come_from_runs_of_several
     from bench.report.metrics import COMMON
     from bench.report.tables import load_results
 
-    pgd = dict(
-        kind="attack",
-        condition="pgd",
-        source="bench",
-        protocol="strict",
-        norm="linf",
-        epsilon=4 / 255,
-        steps=10,
-        step_size=1 / 255,
-        restarts=1,
-        accuracy=0.25,
-    )
+    pgd = dict(PGD_4, accuracy=0.25)
     sweep = [
         make_row(kind="corruption", condition=c, severity=s, source="torch", accuracy=0.5)
         for c in COMMON
@@ -452,17 +444,7 @@ def test_the_attack_section_names_pgd_by_its_steps_and_keeps_data_sets_apart(
     from bench.report.markdown import _attack_section
     from bench.report.tables import load_results
 
-    pgd = dict(
-        kind="attack",
-        condition="pgd",
-        source="bench",
-        protocol="strict",
-        norm="linf",
-        epsilon=4 / 255,
-        steps=2,
-        step_size=1 / 255,
-        restarts=1,
-    )
+    pgd = dict(PGD_4, steps=2)
     path = tmp_path / "results.csv"
     append_rows(
         path,

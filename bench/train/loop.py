@@ -283,7 +283,8 @@ def train(
     model.eval()
     if w.main:
         seconds = spent + time.perf_counter() - start
-        _write(model, name, train_set, test_set, recipe, out, seed, dev, first, seconds)
+        facts = _facts(model, train_set, recipe, seed, dev, first, seconds)
+        _write(model, name, test_set, out, dev, facts)
         train_state.remove(state)
     distributed.barrier()  # rank 0 evaluates and writes while the others wait
     model.cpu()
@@ -296,36 +297,42 @@ def _no_speedups(model: torch.nn.Module, device: torch.device) -> Iterator[None]
 
 
 def _write(
-    model: torch.nn.Module,
-    name: str,
-    train_set: ImageSet,
-    test_set: ImageSet,
-    recipe: Recipe,
-    out: Path,
-    seed: int,
-    dev: torch.device,
-    first: int,
-    seconds: float,
+    model: torch.nn.Module, name: str, test_set: ImageSet, out: Path, dev: torch.device, facts: dict
 ) -> None:
     """Evaluate the trained model on the test split and write its checkpoint with the sidecar."""
     correct = clean_correct(model, test_set, np.arange(len(test_set)), batch_size=256, device=dev)
     acc = [float(c.mean()) for c in correct.correct]
-    cfg = getattr(model, "cfg", None)
     meta = {
+        **facts,
+        "test_accuracy_per_exit": acc,
+        "accuracy": acc[-1],
+        "n_test": len(test_set),
+        "versions": versions(),
+        "created": utc_now(),
+    }
+    checkpoint.save(out, name, model.state_dict(), meta)
+
+
+def _facts(
+    model: torch.nn.Module,
+    train_set: ImageSet,
+    recipe: Recipe,
+    seed: int,
+    dev: torch.device,
+    first: int,
+    seconds: float,
+) -> dict:
+    """How the weights were made, for the checkpoint's sidecar."""
+    cfg = getattr(model, "cfg", None)
+    return {
         "dataset": train_set.name,
         "epoch": recipe.epochs,
         "model_config": asdict(cfg) if dataclasses.is_dataclass(cfg) else {},
         "seed": seed,
         "recipe": asdict(recipe),
-        "test_accuracy_per_exit": acc,
-        "accuracy": acc[-1],
         "n_train": len(train_set),
-        "n_test": len(test_set),
         "train_seconds": round(seconds, 1),
         "resumed_after_epoch": first,
         "device": str(dev),
         "world_size": distributed.world().size,
-        "versions": versions(),
-        "created": utc_now(),
     }
-    checkpoint.save(out, name, model.state_dict(), meta)
