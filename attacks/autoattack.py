@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from attacks.base import PassCounter, check_args, check_in_threat_model
 from bench.core.seeds import image_seed
+from models.base import predictions
 
 STANDARD = ("apgd-ce", "apgd-t", "fab-t", "square")
 RAND = ("apgd-ce", "apgd-dlr")
@@ -203,7 +204,7 @@ class AutoAttack:
             adv = self._run_one(aa, name, x[idx], y[idx], seed, x.device)
             check_in_threat_model(x[idx], adv, self.eps, self.norm, f"AutoAttack's {name}")
             with torch.no_grad():
-                robust[idx] = model(adv).argmax(1).eq(y[idx]).cpu()
+                robust[idx] = predictions(model(adv)).eq(y[idx]).cpu()
 
     @staticmethod
     def _run_one(aa, name: str, x: Tensor, y: Tensor, seed: int, device: torch.device) -> Tensor:  # type: ignore[no-untyped-def]
@@ -247,7 +248,7 @@ def _still_right(model: nn.Module, x: Tensor, y: Tensor, batch_size: int) -> Ten
     with torch.no_grad():
         return torch.cat(
             [
-                model(x[s : s + batch_size]).argmax(1).eq(y[s : s + batch_size]).cpu()
+                predictions(model(x[s : s + batch_size])).eq(y[s : s + batch_size]).cpu()
                 for s in range(0, len(x), batch_size)
             ]
         )

@@ -325,6 +325,7 @@ def _trained_already(name: str, out: Path, if_missing: bool) -> bool:
 def _train_setup(a: argparse.Namespace, name: str, sets: tuple | None) -> tuple:  # type: ignore[type-arg]
     """The model at its seeded initialisation and the data set's splits (loaded once), checked."""
     from bench.data import cache_dir, load_split
+    from bench.load.contract import check_outputs, probe_batch
     from bench.load.specs import check_fits, load
 
     lm = load(f"{name}@random", a.data, cache_dir(), init_seed=a.seed)
@@ -332,6 +333,7 @@ def _train_setup(a: argparse.Namespace, name: str, sets: tuple | None) -> tuple:
         root = Path(a.data_root) if a.data_root else None
         sets = tuple(load_split(a.data, split, root, a.download) for split in ("train", "test"))
     check_fits(lm, len(sets[0].classes), sets[0].get(0)[0].shape, a.data)
+    check_outputs(lm, probe_batch(sets[0]))
     return lm, sets
 
 

@@ -48,6 +48,7 @@ def corrupt_many(
     images: np.ndarray, indices: np.ndarray, name: str, severity: int, seed: int
 ) -> np.ndarray:
     """Corrupt a stack of images whose dataset indices are `indices`."""
+    check_name(name)
     return np.stack(
         [
             corrupt(im, name, severity, int(s))

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from bench.core.errors import NonFiniteLogits
+
 
 @dataclass(frozen=True)
 class Exits:
@@ -178,3 +180,11 @@ def as_bench_model(
             f"a model factory must return a torch.nn.Module, got {type(module).__name__}"
         )
     return Classifier(module, mean, std)
+
+
+def predictions(logits: Tensor) -> Tensor:
+    """The class of each row of logits (..., K); NonFiniteLogits where any row is not finite."""
+    bad = ~torch.isfinite(logits).all(-1)
+    if bool(bad.any()):
+        raise NonFiniteLogits(int(bad.reshape(-1, bad.shape[-1]).any(0).sum()))
+    return logits.argmax(-1)

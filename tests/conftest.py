@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,8 +84,9 @@ def _quick_measure(model, input_size, device, budget=1.0, max_batch=256, precisi
 
 
 def cli(command: str, *values: object) -> int:
-    """bench's exit status for a command line whose `{}` words are `values` (paths pass whole)."""
+    """bench's exit status for a command line whose `{}` are `values` (a path with spaces stays one
+    word)."""
     from bench.cli import main
 
     given = iter(values)
-    return main([str(next(given)) if word == "{}" else word for word in command.split()])
+    return main([re.sub(r"\{\}", lambda _: str(next(given)), w) for w in command.split()])

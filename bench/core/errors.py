@@ -40,3 +40,11 @@ def unknown(kind: str, name: str, known: Iterable[str]) -> BenchError:
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     listed = ", ".join(known[:30]) + (f", … ({len(known)} in all)" if len(known) > 30 else "")
     return BenchError(f"unknown {kind} {name!r}{hint} (known: {listed or 'none'})")
+
+
+class NonFiniteLogits(BenchError):
+    """A model's logits turned NaN or Inf while being scored: argmax would count them a class."""
+
+    def __init__(self, n_images: int) -> None:
+        super().__init__(f"logits turned non-finite (NaN or Inf) for {n_images} image(s)")
+        self.n_images = n_images

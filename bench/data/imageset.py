@@ -132,7 +132,18 @@ def iter_batches(
         num_workers=workers,
         collate_fn=lambda b: tuple(np.stack(c) for c in zip(*b)),
     )
-    yield from loader
+    from bench.core.errors import BenchError
+
+    try:
+        yield from loader
+    except BenchError as e:  # from a worker, torch adds its traceback to the message
+        raise BenchError(worker_message(e)) from None
+
+
+def worker_message(e: BaseException) -> str:
+    """An error's own message, without what a DataLoader worker put before it (its traceback)."""
+    marker = f"{type(e).__module__}.{type(e).__qualname__}: "
+    return str(e).rsplit(marker, 1)[-1].strip()
 
 
 def loader_workers(images: ImageSet, requested: int | None = None) -> int:

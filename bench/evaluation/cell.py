@@ -10,6 +10,7 @@ import torch
 
 from bench.core.conditions import Condition
 from bench.core.config import RunConfig
+from bench.core.errors import BenchError, NonFiniteLogits
 from bench.cost import flops
 from bench.cost.speed import Speed, measure
 from bench.devices import distributed
@@ -76,22 +77,27 @@ def _share(ctx: Context, task: Task, net: torch.nn.Module) -> tuple[np.ndarray, 
     else:
         images, positions = setup.images, task.indices[pos]
     desc = f"{task.lm.card.name} {cond.label()}" if ctx.progress else ""
-    return pos, evaluate(
-        net,
-        images,
-        positions,
-        cond,
-        seed=setup.cfg.seed,
-        batch_size=setup.cfg.batch_size,
-        device=setup.device,
-        workers=setup.workers,
-        sources=ctx.runtime,
-        state=rank_state(ctx, task),
-        exits=task.wanted,
-        desc=desc,
-        chunk_ids=chunk_ids,
-        precision=task.precision,
-    )
+    try:
+        correct = evaluate(
+            net,
+            images,
+            positions,
+            cond,
+            seed=setup.cfg.seed,
+            batch_size=setup.cfg.batch_size,
+            device=setup.device,
+            workers=setup.workers,
+            sources=ctx.runtime,
+            state=rank_state(ctx, task),
+            exits=task.wanted,
+            desc=desc,
+            chunk_ids=chunk_ids,
+            precision=task.precision,
+        )
+    except NonFiniteLogits as e:
+        name = task.lm.card.name
+        raise BenchError(f"{name} {cond.label()}: {e}; the cell is not written") from None
+    return pos, correct
 
 
 def run_cell(ctx: Context, task: Task) -> tuple[Correct, dict[int, Speed]]:
@@ -99,7 +105,9 @@ def run_cell(ctx: Context, task: Task) -> tuple[Correct, dict[int, Speed]]:
     setup, lm = ctx.setup, task.lm
     _count_flops(ctx, task)
     net = ctx.runtime[lm.card.name].to(setup.device)
-    correct = merge(distributed.gather(_share(ctx, task, net)), task.indices, lm.model.n_exits)
+    # on every rank: an error on one (non-finite logits) stops them all, none left in the gather
+    share = distributed.together(lambda: _share(ctx, task, net))
+    correct = merge(distributed.gather(share), task.indices, lm.model.n_exits)
     budget = setup.cfg.speed_budget
     timed = task.cond.kind == "clean" and budget > 0 and distributed.world().main
     speeds = (

@@ -29,15 +29,12 @@ def hold(out: Path) -> Iterator[None]:
     The kernel lets go if the process dies. When the folder is taken, every rank raises the same
     error, so none is left waiting at a barrier.
     """
-    fd, refused = None, ""
-    if distributed.world().main:
-        fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            refused = (
-                f"another bench run is writing to {out}; wait for it to finish or use another --out"
-            )
+    fd = _lock(out / LOCK) if distributed.world().main else None
+    refused = ""
+    if distributed.world().main and fd is None:
+        refused = (
+            f"another bench run is writing to {out}; wait for it to finish or use another --out"
+        )
     refused = next((r for r in distributed.gather(refused) if r), "")
     try:
         if refused:
@@ -49,4 +46,27 @@ def hold(out: Path) -> Iterator[None]:
         yield
     finally:
         if fd is not None:
+            (out / LOCK).unlink(missing_ok=True)  # the folder keeps no trace of the lock
             os.close(fd)
+
+
+def _lock(path: Path) -> int | None:
+    """A descriptor holding an exclusive lock on `path`, or None when another process holds it.
+
+    The lock file is removed when a run ends, so a lock taken on a file another run has just
+    unlinked is let go and taken again on the file now at `path`.
+    """
+    for _ in range(5):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    return None

@@ -19,6 +19,7 @@ from bench.devices.device import device_name
 from bench.evaluation import folder_lock, model_checks, state
 from bench.evaluation.amp_parity import clean_precision
 from bench.evaluation.cell import rank_state, run_cell
+from bench.evaluation.cleanup import undone_on_failure
 from bench.evaluation.context import Context
 from bench.evaluation.generate import generate
 from bench.evaluation.glimpses import record_glimpses
@@ -93,22 +94,29 @@ def _run_task(ctx: Context, task: Task) -> None:
 
 def run(cfg: RunConfig, progress: bool = True) -> Path:
     """Evaluate every model under every condition of the suite; returns the results CSV path."""
-    # on every rank, so that bad input or a missing file on one of them stops them all, none left at
-    # a barrier
-    setup = distributed.together(lambda: load_setup(cfg))
     out = Path(cfg.out)
-    with folder_lock.hold(out):
-        ctx = _open(setup, out, progress)
-        planned: set[str] = set()
-        for cell in setup.cells:
-            for lm in setup.loaded:
-                task = make_task(ctx, cell, lm)
-                if task is not None:
-                    planned.add(state.state_path(out, task.keys[0]).name)
-                    _run_task(ctx, task)
-        if distributed.world().main:
-            for lm in setup.loaded:
-                record_glimpses(setup, lm, out)
-            state.tell_stale(out, planned)
-        distributed.barrier()
+    with undone_on_failure(out):
+        # on every rank, so that bad input or a missing file on one of them stops them all, none
+        # left at a barrier
+        setup = distributed.together(lambda: load_setup(cfg))
+        with folder_lock.hold(out):
+            ctx = _open(setup, out, progress)
+            _run_cells(ctx)
     return ctx.results
+
+
+def _run_cells(ctx: Context) -> None:
+    """Cell by cell, every model in turn; then the glimpse figures' data."""
+    setup, out = ctx.setup, ctx.out
+    planned: set[str] = set()
+    for cell in setup.cells:
+        for lm in setup.loaded:
+            task = make_task(ctx, cell, lm)
+            if task is not None:
+                planned.add(state.state_path(out, task.keys[0]).name)
+                _run_task(ctx, task)
+    if distributed.world().main:
+        for lm in setup.loaded:
+            record_glimpses(setup, lm, out)
+        state.tell_stale(out, planned)
+    distributed.barrier()

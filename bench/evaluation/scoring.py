@@ -30,7 +30,7 @@ from bench.data import ImageSet, iter_batches, to_unit
 from bench.evaluation.correct import Correct, _shares
 from bench.fast import cpu_kernels
 from bench.fast.precision import autocast
-from models.base import true_gradient
+from models.base import predictions, true_gradient
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,7 +91,7 @@ def exit_hits(
     with torch.inference_mode(), autocast(precision, x.device):
         logits = model.exits(x).logits
     _check_logits(logits, len(labels))
-    return (logits.argmax(-1).cpu() == torch.from_numpy(labels)[None]).numpy()
+    return (predictions(logits).cpu() == torch.from_numpy(labels)[None]).numpy()
 
 
 def score_images(job: Job) -> Correct:
@@ -163,13 +163,13 @@ def _attack_exit(
     counter = attacks.PassCounter(attacks.LogitsGuard(view))
     with true_gradient(job.model), attacks.attack_mode(job.model):
         with torch.inference_mode():
-            hit = view(x).argmax(1) == y
+            hit = predictions(view(x)) == y
         todo = hit.nonzero().squeeze(1)  # a misclassified image is not robust: nothing to attack
         if len(todo):
             seeds = _seeds(job.seed, idx[todo.cpu().numpy()], _seed_tag(job.cond), t)
             x_adv = atk(counter, x[todo], y[todo], seeds=seeds)
             with torch.inference_mode():
-                hit[todo] = view(x_adv).argmax(1) == y[todo]
+                hit[todo] = predictions(view(x_adv)) == y[todo]
     return hit.cpu().numpy(), counter.n_forward + len(idx) + len(todo), counter.n_backward
 
 

@@ -15,6 +15,7 @@ from bench.data import ImageSet, cache_dir, check_name, load_split, loader_worke
 from bench.data.corrupted import CorruptedData
 from bench.devices.device import rank_device
 from bench.evaluation import plan
+from bench.load.contract import check_outputs, probe_batch
 from bench.load.specs import LoadedModel, check_fits, expand, load
 from bench.store import data_guard
 
@@ -83,8 +84,10 @@ def load_setup(cfg: RunConfig) -> Setup:
     loaded = [load(s, cfg.dataset, cache) for s in _specs(cfg)]
     images = load_split(cfg.dataset, "test", Path(cfg.data_root) if cfg.data_root else None)
     first, _ = images.get(0)
+    probe = probe_batch(images)
     for lm in loaded:
         check_fits(lm, len(images.classes), first.shape, cfg.dataset)
+        check_outputs(lm, probe)
     dev = rank_device(cfg.device)
     corrupted = _corrupted_data(cells, images, cfg, cache, dev)
     workers = loader_workers(images, cfg.workers)

@@ -1,0 +1,215 @@
+"""Hostile inputs: a broken model, a broken image or a failing worker gets one clear line, a nonzero
+exit and nothing written; never silently wrong numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.core.errors import BenchError
+from bench.data import cache_dir
+from bench.store.results import read_rows
+from tests.conftest import cli
+
+HEAD = """
+import torch
+import torch.nn as nn
+from bench import register_model
+
+
+def head(k):
+    return nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(48, k))
+"""
+BROKEN = {
+    # declares 10 classes, returns 7 logits: labels 7-9 could never be right
+    "seven": """
+@register_model("seven", num_classes=10, input_size=64, mean=None, std=None)
+def seven():
+    return head(7)
+""",
+    # NaN for every image
+    "nan_all": """
+class NaN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.head = head(10)
+
+    def forward(self, x):
+        return self.head(x) * float("nan")
+
+
+@register_model("nan_all", num_classes=10, input_size=64, mean=None, std=None)
+def nan_all():
+    return NaN()
+""",
+    # NaN for the darker half of the images only
+    "nan_some": """
+class Some(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.head = head(10)
+
+    def forward(self, x):
+        dark = x.mean((1, 2, 3)) < x.mean()
+        return torch.where(dark[:, None], float("nan"), self.head(x))
+
+
+@register_model("nan_some", num_classes=10, input_size=64, mean=None, std=None)
+def nan_some():
+    return Some()
+""",
+    # softmax last
+    "probs": """
+@register_model("probs", num_classes=10, input_size=64, mean=None, std=None)
+def probs():
+    return nn.Sequential(head(10), nn.Softmax(dim=1))
+""",
+    # integer outputs
+    "ints": """
+class Ints(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.head = head(10)
+
+    def forward(self, x):
+        return (self.head(x) * 100).long()
+
+
+@register_model("ints", num_classes=10, input_size=64, mean=None, std=None)
+def ints():
+    return Ints()
+""",
+}
+SAYS = {
+    "seven": "returns 7 logits per image but is registered with num_classes=10",
+    "nan_all": "returns non-finite logits (NaN or Inf) for 16 of 16 probe images",
+    "nan_some": "returns non-finite logits (NaN or Inf) for ",
+    "probs": "returns probabilities at exit 1",
+    "ints": "returns torch.int64 outputs; expected floating logits",
+}
+
+
+def _one_line(capsys: pytest.CaptureFixture[str], says: str) -> None:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("bench: error: ") and "\n" not in err and says in err, err
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_a_model_that_breaks_the_contract_is_refused_before_anything_is_written(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / f"{name}.py"
+    f.write_text(HEAD + BROKEN[name])
+    out = tmp_path / "run"
+    assert cli("run --suite clean --models {}@random --n-images 20 --out {}", f, out) == 2
+    _one_line(capsys, SAYS[name])
+    assert not out.exists()
+    assert cli("train {} --epochs 1 --batch-size 64", f) == 2
+    _one_line(capsys, SAYS[name])
+    assert not list(cache_dir().glob(f"**/{name}.pt")), "no checkpoint written"
+
+
+OFF_GRID_NAN = """
+class OffGrid(nn.Module):
+    # finite on images from uint8 pixels, NaN once an attack moves a pixel off that grid
+    def __init__(self):
+        super().__init__()
+        self.head = head(10)
+
+    def forward(self, x):
+        off = ((x * 255 - (x * 255).round()).abs() > 1e-3).flatten(1).any(1)
+        return torch.where(off[:, None], float("nan"), self.head(x))
+
+
+@register_model("off_grid", num_classes=10, input_size=64, mean=None, std=None)
+def off_grid():
+    return OffGrid()
+"""
+
+
+def test_a_cell_whose_logits_turn_non_finite_stops_and_is_not_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "off_grid.py"
+    f.write_text(HEAD + OFF_GRID_NAN)
+    out = tmp_path / "run"
+    run = "run --suite smoke --models {}@random --n-images 8 --speed-budget 0 --out {} --no-report"
+    assert cli(run, f, out) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("bench: error: off_grid ") and "\n" not in err, err
+    assert "(strict): logits turned non-finite (NaN or Inf) for " in err, err
+    assert err.endswith("; the cell is not written"), err
+    failed = err.split()[3]  # the attack named in the line: fgsm or pgd
+    rows = read_rows(out / "results.csv")
+    assert {"clean", "corruption"} <= {r.kind for r in rows}, "cells before it are kept"
+    assert not any(r.condition == failed for r in rows)
+
+
+def test_a_loader_workers_error_is_the_main_process_line(tmp_path: Path) -> None:
+    from bench.data import iter_batches, load_split
+    from bench.data.imagenet import build
+    from tests.test_data import _fake_imagenet
+
+    _fake_imagenet(tmp_path / "in")
+    root = build(tmp_path / "in", tmp_path / "in100")
+    images = load_split("imagenet100", "test", root)
+    Path(images.paths[5]).unlink()
+    Path(images.paths[5]).write_bytes(b"")  # an empty file where an image should be
+    idx = np.arange(12)
+    said = []
+    for workers in (0, 2):
+        with pytest.raises(BenchError) as e:
+            list(iter_batches(images, idx, 4, workers))
+        said.append(str(e.value))
+    assert said[0] == said[1] and "\n" not in said[1] and "cannot read image" in said[1]
+
+
+def test_a_run_stopped_by_an_unreadable_image_leaves_no_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench.data import load_split, subset_indices
+    from bench.data.imagenet import build
+    from tests.test_data import _fake_imagenet
+
+    _fake_imagenet(tmp_path / "in")
+    root = build(tmp_path / "in", tmp_path / "in100")
+    images = load_split("imagenet100", "test", root)
+    probe, _ = subset_indices(len(images), 16)
+    bad = next(i for i in subset_indices(len(images), 24)[0] if i not in probe)
+    Path(images.paths[bad]).unlink()
+    Path(images.paths[bad]).write_bytes(b"")  # read by a loader worker, after the probe
+    out = tmp_path / "run"
+    run = "run --models resnet18@random --data imagenet100 --data-root {} --n-images 24"
+    assert cli(run + " --workers 2 --speed-budget 0 --out {}", root, out) == 2
+    _one_line(capsys, "cannot read image")
+    assert not out.exists(), "no data.json, lock or folder left"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert cli(run + " --workers 2 --speed-budget 0 --out {}", root, out) == 2
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"], "a folder keeps only its own"
+
+
+def test_a_corruption_workers_error_is_the_main_process_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from corruptions import generate
+
+    monkeypatch.setattr(generate, "WORKER_BYTES", 0)  # workers even for this little work
+    images = np.zeros((4, 32, 32, 3), np.uint8)
+    said = []
+    for workers in (0, 2):
+        assert generate.uses_workers(images, 2, workers) == (workers == 2)
+        with pytest.raises(BenchError) as e:
+            generate.prepare(
+                images,
+                np.arange(4),
+                [("no_such", 1), ("fog", 1)],
+                0,
+                cache=tmp_path / str(workers),
+                fingerprint="f",
+                workers=workers,
+            )
+        said.append(str(e.value))
+    assert said[0] == said[1] and "\n" not in said[1] and "no_such" in said[1]
