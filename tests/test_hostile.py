@@ -213,3 +213,47 @@ def test_a_corruption_workers_error_is_the_main_process_line(
             )
         said.append(str(e.value))
     assert said[0] == said[1] and "\n" not in said[1] and "no_such" in said[1]
+
+
+GOOD = """
+@register_model("plain_net", num_classes=10, input_size=64, mean=(0.5,) * 3, std=(0.25,) * 3)
+def plain_net():
+    return head(10)
+"""
+
+
+@pytest.mark.parametrize("kind", ["pt", "safetensors"])
+def test_weights_trained_elsewhere_load_and_are_recorded_by_their_sha256(
+    kind: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain torch.save(state_dict) or safetensors file of the factory's module, no sidecar."""
+    import hashlib
+
+    import torch
+
+    from bench.core.registry import MODELS
+    from bench.load import specs
+
+    monkeypatch.setattr(MODELS, "_items", dict(MODELS._items))  # this test's registrations only
+    monkeypatch.setattr(specs, "_IMPORTED", {})
+    f = tmp_path / "plain_net.py"
+    f.write_text(HEAD + GOOD)
+    specs.expand(str(f))
+    torch.manual_seed(1)
+    sd = MODELS.get("plain_net").build().state_dict()  # the user's module: keys without a wrapper
+    w = tmp_path / f"mine.{kind}"
+    if kind == "pt":
+        torch.save(sd, w)
+    else:
+        from safetensors.torch import save_file
+
+        save_file(sd, str(w))
+    out = tmp_path / "run"
+    assert cli("run --suite clean --models {}@{} --n-images 8 --out {}", f, w, out) == 0
+    digest = hashlib.sha256(w.read_bytes()).hexdigest()
+    [row] = read_rows(out / "results.csv")
+    assert row.weights == f"file:{digest[:12]}"
+    said = [
+        r.getMessage() for r in caplog.records if "was not made by `bench train`" in r.getMessage()
+    ]
+    assert len(said) == 1 and digest in said[0], "said once, with the file's sha256"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ from bench.core.card import ModelCard
 from bench.core.errors import BenchError
 from bench.core.registry import MODELS
 from bench.load import checkpoint
+from bench.load.weights_file import read_state_dict
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,14 +125,10 @@ def check_fits(lm: LoadedModel, n_classes: int, image_shape: tuple[int, ...], da
         )
 
 
-def load(spec: str, dataset: str, cache: Path, init_seed: int = 0) -> LoadedModel:
-    """Build the model named by a registry spec and load its weights (eval mode, CPU); `init_seed`
-    seeds the initialisation (`@random` is seed 0; `bench train --seed` starts from its own)."""
+def _build(card: ModelCard, init_seed: int) -> tuple[Any, Any]:
+    """(the factory's module, the model with the contract) at the seeded initialisation."""
     from models.base import as_bench_model
 
-    name, _, weights = spec.partition("@")
-    card = MODELS.get(name)
-    meta: dict = {}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(init_seed)  # `@random` means the same random weights every time
         try:
@@ -137,46 +137,98 @@ def load(spec: str, dataset: str, cache: Path, init_seed: int = 0) -> LoadedMode
         except BenchError:
             raise
         except Exception as e:  # noqa: BLE001
-            raise BenchError(f"building model {name!r} failed: {type(e).__name__}: {e}") from None
+            raise BenchError(
+                f"building model {card.name!r} failed: {type(e).__name__}: {e}"
+            ) from None
     if model.n_exits != len(card.exits):
         raise BenchError(
-            f"{name}: its card declares exits {card.exits} but the model has {model.n_exits}"
+            f"{card.name}: its card declares exits {card.exits} but the model has {model.n_exits}"
         )
+    return net, model
+
+
+def _official(model: Any, name: str, weights: str) -> tuple[str, dict]:
+    """An official MGNet Lightning checkpoint, its hyper-parameters checked against the card."""
+    from models import official
+    from models.mgnet import MGNet
+
+    path = Path(weights[len("official:") :])
+    if not isinstance(model, MGNet):
+        raise BenchError(f"official checkpoints hold MGNet models; {name} is not one")
+    sd, hp, epoch = official.read(path)
+    official.check_hparams(model, hp, path)
+    checkpoint.load_weights(model, sd, f"official checkpoint {path}")
+    meta = {"epoch": epoch, "hyper_parameters": {k: str(v) for k, v in hp.items()}}
+    return "official:" + checkpoint.sha256(path)[:12], meta
+
+
+def _no_weights(card: ModelCard, dataset: str) -> BenchError:
+    """Why a model has no weights for a data set, and what to do."""
+    name = card.name
+    if card.data and card.data != dataset:
+        return BenchError(
+            f"{name} is made for {card.data} ({card.num_classes} classes, {card.input_size} px), "
+            f"not {dataset}: choose a model made for it (`bench models`)"
+        )
+    return BenchError(
+        f"no trained weights for {name} on {dataset}: run `bench train {name} --data {dataset}`, "
+        f"or evaluate untrained with {name}@random"
+    )
+
+
+def _foreign(net: Any, name: str, path: Path) -> tuple[str, dict]:
+    """Weights trained elsewhere (no sidecar): the factory's module's state dict, recorded by its
+    sha256."""
+    try:
+        sd = read_state_dict(path)
+    except BenchError as e:
+        raise BenchError(f"{e} (official MGNet files load with @official:PATH)") from None
+    checkpoint.load_weights(net, sd, f"weights file {path}")
+    digest = checkpoint.sha256(path)
+    log.warning(
+        "%s: %s was not made by `bench train` (no sidecar): loaded as a plain state dict, "
+        "recorded as weights file:%s (sha256 %s)",
+        name,
+        path,
+        digest[:12],
+        digest,
+    )
+    return "file:" + digest[:12], {"file": str(path), "sha256": digest}
+
+
+def _ours(
+    net: Any, model: Any, card: ModelCard, weights: str, dataset: str, cache: Path
+) -> tuple[str, dict]:
+    """A checkpoint with its sidecar (cached by `bench train`, or a path); else a foreign file."""
+    path = Path(weights) if weights else default_checkpoint(cache, dataset, card.name)
+    if not weights and not path.is_file():
+        raise _no_weights(card, dataset)
+    if weights and path.is_file() and not checkpoint.sidecar(path).is_file():
+        return _foreign(net, card.name, path)
+    sd, meta, digest = checkpoint.load(path)
+    if meta.get("model") not in (None, card.name):
+        raise BenchError(f"checkpoint {path} was trained for {meta['model']}, not {card.name}")
+    checkpoint.load_weights(model, sd, f"checkpoint {path}")
+    return digest[:12], meta
+
+
+def load(spec: str, dataset: str, cache: Path, init_seed: int = 0) -> LoadedModel:
+    """Build the model named by a registry spec and load its weights (eval mode, CPU).
+
+    `init_seed` seeds the initialisation (`@random` is seed 0; `bench train --seed` its own).
+    """
+    name, _, weights = spec.partition("@")
+    card = MODELS.get(name)
+    net, model = _build(card, init_seed)
     if weights == "random":
-        label = "random"
+        label, meta = "random", {}
     elif card.source in EXTERNAL_SOURCES:
         from models import sources
 
         label, meta = sources.load(card, net, weights, cache)
     elif weights.startswith("official:"):
-        from models import official
-        from models.mgnet import MGNet
-
-        path = Path(weights[len("official:") :])
-        if not isinstance(model, MGNet):
-            raise BenchError(f"official checkpoints hold MGNet models; {name} is not one")
-        sd, hp, epoch = official.read(path)
-        official.check_hparams(model, hp, path)
-        checkpoint.load_weights(model, sd, f"official checkpoint {path}")
-        meta = {"epoch": epoch, "hyper_parameters": {k: str(v) for k, v in hp.items()}}
-        label = "official:" + checkpoint.sha256(path)[:12]
+        label, meta = _official(model, name, weights)
     else:
-        path = Path(weights) if weights else default_checkpoint(cache, dataset, name)
-        if not weights and not path.is_file():
-            if card.data and card.data != dataset:
-                raise BenchError(
-                    f"{name} is made for {card.data} ({card.num_classes} classes, "
-                    f"{card.input_size} px), not {dataset}: choose a model made for it (`bench "
-                    "models`)"
-                )
-            raise BenchError(
-                f"no trained weights for {name} on {dataset}: run `bench train {name} --data "
-                f"{dataset}`, or evaluate untrained with {name}@random"
-            )
-        sd, meta, digest = checkpoint.load(path)
-        if meta.get("model") not in (None, name):
-            raise BenchError(f"checkpoint {path} was trained for {meta['model']}, not {name}")
-        checkpoint.load_weights(model, sd, f"checkpoint {path}")
-        label = digest[:12]
+        label, meta = _ours(net, model, card, weights, dataset, cache)
     model.eval()
     return LoadedModel(spec=spec, card=card, model=model, weights=label, meta=meta)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import torch
 
-from bench.core.errors import BenchError, first_line
+from bench.core.errors import BenchError
 from bench.load import checkpoint
+from bench.load.weights_file import read_state_dict
 
 _HUB_HASH = re.compile(r"-([a-f0-9]{6,})\.")  # torch.hub's convention: name-<sha256 prefix>.ext
 _SHA256 = re.compile(r"^[a-f0-9]{64}$")
@@ -71,26 +72,3 @@ def load_file(
     and meta of a `@FILE` spec."""
     checkpoint.load_weights(net, rename(read_state_dict(path)), f"weights file {path}")
     return "file:" + checkpoint.sha256(path)[:12], {"file": str(path)}
-
-
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from a local .pth/.pt (tensors only) or .safetensors file."""
-    if not path.is_file():
-        raise BenchError(f"weights file {path} does not exist")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            sd = load_file(str(path))
-        else:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001  (torch and safetensors raise many types for a bad file)
-        raise BenchError(
-            f"weights file {path} cannot be loaded: {type(e).__name__}: {first_line(e)}"
-        ) from None
-    for key in ("state_dict", "model"):  # common training-script wrappers
-        if isinstance(sd, dict) and isinstance(sd.get(key), dict):
-            sd = sd[key]
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise BenchError(f"weights file {path} does not hold a state dict of tensors")
-    return sd
