@@ -11,12 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from attacks.autoattack import AutoAttack
-from attacks.base import Attack, LogitsGuard, PassCounter, attack_mode, check_args, project
-from attacks.fgsm import FGSM
-from attacks.paper_pgd import PaperPGD
-from attacks.pgd import PGD
-from attacks.ta_backend import TorchattacksAttack
+from bench.attacks.autoattack import AutoAttack
+from bench.attacks.base import Attack, LogitsGuard, PassCounter, attack_mode, check_args, project
+from bench.attacks.fgsm import FGSM
+from bench.attacks.paper_pgd import PaperPGD
+from bench.attacks.pgd import PGD
+from bench.attacks.ta_backend import TorchattacksAttack
 from bench.core.conditions import Condition
 from bench.core.errors import BenchError
 from bench.core.registry import Registry

@@ -25,9 +25,9 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from attacks.base import PassCounter, check_args, check_in_threat_model
+from bench.attacks.base import PassCounter, check_args, check_in_threat_model
 from bench.core.seeds import image_seed
-from models.base import predictions
+from bench.models.base import predictions
 
 STANDARD = ("apgd-ce", "apgd-t", "fab-t", "square")
 RAND = ("apgd-ce", "apgd-dlr")

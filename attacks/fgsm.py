@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attacks.base import check_args
+from bench.attacks.base import check_args
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attacks.base import check_args, l2_norms, per_image_noise, project
+from bench.attacks.base import check_args, l2_norms, per_image_noise, project
 from bench.core.errors import BenchError
 
 

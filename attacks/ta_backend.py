@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from attacks.base import check_args
+from bench.attacks.base import check_args
 
 
 @dataclass(frozen=True, slots=True)

@@ -240,7 +240,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_models(a: argparse.Namespace) -> int:
-    import models  # noqa: F401
+    from bench import models  # noqa: F401
     from bench.core.registry import MODELS
 
     names = [n for n in MODELS.names(a.pattern) if a.all or not MODELS.get(n).hidden]
@@ -274,7 +274,7 @@ def _cmd_data(a: argparse.Namespace) -> int:
         print(f"ImageNet100 linked under {imagenet.build(Path(a.src), Path(a.dst))}")
         return 0
     if a.name == "imagenet100-c":
-        from corruptions import rendered
+        from bench.corruptions import rendered
 
         if not a.src or not a.dst:
             raise BenchError("usage: bench data build imagenet100-c IMAGENET_C_ROOT DST")

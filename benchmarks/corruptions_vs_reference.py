@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from bench.corruptions import fast, reference
+from bench.corruptions.base import COMMON, PARITY
 from bench.data import load_split
 from bench.devices.device import device_name, resolve_device
-from corruptions import fast, reference
-from corruptions.base import COMMON, PARITY
 
 
 def _images(n: int, side: int) -> np.ndarray:

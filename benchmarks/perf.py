@@ -37,14 +37,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pgd_vs_torchattacks import _interleaved, as_run, compare  # noqa: E402
 
-from attacks import AutoAttack, attack_mode  # noqa: E402
+from bench.attacks import AutoAttack, attack_mode  # noqa: E402
 from bench.core.seeds import image_seeds  # noqa: E402
 from bench.data import cache_dir, load_split, subset_indices, to_unit  # noqa: E402
 from bench.devices.device import device_name, resolve_device  # noqa: E402
 from bench.fast import precision  # noqa: E402
 from bench.load.specs import expand, load  # noqa: E402
+from bench.models.base import true_gradient  # noqa: E402
 from bench.store.provenance import code_version  # noqa: E402
-from models.base import true_gradient  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 COLUMNS = (
@@ -190,7 +190,7 @@ def autoattack(
     folded, channels_last)."""
     from pyautoattack import AutoAttack as PyAA
 
-    from attacks.autoattack import Flags
+    from bench.attacks.autoattack import Flags
 
     eps, bs = 4 / 255, 100
 
@@ -280,7 +280,7 @@ class _StageCounts(logging.Handler):
 
 
 def _reference_part(job: tuple[np.ndarray, list[tuple[str, int]]]) -> list[np.ndarray]:
-    from corruptions import reference
+    from bench.corruptions import reference
 
     images, conds = job
     return [reference.corrupt_many(images, np.arange(len(images)), n, s, 0) for n, s in conds]
@@ -294,8 +294,8 @@ def corruptions(images: np.ndarray, dev: torch.device, repeats: int) -> list[dic
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    from corruptions import fast, generate, reference
-    from corruptions.base import COMMON, PARITY
+    from bench.corruptions import fast, generate, reference
+    from bench.corruptions.base import COMMON, PARITY
 
     idx = np.arange(len(images))
     for name in COMMON:  # warm-up on both sides: numba compiles (or loads) its kernels on first use
@@ -378,7 +378,7 @@ def clean(
     clean_accuracy, on the model as loaded, and on the copy the harness runs (batch norm folded,
     channels_last), a control."""
     from bench.evaluation.scoring import clean_correct
-    from models.sources.autoattack_shim import import_robustbench
+    from bench.models.sources.autoattack_shim import import_robustbench
 
     import_robustbench()
     from robustbench.utils import clean_accuracy

@@ -18,14 +18,14 @@ import time
 import numpy as np
 import torch
 
-from attacks import PGD, TorchattacksAttack, attack_mode
+from bench.attacks import PGD, TorchattacksAttack, attack_mode
 from bench.core.seeds import image_seeds
 from bench.data import cache_dir, load_split, subset_indices, to_unit
 from bench.devices.device import device_name, resolve_device
 from bench.fast import precision
 from bench.fast.runtime_copy import runtime_copy
 from bench.load.specs import expand, load
-from models.base import true_gradient
+from bench.models.base import true_gradient
 
 
 def _interleaved(fns: dict, repeats: int) -> tuple[dict, dict]:  # type: ignore[type-arg]

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from bench.core.errors import unknown
-from corruptions.base import PARITY  # noqa: F401  (re-exported: which of these run by default, and why)
+from bench.corruptions.base import PARITY  # noqa: F401  (re-exported: which of these run by default, and why)
 
 SOURCE = "torch"
 
@@ -51,32 +51,32 @@ def _seeds(seeds: Tensor) -> np.ndarray:
 
 
 def _noise(x: Tensor, seeds: Tensor, kind: int, c: float) -> Tensor:
-    from corruptions import kernels
+    from bench.corruptions import kernels
 
     return _nchw(kernels.pixel_noise(_hwc(x), _seeds(seeds), kind, float(c)), x.device)
 
 
 def gaussian_noise(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
-    from corruptions.kernels import GAUSSIAN
+    from bench.corruptions.kernels import GAUSSIAN
 
     return _noise(x, seeds, GAUSSIAN, [0.08, 0.12, 0.18, 0.26, 0.38][severity - 1])
 
 
 def shot_noise(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
-    from corruptions.kernels import SHOT
+    from bench.corruptions.kernels import SHOT
 
     return _noise(x, seeds, SHOT, [60, 25, 12, 5, 3][severity - 1])
 
 
 def speckle_noise(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
-    from corruptions.kernels import SPECKLE
+    from bench.corruptions.kernels import SPECKLE
 
     return _noise(x, seeds, SPECKLE, [0.15, 0.2, 0.35, 0.45, 0.6][severity - 1])
 
 
 def impulse_noise(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     """scikit-image's 's&p' (salt_vs_pepper 0.5) from its seeded default_rng, per channel value."""
-    from corruptions.kernels import salt_and_pepper
+    from bench.corruptions.kernels import salt_and_pepper
 
     c = [0.03, 0.06, 0.09, 0.17, 0.27][severity - 1]
     n, ch, h, w = x.shape
@@ -98,7 +98,7 @@ def contrast(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
 
 
 def _hsv_adjust(x: Tensor, channel: int, scale: float, shift: float) -> Tensor:
-    from corruptions.kernels import hsv_adjust
+    from bench.corruptions.kernels import hsv_adjust
 
     return _nchw(hsv_adjust(np.ascontiguousarray(_hwc(x)), channel, scale, shift), x.device)
 
@@ -146,7 +146,7 @@ def _gaussian(
     u: Tensor, sigma: float | tuple[float, float], truncate: float = 4.0, mode: str = "nearest"
 ) -> Tensor:
     """scipy's gaussian_filter over H, then W, as scikit-image calls it (float64, on the CPU)."""
-    from corruptions.kernels import gaussian_hw
+    from bench.corruptions.kernels import gaussian_hw
 
     sh, sw = (sigma, sigma) if isinstance(sigma, (int, float)) else sigma
     flat = u.to(torch.float64).cpu().reshape(-1, *u.shape[-2:]).numpy()
@@ -164,7 +164,7 @@ GLASS = ((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2))
 
 def glass_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     """Blur, the reference's seeded local pixel moves (numba, exact), blur again."""
-    from corruptions.kernels import glass_shuffle
+    from bench.corruptions.kernels import glass_shuffle
 
     sigma, delta, iterations = GLASS[severity - 1]
     # a copy: the kernel writes in place
@@ -187,7 +187,7 @@ def _motion_blur(x: np.ndarray, radius: int, sigma: float, angles: np.ndarray) -
     """The reference's _motion_blur on (N,H,W,C), one angle per image, as float64."""
     from imagecorruptions.corruptions import getMotionBlurKernel
 
-    from corruptions.kernels import shifted_sum
+    from bench.corruptions.kernels import shifted_sum
 
     width = radius * 2 + 1
     k = getMotionBlurKernel(width, sigma)
@@ -209,7 +209,7 @@ MOTION = ((10, 3), (15, 5), (15, 8), (15, 12), (20, 15))  # radius, sigma
 
 def motion_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     """Blur along a line at a random angle (the reference's angle draw, exact sums)."""
-    from corruptions.kernels import legacy_draws
+    from bench.corruptions.kernels import legacy_draws
 
     radius, sigma = MOTION[severity - 1]
     angles = legacy_draws(_seeds(seeds), 0, 0.0, 0.0, 1, -45, 45)[:, 0]
@@ -250,7 +250,7 @@ def snow(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
 
     The layer's random draws, zoom (scipy's, order 1) and motion blur are the reference's, batched.
     """
-    from corruptions.kernels import legacy_draws, zoom_linear
+    from bench.corruptions.kernels import legacy_draws, zoom_linear
 
     c = SNOW[severity - 1]
     n, _, h, w = x.shape
@@ -280,7 +280,7 @@ ZOOM_FACTORS = {
 
 def zoom_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     """Mean of centre crops zoomed back (scipy zoom, order 1), in the reference's float32 steps."""
-    from corruptions.kernels import add_zoomed
+    from bench.corruptions.kernels import add_zoomed
 
     factors = np.arange(*ZOOM_FACTORS[severity])  # the reference's exact float steps
     u = (_hwc(x) / 255.0).astype(np.float32)
@@ -294,7 +294,7 @@ def zoom_blur(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
 
 def elastic_transform(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     """Each pixel moved by a smoothed random field, with the reference's draws and float types."""
-    from corruptions.kernels import legacy_draws, map_linear_reflect
+    from bench.corruptions.kernels import legacy_draws, map_linear_reflect
 
     alpha = [250 * 0.05, 250 * 0.065, 250 * 0.085, 250 * 0.1, 250 * 0.12][severity - 1]
     n, _, h, w = x.shape
@@ -314,7 +314,7 @@ def fog(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     """Add plasma-fractal haze, rescale to the old maximum (the reference's draws, float types)."""
     from imagecorruptions.corruptions import next_power_of_2
 
-    from corruptions.kernels import plasma_fractal
+    from bench.corruptions.kernels import plasma_fractal
 
     c0, decay = FOG[severity - 1]
     n, _, h, w = x.shape
@@ -362,7 +362,7 @@ def _frost_layers(h: int, w: int) -> tuple[np.ndarray, ...]:
 def frost(x: Tensor, severity: int, seeds: Tensor) -> Tensor:
     """A random crop of one of six frost photos blended in; photo and crop drawn exactly as the
     reference draws them."""
-    from corruptions.kernels import frost_picks
+    from bench.corruptions.kernels import frost_picks
 
     _, _, h, w = x.shape
     layers = _frost_layers(h, w)
@@ -410,8 +410,8 @@ def corrupt_batch(
     batch_size: int = 256,
 ) -> np.ndarray:
     """uint8 (N,H,W,3) images corrupted on `device`, seeded per image exactly as the reference."""
-    from corruptions.base import check_severity
-    from corruptions.reference import seeds_for
+    from bench.corruptions.base import check_severity
+    from bench.corruptions.reference import seeds_for
 
     check_severity(severity)
     if name not in FAST:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from corruptions import reference
+from bench.corruptions import reference
 
 CODE_VERSION = 1  # bump when this module's seeding or output changes
 # Below this many clean bytes x conditions (some seconds of reference work) no workers are started.

@@ -14,7 +14,7 @@ import functools
 import numpy as np
 
 from bench.core.seeds import image_seeds
-from corruptions.base import CORRUPTION_ID, check_name, check_severity, check_size
+from bench.corruptions.base import CORRUPTION_ID, check_name, check_severity, check_size
 
 OWN_SEED = ("impulse_noise", "glass_blur")
 SOURCE = "reference"

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.core.errors import BenchError
+from bench.corruptions.base import ALL, SEVERITIES, check_name, check_severity
 from bench.data import imagenet
 from bench.data.imageset import FolderImageSet
-from corruptions.base import ALL, SEVERITIES, check_name, check_severity
 
 SOURCE = "rendered"
 

@@ -1,7 +1,7 @@
 """Comparable models. Importing this package registers them in bench.core.registry.MODELS."""
 
-from models import zoo  # noqa: F401  (registers)
-from models.base import (
+from bench.models import zoo  # noqa: F401  (registers)
+from bench.models.base import (
     BenchModel,
     Classifier,
     Exits,
@@ -12,7 +12,7 @@ from models.base import (
     gradient_shapers,
     true_gradient,
 )
-from models.mgnet import MGNet, MGNetConfig
+from bench.models.mgnet import MGNet, MGNetConfig
 
 __all__ = [
     "BenchModel",

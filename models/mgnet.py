@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.base import BenchModel, Exits, GradRescale, GradStop, check_exit
-from models.glimpse import affine_to_box, glimpse_side, take_glimpse
+from bench.models.base import BenchModel, Exits, GradRescale, GradStop, check_exit
+from bench.models.glimpse import affine_to_box, glimpse_side, take_glimpse
 
 Translation = Literal["tight-crop", "center-invariant", "naive"]
 

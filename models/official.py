@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from bench.core.errors import BenchError, first_line
-from models.mgnet import MGNet
+from bench.models.mgnet import MGNet
 
 _SAFE = {
     ("collections", "OrderedDict"),

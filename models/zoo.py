@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bench.core.card import register_model
-from models.base import BenchModel, Classifier
-from models.mgnet import MGNet, MGNetConfig
-from models.resnet import IMAGENET_MEAN, IMAGENET_STD, backbone, resnet
+from bench.models.base import BenchModel, Classifier
+from bench.models.mgnet import MGNet, MGNetConfig
+from bench.models.resnet import IMAGENET_MEAN, IMAGENET_STD, backbone, resnet
 
 # (suffix, backbone, data set, classes, input size, hidden)
 _SETTINGS = [

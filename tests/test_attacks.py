@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import attacks
-from attacks import (
+from bench import attacks
+from bench.attacks import (
     FGSM,
     PGD,
     AutoAttack,
@@ -22,9 +22,9 @@ from attacks import (
     TorchattacksAttack,
     attack_mode,
 )
-from attacks.autoattack import Flags
+from bench.attacks.autoattack import Flags
 from bench.core.errors import BenchError
-from models.base import BenchModel, Classifier, Exits
+from bench.models.base import BenchModel, Classifier, Exits
 
 
 def _data(n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -430,7 +430,7 @@ def test_registry_builds_from_conditions() -> None:
 
 def test_model_checks_flag_randomized_models_and_zero_gradients() -> None:
     from bench.evaluation.model_checks import model_checks
-    from models.base import Classifier
+    from bench.models.base import Classifier
 
     class Noisy(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -454,7 +454,7 @@ def test_a_stop_gradient_alone_gets_the_gradient_shaper_check() -> None:
     """The check compares the official attack's gradient with the true one for any training-only
     gradient shaper, not only a rescaler with s != 1."""
     from bench.evaluation.model_checks import model_checks
-    from models.base import Classifier, GradStop
+    from bench.models.base import Classifier, GradStop
 
     class HalfStopped(nn.Module):
         def __init__(self) -> None:

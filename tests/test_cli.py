@@ -579,7 +579,7 @@ def test_attack_suite_end_to_end(
     kinds = {(r.condition, r.norm, r.protocol) for r in mg if r.kind != "corruption"}
     corr = [r for r in mg if r.kind == "corruption"]
     assert len(corr) == 15 * 5 * 4 and {r.severity for r in corr} == {1, 2, 3, 4, 5}
-    from corruptions.base import PARITY
+    from bench.corruptions.base import PARITY
 
     assert all(
         r.source == ("torch" if r.condition in PARITY else "reference") and r.n_images == 4

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from bench.core.errors import BenchError
-from corruptions import base, generate, reference, rendered
+from bench.corruptions import base, generate, reference, rendered
 from tests.conftest import cli
 
 
@@ -91,7 +91,7 @@ def test_bad_corruption_input_is_named() -> None:
     import torch
 
     from bench.core.conditions import corruption
-    from corruptions import fast
+    from bench.corruptions import fast
 
     for s in (0, 2.5):
         with pytest.raises(BenchError, match="severity must be an integer in 1..5"):
@@ -260,9 +260,9 @@ def test_every_model_of_a_run_evaluates_one_generation_of_each_cell(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bench.core.config import RunConfig
+    from bench.corruptions import fast
     from bench.evaluation.runner import run
     from bench.store.results import read_rows
-    from corruptions import fast
 
     calls: list[tuple[str, int]] = []
     real = fast.corrupt_batch
@@ -299,9 +299,9 @@ def test_cached_corruptions_follow_the_clean_pixels_not_only_the_files(
     """A folder set's fingerprint (file names and sizes) survives another resize, crop or decoder;
     the cached reference images must not: the cache key hashes the decoded subset too."""
     from bench.core.conditions import corruption
+    from bench.corruptions import reference
     from bench.data import ArrayImageSet, load_split
     from bench.data import corrupted as corrupted_data
-    from corruptions import reference
 
     monkeypatch.setattr(corrupted_data, "fingerprint", lambda images: "same files")
     clean = load_split("cluttered_fmnist", "test")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from attacks import AutoAttack
+from bench.attacks import AutoAttack
 from bench.fast import cpu_kernels
 
 CPU = torch.device("cpu")

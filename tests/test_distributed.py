@@ -170,8 +170,8 @@ def test_merge_puts_each_share_back_in_place() -> None:
 def test_autoattack_chunks_on_two_ranks_match_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
     """Same flags, same passes counted (the class-count probe is no pass; the library's input checks
     run once, on chunk 0, as in one process) and the same counts for the Square check."""
-    from attacks import AutoAttack, PassCounter
-    from attacks.autoattack import Flags
+    from bench.attacks import AutoAttack, PassCounter
+    from bench.attacks.autoattack import Flags
     from tests.test_attacks import _five_class, few_square_queries
 
     few_square_queries(monkeypatch)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from corruptions import fast, reference
-from corruptions.base import PARITY
+from bench.corruptions import fast, reference
+from bench.corruptions.base import PARITY
 
 
 def _real_images(n: int, side: int) -> np.ndarray:

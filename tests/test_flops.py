@@ -7,10 +7,10 @@ import torch
 import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
-import models  # noqa: F401
+from bench import models  # noqa: F401
 from bench.core.registry import MODELS
 from bench.cost import flops
-from models.base import Classifier, true_gradient
+from bench.models.base import Classifier, true_gradient
 
 
 def _build(name: str):  # type: ignore[no-untyped-def]

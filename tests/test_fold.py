@@ -10,7 +10,7 @@ from torch import nn
 
 from bench.fast.fold import fold_batchnorm
 from bench.fast.runtime_copy import runtime_copy
-from models.base import Classifier
+from bench.models.base import Classifier
 
 
 def _bn(c: int, seed: int) -> nn.BatchNorm2d:

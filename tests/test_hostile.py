@@ -194,7 +194,7 @@ def test_a_run_stopped_by_an_unreadable_image_leaves_no_file(
 def test_a_corruption_workers_error_is_the_main_process_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from corruptions import generate
+    from bench.corruptions import generate
 
     monkeypatch.setattr(generate, "WORKER_BYTES", 0)  # workers even for this little work
     images = np.zeros((4, 32, 32, 3), np.uint8)
@@ -257,3 +257,50 @@ def test_weights_trained_elsewhere_load_and_are_recorded_by_their_sha256(
         r.getMessage() for r in caplog.records if "was not made by `bench train`" in r.getMessage()
     ]
     assert len(said) == 1 and digest in said[0], "said once, with the file's sha256"
+
+
+def _project(root: Path) -> Path:
+    """A model developer's project whose packages are named like ours."""
+    for pkg in ("models", "attacks", "corruptions"):
+        (root / pkg).mkdir(parents=True)
+        (root / pkg / "__init__.py").write_text("")
+    (root / "models" / "net.py").write_text(HEAD.replace("from bench import register_model\n", ""))
+    (root / "my_model.py").write_text(
+        "from bench import register_model\nfrom models.net import head\n\n\n"
+        '@register_model("project_net", num_classes=10, input_size=64, mean=None, std=None)\n'
+        "def project_net():\n    return head(10)\n"
+    )
+    return root
+
+
+def test_a_project_with_packages_named_like_ours_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its model file imports its own `models`; `python -m bench.cli` from it sees our models."""
+    import subprocess
+    import sys
+
+    from bench.core.registry import MODELS
+    from bench.load import specs
+
+    monkeypatch.setattr(MODELS, "_items", dict(MODELS._items))
+    monkeypatch.setattr(specs, "_IMPORTED", {})
+    root = _project(tmp_path / "proj")
+    monkeypatch.chdir(root)
+    assert (
+        cli("run --suite clean --models my_model.py@random --n-images 4 --out {}", root / "r") == 0
+    )
+    assert [r.model for r in read_rows(root / "r" / "results.csv")] == ["project_net"]
+    listed = subprocess.run(
+        [sys.executable, "-m", "bench.cli", "models"], cwd=root, capture_output=True, text=True
+    )
+    assert listed.returncode == 0 and "mgnet_small" in listed.stdout, listed.stderr[-500:]
+
+
+def test_a_model_file_importing_its_own_bench_package_gets_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "uses_bench.py"
+    f.write_text("from bench.utils import helper\n")
+    assert cli("run --models {} --out {}", f, tmp_path / "r") == 2
+    _one_line(capsys, "it imports bench.utils, but `bench` is this suite's package; rename your")

@@ -87,3 +87,21 @@ def test_autoattack_gets_its_cpu_kernels_from_the_evaluation_layer() -> None:
     scoring = [name for _, name in _imports(REPO / "bench" / "evaluation" / "scoring.py")]
     assert "bench.fast.cpu_kernels" in scoring
     assert "chunk_context" in (REPO / "attacks" / "autoattack.py").read_text()
+
+
+def test_every_package_folder_is_packaged_under_bench() -> None:
+    """pyproject's list names every folder with an __init__.py, under the import name it has."""
+    import tomllib
+
+    tool = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    where = {name: REPO / folder for name, folder in tool["package-dir"].items()}
+    found = set()
+    for init in [*(REPO / "bench").rglob("__init__.py")] + [
+        p for root in where.values() for p in root.rglob("__init__.py")
+    ]:
+        folder = init.parent
+        for name, root in [("bench", REPO / "bench"), *where.items()]:
+            if folder == root or root in folder.parents:
+                found.add(".".join([name, *folder.relative_to(root).parts]))
+                break
+    assert set(tool["packages"]) == found

@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import models  # noqa: F401
+from bench import models  # noqa: F401
 from bench.core.registry import MODELS
-from models.base import BenchModel, as_bench_model, true_gradient
-from models.glimpse import glimpse_side, take_glimpse
-from models.mgnet import MGNet
+from bench.models.base import BenchModel, as_bench_model, true_gradient
+from bench.models.glimpse import glimpse_side, take_glimpse
+from bench.models.mgnet import MGNet
 
 
 def build(name: str, seed: int = 0) -> BenchModel:
@@ -92,8 +92,8 @@ def test_fusion_with_last_query_equals_full_self_attention() -> None:
 def test_rescaler_scales_localization_gradient_by_s_and_can_be_switched_off() -> None:
     # Two glimpses: the localization net runs once, so its weight gradient is exactly s x the true
     # one (with more glimpses, paths through several rescalers scale by s^k).
-    from models.mgnet import MGNetConfig
-    from models.resnet import backbone
+    from bench.models.mgnet import MGNetConfig
+    from bench.models.resnet import backbone
 
     torch.manual_seed(0)
     net, dim = backbone("resnet_tiny")
@@ -146,7 +146,7 @@ def test_gradient_shapers_have_one_definition_of_active() -> None:
     """`active` decides both what true_gradient lifts and whether the checks compare gradients, for
     MGNet's shapers and for a user's own GradShaper."""
     from bench.evaluation.model_checks import model_checks
-    from models.base import Classifier, GradRescale, GradShaper, GradStop, gradient_shapers
+    from bench.models.base import Classifier, GradRescale, GradShaper, GradStop, gradient_shapers
 
     assert not GradRescale(1.0).active and GradRescale(0.02).active
     assert GradStop().active and not GradStop(False).active
@@ -180,7 +180,7 @@ def test_basic_block_is_torchvisions(monkeypatch: pytest.MonkeyPatch) -> None:
     outputs and gradients bit for bit (checkpoints and trained weights carry over)."""
     from torchvision.models.resnet import BasicBlock as Reference
 
-    from models import resnet
+    from bench.models import resnet
 
     def pair(stride: int, planes: int) -> tuple[nn.Module, nn.Module]:
         nets = []
@@ -224,7 +224,7 @@ def test_the_harness_starts_without_importing_torchvision() -> None:
     import sys
 
     code = (
-        "import sys, bench.cli, bench.evaluation.runner, bench.train.loop, models; "
+        "import sys, bench.cli, bench.evaluation.runner, bench.train.loop, bench.models; "
         "print('torchvision' in sys.modules)"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import models  # noqa: F401
+from bench import models  # noqa: F401
 from bench.core.errors import BenchError
 from bench.core.registry import MODELS
 from bench.load.specs import load
@@ -158,7 +158,7 @@ def test_hyperparameter_mismatch_is_reported(tmp_path: Path) -> None:
 
 def test_a_checkpoint_cannot_call_torch_functions_while_it_is_read(tmp_path: Path) -> None:
     """The restricted reader rebuilds tensors; `torch.save` and other acting calls get a stub."""
-    from models import official
+    from bench.models import official
 
     written = tmp_path / "written.pt"
 

@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-import models  # noqa: F401  (registers the models)
+from bench import models  # noqa: F401  (registers the models)
 from bench.cli import main
 from bench.core.registry import MODELS
 from bench.cost.mfu import mfu, peak_tflops
 from bench.devices.device import device_name
 from bench.fast import precision
 from bench.fast.layout import onednn_nhwc_weight_grad_ok, training_layout
+from bench.models.resnet import SmallResNet
 from bench.store.checks import read_checks
 from bench.store.results import read_rows
-from models.resnet import SmallResNet
 from tests.conftest import cli
 
 

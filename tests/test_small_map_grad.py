@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import models  # noqa: F401  (registers the models)
+from bench import models  # noqa: F401  (registers the models)
 from bench.core.registry import MODELS
 from bench.fast import small_map_grad
 

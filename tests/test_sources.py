@@ -9,10 +9,10 @@ import pytest
 import torch
 import torchvision
 
-import models  # noqa: F401
+from bench import models  # noqa: F401
 from bench.core.errors import BenchError
 from bench.load.specs import expand, load
-from models.resnet import IMAGENET_MEAN, IMAGENET_STD
+from bench.models.resnet import IMAGENET_MEAN, IMAGENET_STD
 
 X = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
 NORM = (X - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(
@@ -113,7 +113,7 @@ def test_torchvision_weights_file_named_without_a_folder(
 
 
 def test_torchvision_weights_that_need_other_inputs_or_another_build_are_refused() -> None:
-    from models.sources import torchvision_hub
+    from bench.models.sources import torchvision_hub
 
     with pytest.raises(
         BenchError, match="tv:googlenet is not supported: torchvision builds it differently"
@@ -254,7 +254,7 @@ def test_a_cache_file_with_no_recorded_checksum_is_loaded_with_a_warning(
     Such a file is a hub file whose name carries no hash, or a Hugging Face file copied out of its
     blob. A file that can be checked gives no warning.
     """
-    from models.sources.hub_file import verify_hf_file, verify_hub_file
+    from bench.models.sources.hub_file import verify_hf_file, verify_hub_file
 
     data = b"weights"
     sha = hashlib.sha256(data).hexdigest()

@@ -94,7 +94,7 @@ def test_a_state_from_other_settings_or_unreadable_is_not_used(
 def test_a_loss_that_is_not_finite_stops_training_and_names_the_ranks_it_came_from(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from models.mgnet import MGNet
+    from bench.models.mgnet import MGNet
 
     real = MGNet.train_loss
     monkeypatch.setattr(MGNet, "train_loss", lambda self, x, y: real(self, x, y) * float("nan"))

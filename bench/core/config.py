@@ -90,7 +90,7 @@ class RunConfig:
                 "--restarts needs --attack-backend bench: torchattacks' PGD has no restarts"
             )
         if self.corruptions is not None:
-            from corruptions.base import check_name
+            from bench.corruptions.base import check_name
 
             for name in self.corruptions:
                 check_name(name)

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.base import BenchModel, true_gradient
+from bench.models.base import BenchModel, true_gradient
 
 SILENTLY_SKIPPED = ("relu", "add", "sigmoid", "mul", "cat", "stack")  # element-wise: not MACs
 

@@ -67,7 +67,7 @@ class CorruptedData:
         self, wanted: dict[bytes, tuple[np.ndarray, list[tuple[str, int]]]], progress=None
     ) -> None:  # type: ignore[no-untyped-def]
         """Generate (in worker processes) every on-the-fly condition the run will need."""
-        from corruptions import generate
+        from bench.corruptions import generate
 
         for indices, conds in wanted.values():
             images, _ = self._subset(indices)
@@ -86,7 +86,7 @@ class CorruptedData:
         """One pre-rendered corruption/severity folder, listed once per run."""
         key = (cond.name, cond.severity)
         if key not in self._rendered:
-            from corruptions import rendered
+            from bench.corruptions import rendered
 
             if self.root is None:
                 raise BenchError(
@@ -131,14 +131,14 @@ class CorruptedData:
             rset = self._rendered_set(cond)
             idx, _ = subset_indices(len(rset), n_images)
             return rset, idx[pos]
-        from corruptions import generate
+        from bench.corruptions import generate
 
         idx, _ = subset_indices(len(self.clean), n_images)
         images, labels = self._subset(idx)
         if cond.source == "torch":
             import torch
 
-            from corruptions import fast
+            from bench.corruptions import fast
 
             out = fast.corrupt_batch(
                 images[pos],

@@ -72,7 +72,7 @@ def merge(
         exit_seconds = _shares(exit_seconds, seconds)
     # AutoAttack's Square check, on the whole cell's counts as one process would take them
     if robust_after:
-        from attacks.autoattack import square_flags
+        from bench.attacks.autoattack import square_flags
 
         for t in sorted({t for t, _ in robust_after}):
             counts = {name: k for (e, name), k in robust_after.items() if e == t}

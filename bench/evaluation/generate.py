@@ -22,7 +22,7 @@ def _generate(setup: Setup, out: Path, examples: bool) -> None:
     ]
     if not made:
         return
-    from corruptions.base import check_size
+    from bench.corruptions.base import check_size
 
     shape = setup.images.get(0)[0].shape
     check_size(shape[0], shape[1])

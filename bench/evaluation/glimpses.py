@@ -14,14 +14,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from attacks import LogitsGuard, PassCounter, attack_mode
-from attacks.pgd import PGD
+from bench.attacks import LogitsGuard, PassCounter, attack_mode
+from bench.attacks.pgd import PGD
 from bench.core.card import file_stem
 from bench.core.conditions import HEADLINE_EPS, Condition
 from bench.core.seeds import image_seeds
 from bench.data import ImageSet, iter_batches, subset_indices, to_unit
+from bench.models.base import true_gradient
 from bench.store import glimpses
-from models.base import true_gradient
 
 if TYPE_CHECKING:
     from bench.evaluation.setup import Setup

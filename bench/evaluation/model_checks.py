@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from attacks.base import attack_mode
+from bench.attacks.base import attack_mode
 from bench.data import iter_batches, subset_indices, to_unit
+from bench.models.base import gradient_shapers, true_gradient
 from bench.store.checks import CheckRow, append_checks, read_checks
 from bench.store.provenance import utc_now
-from models.base import gradient_shapers, true_gradient
 
 if TYPE_CHECKING:
     from bench.evaluation.setup import Setup

@@ -58,7 +58,7 @@ def _variants(cfg: RunConfig, cond: Condition, planned: list[Cell]) -> list[Cond
         and cond.source == "reference"
         and cfg.corruption_backend == "auto"
     ):
-        from corruptions.base import PARITY
+        from bench.corruptions.base import PARITY
 
         return [dataclasses.replace(cond, source="torch") if cond.name in PARITY else cond]
     if cond.name not in SWEPT or cond.protocol != "strict":

@@ -30,7 +30,7 @@ from bench.data import ImageSet, iter_batches, to_unit
 from bench.evaluation.correct import Correct, _shares
 from bench.fast import cpu_kernels
 from bench.fast.precision import autocast
-from models.base import predictions, true_gradient
+from bench.models.base import predictions, true_gradient
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,7 +157,7 @@ def _attack_exit(
     job: Job, atk: Callable, x: torch.Tensor, y: torch.Tensor, idx: np.ndarray, t: int
 ) -> tuple[np.ndarray, int, int]:
     """Exit t attacked via its view on images it gets right: (robust, forward, backward passes)."""
-    import attacks
+    from bench import attacks
 
     view = job.model.at_exit(t)
     counter = attacks.PassCounter(attacks.LogitsGuard(view))
@@ -175,7 +175,7 @@ def _attack_exit(
 
 def score_white_box(job: Job) -> Correct:
     """Strict white-box: each wanted exit attacked and timed alone (others' rows stay False)."""
-    import attacks
+    from bench import attacks
 
     atk, e, wanted = attacks.build(job.cond), job.model.n_exits, job.wanted()
     correct = np.zeros((e, len(job.indices)), dtype=bool)
@@ -215,7 +215,7 @@ def _one_attack_for_all(job: Job, score_batch: Callable[..., Hits]) -> Correct:
 
 def score_paper(job: Job) -> Correct:
     """The official protocol: one attack on the last exit (rescaler on) scores every exit."""
-    import attacks
+    from bench import attacks
 
     atk, model, tag = attacks.build(job.cond), job.model, _seed_tag(job.cond)
 
@@ -232,7 +232,7 @@ def score_paper(job: Job) -> Correct:
 
 def score_transfer(job: Job) -> Correct:
     """Examples crafted on the source model score every exit; robust: right on clean images too."""
-    import attacks
+    from bench import attacks
 
     src_name = str(job.cond.params["from"])
     if not job.sources or src_name not in job.sources:
@@ -264,8 +264,8 @@ def _small_batch_kernels(view: torch.nn.Module, x: torch.Tensor) -> Callable:
 
 def score_cascade(job: Job) -> Correct:
     """AutoAttack per wanted exit: per-image robust flags, resumable from the cell's state file."""
-    import attacks
-    from attacks.autoattack import Flags
+    from bench import attacks
+    from bench.attacks.autoattack import Flags
 
     atk, model, e = attacks.build(job.cond), job.model, job.model.n_exits
     correct = np.zeros((e, len(job.indices)), dtype=bool)
@@ -327,7 +327,7 @@ SCORERS: dict[tuple[str, str, str], Scorer] = {
 
 def scorer(cond: Condition) -> Scorer:
     """The scorer of a condition, by its kind, protocol and (for attacks) the attack's mode."""
-    import attacks
+    from bench import attacks
 
     mode = attacks.entry(cond).mode if cond.kind == "attack" else ""
     try:

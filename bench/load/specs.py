@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,27 +48,46 @@ EXTERNAL_SOURCES = ("torchvision", "timm", "robustbench")
 _IMPORTED: dict[str, tuple[Any, list[str]]] = {}
 
 
+def _import(module_part: str) -> Any:
+    """A user's file (its folder first on sys.path, as Python runs a script) or module (the working
+    folder first, as `python -m` does), so it imports its own packages, whatever their names."""
+    try:
+        if not module_part.endswith(".py"):
+            _first_on_path(Path.cwd())
+            return importlib.import_module(module_part)
+        path = Path(module_part)
+        if not path.is_file():
+            raise BenchError(f"model file {path} does not exist")
+        _first_on_path(path.resolve().parent)
+        spec = importlib.util.spec_from_file_location(f"bench_user.{path.stem}", path)
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+    except BenchError:
+        raise
+    except ModuleNotFoundError as e:
+        if e.name and e.name.partition(".")[0] == "bench" and e.name != "bench":
+            raise BenchError(
+                f"importing {module_part} failed: it imports {e.name}, but `bench` is this suite's "
+                "package; rename your own package `bench` (e.g. to `my_bench`)"
+            ) from None
+        raise BenchError(f"importing {module_part} failed: ModuleNotFoundError: {e}") from None
+    except Exception as e:  # noqa: BLE001  (a user's file can raise anything)
+        raise BenchError(f"importing {module_part} failed: {type(e).__name__}: {e}") from None
+
+
+def _first_on_path(folder: Path) -> None:
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+
 def _import_user(target: str) -> list[str]:
     """Import a user's file or module once; return the names of the models the spec points at."""
     module_part, factory = (target, "") if target.endswith(".py") else target.rsplit(":", 1)
     if module_part not in _IMPORTED:
         before = set(MODELS.names())
-        try:
-            if module_part.endswith(".py"):
-                path = Path(module_part)
-                if not path.is_file():
-                    raise BenchError(f"model file {path} does not exist")
-                spec = importlib.util.spec_from_file_location(f"bench_user.{path.stem}", path)
-                assert spec is not None and spec.loader is not None
-                mod = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(mod)
-            else:
-                mod = importlib.import_module(module_part)
-        except BenchError:
-            raise
-        except Exception as e:  # noqa: BLE001  (a user's file can raise anything)
-            raise BenchError(f"importing {module_part} failed: {type(e).__name__}: {e}") from None
-        _IMPORTED[module_part] = (mod, sorted(set(MODELS.names()) - before))
+        _IMPORTED[module_part] = (_import(module_part), sorted(set(MODELS.names()) - before))
     mod, registered = _IMPORTED[module_part]
     if not factory:
         if not registered:
@@ -98,8 +118,8 @@ def _split(spec: str) -> tuple[str, str, str]:
 
 def expand(spec: str) -> list[str]:
     """Registry names in a spec (a user file may register several), each with its weights part."""
-    import models  # noqa: F401  (registers the built-in models)
-    from models import sources
+    from bench import models  # noqa: F401  (registers the built-in models)
+    from bench.models import sources
 
     target, at, weights = _split(spec)
     if target in MODELS:
@@ -127,7 +147,7 @@ def check_fits(lm: LoadedModel, n_classes: int, image_shape: tuple[int, ...], da
 
 def _build(card: ModelCard, init_seed: int) -> tuple[Any, Any]:
     """(the factory's module, the model with the contract) at the seeded initialisation."""
-    from models.base import as_bench_model
+    from bench.models.base import as_bench_model
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(init_seed)  # `@random` means the same random weights every time
@@ -149,8 +169,8 @@ def _build(card: ModelCard, init_seed: int) -> tuple[Any, Any]:
 
 def _official(model: Any, name: str, weights: str) -> tuple[str, dict]:
     """An official MGNet Lightning checkpoint, its hyper-parameters checked against the card."""
-    from models import official
-    from models.mgnet import MGNet
+    from bench.models import official
+    from bench.models.mgnet import MGNet
 
     path = Path(weights[len("official:") :])
     if not isinstance(model, MGNet):
@@ -223,7 +243,7 @@ def load(spec: str, dataset: str, cache: Path, init_seed: int = 0) -> LoadedMode
     if weights == "random":
         label, meta = "random", {}
     elif card.source in EXTERNAL_SOURCES:
-        from models import sources
+        from bench.models import sources
 
         label, meta = sources.load(card, net, weights, cache)
     elif weights.startswith("official:"):

@@ -15,11 +15,11 @@ from torch import nn
 from bench.core.card import ModelCard
 from bench.core.errors import BenchError
 from bench.core.registry import MODELS
-from models.sources.imagenet100_head import classifier_of
+from bench.models.sources.imagenet100_head import classifier_of
 
 
 def _modules() -> dict[str, ModuleType]:
-    from models.sources import robustbench_zoo, timm_hub, torchvision_hub
+    from bench.models.sources import robustbench_zoo, timm_hub, torchvision_hub
 
     return {"tv": torchvision_hub, "timm": timm_hub, "rb": robustbench_zoo}
 

@@ -18,8 +18,8 @@ from torch import nn
 from bench.core.card import ModelCard
 from bench.core.errors import BenchError, first_line, unknown
 from bench.load import checkpoint
-from models.sources.autoattack_shim import import_robustbench
-from models.sources.imagenet100_head import bench_classes, for_imagenet100
+from bench.models.sources.autoattack_shim import import_robustbench
+from bench.models.sources.imagenet100_head import bench_classes, for_imagenet100
 
 CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet": 1000}
 SIZES = {"cifar10": 32, "cifar100": 32, "imagenet": 224}

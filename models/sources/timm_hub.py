@@ -9,8 +9,8 @@ from torch import nn
 from bench.core.card import ModelCard
 from bench.core.errors import BenchError, unknown
 from bench.load import checkpoint
-from models.sources.hub_file import hub_cache_path, load_file, verify_hf_file, verify_hub_file
-from models.sources.imagenet100_head import bench_classes, for_imagenet100
+from bench.models.sources.hub_file import hub_cache_path, load_file, verify_hf_file, verify_hub_file
+from bench.models.sources.imagenet100_head import bench_classes, for_imagenet100
 
 
 def _timm():  # type: ignore[no-untyped-def]

@@ -1,0 +1,2 @@
+"""ImageNet-C corruptions: the reference implementation, the batched path, pre-rendered folders and
+the cache of generated images."""
