@@ -59,3 +59,31 @@ def test_clean_rows_carry_speed_and_attack_rows_do_not(tmp_path: Path) -> None:
         == 0
     )
     assert all(math.isnan(r.latency_ms) for r in read_rows(tmp_path / "r2" / "results.csv"))
+
+
+def test_speeds_timed_by_different_runs_are_not_compared(tmp_path: Path) -> None:
+    """A model added by a later run: its speed sits beside speeds timed at another time and load,
+    so the table marks no best speed and says why; one run timing both marks one."""
+    import re
+
+    from bench.store.results import read_rows
+
+    run = "run --suite clean --n-images 4 --out {} --models "
+    apart, together = tmp_path / "apart", tmp_path / "together"
+    assert cli(run + "resnet_tiny@random --no-report", apart) == 0
+    assert cli(run + "mgnet_tiny@random", apart) == 0
+    assert cli(run + "resnet_tiny@random mgnet_tiny@random", together) == 0
+    assert len({r.created for r in read_rows(together / "results.csv")}) == 1, "one run, one time"
+
+    def headline(folder: Path) -> list[str]:
+        text = (folder / "report.md").read_text().split("## Headline", 1)[1].split("\n## ", 1)[0]
+        return [ln for ln in text.splitlines() if ln.startswith("| ") and "_tiny" in ln]
+
+    def bold_speeds(folder: Path) -> int:  # latency and throughput are the 5th and 6th columns
+        return sum(
+            bool(re.search(r"\*\*", ln.split("|")[5] + ln.split("|")[6])) for ln in headline(folder)
+        )
+
+    assert bold_speeds(together) >= 1
+    assert bold_speeds(apart) == 0
+    assert "so they are not compared (none in bold)" in (apart / "report.md").read_text()

@@ -25,6 +25,7 @@ class Context:
     randomized: set[tuple[str, str]]  # (model, weights) whose evaluation is not deterministic
     done: set[tuple]  # type: ignore[type-arg]
     progress: bool
+    started: str  # UTC, the `created` of every row this run writes: rows of one run share it
     costs: dict[str, dict[int, FlopCount]] = field(default_factory=dict)
     warned: set[str] = field(default_factory=set)  # what the run has warned of once already
 

@@ -8,6 +8,7 @@ Under torchrun every rank plans the same cells, evaluates its share, and rank 0 
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import torch
@@ -30,14 +31,15 @@ from bench.fast import precision
 from bench.fast.runtime_copy import runtime_copy
 from bench.store import data_guard, glimpses, per_image
 from bench.store.checks import read_checks
-from bench.store.provenance import code_version, versions
+from bench.store.provenance import code_version, utc_now, versions
 from bench.store.results import read_rows
 
 log = logging.getLogger(__name__)
 
 
-def _read_stored(setup: Setup, out: Path) -> set[tuple]:  # type: ignore[type-arg]
-    """Stored row keys, after checking the folder's files and the data its rows were measured on."""
+def _read_stored(setup: Setup, out: Path) -> tuple[set[tuple], str]:  # type: ignore[type-arg]
+    """Stored row keys and the newest `created`, after checking the folder's files and the data its
+    rows were measured on."""
     cfg, main = setup.cfg, distributed.world().main
     stored = read_rows(out / "results.csv")
     measured = data_guard.measured(stored, cfg.dataset)
@@ -50,12 +52,12 @@ def _read_stored(setup: Setup, out: Path) -> set[tuple]:  # type: ignore[type-ar
     read_checks(out / "checks.csv")
     glimpses.read(out / "glimpses.csv")
     distributed.barrier()  # every rank plans from the same stored rows before rank 0 appends any
-    return {r.key() for r in stored}
+    return {r.key() for r in stored}, max((r.created for r in stored), default="")
 
 
 def _open(setup: Setup, out: Path, progress: bool) -> Context:
     """What cells need: stored keys, eval copies, generated corruptions, model checks, precision."""
-    done = _read_stored(setup, out)
+    done, newest = _read_stored(setup, out)
     main = distributed.world().main
     provenance = dict(
         device=device_name(setup.device),
@@ -73,7 +75,20 @@ def _open(setup: Setup, out: Path, progress: bool) -> Context:
     randomized = model_checks.randomized(setup, out / "checks.csv")
     precision.strict_fp32()
     amp = clean_precision(setup, runtime, out / "checks.csv")
-    return Context(setup, out, runtime, provenance, amp, randomized, done, progress and main)
+    started = distributed.gather(_start(newest))[0]  # rank 0's, on every rank
+    return Context(
+        setup, out, runtime, provenance, amp, randomized, done, progress and main, started
+    )
+
+
+def _start(newest: str) -> str:
+    """This run's `created`: now, or a second after the folder's newest row when that is as late
+    (rows of one run share it, and no two runs of a folder do)."""
+    now = utc_now()
+    if newest and newest >= now:
+        later = datetime.fromisoformat(newest) + timedelta(seconds=1)
+        return later.isoformat(timespec="seconds")
+    return now
 
 
 def _run_task(ctx: Context, task: Task) -> None:

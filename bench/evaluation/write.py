@@ -97,7 +97,7 @@ def _row(
 
 def write_cell(ctx: Context, task: Task, correct: Correct, speeds: dict[int, Speed]) -> None:
     """Append the cell's per-image records, attack flags and rows, then drop its progress."""
-    created, lm = utc_now(), task.lm
+    created, lm = ctx.started, task.lm
     rows = [_row(ctx, task, k, t, correct, speeds.get(t, NOT_TIMED), created) for k, t in task.todo]
     per_image.append(
         ctx.out / "per_image.csv",
@@ -115,7 +115,7 @@ def write_cell(ctx: Context, task: Task, correct: Correct, speeds: dict[int, Spe
                 status="warn",
                 value=1.0,
                 detail=msg,
-                created=created,
+                created=utc_now(),
             )
             for t, msg in correct.notes
         ],

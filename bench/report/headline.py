@@ -26,6 +26,7 @@ COLUMNS = {
 
 
 SEEDED = [c for c in COLUMNS if c not in ("GMACs", "params (M)")]
+SPEEDS = ("latency (ms)", "throughput (img/s)")
 
 
 def values(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
@@ -38,7 +39,7 @@ def values(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     def put(column: str, rows: pd.DataFrame, value: str) -> None:
         s = rows.sort_values("created").drop_duplicates(["dataset", "model", "exit"], keep="last")
         got = out.merge(
-            s[["dataset", "model", "exit", value, "seed"]],
+            s[["dataset", "model", "exit", value, "seed", "created"]],
             how="left",
             on=["dataset", "model", "exit"],
         )
@@ -46,6 +47,7 @@ def values(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
         out[f"seeds {column}"] = [
             () if pd.isna(v) else (int(k),) for v, k in zip(got[value], got.seed)
         ]
+        out[f"run {column}"] = [None if pd.isna(v) else c for v, c in zip(got[value], got.created)]
 
     clean = d[d.kind == "clean"]
     put("latency (ms)", clean, "latency_ms")
@@ -90,6 +92,24 @@ def seed_note(t: pd.DataFrame, label: dict[str, str] | None = None) -> str:
     return f"Columns come from runs with different seeds ({'; '.join(parts)}). "
 
 
+def _timing(df: pd.DataFrame, runs: list[str]) -> str:
+    """How latency and throughput were timed, and whether the table may compare them."""
+    devices = ", ".join(sorted(df[df.latency_ms.notna()].device.unique()))
+    if not runs:
+        return "Latency and throughput were not timed in this run."
+    how = (
+        "Latency: median batch-1 forward pass up to the exit; throughput: best over batch sizes "
+        f"1, 2, 4, …; both measured on {devices}."
+    )
+    if len(runs) == 1:
+        return how
+    return (
+        f"{how} They come from {len(runs)} runs started at {', '.join(runs)} (UTC), timed at "
+        "different times under different loads, so they are not compared (none in bold): run the "
+        "models together into a new folder to compare their speeds."
+    )
+
+
 def _cell(v: float, column: str, best: float) -> str:
     if v is None or pd.isna(v):
         return "–"
@@ -117,19 +137,13 @@ def section(df: pd.DataFrame, baseline: str | None) -> list[str]:
         shown = pd.DataFrame(
             {"model": t.model, "exit": [f"{e}/{n}" for e, n in zip(t.exit, t.exits_total)]}
         )
+        runs = sorted({r for r in t["run latency (ms)"] if isinstance(r, str)})
         for c, (_, lower) in COLUMNS.items():
             s = t[c].dropna()
-            best = (s.min() if lower else s.max()) if len(s) > 1 else None
+            compared = len(s) > 1 and (c not in SPEEDS or len(runs) == 1)
+            best = (s.min() if lower else s.max()) if compared else None
             shown[label[c]] = [_cell(x, c, best) for x in t[c]]
-        devices = ", ".join(
-            sorted(df[(df.dataset == dataset) & df.latency_ms.notna()].device.unique())
-        )
-        timing = (
-            "Latency: median batch-1 forward pass up to the exit; throughput: best over batch "
-            f"sizes 1, 2, 4, …; both measured on {devices}."
-            if devices
-            else "Latency and throughput were not timed in this run."
-        )
+        timing = _timing(df[df.dataset == dataset], runs)
         lines += [
             f"### {dataset}",
             "",

@@ -53,7 +53,7 @@ def _provenance(df: pd.DataFrame) -> list[str]:
         f"- harness commit(s): {', '.join(sorted(c or 'unknown' for c in df.code.unique()))}",
         f"- rows: {len(df)}; evaluation time: {df.seconds.sum():.1f} s; forward/backward image "
         f"passes: {int(df.n_forward.sum()):,} / {int(df.n_backward.sum()):,}; rows written "
-        f"{df.created.min()} to {df.created.max()} (UTC)",
+        f"by runs started {df.created.min()} to {df.created.max()} (UTC)",
     ]
 
 
