@@ -31,6 +31,8 @@ def test_readme_example_is_short_and_complete() -> None:
     code, commands = _example()
     assert code.startswith("# my_net.py\n") and len(code.strip().splitlines()) <= 15
     assert [c.split()[1] for c in commands] == ["train", "run"]
+    # the run's ResNet is in the command: the transfer attack on my_net starts from it
+    assert "resnet_small" in commands[1].split()[commands[1].split().index("--models") :]
 
 
 def test_readme_compare_example_runs_as_written(
@@ -61,8 +63,9 @@ def test_readme_compare_example_runs_as_written(
     )
     code, commands = _example()
     (tmp_path / "my_net.py").write_text(code)
-    for line in commands:
-        assert main(shlex.split(line)[1:]) == 0, line
+    for line in commands:  # the stored run's tiny ResNet stands in for the default one
+        argv = shlex.split(line.replace("resnet_small", "resnet_tiny@random"))[1:]
+        assert main(argv) == 0, line
     rows = read_rows(tmp_path / "results" / "default" / "results.csv")
 
     def ident(rs: list) -> list:  # type: ignore[type-arg]

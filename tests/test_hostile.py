@@ -304,3 +304,17 @@ def test_a_model_file_importing_its_own_bench_package_gets_one_line(
     f.write_text("from bench.utils import helper\n")
     assert cli("run --models {} --out {}", f, tmp_path / "r") == 2
     _one_line(capsys, "it imports bench.utils, but `bench` is this suite's package; rename your")
+
+
+def test_n_images_above_a_suites_sizes_is_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "run"
+    run = "run --suite smoke --models resnet_tiny@random --n-images 64 --speed-budget 0 --out {}"
+    assert cli(run + " --no-report", out) == 0
+    assert {r.n_images for r in read_rows(out / "results.csv")} == {16}
+    said = [r.getMessage() for r in caplog.records if "--n-images 64" in r.getMessage()]
+    assert said == [
+        "--n-images 64 only lowers the smoke suite's sizes: its clean, fgsm, fog, pgd cells run "
+        "on 16 image(s)"
+    ]

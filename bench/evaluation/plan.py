@@ -11,6 +11,7 @@ from bench.core.corruption_names import EXTRA
 from bench.core.errors import BenchError
 from bench.core.params import Params
 from bench.core.suites import Cell, suite
+from bench.devices import distributed
 from bench.load.specs import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,24 @@ def cells(cfg: RunConfig) -> list[Cell]:
             for v in _variants(cfg, c.condition, out)
         ]
     check_options_apply(cfg, out)
+    _tell_smaller(cfg, out)
     return out
+
+
+def _tell_smaller(cfg: RunConfig, cells: list[Cell]) -> None:
+    """Say when --n-images asks for more images than some of the suite's cells have: it only lowers
+    a suite's sizes."""
+    smaller = sorted({c.n_images for c in cells if c.n_images is not None} - {cfg.n_images})
+    if cfg.n_images is None or not smaller or not distributed.world().main:
+        return
+    kinds = sorted({c.condition.name for c in cells if c.n_images in smaller})
+    log.warning(
+        "--n-images %d only lowers the %s suite's sizes: its %s cells run on %s image(s)",
+        cfg.n_images,
+        cfg.suite,
+        ", ".join(kinds),
+        " or ".join(map(str, smaller)),
+    )
 
 
 def _selected(cfg: RunConfig) -> list[Cell]:

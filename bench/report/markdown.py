@@ -7,7 +7,6 @@ wrote them.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -25,11 +24,16 @@ CHECKS_DOC = Path(__file__).resolve().parents[2] / "docs" / "checks.md"
 PAPER_COLUMN = "paper PGD (official protocol)"  # its numbers are not a ranking: never in bold
 
 
-def _checks_link(run_dir: Path) -> str:
-    """The path to docs/checks.md from the report's folder (any --out), or '' without the docs."""
+def check_explanations(names: list[str]) -> dict[str, str]:
+    """Each check's entry of docs/checks.md (its text under its heading), so a report carries
+    them wherever its folder is moved; {} where the docs are not at hand."""
     if not CHECKS_DOC.is_file():
-        return ""
-    return Path(os.path.relpath(CHECKS_DOC, run_dir.resolve())).as_posix()
+        return {}
+    sections = CHECKS_DOC.read_text().split("\n## ")[1:]
+    entries = {
+        s.partition("\n")[0].strip(): " ".join(s.partition("\n")[2].split()) for s in sections
+    }
+    return {n: entries[n] for n in names if n in entries}
 
 
 def _provenance(df: pd.DataFrame) -> list[str]:
@@ -335,26 +339,21 @@ def _sanity_section(df: pd.DataFrame, run_dir: Path, images: dict) -> list[str]:
     if not findings and not checks:
         return []
     warn = [f for f in findings if f.status == "warn"] + [c for c in checks if c.status == "warn"]
-    doc = _checks_link(run_dir)
     lines = [
         "## Sanity checks",
         "",
-        f"{len(findings) + len(checks) - len(warn)} passed, {len(warn)} raised. Each check is "
-        "explained "
-        + (f"in [docs/checks.md]({doc})." if doc else "in docs/checks.md of the bench repository."),
+        f"{len(findings) + len(checks) - len(warn)} passed, {len(warn)} raised; each raised check "
+        "is explained below (the bench repository's docs/checks.md lists them all).",
         "",
     ]
     if warn:
         rows = [
-            {
-                "model": f.model,
-                "exit": f.exit,
-                "check": f"[{f.check}]({doc}#{f.check})" if doc else f.check,
-                "detail": f.detail,
-            }
-            for f in warn
+            {"model": f.model, "exit": f.exit, "check": f.check, "detail": f.detail} for f in warn
         ]
         lines += [md_table(pd.DataFrame(rows)), ""]
+        explained = check_explanations(list(dict.fromkeys(f.check for f in warn)))
+        lines += [line for name, text in explained.items() for line in (f"- **{name}**: {text}",)]
+        lines += [""] if explained else []
     info = [c for c in checks if c.check == "rescaler_effect"]
     for c in info:
         lines += [f"- {c.model}: {c.detail}."]
