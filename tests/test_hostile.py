@@ -3,6 +3,7 @@ exit and nothing written; never silently wrong numbers."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -318,3 +319,44 @@ def test_n_images_above_a_suites_sizes_is_said(
         "--n-images 64 only lowers the smoke suite's sizes: its clean, fgsm, fog, pgd cells run "
         "on 16 image(s)"
     ]
+
+
+def test_under_torchrun_a_rank_whose_logits_turn_non_finite_stops_every_rank(
+    tmp_path: Path,
+) -> None:
+    """No rank is left waiting in a gather: each ends with one line, the cell is not written."""
+    import os
+    import subprocess
+    import sys
+
+    f = tmp_path / "off_grid.py"
+    f.write_text(HEAD + OFF_GRID_NAN)
+    out = tmp_path / "run"
+    args = f"run --suite smoke --models {f}@random --n-images 8 --batch-size 4 --speed-budget 0"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "bench.cli",
+            *args.split(),
+            "--no-report",
+            "--out",
+            str(out),
+        ],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode != 0
+    ours = [ln for ln in done.stderr.splitlines() if "bench: error:" in ln]
+    assert len(ours) == 2, done.stderr[-3000:]  # one line per rank
+    assert all("logits turned non-finite" in ln for ln in ours), ours
+    failed = re.search(r"off_grid (\w+) linf", ours[0]).group(1)  # type: ignore[union-attr]
+    rows = read_rows(out / "results.csv")
+    assert {"clean", "corruption"} <= {r.kind for r in rows}
+    assert not any(r.condition == failed for r in rows)
