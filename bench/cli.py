@@ -486,24 +486,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             (a for a in reversed(argv[:misread]) if a.startswith("-") and not _NEGATIVE.match(a)),
             "",
         )
-        print(
-            f"bench: error: {option} {argv[misread]} is negative (radii, counts and sizes never "
-            "are)".replace(":  ", ": "),
-            file=sys.stderr,
-        )
+        said = f"bench: error: {option} {argv[misread]} is negative"
+        _say(f"{said} (radii, counts and sizes never are)".replace(":  ", ": "))
         return 2
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.cmd](args)
     except BenchError as e:
-        print(f"bench: error: {e}", file=sys.stderr)
+        _say(f"bench: error: {e}")
         return e.exit_code
     except KeyboardInterrupt:
-        print(
-            "bench: interrupted; finished cells and training epochs are kept, rerun to resume",
-            file=sys.stderr,
-        )
+        _say("bench: interrupted; finished cells and training epochs are kept, rerun to resume")
         return 130
+
+
+def _say(line: str) -> None:
+    """One line to stderr in one write, so the lines of torchrun's ranks never run together."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 if __name__ == "__main__":
