@@ -131,3 +131,16 @@ def test_a_damaged_per_image_record_is_an_error_not_a_silent_misalignment(tmp_pa
         path.write_text(damaged)
         with pytest.raises(BenchError, match=r"per_image.csv:2: damaged per-image record"):
             per_image.read(path)
+
+
+def test_a_folder_with_two_data_sets_checks_each_apart() -> None:
+    """One model's sweeps on two data sets: each judged on its own (this raised a pandas error)."""
+    rows = []
+    for dataset, strong in (("a", 0.3), ("b", 0.6)):
+        rows += [
+            _att("fgsm", e / 255, a, steps=1, dataset=dataset)
+            for e, a in ((0, 0.9), (4, 0.5), (16, 0.2))
+        ]
+        rows += [_att("pgd", e / 255, a, dataset=dataset) for e, a in ((0, 0.9), (4, strong))]
+    findings = attack_findings(_frame(rows))
+    assert _status(findings, "pgd_not_weaker_than_fgsm") == {"ok", "warn"}, "b's PGD 0.6 > FGSM 0.5"

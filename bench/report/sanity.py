@@ -169,7 +169,7 @@ def attack_findings(df: pd.DataFrame, images: dict | None = None) -> list[Findin
     """
     att = latest(df[(df.kind == "attack") & (df.protocol == "strict")])
     out: list[Finding] = []
-    for (model, ex), g in att.groupby(["model", "exit"]):
+    for (_, model, ex), g in att.groupby(["dataset", "model", "exit"]):  # data sets apart
         p = g[(g.condition == "pgd") & (g.norm == "linf") & (g.steps > 1)].set_index("epsilon")
         out += _sweep_findings(model, ex, g)
         out += _pgd_vs_fgsm(model, ex, g, p)
