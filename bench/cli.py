@@ -8,7 +8,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from bench.core.errors import BenchError
 
@@ -221,8 +221,15 @@ def _add_report(sp: argparse._SubParsersAction) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors as one line, like every other error of bench."""
+
+    def error(self, message: str) -> NoReturn:
+        raise BenchError(f"{self.prog}: {message} (`{self.prog} --help` shows the options)")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="bench",
         description="Robustness bench for efficient vision models.",
         epilog="example: bench run --config results/default/run.toml && bench report "
@@ -489,8 +496,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         said = f"bench: error: {option} {argv[misread]} is negative"
         _say(f"{said} (radii, counts and sizes never are)".replace(":  ", ": "))
         return 2
-    args = _parser().parse_args(argv)
     try:
+        args = _parser().parse_args(argv)
         return COMMANDS[args.cmd](args)
     except BenchError as e:
         _say(f"bench: error: {e}")

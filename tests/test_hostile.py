@@ -360,3 +360,13 @@ def test_under_torchrun_a_rank_whose_logits_turn_non_finite_stops_every_rank(
     rows = read_rows(out / "results.csv")
     assert {"clean", "corruption"} <= {r.kind for r in rows}
     assert not any(r.condition == failed for r in rows)
+
+
+@pytest.mark.parametrize(
+    "argv", [[], ["run", "--models"], ["run", "--models", "-x"], ["run", "--bogus"], ["nope"]]
+)
+def test_usage_errors_are_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.cli import main
+
+    assert main(argv) == 2
+    _one_line(capsys, "--help` shows the options")
