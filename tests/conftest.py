@@ -90,3 +90,11 @@ def cli(command: str, *values: object) -> int:
 
     given = iter(values)
     return main([re.sub(r"\{\}", lambda _: str(next(given)), w) for w in command.split()])
+
+
+def torchrun(ranks: int = 2) -> list[str]:
+    """The start of a command line that runs `bench` on `ranks` CPU ranks under torchrun."""
+    import sys
+
+    run = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    return [*run, f"--nproc_per_node={ranks}", "-m", "bench.cli"]

@@ -14,6 +14,7 @@ import torch
 
 from bench.devices import distributed
 from bench.evaluation.correct import Correct, merge
+from tests.conftest import torchrun
 
 TIMING = {"seconds", "created", "latency_ms", "throughput", "throughput_batch", "device", "code"}
 
@@ -57,18 +58,7 @@ def test_torchrun_two_cpu_ranks_write_the_single_process_csv(tmp_path: Path) -> 
     assert one.returncode == 0, one.stderr[-2000:]
     stale = _plant_stale_states(tmp_path / "one" / "results.csv", tmp_path / "two")
     two = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            "-m",
-            "bench.cli",
-            *args,
-            "--out",
-            str(tmp_path / "two"),
-        ],
+        [*torchrun(), *args, "--out", str(tmp_path / "two")],
         env=env,
         capture_output=True,
         text=True,
@@ -243,26 +233,11 @@ FLAT_NET = (
 def _train(where: Path, ranks: int, models: list[str]) -> Path:
     """`bench train`, 1 epoch at batch 63, own cache, torchrun if ranks > 1; returns the cache."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "BENCH_CACHE": str(where / "cache")}
-    launcher = (
-        ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"]
-        if ranks > 1
-        else []
-    )
+    launcher = torchrun(ranks) if ranks > 1 else [sys.executable, "-m", "bench.cli"]
     # batch 63 of 240 images: shares of 32 and 31 images (26 and 25 in the last batch) weigh each
     # image alike
     res = subprocess.run(
-        [
-            sys.executable,
-            *launcher,
-            "-m",
-            "bench.cli",
-            "train",
-            *models,
-            "--epochs",
-            "1",
-            "--batch-size",
-            "63",
-        ],
+        [*launcher, "train", *models, "--epochs", "1", "--batch-size", "63"],
         env=env,
         cwd=where,
         capture_output=True,
@@ -338,17 +313,10 @@ def test_a_batch_smaller_than_the_world_is_refused_by_every_rank_before_any_coll
     in DDP; here rank 1 of 2 without any process group: a collective would fail with another error.
     """
     from bench.core.errors import BenchError
-    from bench.data import ArrayImageSet
     from bench.load.specs import load
     from bench.train import Recipe, train
 
-    images = ArrayImageSet(
-        "toy",
-        "train",
-        tuple("abcdefghij"),
-        np.zeros((240, 64, 64, 3), np.uint8),
-        np.arange(240) % 10,
-    )
+    images = _black(240)
     model = load("resnet_tiny@random", "cluttered_fmnist", tmp_path).model
     for rank in (0, 1):
         monkeypatch.setattr(distributed, "world", lambda r=rank: distributed.World(r, 2, r))
@@ -371,17 +339,10 @@ def test_training_refuses_a_one_image_batch_for_batch_norm_or_an_unwritable_fold
 ) -> None:
     """MGNet's batch norms on 1x1 maps cannot train on one image; both errors come before step 1."""
     from bench.core.errors import BenchError
-    from bench.data import ArrayImageSet
     from bench.load.specs import load
     from bench.train import Recipe, train
 
-    images = ArrayImageSet(
-        "toy",
-        "train",
-        tuple("abcdefghij"),
-        np.zeros((240, 64, 64, 3), np.uint8),
-        np.arange(240) % 10,
-    )
+    images = _black(240)
     model = load("mgnet_tiny@random", "cluttered_fmnist", tmp_path).model
     with pytest.raises(
         BenchError, match=r"a batch of 1 image\(s\) .* leaves a rank one image, on which batch norm"
@@ -431,3 +392,12 @@ def test_torchrun_ddp_trains_the_one_glimpse_baseline(ddp_trained: Path, tmp_pat
     assert meta["world_size"] == 2
     assert all(torch.equal(v, init[k]) for k, v in sd.items() if k.startswith("loc_network."))
     assert not all(torch.equal(v, init[k]) for k, v in sd.items() if k.startswith("global_fc."))
+
+
+def _black(n: int) -> object:
+    """n black 64-px training images of 10 classes."""
+    from bench.data import ArrayImageSet
+
+    return ArrayImageSet(
+        "toy", "train", tuple("abcdefghij"), np.zeros((n, 64, 64, 3), np.uint8), np.arange(n) % 10
+    )

@@ -12,7 +12,7 @@ import pytest
 from bench.core.errors import BenchError
 from bench.data import cache_dir
 from bench.store.results import read_rows
-from tests.conftest import cli
+from tests.conftest import cli, torchrun
 
 HEAD = """
 import torch
@@ -181,11 +181,12 @@ def test_a_run_stopped_by_an_unreadable_image_leaves_no_file(
     bad = next(i for i in subset_indices(len(images), 24)[0] if i not in probe)
     Path(images.paths[bad]).unlink()
     Path(images.paths[bad]).write_bytes(b"")  # read by a loader worker, after the probe
-    out = tmp_path / "run"
+    out = tmp_path / "run" / "deep"  # --out a/b: both folders are new
     run = "run --models resnet18@random --data imagenet100 --data-root {} --n-images 24"
     assert cli(run + " --workers 2 --speed-budget 0 --out {}", root, out) == 2
     _one_line(capsys, "cannot read image")
-    assert not out.exists(), "no data.json, lock or folder left"
+    assert not (tmp_path / "run").exists(), "no data.json, lock or folder left"
+    out = tmp_path / "run"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     assert cli(run + " --workers 2 --speed-budget 0 --out {}", root, out) == 2
@@ -327,26 +328,13 @@ def test_under_torchrun_a_rank_whose_logits_turn_non_finite_stops_every_rank(
     """No rank is left waiting in a gather: each ends with one line, the cell is not written."""
     import os
     import subprocess
-    import sys
 
     f = tmp_path / "off_grid.py"
     f.write_text(HEAD + OFF_GRID_NAN)
     out = tmp_path / "run"
     args = f"run --suite smoke --models {f}@random --n-images 8 --batch-size 4 --speed-budget 0"
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            "-m",
-            "bench.cli",
-            *args.split(),
-            "--no-report",
-            "--out",
-            str(out),
-        ],
+        [*torchrun(), *args.split(), "--no-report", "--out", str(out)],
         env={**os.environ, "OMP_NUM_THREADS": "1"},
         capture_output=True,
         text=True,
@@ -370,3 +358,21 @@ def test_usage_errors_are_one_line(argv: list[str], capsys: pytest.CaptureFixtur
 
     assert main(argv) == 2
     _one_line(capsys, "--help` shows the options")
+
+
+def test_a_run_refused_the_lock_leaves_the_holders_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another run holds the folder and has written to it: a second run into it is refused and
+    removes nothing, neither the holder's files nor its lock."""
+    from bench.evaluation import folder_lock
+
+    out = tmp_path / "a" / "b"
+    run = "run --suite clean --models resnet_tiny@random --n-images 4 --out {}"
+    out.mkdir(parents=True)
+    with folder_lock.hold(out):
+        (out / "data.json").write_text("{}")  # the holder's, written after this run started
+        assert cli(run, out) == 2
+        _one_line(capsys, "another bench run is writing to")
+        assert (out / "data.json").is_file() and (out / folder_lock.LOCK).is_file()
+    assert not (out / folder_lock.LOCK).exists(), "the holder removes its lock when it ends"

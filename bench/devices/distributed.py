@@ -101,6 +101,11 @@ def together(fn: Callable[[], T]) -> T:
     return out  # type: ignore[return-value]
 
 
+def on_main(fn: Callable[[], T]) -> T | None:
+    """fn() on rank 0 while the others wait (None there); an error on rank 0 stops every rank."""
+    return together(lambda: fn() if world().main else None)
+
+
 def gather(obj: Any) -> list[Any]:
     """Every rank's `obj`, in rank order, on every rank."""
     w = world()

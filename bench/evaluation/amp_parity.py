@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.core.errors import BenchError, NonFiniteLogits
 from bench.data import subset_indices
 from bench.devices import distributed
 from bench.devices.device import device_name
@@ -25,26 +26,35 @@ def _setting(n: int, dev: torch.device) -> str:
     return f"bf16 autocast vs fp32 on {n} clean images on {device_name(dev)}"
 
 
+def _accuracies(setup: Setup, model: torch.nn.Module, indices: np.ndarray) -> dict[str, list]:
+    """Per-exit clean accuracy in fp32 and under bf16 autocast."""
+    cfg = setup.cfg
+
+    def accuracy(p: str) -> list:
+        correct = clean_correct(
+            model,
+            setup.images,
+            indices,
+            batch_size=cfg.batch_size,
+            device=setup.device,
+            workers=setup.workers,
+            precision=p,
+        )
+        return correct.correct.mean(axis=1).tolist()
+
+    return {p: accuracy(p) for p in ("fp32", "bf16")}
+
+
 def _check(
     setup: Setup, lm: LoadedModel, net: torch.nn.Module, indices: np.ndarray, path: Path
 ) -> None:
     """Per-exit clean accuracy in fp32 and bf16 autocast on the run's images, kept in checks.csv."""
     dev, cfg = setup.device, setup.cfg
     model = net.to(dev)
-    acc = {
-        p: clean_correct(
-            model,
-            setup.images,
-            indices,
-            batch_size=cfg.batch_size,
-            device=dev,
-            workers=setup.workers,
-            precision=p,
-        )
-        .correct.mean(axis=1)
-        .tolist()
-        for p in ("fp32", "bf16")
-    }
+    try:
+        acc = _accuracies(setup, model, indices)
+    except NonFiniteLogits as e:
+        raise BenchError(f"{lm.card.name} (bf16 parity check): {e}") from None
     net.cpu()
     ok, points = precision.amp_matches(acc["fp32"], acc["bf16"])
     detail = (
@@ -91,10 +101,11 @@ def clean_precision(
             if c.check == "amp_parity" and c.dataset == cfg.dataset and c.detail.startswith(setting)
         }
 
-    if distributed.world().main:
+    def check() -> None:
         done = stored()
         for lm in setup.loaded:
             if (lm.card.name, lm.weights) not in done:
                 _check(setup, lm, runtime[lm.card.name], indices, path)
-    distributed.barrier()
+
+    distributed.on_main(check)
     return stored()

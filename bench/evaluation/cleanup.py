@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import logging
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from bench.devices import distributed
-
-log = logging.getLogger(__name__)
 
 
 def _entries(out: Path) -> set[Path]:
@@ -23,26 +21,34 @@ def _size(path: Path) -> int:
 
 @contextmanager
 def undone_on_failure(out: Path) -> Iterator[None]:
-    """On an error before any results row was written (rank 0): remove what the run created in
-    `out` (data.json, checks, examples, the folder itself if it was new); keep all otherwise."""
+    """Entered while holding the folder: on an error before any results row was written, rank 0
+    removes what the run created in `out` (data.json, checks, examples); all else stays."""
     main = distributed.world().main
-    existed, before = out.is_dir(), _entries(out)
-    rows = _size(out / "results.csv")
+    before, rows = _entries(out), _size(out / "results.csv")
     try:
         yield
     except Exception:
         if main and _size(out / "results.csv") == rows:
-            _remove_new(out, before, existed)
+            for p in sorted(_entries(out) - before, key=lambda p: len(p.parts), reverse=True):
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
         raise
 
 
-def _remove_new(out: Path, before: set[Path], existed: bool) -> None:
-    """Files and folders under `out` that were not there before, deepest first."""
-    if not existed:
-        shutil.rmtree(out, ignore_errors=True)
-        return
-    for p in sorted(_entries(out) - before, key=lambda p: len(p.parts), reverse=True):
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
+@contextmanager
+def new_folders_removed_on_failure(out: Path) -> Iterator[None]:
+    """On an error, rank 0 removes the folders the run created for `out` that are empty again
+    (`--out a/b/c` creates a, b and c); a folder another run has written to is kept."""
+    created = [p for p in [out, *out.parents] if not p.exists()]  # deepest first
+    try:
+        yield
+    except Exception:
+        if distributed.world().main:
+            for p in created:
+                try:
+                    os.rmdir(p)
+                except OSError:  # not empty, or not there
+                    break
+        raise

@@ -43,8 +43,7 @@ def _generate(setup: Setup, out: Path, examples: bool) -> None:
 
 def generate(setup: Setup, out: Path) -> None:
     """Rank 0 makes and caches the corruptions (and example grid); other ranks then read them."""
-    main = distributed.world().main
-    for rank0_turn in (True, False):
-        if main == rank0_turn:
-            _generate(setup, out, examples=main)
-        distributed.barrier()
+    distributed.on_main(lambda: _generate(setup, out, examples=True))
+    if not distributed.world().main:
+        _generate(setup, out, examples=False)
+    distributed.barrier()

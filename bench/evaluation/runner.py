@@ -20,7 +20,7 @@ from bench.devices.device import device_name
 from bench.evaluation import folder_lock, model_checks, state
 from bench.evaluation.amp_parity import clean_precision
 from bench.evaluation.cell import rank_state, run_cell
-from bench.evaluation.cleanup import undone_on_failure
+from bench.evaluation.cleanup import new_folders_removed_on_failure, undone_on_failure
 from bench.evaluation.context import Context
 from bench.evaluation.generate import generate
 from bench.evaluation.glimpses import record_glimpses
@@ -69,9 +69,8 @@ def _open(setup: Setup, out: Path, progress: bool) -> Context:
     # model as loaded.
     runtime = {lm.card.name: runtime_copy(lm.model, lm.card.input_size) for lm in setup.loaded}
     generate(setup, out)
-    if any(c.condition.kind == "attack" for c in setup.cells) and main:
-        model_checks.check_models(setup, out / "checks.csv")
-    distributed.barrier()
+    if any(c.condition.kind == "attack" for c in setup.cells):
+        distributed.on_main(lambda: model_checks.check_models(setup, out / "checks.csv"))
     randomized = model_checks.randomized(setup, out / "checks.csv")
     precision.strict_fp32()
     amp = clean_precision(setup, runtime, out / "checks.csv")
@@ -101,20 +100,20 @@ def _run_task(ctx: Context, task: Task) -> None:
         return
     correct, speeds = run_cell(ctx, task)
     ctx.done.update(tuple(k.values()) for k in task.keys)  # a spec or radius given twice runs once
-    if distributed.world().main:
-        write_cell(ctx, task, correct, speeds)
-    else:
+    if not distributed.world().main:
         state.remove_state(rank_state(ctx, task))
+    distributed.on_main(lambda: write_cell(ctx, task, correct, speeds))
 
 
 def run(cfg: RunConfig, progress: bool = True) -> Path:
     """Evaluate every model under every condition of the suite; returns the results CSV path."""
     out = Path(cfg.out)
-    with undone_on_failure(out):
+    with new_folders_removed_on_failure(out):
         # on every rank, so that bad input or a missing file on one of them stops them all, none
         # left at a barrier
         setup = distributed.together(lambda: load_setup(cfg))
-        with folder_lock.hold(out):
+        # undone while the folder is held: a run refused the lock touches nothing of the holder's
+        with folder_lock.hold(out), undone_on_failure(out):
             ctx = _open(setup, out, progress)
             _run_cells(ctx)
     return ctx.results
@@ -130,8 +129,10 @@ def _run_cells(ctx: Context) -> None:
             if task is not None:
                 planned.add(state.state_path(out, task.keys[0]).name)
                 _run_task(ctx, task)
-    if distributed.world().main:
+
+    def finish() -> None:
         for lm in setup.loaded:
             record_glimpses(setup, lm, out)
         state.tell_stale(out, planned)
-    distributed.barrier()
+
+    distributed.on_main(finish)

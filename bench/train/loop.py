@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bench.core.errors import BenchError, ensure_writable
+from bench.core.errors import BenchError, NonFiniteLogits, ensure_writable
 from bench.data import FolderImageSet, ImageSet, iter_batches, loader_workers, to_unit
 from bench.devices import distributed
 from bench.devices.device import rank_device
@@ -281,12 +281,20 @@ def train(
                 seconds = spent + time.perf_counter() - start
                 train_state.save(state, key, epoch + 1, seconds, model, opt, sched, gen)
     model.eval()
-    if w.main:
-        seconds = spent + time.perf_counter() - start
-        facts = _facts(model, train_set, recipe, seed, dev, first, seconds)
-        _write(model, name, test_set, out, dev, facts)
+    seconds = spent + time.perf_counter() - start
+
+    def finish() -> None:
+        _write(
+            model,
+            name,
+            test_set,
+            out,
+            dev,
+            _facts(model, train_set, recipe, seed, dev, first, seconds),
+        )
         train_state.remove(state)
-    distributed.barrier()  # rank 0 evaluates and writes while the others wait
+
+    distributed.on_main(finish)  # rank 0 evaluates and writes while the others wait
     model.cpu()
     return out
 
@@ -300,7 +308,11 @@ def _write(
     model: torch.nn.Module, name: str, test_set: ImageSet, out: Path, dev: torch.device, facts: dict
 ) -> None:
     """Evaluate the trained model on the test split and write its checkpoint with the sidecar."""
-    correct = clean_correct(model, test_set, np.arange(len(test_set)), batch_size=256, device=dev)
+    try:
+        indices = np.arange(len(test_set))
+        correct = clean_correct(model, test_set, indices, batch_size=256, device=dev)
+    except NonFiniteLogits as e:
+        raise BenchError(f"{name} after training: {e} on the test split; nothing written") from None
     acc = [float(c.mean()) for c in correct.correct]
     meta = {
         **facts,
