@@ -22,7 +22,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from bench.core.errors import unknown
-from bench.corruptions.base import PARITY  # noqa: F401  (re-exported: which of these run by default, and why)
+
+# re-exported: which of these run by default, and why
+from bench.corruptions.base import PARITY  # noqa: F401
 
 SOURCE = "torch"
 

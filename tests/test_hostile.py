@@ -376,3 +376,17 @@ def test_a_run_refused_the_lock_leaves_the_holders_files(
         _one_line(capsys, "another bench run is writing to")
         assert (out / "data.json").is_file() and (out / folder_lock.LOCK).is_file()
     assert not (out / folder_lock.LOCK).exists(), "the holder removes its lock when it ends"
+
+
+def test_a_bench_checkpoint_that_lost_its_sidecar_is_refused(
+    trained: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not taken for weights trained elsewhere: its sha256 can no longer be checked."""
+    import shutil
+
+    from bench.load.specs import default_checkpoint
+
+    ckpt = tmp_path / "copied.pt"
+    shutil.copy(default_checkpoint(cache_dir(), "cluttered_fmnist", "resnet_tiny"), ckpt)
+    assert cli("run --suite clean --models resnet_tiny@{} --out {}", ckpt, tmp_path / "r") == 2
+    _one_line(capsys, "copied.pt has no sidecar copied.json: cannot verify it")

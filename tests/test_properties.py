@@ -91,7 +91,7 @@ def test_the_model_checks_accept_logits_and_refuse_the_rest_in_one_line(
         tuple(z.shape) == (exits, 4, classes)
         and z.is_floating_point()
         and bool(torch.isfinite(z).all())
-        and not all(
+        and not any(
             bool(((t >= 0) & (t <= 1)).all())
             and bool(
                 torch.allclose(t.double().sum(1), torch.ones(4, dtype=torch.float64), atol=1e-4)

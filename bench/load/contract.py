@@ -68,7 +68,7 @@ def _check_values(lm: LoadedModel, logits: torch.Tensor) -> None:
         n_bad, exits = int(bad.any(0).sum()), (bad.any(1).nonzero().squeeze(1) + 1).tolist()
         raise BenchError(
             f"{name} returns non-finite logits (NaN or Inf) for {n_bad} of {logits.shape[1]} probe "
-            f"images at exit(s) {', '.join(map(str, exits))}: a NaN would be scored as class 0"
+            f"images at exit(s) {', '.join(map(str, exits))}: argmax would count them as a class"
         )
     for t, z in enumerate(logits, start=1):
         in_unit = bool(((z >= 0) & (z <= 1)).all())

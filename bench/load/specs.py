@@ -78,8 +78,9 @@ def _import(module_part: str) -> Any:
 
 
 def _first_on_path(folder: Path) -> None:
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
+    if str(folder) in sys.path:
+        sys.path.remove(str(folder))
+    sys.path.insert(0, str(folder))
 
 
 def _import_user(target: str) -> list[str]:

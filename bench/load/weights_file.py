@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from bench.core.errors import BenchError, first_line
+from bench.load import checkpoint
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -24,6 +25,11 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise BenchError(
             f"weights file {path} cannot be loaded: {type(e).__name__}: {first_line(e)}"
         ) from None
+    if isinstance(sd, dict) and sd.get("format") == checkpoint.FORMAT:
+        raise BenchError(
+            f"checkpoint {path} has no sidecar {checkpoint.sidecar(path).name}: cannot verify it "
+            "(`bench train` writes both)"
+        )
     for key in ("state_dict", "model"):  # common training-script wrappers
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]

@@ -342,8 +342,13 @@ def _sanity_section(df: pd.DataFrame, run_dir: Path, images: dict) -> list[str]:
     lines = [
         "## Sanity checks",
         "",
-        f"{len(findings) + len(checks) - len(warn)} passed, {len(warn)} raised; each raised check "
-        "is explained below (the bench repository's docs/checks.md lists them all).",
+        f"{len(findings) + len(checks) - len(warn)} passed, {len(warn)} raised; "
+        + (
+            "each raised check is explained below ("
+            if check_explanations(["deterministic"])
+            else "("
+        )
+        + "the bench repository's docs/checks.md explains them all).",
         "",
     ]
     if warn:
