@@ -80,6 +80,11 @@ def entry(cond: Condition) -> AttackEntry:
     return ATTACKS.get(key)
 
 
+def mode(cond: Condition) -> str:
+    """How a condition's attack is scored (its entry's mode); "" for clean and corruption images."""
+    return entry(cond).mode if cond.kind == "attack" else ""
+
+
 def build(cond: Condition) -> Any:
     """The attack object a condition describes."""
     return entry(cond).build(cond)
@@ -100,5 +105,6 @@ __all__ = [
     "build",
     "check_args",
     "entry",
+    "mode",
     "project",
 ]

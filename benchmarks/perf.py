@@ -41,6 +41,7 @@ from bench.attacks import AutoAttack, attack_mode  # noqa: E402
 from bench.core.seeds import image_seeds  # noqa: E402
 from bench.data import cache_dir, load_split, subset_indices, to_unit  # noqa: E402
 from bench.devices.device import device_name, resolve_device  # noqa: E402
+from bench.evaluation.scoring import small_batch_kernels  # noqa: E402
 from bench.fast import precision  # noqa: E402
 from bench.load.specs import expand, load  # noqa: E402
 from bench.models.base import true_gradient  # noqa: E402
@@ -211,7 +212,15 @@ def autoattack(
 
     def ours() -> tuple[float, dict[str, int]]:
         flags = Flags()
-        robust = AutoAttack(eps).robust(mine, x, y, seed=0, batch_size=bs, flags=flags)
+        robust = AutoAttack(eps).robust(
+            mine,
+            x,
+            y,
+            seed=0,
+            batch_size=bs,
+            flags=flags,
+            chunk_context=small_batch_kernels(mine, x),
+        )
         return robust.float().mean().item(), flags.robust_after
 
     mine = as_run(model, x.shape[-1])

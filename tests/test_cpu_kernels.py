@@ -82,7 +82,7 @@ def test_both_kernels_give_the_same_logits_and_input_gradients(channels_last: bo
 
 
 def test_autoattack_runs_its_small_batches_on_the_chosen_kernels() -> None:
-    from bench.evaluation.scoring import _small_batch_kernels
+    from bench.evaluation.scoring import small_batch_kernels
 
     net = _net()
     # without biases the net can be fooled: APGD-T breaks every image, Square never runs
@@ -97,7 +97,7 @@ def test_autoattack_runs_its_small_batches_on_the_chosen_kernels() -> None:
     seen: list[bool] = []
     net[0].register_forward_hook(lambda *_: seen.append(torch.backends.mkldnn.enabled))
     # the context the evaluation layer hands AutoAttack's chunks
-    kernels = _small_batch_kernels(net, x)
+    kernels = small_batch_kernels(net, x)
     assert (
         not AutoAttack(32 / 255)
         .robust(net, x, y, seed=0, batch_size=3, chunk_context=kernels)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench import attacks
 from bench.core.conditions import Condition
 from bench.core.config import RunConfig
 from bench.core.errors import BenchError, NonFiniteLogits
@@ -25,7 +26,9 @@ log = logging.getLogger(__name__)
 
 def chunk(cond: Condition, cfg: RunConfig) -> int:
     """How ranks split a cell: a cascade's chunk (each seeded by its number), else --batch-size."""
-    return int(cond.params.get("batch_size", cfg.batch_size))
+    if attacks.mode(cond) == "cascade":
+        return int(cond.params.get("batch_size", cfg.batch_size))
+    return cfg.batch_size
 
 
 def idle_ranks(n: int, chunk: int, ranks: int, autoattack: bool = False) -> str:
@@ -66,7 +69,7 @@ def _share(ctx: Context, task: Task, net: torch.nn.Module) -> tuple[np.ndarray, 
     setup, cond, w = ctx.setup, task.cond, distributed.world()
     size = chunk(cond, setup.cfg)
     pos, chunk_ids = distributed.shard(len(task.indices), size)
-    idle = idle_ranks(len(task.indices), size, w.size, "batch_size" in cond.params)
+    idle = idle_ranks(len(task.indices), size, w.size, attacks.mode(cond) == "cascade")
     if idle and w.main and "idle ranks" not in ctx.warned:  # once per run
         ctx.warned.add("idle ranks")
         log.warning("%s %s: %s", task.lm.card.name, cond.label(), idle)

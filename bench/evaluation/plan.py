@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+from bench import attacks
 from bench.core.conditions import TRANSFER_AUTO, Condition, corruption, pgd_params, pgd_step
 from bench.core.config import RunConfig
 from bench.core.corruption_names import EXTRA
@@ -170,9 +171,9 @@ def resolve(
             target.card.name,
         )
         return None
-    if randomized and "version" in cond.params:
+    if randomized and attacks.mode(cond) == "cascade":
         return dataclasses.replace(cond, params=cond.params.replace(version="rand"))
-    if "from" not in cond.params:
+    if attacks.mode(cond) != "transfer":
         return cond
     wanted = cond.params["from"]
     src = (

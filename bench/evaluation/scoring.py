@@ -253,12 +253,14 @@ def score_transfer(job: Job) -> Correct:
     return _one_attack_for_all(job, score_batch)
 
 
-def _small_batch_kernels(view: torch.nn.Module, x: torch.Tensor) -> Callable:
+def small_batch_kernels(view: torch.nn.Module, x: torch.Tensor) -> Callable:
     """The context AutoAttack enters around each chunk: PyTorch's own convolutions for the few
     images still robust on a CPU (bench/fast/cpu_kernels.py), from the model's largest convolution,
-    probed on one image."""
-    with torch.no_grad(), cpu_kernels.conv_probe(view) as convs:
+    probed on one image (the random state restored: a randomized model draws nothing for it)."""
+    devices = [x.device] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), torch.no_grad(), cpu_kernels.conv_probe(view) as c:
         view(x[:1])
+    convs = c
     return lambda n: cpu_kernels.small_batch(n, convs.largest, x.device)
 
 
@@ -292,7 +294,7 @@ def score_cascade(job: Job) -> Correct:
                 flags=flags,
                 state=state,
                 chunk_ids=job.chunk_ids,
-                chunk_context=_small_batch_kernels(view, x),
+                chunk_context=small_batch_kernels(view, x),
             )
         correct[t - 1] = robust.numpy()
         # a resumed state's passes included
@@ -329,7 +331,7 @@ def scorer(cond: Condition) -> Scorer:
     """The scorer of a condition, by its kind, protocol and (for attacks) the attack's mode."""
     from bench import attacks
 
-    mode = attacks.entry(cond).mode if cond.kind == "attack" else ""
+    mode = attacks.mode(cond)
     try:
         return SCORERS[cond.kind, cond.protocol, mode]
     except KeyError:

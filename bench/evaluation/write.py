@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+from bench import attacks
 from bench.core.conditions import Condition
 from bench.cost import mfu
 from bench.cost.flops import FlopCount
@@ -42,7 +43,7 @@ def row_mfu(
         return mfu.mfu(cost.gmacs, peak, throughput=throughput)
     if correct.exit_seconds is not None:  # each exit attacked on its own, and timed
         return mfu.mfu(cost.gmacs, peak * ranks, n_forward=n_fwd, n_backward=n_bwd, seconds=seconds)
-    if "from" in cond.params:
+    if attacks.mode(cond) == "transfer":
         return math.nan
     return mfu.mfu(
         deepest.gmacs, peak * ranks, n_forward=n_fwd, n_backward=n_bwd, seconds=correct.seconds
