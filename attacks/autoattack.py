@@ -190,7 +190,7 @@ class AutoAttack:
         model: nn.Module,
         x: Tensor,
         y: Tensor,
-        lo: int,  # type: ignore[no-untyped-def]
+        lo: int,
         size: int,
         seed: int,
         robust: Tensor,

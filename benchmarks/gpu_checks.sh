@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of issue 7 as one command for a lent GPU machine (see README, "On a GPU"), each step under a
+# The GPU checks as one command for a lent GPU machine (see docs/scaling.md, "GPU checks"), each step under a
 # time cap so the whole fits one 10-minute call. Prepare here with benchmarks/gpu_prepare.sh, then run there
 # with .gpu carried:   bash benchmarks/gpu_checks.sh [step ...]   (steps: tf32 corruptions scale suite; all)
 # Output in $OUT (else gpu-out/): gpu_checks.log, perf.csv (rows to add to results/perf/perf.csv),

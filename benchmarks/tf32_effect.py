@@ -50,7 +50,7 @@ def both(
     images,
     idx: np.ndarray,
     cond: Condition,
-    device: torch.device,  # type: ignore[no-untyped-def]
+    device: torch.device,
     batch_size: int,
     tf32_first: bool,
 ) -> dict[bool, tuple[np.ndarray, float]]:

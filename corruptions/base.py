@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.core.corruption_names import COMMON, EXTRA
-from bench.core.errors import BenchError, unknown
+from bench.core.corruption_names import ALL, COMMON, EXTRA, check_name  # noqa: F401  (re-exported)
+from bench.core.errors import BenchError
 
-ALL = COMMON + EXTRA
 CORRUPTION_ID = {name: i for i, name in enumerate(ALL)}  # imagecorruptions' corruption_number
 GROUP = {
     **{n: "noise" for n in ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")},
@@ -27,13 +26,6 @@ SEVERITIES = (1, 2, 3, 4, 5)
 # Pixelate and JPEG stay on PIL through the reference; spatter has no batched path.
 PARITY = frozenset(ALL) - {"pixelate", "jpeg_compression", "spatter"}
 MIN_SIDE = 32  # imagecorruptions refuses smaller images
-
-
-def check_name(name: str) -> str:
-    """Reject unknown corruption names with the closest known ones."""
-    if name not in CORRUPTION_ID:
-        raise unknown("corruption", name, ALL)
-    return name
 
 
 def check_severity(severity: int) -> int:

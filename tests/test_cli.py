@@ -732,11 +732,11 @@ def test_attack_options_backend_radii_steps(
 
 def test_autoattack_switches_to_rand_for_randomized_models() -> None:
     from bench.core.conditions import autoattack
-    from bench.evaluation.plan import resolve as _resolve
+    from bench.evaluation.plan import resolve
 
     cond = autoattack()
-    assert _resolve(cond, None, [], randomized=False) is cond  # type: ignore[arg-type]
-    rand = _resolve(cond, None, [], randomized=True)  # type: ignore[arg-type]
+    assert resolve(cond, None, [], randomized=False) is cond  # type: ignore[arg-type]
+    rand = resolve(cond, None, [], randomized=True)  # type: ignore[arg-type]
     assert rand is not None and rand.params["version"] == "rand"
 
 
@@ -745,14 +745,14 @@ def test_the_paper_protocol_skips_a_model_without_a_normalized_input_space(tmp_p
     import dataclasses
 
     from bench.core.conditions import PAPER_PGD
-    from bench.evaluation.plan import resolve as _resolve
+    from bench.evaluation.plan import resolve
     from bench.load.specs import load
 
     lm = load("resnet_tiny@random", "cluttered_fmnist", tmp_path)
-    assert _resolve(PAPER_PGD, lm, [lm]) is PAPER_PGD
+    assert resolve(PAPER_PGD, lm, [lm]) is PAPER_PGD
     lm.model.normalizes = False  # as a user model registered without mean and std
-    assert _resolve(PAPER_PGD, lm, [lm]) is None
-    assert _resolve(dataclasses.replace(PAPER_PGD, protocol="strict"), lm, [lm]) is not None
+    assert resolve(PAPER_PGD, lm, [lm]) is None
+    assert resolve(dataclasses.replace(PAPER_PGD, protocol="strict"), lm, [lm]) is not None
 
 
 def test_corruption_selection_and_backends(

@@ -126,14 +126,14 @@ def test_ranks_evaluate_the_batches_of_one_process(monkeypatch: pytest.MonkeyPat
 
 
 def test_a_cell_of_fewer_batches_than_ranks_says_why_ranks_wait() -> None:
-    from bench.evaluation.cell import idle_ranks as _idle_ranks
+    from bench.evaluation.cell import idle_ranks
 
-    assert _idle_ranks(200, 256, 4) == (
+    assert idle_ranks(200, 256, 4) == (
         "200 image(s) are 1 batch(es) of 256 for 4 ranks, so 3 wait (ranks take whole batches, "
         "which keeps the rows equal to one process's; a smaller --batch-size spreads small cells)"
     )
-    assert _idle_ranks(200, 50, 4) == "" and _idle_ranks(7, 3, 2) == ""
-    assert _idle_ranks(7, 100, 2, autoattack=True).endswith(
+    assert idle_ranks(200, 50, 4) == "" and idle_ranks(7, 3, 2) == ""
+    assert idle_ranks(7, 100, 2, autoattack=True).endswith(
         "AutoAttack's chunks are the suite's, which seed them, not --batch-size)"
     )
 

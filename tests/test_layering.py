@@ -14,11 +14,17 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 TORCH_FREE = ("bench/core", "bench/store", "bench/report")
 # folder -> module prefixes it must never import, at module level or inside a function
+AFTER = ("bench.evaluation", "bench.fast", "bench.train", "bench.cli")
 FORBIDDEN = {
-    "models": ("bench.evaluation", "bench.fast", "bench.train", "bench.cli"),
-    "attacks": ("bench.evaluation", "bench.fast", "bench.train", "bench.cli"),
-    "corruptions": ("bench.evaluation", "bench.fast", "bench.train", "bench.cli"),
-    "bench/train": ("bench.fast",),
+    "models": AFTER,
+    "attacks": AFTER,
+    "corruptions": AFTER,
+    "bench/train": ("bench.fast", "bench.cli"),
+    "bench/load": AFTER,
+    "bench/data": (*AFTER, "bench.load", "bench.cost", "bench.store"),
+    "bench/devices": (*AFTER, "bench.load", "bench.cost", "bench.store"),
+    "bench/fast": ("bench.evaluation", "bench.train", "bench.cli", "bench.load", "bench.store"),
+    "bench/cost": ("bench.evaluation", "bench.train", "bench.cli", "bench.store"),
     "bench/core": ("bench.evaluation", "bench.fast", "bench.train", "bench.load", "bench.cost"),
     "bench/store": ("bench.evaluation", "bench.fast", "bench.train", "bench.load", "bench.cost"),
     "bench/report": ("bench.evaluation", "bench.fast", "bench.train", "bench.load", "bench.cost"),
@@ -105,3 +111,21 @@ def test_every_package_folder_is_packaged_under_bench() -> None:
                 found.add(".".join([name, *folder.relative_to(root).parts]))
                 break
     assert set(tool["packages"]) == found
+
+
+def test_models_attacks_and_corruptions_load_nothing_of_the_later_layers() -> None:
+    """Not even through another module: importing all of them leaves those packages unloaded."""
+    names = [
+        n.replace("models", "bench.models", 1)
+        .replace("attacks", "bench.attacks", 1)
+        .replace("corruptions", "bench.corruptions", 1)
+        for folder in ("models", "attacks", "corruptions")
+        for n in _modules(folder)
+    ]
+    code = "".join(f"import {n}\n" for n in names) + (
+        "import sys\n"
+        f"bad = sorted(m for m in sys.modules if m.startswith({AFTER!r}))\n"
+        "assert not bad, bad\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr.strip().splitlines()[-1:]

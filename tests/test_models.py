@@ -108,9 +108,8 @@ def test_rescaler_scales_localization_gradient_by_s_and_can_be_switched_off() ->
 
     scaled = loc_grad()
     with true_gradient(m):
-        m.affine_stop.enabled = (
-            True  # the rescaler's effect alone (true_gradient also lifts this stop)
-        )
+        # the rescaler's effect alone (true_gradient also lifts this stop)
+        m.affine_stop.enabled = True
         true = loc_grad()
     assert torch.allclose(scaled, 0.02 * true, rtol=1e-4, atol=1e-9)
     assert true.abs().sum() > 0

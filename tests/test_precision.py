@@ -59,21 +59,21 @@ def test_row_mfu_where_one_pass_serves_every_exit_is_the_cells() -> None:
     from bench.core.conditions import CLEAN, pgd, transfer
     from bench.cost.flops import FlopCount
     from bench.evaluation.correct import Correct
-    from bench.evaluation.write import row_mfu as _row_mfu
+    from bench.evaluation.write import row_mfu
 
     cost = [FlopCount(gmacs=g, params_m=1.0) for g in (1.0, 2.0, 3.0, 4.0)]
     n = np.full(4, 1000)
     shared = Correct(np.arange(1000), np.ones((4, 1000), bool), 10.0, n, np.zeros(4, np.int64))
     cell = 2e9 * 4.0 * 1000 / 10.0 / 1e12  # the deepest exit's cost over the cell's time: 0.0008
     for t in range(1, 5):
-        assert _row_mfu(
+        assert row_mfu(
             CLEAN, shared, cost[t - 1], cost[3], 1.0, 1, math.nan, 1000, 0, 2.5
         ) == pytest.approx(cell)
-    assert _row_mfu(
+    assert row_mfu(
         CLEAN, shared, cost[3], cost[3], 1.0, 2, math.nan, 1000, 0, 2.5
     ) == pytest.approx(cell / 2)
     assert math.isnan(
-        _row_mfu(transfer("src"), shared, cost[3], cost[3], 1.0, 1, math.nan, 1000, 0, 2.5)
+        row_mfu(transfer("src"), shared, cost[3], cost[3], 1.0, 1, math.nan, 1000, 0, 2.5)
     )
     timed = Correct(
         np.arange(1000),
@@ -83,10 +83,10 @@ def test_row_mfu_where_one_pass_serves_every_exit_is_the_cells() -> None:
         n,
         exit_seconds=np.array([1.0, 2.0, 3.0, 4.0]),
     )
-    assert _row_mfu(
+    assert row_mfu(
         pgd(4 / 255), timed, cost[1], cost[3], 1.0, 1, math.nan, 1000, 1000, 2.0
     ) == pytest.approx(2e9 * 2.0 * 3000 / 2.0 / 1e12)  # its own exit, passes and time
-    assert _row_mfu(CLEAN, shared, cost[1], cost[3], 1.0, 1, 500.0, 0, 0, 0.0) == pytest.approx(
+    assert row_mfu(CLEAN, shared, cost[1], cost[3], 1.0, 1, 500.0, 0, 0, 0.0) == pytest.approx(
         2e9 * 2.0 * 500 / 1e12
     )
 

@@ -103,9 +103,8 @@ def test_a_loss_that_is_not_finite_stops_training_and_names_the_ranks_it_came_fr
         _train(tmp_path, out)
     assert not out.exists()
 
-    from bench.devices import (
-        distributed,  # two healthy-looking ranks and two that diverged: only those are named
-    )
+    # two healthy-looking ranks and two that diverged: only those are named
+    from bench.devices import distributed
 
     monkeypatch.setattr(distributed, "all_ok", lambda ok: False)
     monkeypatch.setattr(distributed, "gather", lambda obj: [obj, float("nan"), 0.25, float("inf")])

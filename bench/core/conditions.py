@@ -126,7 +126,7 @@ def autoattack(
         norm=norm,
         epsilon=eps,
         params=Params(batch_size=batch_size, version=version),
-    )  # type: ignore[arg-type]
+    )
 
 
 PAPER_PGD = Condition(

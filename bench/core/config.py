@@ -9,6 +9,7 @@ from pathlib import Path
 from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from bench.core.corruption_names import check_name
 from bench.core.errors import BenchError
 
 # of clean and corruption cells; attacks always run strict fp32
@@ -27,9 +28,8 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     batch_size: int = 256
-    workers: int | None = (
-        None  # image-decoding processes for folder data sets (None: bench.data.loader_workers)
-    )
+    # image-decoding processes for folder data sets (None: bench.data.loader_workers)
+    workers: int | None = None
     out: str = "results/default"
     attack_backend: str = "bench"  # bench | torchattacks: who runs FGSM and PGD
     eps: tuple[float, ...] | None = None  # L∞ radii of the FGSM/PGD sweeps (None: the suite's)
@@ -41,9 +41,8 @@ class RunConfig:
     corruptions: tuple[str, ...] | None = None  # only these corruptions (None: the suite's)
     corruption_root: str = ""  # an ImageNet100-C folder, for the rendered source
     skip_corrupt_files: bool = False  # report and skip unreadable rendered files instead of failing
-    speed_budget: float = (
-        1.0  # seconds per exit for timing latency/throughput on clean cells; 0: skip
-    )
+    # seconds per exit for timing latency/throughput on clean cells; 0: skip
+    speed_budget: float = 1.0
     # clean/corruption cells: auto (bf16 autocast on CUDA if it passes the parity check), fp32, bf16
     precision: str = "auto"
     # the device's fp32 peak for fp32 rows' MFU when bench/cost/mfu.PEAK_TFLOPS lacks it (0: look
@@ -90,8 +89,6 @@ class RunConfig:
                 "--restarts needs --attack-backend bench: torchattacks' PGD has no restarts"
             )
         if self.corruptions is not None:
-            from bench.corruptions.base import check_name
-
             for name in self.corruptions:
                 check_name(name)
         for e in self.eps or ():

@@ -27,14 +27,6 @@ class Params(Mapping[str, Scalar]):
                 )
         self._items = tuple(sorted(merged.items()))
 
-    @classmethod
-    def parse(cls, text: str) -> Params:
-        """The Params a row's `params` column holds."""
-        value = json.loads(text)
-        if not isinstance(value, dict):
-            raise ValueError(f"params is not a JSON object: {text[:40]!r}")
-        return cls(value)
-
     def json(self) -> str:
         """The row's `params` column: canonical JSON."""
         return canonical_json(dict(self._items))

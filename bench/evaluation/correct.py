@@ -36,7 +36,7 @@ class Correct:
         )
 
 
-def _shares(per_exit: np.ndarray, total: float) -> np.ndarray:
+def shares(per_exit: np.ndarray, total: float) -> np.ndarray:
     """Per-exit times scaled to sum to the cell's wall time (load and score split in proportion)."""
     measured = float(per_exit.sum())
     return per_exit * (total / measured) if measured > 0 else per_exit
@@ -69,7 +69,7 @@ def merge(
                 else np.maximum(exit_seconds, part.exit_seconds)
             )
     if exit_seconds is not None:
-        exit_seconds = _shares(exit_seconds, seconds)
+        exit_seconds = shares(exit_seconds, seconds)
     # AutoAttack's Square check, on the whole cell's counts as one process would take them
     if robust_after:
         from bench.attacks.autoattack import square_flags

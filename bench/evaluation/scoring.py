@@ -27,7 +27,7 @@ from bench.core.conditions import Condition
 from bench.core.errors import BenchError
 from bench.core.seeds import image_seeds
 from bench.data import ImageSet, iter_batches, to_unit
-from bench.evaluation.correct import Correct, _shares
+from bench.evaluation.correct import Correct, shares
 from bench.fast import cpu_kernels
 from bench.fast.precision import autocast
 from bench.models.base import predictions, true_gradient
@@ -192,7 +192,7 @@ def score_white_box(job: Job) -> Correct:
             n_bwd[t - 1] += bwd
             per_exit[t - 1] += time.perf_counter() - t0  # the .cpu() above waited for the device
     total = time.perf_counter() - start
-    return Correct(job.indices, correct, total, n_fwd, n_bwd, exit_seconds=_shares(per_exit, total))
+    return Correct(job.indices, correct, total, n_fwd, n_bwd, exit_seconds=shares(per_exit, total))
 
 
 Hits = tuple[np.ndarray, int, int]  # (E, n) correctness of a batch, its forward and backward passes
@@ -244,9 +244,8 @@ def score_transfer(job: Job) -> Correct:
         counter = attacks.PassCounter(attacks.LogitsGuard(source))
         with true_gradient(source), attacks.attack_mode(source):
             x_adv = atk(counter, x, y, seeds=_seeds(job.seed, idx, tag, 0))
-        with attacks.attack_mode(
-            model
-        ):  # robust: right on the clean image and on the transferred one
+        # robust: right on the clean image and on the transferred one
+        with attacks.attack_mode(model):
             hits = exit_hits(model, x, labels) & exit_hits(model, x_adv, labels)
         return hits, counter.n_forward + 2 * len(idx), counter.n_backward
 
@@ -311,7 +310,7 @@ def score_cascade(job: Job) -> Correct:
         n_fwd,
         n_bwd,
         tuple(notes),
-        _shares(per_exit, total),
+        shares(per_exit, total),
         tuple(after),
     )
 

@@ -90,7 +90,6 @@ def make_task(ctx: Context, cell: Cell, lm: LoadedModel) -> Task | None:
     exits = lm.card.exits[-1:] if cell.last_exit_only else lm.card.exits
     precision = ctx.precision.get(weights, "fp32") if cond.kind != "attack" else "fp32"
     keys = key_rows(ctx, lm, cond, subset, exits, precision)
-    # a cell can be partly
+    # a cell can be partly stored: another suite's last-exit-only cell holds one of its rows
     todo = [(k, t) for k, t in zip(keys, exits) if tuple(k.values()) not in ctx.done]
-    # stored: another suite's last-exit-only cell
     return Task(lm, cell, cond, indices, precision, keys, todo)

@@ -66,9 +66,8 @@ class Row:
     seconds: float
     n_forward: int  # images passed forward through the evaluated model to produce this row
     n_backward: int  # images passed backward (input gradients)
-    latency_ms: (
-        float  # clean rows: median batch-1 latency up to this exit on `device`; NaN elsewhere
-    )
+    # clean rows: median batch-1 latency up to this exit on `device`; NaN elsewhere
+    latency_ms: float
     throughput: float  # clean rows: best images/s over batch sizes 1, 2, 4, ...; NaN elsewhere
     throughput_batch: int  # the batch size that reached `throughput` (0 when not measured)
     # model FLOPs/s over the device's peak at `precision` (bench/cost/mfu.py); NaN where the peak is
