@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from bench.core.errors import BenchError
+from bench.models.base import looks_like_probabilities
 
 NORMS = ("linf", "l2")
 
@@ -107,11 +108,7 @@ class LogitsGuard(nn.Module):
                 f"model returned shape {tuple(out.shape)}; attacks need logits ({x.shape[0]}, K)"
             )
         if not self._checked:
-            with torch.no_grad():
-                probs = bool(((out >= 0) & (out <= 1)).all()) and bool(
-                    torch.allclose(out.sum(1), torch.ones_like(out[:, 0]), atol=1e-4)
-                )
-            if probs:
+            if looks_like_probabilities(out):
                 raise BenchError(
                     "model outputs look like probabilities (in [0,1], rows sum to 1); "
                     "return logits: cross-entropy on probabilities gives vanishing gradients"

@@ -189,3 +189,11 @@ def predictions(logits: Tensor) -> Tensor:
     if bool(bad.any()):
         raise NonFiniteLogits(int(bad.reshape(-1, bad.shape[-1]).any(0).sum()))
     return logits.argmax(-1)
+
+
+def looks_like_probabilities(logits: Tensor) -> bool:
+    """Whether rows of (N, K) outputs are probabilities (in [0,1], summing to 1), not logits."""
+    with torch.no_grad():
+        sums = logits.double().sum(1)
+        in_unit = bool(((logits >= 0) & (logits <= 1)).all())
+        return in_unit and bool(torch.allclose(sums, torch.ones_like(sums), atol=1e-4))

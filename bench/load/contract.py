@@ -13,6 +13,7 @@ import torch
 from bench.core.errors import BenchError, first_line
 from bench.data import ImageSet, iter_batches, subset_indices, to_unit
 from bench.load.specs import LoadedModel
+from bench.models.base import looks_like_probabilities
 
 PROBE_IMAGES = 16
 
@@ -71,9 +72,7 @@ def _check_values(lm: LoadedModel, logits: torch.Tensor) -> None:
             f"images at exit(s) {', '.join(map(str, exits))}: argmax would count them as a class"
         )
     for t, z in enumerate(logits, start=1):
-        in_unit = bool(((z >= 0) & (z <= 1)).all())
-        sums = z.double().sum(1)
-        if in_unit and bool(torch.allclose(sums, torch.ones_like(sums), atol=1e-4)):
+        if looks_like_probabilities(z):
             raise BenchError(
                 f"{name} returns probabilities at exit {t} (in [0,1], rows sum to 1); return "
                 "logits (drop the final softmax): attacks on probabilities get vanishing gradients"
