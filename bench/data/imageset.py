@@ -107,6 +107,13 @@ def subset_indices(n_total: int, n: int | None) -> tuple[np.ndarray, str]:
     return np.sort(perm[:n]), f"perm0:{n}"
 
 
+def first_images(images: ImageSet, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indices, uint8 images, labels) of the first n images of the fixed evaluation order, read in
+    this process: the batch checks, probes and examples use."""
+    idx, _ = subset_indices(len(images), n)
+    return next(iter_batches(images, idx, len(idx), 0))
+
+
 def iter_batches(
     images: ImageSet, indices: np.ndarray, batch_size: int, workers: int = 0
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:

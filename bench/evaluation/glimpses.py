@@ -19,7 +19,7 @@ from bench.attacks.pgd import PGD
 from bench.core.card import file_stem
 from bench.core.conditions import HEADLINE_EPS, Condition
 from bench.core.seeds import image_seeds
-from bench.data import ImageSet, iter_batches, subset_indices, to_unit
+from bench.data import ImageSet, first_images, iter_batches, to_unit
 from bench.models.base import true_gradient
 from bench.store import glimpses
 
@@ -97,8 +97,7 @@ def record(
     if any((g.model, g.weights, g.dataset) == (lm.card.name, lm.weights, dataset) for g in stored):
         return 0
     model = lm.model.to(device).eval()
-    idx, _ = subset_indices(len(images), N_EXAMPLES)
-    _, imgs, labels = next(iter_batches(images, idx, N_EXAMPLES, 0))
+    idx, imgs, labels = first_images(images, N_EXAMPLES)
     x = to_unit(imgs, device)
     with torch.inference_mode():
         if model.exits(x[:1]).boxes is None:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.attacks.base import attack_mode
-from bench.data import iter_batches, subset_indices, to_unit
+from bench.data import first_images, to_unit
 from bench.models.base import gradient_shapers, true_gradient
 from bench.store.checks import CheckRow, append_checks, read_checks
 from bench.store.provenance import utc_now
@@ -113,8 +113,7 @@ def check_models(setup: Setup, path: Path) -> None:
     ]
     if not todo:
         return
-    indices = subset_indices(len(setup.images), 32)[0]
-    _, imgs, labels = next(iter_batches(setup.images, indices, 32, 0))
+    _, imgs, labels = first_images(setup.images, 32)
     dev = setup.device
     for lm in todo:
         lm.model.to(dev)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from bench.core.errors import BenchError, first_line
-from bench.data import ImageSet, iter_batches, subset_indices, to_unit
+from bench.data import ImageSet, first_images, to_unit
 from bench.load.specs import LoadedModel
 from bench.models.base import looks_like_probabilities
 
@@ -20,8 +20,7 @@ PROBE_IMAGES = 16
 
 def probe_batch(images: ImageSet, n: int = PROBE_IMAGES) -> torch.Tensor:
     """The first n images of the fixed evaluation order in [0,1]: one probe for every model."""
-    idx, _ = subset_indices(len(images), n)
-    _, imgs, _ = next(iter_batches(images, idx, len(idx), 0))
+    _, imgs, _ = first_images(images, n)
     return to_unit(imgs, torch.device("cpu"))
 
 
