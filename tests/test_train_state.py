@@ -65,6 +65,9 @@ def test_interrupted_training_resumes_to_the_same_weights(
         "resumed weights differ from the uninterrupted run's"
     )
     assert meta["test_accuracy_per_exit"] == whole[1]["test_accuracy_per_exit"]
+    # the learning curve survives the interruption: one entry per epoch, the last the final one
+    assert meta["curve"] == whole[1]["curve"] and len(meta["curve"]) == RECIPE.epochs
+    assert meta["curve"][-1] == [round(a, 5) for a in meta["test_accuracy_per_exit"]]
     assert not train_state.path_for(out).exists()  # the state goes once the checkpoint is written
 
 

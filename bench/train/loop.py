@@ -213,9 +213,9 @@ def _resume(
     opt: torch.optim.Optimizer,
     sched: torch.optim.lr_scheduler.LRScheduler,
     gen: torch.Generator,
-) -> tuple[int, float]:
-    """(epochs done, seconds spent) of a stored state loaded into the objects, or (0, 0.0); every
-    rank must resume from the same epoch."""
+) -> tuple[int, float, list[list[float]]]:
+    """(epochs done, seconds spent, learning curve) of a stored state loaded into the objects, or
+    (0, 0.0, []); every rank must resume from the same epoch."""
     resumed = train_state.load(state, key, model, opt, sched, gen)
     first = resumed.epoch if resumed else 0
     if len(set(distributed.gather(first))) > 1:
@@ -223,7 +223,18 @@ def _resume(
             f"ranks disagree on the epoch to resume {name} from: {state} must be on a file "
             "system every rank sees"
         )
-    return first, resumed.seconds if resumed else 0.0
+    return (first, resumed.seconds, [list(a) for a in resumed.curve]) if resumed else (0, 0.0, [])
+
+
+def _test_accuracy(model: torch.nn.Module, test_set: ImageSet, dev: torch.device) -> list[float]:
+    """Test accuracy of each exit after an epoch, for the learning curve; training goes on with the
+    same random state and mode."""
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        correct = clean_correct(
+            model, test_set, np.arange(len(test_set)), batch_size=256, device=dev
+        )
+    model.train()
+    return [round(float(c.mean()), 5) for c in correct.correct]
 
 
 def train(
@@ -259,7 +270,7 @@ def train(
         opt, sched = _optimiser(model, recipe, len(train_set))
         state = train_state.path_for(out)
         key = _state_key(model, name, train_set, recipe, seed)
-        first, spent = _resume(state, key, name, model, opt, sched, gen)
+        first, spent, curve = _resume(state, key, name, model, opt, sched, gen)
         objective = _wrap(model, dev)
         start = time.perf_counter()
         for epoch in range(first, recipe.epochs):
@@ -277,9 +288,10 @@ def train(
                 workers,
                 seed,
             )
+            curve.append(distributed.on_main(lambda: _test_accuracy(model, test_set, dev)))
             if w.main:
                 seconds = spent + time.perf_counter() - start
-                train_state.save(state, key, epoch + 1, seconds, model, opt, sched, gen)
+                train_state.save(state, key, epoch + 1, seconds, curve, model, opt, sched, gen)
     model.eval()
     seconds = spent + time.perf_counter() - start
 
@@ -290,7 +302,7 @@ def train(
             test_set,
             out,
             dev,
-            _facts(model, train_set, recipe, seed, dev, first, seconds),
+            {**_facts(model, train_set, recipe, seed, dev, first, seconds), "curve": curve},
         )
         train_state.remove(state)
 

@@ -22,15 +22,17 @@ from typing import Any
 import torch
 
 log = logging.getLogger(__name__)
-FORMAT = "bench-train-state-v1"
+FORMAT = "bench-train-state-v2"
 
 
 @dataclass(frozen=True, slots=True)
 class Resumed:
-    """What a state restores besides the objects it loads into: epochs done and seconds spent."""
+    """What a state restores besides the objects it loads into: epochs done, seconds spent and
+    each finished epoch's test accuracy per exit."""
 
     epoch: int
     seconds: float
+    curve: tuple[tuple[float, ...], ...] = ()
 
 
 def path_for(checkpoint: Path) -> Path:
@@ -50,6 +52,7 @@ def save(
     key: str,
     epoch: int,
     seconds: float,
+    curve: list[list[float]],
     model: torch.nn.Module,
     opt: torch.optim.Optimizer,
     sched: Any,
@@ -64,6 +67,7 @@ def save(
             "key": key,
             "epoch": epoch,
             "seconds": seconds,
+            "curve": curve,
             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(),
@@ -100,7 +104,8 @@ def load(
     sched.load_state_dict(blob["scheduler"])
     gen.set_state(blob["generator"])
     torch.set_rng_state(blob["torch_rng"])
-    return Resumed(epoch=int(blob["epoch"]), seconds=float(blob["seconds"]))
+    curve = tuple(tuple(float(a) for a in accs) for accs in blob.get("curve", []))
+    return Resumed(epoch=int(blob["epoch"]), seconds=float(blob["seconds"]), curve=curve)
 
 
 def remove(path: Path) -> None:
