@@ -62,7 +62,7 @@ def headline(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     cor = latest(df[df.kind == "corruption"])
     cor = cor[cor.condition.isin(COMMON)]
     if cor.empty:
-        return pd.DataFrame(columns=["model", "exit", "corruption_acc", "mce", "seeds"])
+        return pd.DataFrame(columns=["model", "exit", "corruption_acc", "mce", "seeds", "row_keys"])
     # "generated" sorts first
     cor = cor[origin(cor.source) == sorted(origin(cor.source).unique())[0]]
     ref_err = errors(_reference(cor, pick_baseline(cor, baseline))[1])
@@ -73,6 +73,7 @@ def headline(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
             "corruption_acc": g.accuracy.mean() if len(g) == 75 else math.nan,
             "mce": mce(errors(g), ref_err)[0] if ref_err else math.nan,
             "seeds": tuple(sorted(g.seed.unique())),
+            "row_keys": tuple(g.row_key) if "row_key" in g else (),
         }
         for (m, e), g in cor.groupby(["model", "exit"])
     ]

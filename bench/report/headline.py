@@ -7,8 +7,9 @@ import math
 import pandas as pd
 
 from bench.core.conditions import HEADLINE_EPS
-from bench.report import corruption_section
+from bench.report import corruption_section, significance
 from bench.report.fmt import md_table, pct, pgd_name
+from bench.report.stats import pct_interval
 from bench.report.tables import latest
 
 # column -> (format, or None for a percentage shown by fmt.pct; True when lower is better)
@@ -27,6 +28,17 @@ COLUMNS = {
 
 SEEDED = [c for c in COLUMNS if c not in ("GMACs", "params (M)")]
 SPEEDS = ("latency (ms)", "throughput (img/s)")
+COUNTS = ("n_correct", "n_images", "row_key")
+# Timings of one run vary by 10–30 % on a busy CPU: a best speed is marked only if clearly ahead.
+SPEED_MARGIN = 1.3
+CORRUPTION = significance.CORRUPTION
+CAPTION = (
+    "Accuracies in % with their 95 % interval (Wilson; for the mean over corruptions, a normal "
+    "interval over images). Bold: the best, and any accuracy not significantly different from it "
+    "(McNemar's exact test on the same images, p ≥ 0.05), so several bold entries are a tie and "
+    "none means no accuracy stands out; the lowest GMACs and parameters; a speed only if 1.3× "
+    "ahead of the next (timing noise). mCE is not marked."
+)
 
 
 def values(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
@@ -39,11 +51,13 @@ def values(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     def put(column: str, rows: pd.DataFrame, value: str) -> None:
         s = rows.sort_values("created").drop_duplicates(["dataset", "model", "exit"], keep="last")
         got = out.merge(
-            s[["dataset", "model", "exit", value, "seed", "created"]],
+            s[["dataset", "model", "exit", value, "seed", "created", *COUNTS]],
             how="left",
             on=["dataset", "model", "exit"],
         )
         out[column] = got[value].values
+        for c in COUNTS:
+            out[f"{c} {column}"] = got[c].values
         out[f"seeds {column}"] = [
             () if pd.isna(v) else (int(k),) for v, k in zip(got[value], got.seed)
         ]
@@ -63,6 +77,7 @@ def values(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     out["mean corruption acc (%)"] = math.nan
     out["mCE"] = math.nan
     out["seeds mean corruption acc (%)"] = [()] * len(out)
+    out["row_key mean corruption acc (%)"] = [()] * len(out)
     for dataset, g in d.groupby("dataset"):
         h = corruption_section.headline(g, baseline)
         for r in h.itertuples():
@@ -70,6 +85,7 @@ def values(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
             out.loc[at, ["mean corruption acc (%)", "mCE"]] = [r.corruption_acc, r.mce]
             for i in out.index[at]:
                 out.at[i, "seeds mean corruption acc (%)"] = tuple(int(k) for k in r.seeds)
+                out.at[i, "row_key mean corruption acc (%)"] = r.row_keys
     out["seeds mCE"] = [
         s if pd.notna(v) else () for s, v in zip(out["seeds mean corruption acc (%)"], out.mCE)
     ]
@@ -110,18 +126,50 @@ def _timing(df: pd.DataFrame, runs: list[str]) -> str:
     )
 
 
-def _cell(v: float, column: str, best: float) -> str:
+def _speed_marks(s: pd.Series, lower: bool) -> set[int]:
+    """The best speed, if it leads the next by SPEED_MARGIN (timing noise is not a difference)."""
+    ranked = s.dropna().sort_values(ascending=lower)
+    if len(ranked) < 2:
+        return set()
+    a, b = ranked.iloc[0], ranked.iloc[1]
+    ahead = b / a if lower else a / b
+    return {int(ranked.index[0])} if ahead >= SPEED_MARGIN else set()
+
+
+def _format(v: float, column: str, t: pd.Series, images: dict) -> str:
+    """A value as shown: an accuracy with its 95 % interval, others by the column's format."""
     if v is None or pd.isna(v):
         return "–"
     fmt = COLUMNS[column][0]
+    if column == CORRUPTION:
+        lo, hi = significance.corruption_interval(t, images)
+        return f"{100 * v + 1e-9:.1f}" + ("" if pd.isna(lo) else f" ({pct(lo)}–{pct(hi)})")
     if fmt is None:
-        return pct(v, best)
-    s = fmt.format(v)
-    return f"**{s}**" if v == best else s
+        return pct_interval(int(t[f"n_correct {column}"]), int(t[f"n_images {column}"]))
+    return fmt.format(v)
 
 
-def section(df: pd.DataFrame, baseline: str | None) -> list[str]:
-    """Markdown lines of the headline table (one per data set), best per column in bold."""
+def _marks(t: pd.DataFrame, column: str, runs: list[str], images: dict) -> set[int]:
+    """Rows shown in bold: the exact best of a count, a speed clearly ahead, or an accuracy that is
+    best or statistically tied with the best (none where every row is tied)."""
+    s, lower = t[column], COLUMNS[column][1]
+    if column == "mCE" or s.notna().sum() < 2:
+        return set()
+    if column in SPEEDS:
+        return _speed_marks(s, lower) if len(runs) == 1 else set()
+    if column in ("GMACs", "params (M)"):
+        tied = {i for i, v in s.items() if v == s.min()}
+    else:
+        tied = significance.tied_best_rows(t, column, images)
+    return set() if len(tied) == s.notna().sum() else tied
+
+
+def section(df: pd.DataFrame, baseline: str | None, images: dict | None = None) -> list[str]:
+    """Markdown lines of the headline table (one per data set), the significant best in bold.
+
+    `images` (per_image.csv's records) pairs accuracies on the same images; without them two
+    accuracies differ only where their intervals do not overlap.
+    """
     v = values(df, baseline)
     lines = ["## Headline", ""]
     for dataset, t in v.groupby("dataset"):
@@ -138,11 +186,11 @@ def section(df: pd.DataFrame, baseline: str | None) -> list[str]:
             {"model": t.model, "exit": [f"{e}/{n}" for e, n in zip(t.exit, t.exits_total)]}
         )
         runs = sorted({r for r in t["run latency (ms)"] if isinstance(r, str)})
-        for c, (_, lower) in COLUMNS.items():
-            s = t[c].dropna()
-            compared = len(s) > 1 and (c not in SPEEDS or len(runs) == 1)
-            best = (s.min() if lower else s.max()) if compared else None
-            shown[label[c]] = [_cell(x, c, best) for x in t[c]]
+        t = t.reset_index(drop=True)
+        for c in COLUMNS:
+            marks = _marks(t, c, runs, images or {})
+            cells = [_format(t.at[i, c], c, t.loc[i], images or {}) for i in t.index]
+            shown[label[c]] = [f"**{x}**" if i in marks else x for i, x in enumerate(cells)]
         timing = _timing(df[df.dataset == dataset], runs)
         lines += [
             f"### {dataset}",
@@ -150,8 +198,7 @@ def section(df: pd.DataFrame, baseline: str | None) -> list[str]:
             md_table(shown),
             "",
             (
-                "Best per column in bold (lowest GMACs, parameters, latency and mCE; highest "
-                f"otherwise); – = not measured in this run. {timing} mCE against the run's "
+                f"{CAPTION} – = not measured in this run. {timing} mCE against the run's "
                 "baseline (see Common corruptions); robust accuracy under the strict protocol. "
                 f"{seed_note(t, label)}"
             ).rstrip(),

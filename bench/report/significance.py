@@ -1,0 +1,79 @@
+"""Which headline accuracies differ significantly: paired on the same images where per_image.csv
+has their records, else by non-overlapping intervals (torch-free)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from bench.report import stats
+
+CORRUPTION = "mean corruption acc (%)"
+Record = tuple[np.ndarray, np.ndarray]  # (image indices, correct)
+
+
+def _record(images: dict, key: object) -> Record | None:
+    """A row's per-image record, sorted by image index (None if the run folder lacks it)."""
+    if not isinstance(key, str) or key not in images:
+        return None
+    idx, ok = images[key]
+    order = np.argsort(idx, kind="stable")
+    return idx[order], ok[order]
+
+
+def per_image_mean(keys: tuple[str, ...], images: dict) -> Record | None:
+    """(indices, each image's accuracy over the rows): the unit a mean over conditions varies by."""
+    records = [_record(images, k) for k in keys]
+    if not records or any(r is None for r in records):
+        return None
+    idx = records[0][0]
+    if any(not np.array_equal(r[0], idx) for r in records):
+        return None
+    return idx, np.mean([r[1] for r in records], axis=0)
+
+
+def corruption_interval(row: pd.Series, images: dict) -> tuple[float, float]:
+    """The 95 % interval of a row's mean corruption accuracy (NaN without per-image records)."""
+    got = per_image_mean(tuple(row[f"row_key {CORRUPTION}"]), images)
+    return stats.mean_interval(got[1]) if got else (math.nan, math.nan)
+
+
+def _accuracy_test(t: pd.DataFrame, column: str, images: dict):  # type: ignore[no-untyped-def]
+    """differs(i, j) for a count column: McNemar on the same images, else disjoint intervals."""
+    recs = [_record(images, k) for k in t[f"row_key {column}"]]
+    k, n = t[f"n_correct {column}"], t[f"n_images {column}"]
+
+    def differs(i: int, j: int) -> bool:
+        a, b = recs[i], recs[j]
+        if a is not None and b is not None and np.array_equal(a[0], b[0]):
+            return stats.mcnemar(a[1], b[1]) < stats.ALPHA
+        return stats.disjoint(
+            stats.wilson(int(k[i]), int(n[i])), stats.wilson(int(k[j]), int(n[j]))
+        )
+
+    return differs
+
+
+def _corruption_test(t: pd.DataFrame, images: dict):  # type: ignore[no-untyped-def]
+    """differs(i, j) for mean corruption accuracy: a paired test over images, else intervals."""
+    means = [per_image_mean(tuple(k), images) for k in t[f"row_key {CORRUPTION}"]]
+
+    def differs(i: int, j: int) -> bool:
+        a, b = means[i], means[j]
+        if a is None or b is None:
+            return False  # no interval, no difference to call
+        if np.array_equal(a[0], b[0]):
+            return stats.paired_differs(a[1], b[1])
+        return stats.disjoint(stats.mean_interval(a[1]), stats.mean_interval(b[1]))
+
+    return differs
+
+
+def tied_best_rows(t: pd.DataFrame, column: str, images: dict) -> set[int]:
+    """Row positions of the highest accuracy and of those not significantly below it."""
+    differs = (
+        _corruption_test(t, images) if column == CORRUPTION else _accuracy_test(t, column, images)
+    )
+    return stats.tied_best(list(t[column].astype(float)), higher=True, differs=differs)
