@@ -99,6 +99,12 @@ def _add_train(sp: argparse._SubParsersAction) -> None:
     c.add_argument(
         "--download", action="store_true", help="allow torchvision to download Fashion-MNIST"
     )
+    c.add_argument(
+        "--ship",
+        action="store_true",
+        help="also write the weights into the package's shipped weights (models/weights/, for "
+        "maintainers; the recipe must be the data set's own)",
+    )
 
 
 def _run_attacks(c: argparse.ArgumentParser) -> None:
@@ -249,6 +255,7 @@ def _parser() -> argparse.ArgumentParser:
 def _cmd_models(a: argparse.Namespace) -> int:
     from bench import models  # noqa: F401
     from bench.core.registry import MODELS
+    from bench.load import shipped
 
     names = [n for n in MODELS.names(a.pattern) if a.all or not MODELS.get(n).hidden]
     if not names:
@@ -256,9 +263,10 @@ def _cmd_models(a: argparse.Namespace) -> int:
         raise BenchError(f"no registered model matches {a.pattern!r}{hidden}")
     for name in names:
         c = MODELS.get(name)
+        ships = "shipped weights, " if c.data and shipped.available(c.data, name) else ""
         print(
             f"{name:16s} {c.family:7s} {c.num_classes:4d} classes {c.input_size:4d}px "
-            f"exits={len(c.exits)} data={c.data or 'any'}  {c.description}"
+            f"exits={len(c.exits)} data={c.data or 'any'}  {ships}{c.description}"
         )
     return 0
 
@@ -360,6 +368,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
     for name in [s.partition("@")[0] for spec in a.models for s in expand(spec)]:
         out = default_checkpoint(cache_dir(), a.data, name)
         if _trained_already(name, out, a.if_missing):
+            if a.ship and distributed.world().main:
+                print(f"{name}: {_against_shipped(out, name, a.data, a.ship)}")
             continue
         # under torchrun: an error on one rank stops every rank
         lm, sets = distributed.together(lambda name=name, sets=sets: _train_setup(a, name, sets))
@@ -383,7 +393,33 @@ def _cmd_train(a: argparse.Namespace) -> int:
                 f"epochs ({meta['train_seconds']} s"
                 f"{f', resumed after epoch {resumed}' if resumed else ''}) -> {out}"
             )
+            print(f"{name}: {_against_shipped(out, name, a.data, a.ship)}")
     return 0
+
+
+def _against_shipped(out: Path, name: str, dataset: str, ship: bool) -> str:
+    """How the trained weights compare with the shipped ones (after shipping them, with --ship)."""
+    from dataclasses import asdict
+
+    from bench.load import checkpoint, shipped
+    from bench.train import RECIPES
+
+    sd, meta, _ = checkpoint.load(out)
+    if ship:
+        if meta.get("recipe") != asdict(RECIPES[dataset]):
+            raise BenchError(f"--ship takes the {dataset} recipe as it is: drop --epochs/--lr/...")
+        path, sha = shipped.ship(sd, meta, shipped.ROOT)
+        return f"shipped as {path} (sha256 {sha[:12]})"
+    use = f"evaluate these with {name}@trained"
+    if not shipped.available(dataset, name):
+        return use
+    want = shipped.read_meta(shipped.path_for(dataset, name))["sha256"]
+    if shipped.digest(sd) == want:
+        return f"bit-identical to the shipped weights (sha256 {want[:12]}); {use}"
+    return (
+        f"not the shipped weights (sha256 {shipped.digest(sd)[:12]}, shipped {want[:12]}: another "
+        f"recipe, seed, machine or thread count gives other bits); {use}"
+    )
 
 
 def _cmd_run(a: argparse.Namespace) -> int:

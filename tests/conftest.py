@@ -47,11 +47,14 @@ def fmnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated(fmnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Tests see the generated Fashion-MNIST (never the real one) and only this session's cache."""
+    """Tests see the generated Fashion-MNIST (never the real one), only this session's cache and
+    no shipped weights."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BENCH_FMNIST_DIR", str(fmnist_dir))
         mp.setenv("BENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
         mp.setattr("bench.data.fmnist.DEBIAN_DIR", Path(os.devnull) / "absent")
+        # the package's shipped weights fit the real Fashion-MNIST, not the generated one
+        mp.setattr("bench.load.shipped.ROOT", tmp_path_factory.getbasetemp() / "shipped")
         mp.setattr("bench.evaluation.cell.measure", _quick_measure)
         yield
 

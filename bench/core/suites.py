@@ -50,7 +50,7 @@ SUITES: dict[str, tuple[Cell, ...]] = {
     "corruptions_rendered": (Cell(CLEAN),) + _corruption_sweep(None, source="rendered"),
     "attacks": _attack_sweep(1000, 200),
     "paper": (Cell(CLEAN), Cell(PAPER_PGD, 1000), Cell(pgd(4 / 255), 1000)),
-    "default": (Cell(CLEAN),) + _corruption_sweep(300) + _attack_sweep(200, 10, aa_last_only=True),
+    "default": (Cell(CLEAN),) + _corruption_sweep(300) + _attack_sweep(500, 100, aa_last_only=True),
     "smoke": (
         Cell(CLEAN, 16),
         Cell(corruption("fog", 3), 16),
@@ -69,8 +69,8 @@ SUITE_HELP = {
     "attacks": "FGSM and PGD-10 L∞ at 0-16/255, PGD-10 L2 at 0-1, paper PGD, transfer from the "
     "ResNet baseline (1,000 images), AutoAttack standard L∞ 4/255 (200 images)",
     "paper": "the official MGNet PGD beside strict PGD at the same nominal ε",
-    "default": "clean (all images), 15 x 5 corruptions on 300 images, the attack sweep on 200 "
-    "images; AutoAttack on 10 images at each model's last exit only (make bench, sized for 2 CPU "
+    "default": "clean (all images), 15 x 5 corruptions on 300 images, the attack sweep on 500 "
+    "images; AutoAttack on 100 images at each model's last exit only (make bench, sized for 2 CPU "
     "cores)",
     "smoke": "a few images, cheap attacks: a quick check that everything runs",
     "scale": "clean, the 15 x 5 corruptions and the PGD-10 L∞ sweep at 0-16/255 on every image "

@@ -2,8 +2,9 @@
 other libraries' models `tv:NAME[@ENUM|@FILE]`, `timm:NAME[@FILE]`, `rb:[DATASET/THREAT/]NAME`
 (models/sources).
 
-WEIGHTS is empty (the cached checkpoint that `bench train` wrote for the data set), `random` (seeded
-initialisation), a path to one of our checkpoints, or `official:PATH` (Lightning file).
+WEIGHTS is empty (the shipped weights where the package has them for the data set, else the
+checkpoint `bench train` cached), `shipped`, `trained` (the cached checkpoint), `random` (seeded
+initialisation), a path to one of our checkpoints or to a state dict, or `official:PATH`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 from bench.core.card import ModelCard
 from bench.core.errors import BenchError
 from bench.core.registry import MODELS
-from bench.load import checkpoint
+from bench.load import checkpoint, shipped
 from bench.load.weights_file import read_state_dict
 
 log = logging.getLogger(__name__)
@@ -217,13 +218,39 @@ def _foreign(net: Any, name: str, path: Path) -> tuple[str, dict]:
     return "file:" + digest[:12], {"file": str(path), "sha256": digest}
 
 
+def _shipped(model: Any, card: ModelCard, dataset: str) -> tuple[str, dict]:
+    """The weights shipped with the package, checked against their sha256 and the recipe."""
+    path = shipped.path_for(dataset, card.name)
+    if not path.is_file():
+        raise BenchError(
+            f"no shipped weights for {card.name} on {dataset} (shipped: "
+            f"{', '.join(shipped.names(dataset)) or 'none'}): train them with `bench train "
+            f"{card.name} --data {dataset}` and use {card.name}@trained"
+        )
+    sd, meta, digest = shipped.load(path)
+    if meta.get("model") != card.name or meta.get("dataset") != dataset:
+        raise BenchError(f"shipped weights {path} are {meta.get('model')} on {meta.get('dataset')}")
+    shipped.check_recipe(meta, path)
+    checkpoint.load_weights(model, sd, f"shipped weights {path}")
+    return "shipped:" + digest[:12], meta
+
+
+def _trained(card: ModelCard, dataset: str, cache: Path) -> Path:
+    """The checkpoint `bench train` cached for the model and data set."""
+    path = default_checkpoint(cache, dataset, card.name)
+    if not path.is_file():
+        raise _no_weights(card, dataset)
+    return path
+
+
 def _ours(
     net: Any, model: Any, card: ModelCard, weights: str, dataset: str, cache: Path
 ) -> tuple[str, dict]:
-    """A checkpoint with its sidecar (cached by `bench train`, or a path); else a foreign file."""
-    path = Path(weights) if weights else default_checkpoint(cache, dataset, card.name)
-    if not weights and not path.is_file():
-        raise _no_weights(card, dataset)
+    """Shipped weights (the default where there are some), the checkpoint `bench train` cached
+    (`@trained`, or the default otherwise), a checkpoint path, or a foreign weights file."""
+    if weights == "shipped" or (not weights and shipped.available(dataset, card.name)):
+        return _shipped(model, card, dataset)
+    path = _trained(card, dataset, cache) if weights in ("", "trained") else Path(weights)
     if weights and path.is_file() and not checkpoint.sidecar(path).is_file():
         return _foreign(net, card.name, path)
     sd, meta, digest = checkpoint.load(path)

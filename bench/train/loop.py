@@ -21,6 +21,7 @@ from bench.devices import distributed
 from bench.devices.device import rank_device
 from bench.evaluation.scoring import clean_correct
 from bench.load import checkpoint
+from bench.store import data_guard
 from bench.store.provenance import utc_now, versions
 from bench.train import state as train_state
 from bench.train.recipe import Recipe
@@ -302,7 +303,10 @@ def train(
             test_set,
             out,
             dev,
-            {**_facts(model, train_set, recipe, seed, dev, first, seconds), "curve": curve},
+            {
+                **_facts(model, train_set, test_set, recipe, seed, dev, first, seconds),
+                "curve": curve,
+            },
         )
         train_state.remove(state)
 
@@ -340,6 +344,7 @@ def _write(
 def _facts(
     model: torch.nn.Module,
     train_set: ImageSet,
+    test_set: ImageSet,
     recipe: Recipe,
     seed: int,
     dev: torch.device,
@@ -350,6 +355,7 @@ def _facts(
     cfg = getattr(model, "cfg", None)
     return {
         "dataset": train_set.name,
+        "data": {"train": data_guard.identity(train_set), "test": data_guard.identity(test_set)},
         "epoch": recipe.epochs,
         "model_config": asdict(cfg) if dataclasses.is_dataclass(cfg) else {},
         "seed": seed,
@@ -358,5 +364,6 @@ def _facts(
         "train_seconds": round(seconds, 1),
         "resumed_after_epoch": first,
         "device": str(dev),
+        "threads": torch.get_num_threads(),
         "world_size": distributed.world().size,
     }
