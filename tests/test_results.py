@@ -384,13 +384,14 @@ def test_the_corruption_section_keeps_data_sets_apart(tmp_path: Path) -> None:
     )
     lines = "\n".join(section(load_results(path), tmp_path, "base", None))
     a, b = lines.split("### a, ")[1].split("### b, ")
+    # no per-image records: no interval for a mean over corruptions, so no best is called
     assert (
-        "| m | 1/1 | 0.3 | 50.0 | 50.0 | 200.0 |" in a
-        and "| base | 1/1 | 0.3 | – | **75.0** | 100.0 |" in a
+        "| m | 1/1 | 0.3 | 50.0 (29.9–70.1) | 50.0 | 200.0 |" in a
+        and "| base | 1/1 | 0.3 | – | 75.0 | 100.0 |" in a
     )
     assert "| p | 1/1 | 0.3 | – | 90.0 (partial) |" in a, "a partial sweep is not ranked"
     assert (
-        "| m | 1/1 | 0.3 | 50.0 | **25.0** | – |" in b
+        "| m | 1/1 | 0.3 | 50.0 (29.9–70.1) | 25.0 | – |" in b
         and "No mCE: the baseline `base` has no corruption rows" in b
     )
     assert (tmp_path / "figures" / "corruption_heatmap_a_generated_m.png").is_file()
@@ -436,7 +437,7 @@ def test_the_corruption_section_says_why_an_mce_is_missing(tmp_path: Path) -> No
         "normalised by" not in rendered
         and "No mCE: the baseline `base` has no corruption rows here." in rendered
     )
-    assert "| m | 1/1 | 0.3 | – | **25.0** | – | – |" in rendered
+    assert "| m | 1/1 | 0.3 | – | 25.0 | – | – |" in rendered
 
 
 def test_the_attack_section_names_pgd_by_its_steps_and_keeps_data_sets_apart(
@@ -459,21 +460,21 @@ def test_the_attack_section_names_pgd_by_its_steps_and_keeps_data_sets_apart(
         ],
     )
     df = load_results(path)
-    text = "\n".join(_attack_section(df, tmp_path))
+    text = "\n".join(_attack_section(df, tmp_path, {}))
     a, b = text.split("### Robust accuracy at ε = 4/255 (L∞) (a)")[1].split(
         "### Robust accuracy at ε = 4/255 (L∞) (b)"
     )
     assert "PGD-2 L∞ (%)" in a and "PGD-10" not in text
-    assert "| m | 1/1 | 0.3 | **33.3** | – | **25.0** |" in a and "| n |" not in a
+    assert "| m | 1/1 | 0.3 | 33.3 (6.1–79.2) | – | 25.0 (11.2–46.9) |" in a and "| n |" not in a
     assert (
-        "| n | 1/1 | 0.3 | **33.3** | – | **50.0** |" in b
+        "| n | 1/1 | 0.3 | 33.3 (6.1–79.2) | – | 50.0 (29.9–70.1) |" in b
         and "Images per column: pgd 20, clean 3." in b
     )
     assert "PGD-2 L∞ 4/255 (%)" in "\n".join(headline_section(df, None))
     # no L∞ attack at 4/255: a sentence, not an empty table or footer
     only8 = tmp_path / "only8.csv"
     append_rows(only8, [make_row(), make_row(accuracy=0.1, **{**pgd, "epsilon": 8 / 255})])
-    text = "\n".join(_attack_section(load_results(only8), tmp_path))
+    text = "\n".join(_attack_section(load_results(only8), tmp_path, {}))
     assert "No L∞ attack ran at 4/255" in text and "Images per column: clean 3." in text
 
 

@@ -57,6 +57,20 @@ def _colour_far_from(rng: np.random.Generator, ref: np.ndarray, min_dist: float)
 
 def render(items: np.ndarray, i: int, split_id: int, spec: ClutterSpec) -> np.ndarray:
     """Image i: a coloured gradient, clutter fragments of other items, then item i on top."""
+    return _render(items, i, split_id, spec)[0]
+
+
+def object_box(
+    items: np.ndarray, i: int, split_id: int, spec: ClutterSpec
+) -> tuple[float, float, float, float]:
+    """Where item i lies in its image: the tight box (x0, y0, x1, y1) of its visible pixels, as
+    fractions of the canvas, for comparing glimpses with objects."""
+    return _render(items, i, split_id, spec)[1]
+
+
+def _render(
+    items: np.ndarray, i: int, split_id: int, spec: ClutterSpec
+) -> tuple[np.ndarray, tuple[float, float, float, float]]:
     rng = np.random.default_rng([spec.seed, split_id, i])
     n = spec.canvas
     c0, c1 = rng.uniform(0, 150, 3), rng.uniform(0, 150, 3)
@@ -84,7 +98,13 @@ def render(items: np.ndarray, i: int, split_id: int, spec: ClutterSpec) -> np.nd
     colour = _colour_far_from(rng, bg_mean, 140.0)
     region = canvas[py : py + side, px : px + side]
     canvas[py : py + side, px : px + side] = region * (1 - alpha) + colour * alpha
-    return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+    ys, xs = np.nonzero(alpha[..., 0] > 0.1)
+    box = (
+        (px + xs.min(), py + ys.min(), px + xs.max() + 1, py + ys.max() + 1)
+        if len(xs)
+        else (0,) * 4
+    )
+    return np.clip(np.rint(canvas), 0, 255).astype(np.uint8), tuple(float(v) / n for v in box)
 
 
 def build(

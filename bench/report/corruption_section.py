@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from bench.core.card import file_stem
-from bench.report import figures
+from bench.report import figures, significance, stats
 from bench.report.fmt import md_table, pct
 from bench.report.metrics import COMMON, errors, mce, relative_mce
 from bench.report.tables import latest, origin
@@ -31,13 +31,14 @@ def pick_baseline(df: pd.DataFrame, wanted: str | None) -> str | None:
     return None
 
 
-def _clean_error(
+def _clean_counts(
     df: pd.DataFrame, model: str, ex: int, subset_rows: pd.DataFrame, images: dict | None
-) -> float:  # type: ignore[type-arg]
-    """Clean error on the corruption rows' images (per-image records), else on the clean rows."""
+) -> tuple[int, int]:  # type: ignore[type-arg]
+    """(correct, images) clean on the corruption rows' images (per-image records), else on the
+    clean rows; (0, 0) without clean rows."""
     clean = df[(df.kind == "clean") & (df.model == model) & (df.exit == ex)]
     if clean.empty:
-        return math.nan
+        return 0, 0
     c = clean.iloc[-1]
     if images and c.row_key in images and len(subset_rows):
         cid, cok = images[c.row_key]
@@ -46,8 +47,13 @@ def _clean_error(
             idx = images[r.row_key][0]
             pos = np.searchsorted(cid, idx)
             if np.all(pos < len(cid)) and np.array_equal(cid[np.minimum(pos, len(cid) - 1)], idx):
-                return 1.0 - float(cok[pos].mean())
-    return 1.0 - float(c.accuracy)
+                return int(cok[pos].sum()), len(idx)
+    return int(c.n_correct), int(c.n_images)
+
+
+def _error(counts: tuple[int, int]) -> float:
+    k, n = counts
+    return 1.0 - k / n if n else math.nan
 
 
 def _reference(full: pd.DataFrame, ref_name: str | None) -> tuple[int, pd.DataFrame]:
@@ -130,7 +136,7 @@ def _baseline_for(
     """Collect what every model's mCE and relative mCE are normalised by, once per origin."""
     ex, rows = _reference(full, name)
     here = bool(len(rows))
-    clean = _clean_error(df, name, ex, rows, images) if here else math.nan
+    clean = _error(_clean_counts(df, name, ex, rows, images)) if here else math.nan
     return _Baseline(name, ex, here, errors(rows), clean)
 
 
@@ -152,17 +158,22 @@ def _summary_row(
     err = errors(m)
     complete = len(m) == 75
     mce_v, _ = mce(err, ref.err) if ref.here else (math.nan, {})
-    clean_err = _clean_error(df, model, ex, m, images)
+    k_clean, n_clean = _clean_counts(df, model, ex, m, images)
+    clean_err = _error((k_clean, n_clean))
     rel, why = _relative(err, clean_err, model, ref)
+    per_image = significance.per_image_mean(tuple(m.row_key), images or {})
+    lo, hi = stats.mean_interval(per_image[1]) if per_image else (math.nan, math.nan)
+    shown = pct(m.accuracy.mean()) + ("" if math.isnan(lo) else f" ({pct(lo)}–{pct(hi)})")
     return {
         "model": model,
         "exit": f"{ex}/{int(m.exits_total.iloc[0])}",
         "GMACs": f"{m.gmacs.iloc[0]:.4g}",
-        "clean (%)": pct(1 - clean_err),
-        "mean corruption acc (%)": pct(m.accuracy.mean()) + ("" if complete else " (partial)"),
+        "clean (%)": stats.pct_interval(k_clean, n_clean) if n_clean else "–",
+        "mean corruption acc (%)": shown + ("" if complete else " (partial)"),
         "mCE": "–" if math.isnan(mce_v) else f"{mce_v:.1f}",
         "relative mCE": "–" if math.isnan(rel) else f"{rel:.1f}",
         "_acc": m.accuracy.mean() if complete else math.nan,
+        "_keys": tuple(m.row_key),
         "_why": why,
     }
 
@@ -177,11 +188,19 @@ def _summary_table(
             for (model, ex), m in full.groupby(["model", "exit"])
         ]
     )
-    best = table._acc.max()  # among complete sweeps: a partial one is not ranked
+    # among complete sweeps: a partial one is not ranked
+    bold = significance.bold_corruption(list(table._acc), list(table._keys), images or {})
     table["mean corruption acc (%)"] = [
-        f"**{v}**" if a == best else v for v, a in zip(table["mean corruption acc (%)"], table._acc)
+        f"**{v}**" if i in bold else v for i, v in enumerate(table["mean corruption acc (%)"])
     ]
     return table
+
+
+def _widest(rows: pd.DataFrame) -> float:
+    """The largest half-width, in points, of the rows' Wilson intervals."""
+    return 100 * max(
+        stats.half_width(int(k), int(n)) for k, n in zip(rows.n_correct, rows.n_images)
+    )
 
 
 def _per_corruption_table(full: pd.DataFrame) -> pd.DataFrame:
@@ -243,11 +262,12 @@ def _tables(
     return [
         f"### {heading}, {n} images per condition",
         "",
-        md_table(table.drop(columns=["_acc", "_why"])),
+        md_table(table.drop(columns=["_acc", "_keys", "_why"])),
         "",
         _note(ref, baseline, whys),
         "",
-        "Accuracy (%) per corruption, mean over severities:",
+        "Accuracy (%) per corruption, mean over severities; each is a mean of 5 accuracies on "
+        f"{n} images, whose 95 % Wilson intervals are at most ±{_widest(full):.1f} points:",
         "",
         md_table(_per_corruption_table(full)),
         "",

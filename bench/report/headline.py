@@ -157,10 +157,12 @@ def _marks(t: pd.DataFrame, column: str, runs: list[str], images: dict) -> set[i
         return set()
     if column in SPEEDS:
         return _speed_marks(s, lower) if len(runs) == 1 else set()
-    if column in ("GMACs", "params (M)"):
-        tied = {i for i, v in s.items() if v == s.min()}
-    else:
-        tied = significance.tied_best_rows(t, column, images)
+    if column == CORRUPTION:
+        return significance.bold_corruption(list(s), list(t[f"row_key {column}"]), images)
+    if column not in ("GMACs", "params (M)"):
+        k, n, keys = (list(t[f"{c} {column}"]) for c in COUNTS)
+        return significance.bold_counts(k, n, keys, images)
+    tied = {i for i, v in s.items() if v == s.min()}
     return set() if len(tied) == s.notna().sum() else tied
 
 

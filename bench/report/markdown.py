@@ -13,12 +13,18 @@ import pandas as pd
 
 from bench.core.card import file_stem
 from bench.core.conditions import HEADLINE_EPS
-from bench.report import corruption_section, glimpse_figure, headline, html
+from bench.report import corruption_section, glimpse_figure, headline, html, significance
 from bench.report.figures import accuracy_vs_eps, accuracy_vs_gmacs
-from bench.report.fmt import md_table, pct, pgd_name
+from bench.report.fmt import md_table, pgd_name
 from bench.report.sanity import attack_findings
+from bench.report.stats import pct_interval
 from bench.report.tables import clean_table, current, latest, load_results
 from bench.store.results import SCORING
+
+INTERVALS = (
+    "Accuracies in % with their 95 % Wilson interval; bold: the best and any accuracy not "
+    "significantly different from it (McNemar's exact test on the same images), none where all tie."
+)
 
 CHECKS_DOC = Path(__file__).resolve().parents[2] / "docs" / "checks.md"
 PAPER_COLUMN = "paper PGD (official protocol)"  # its numbers are not a ranking: never in bold
@@ -86,20 +92,25 @@ def _older_scoring(df: pd.DataFrame) -> list[str]:
     ]
 
 
-def _clean_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
+def _clean_section(df: pd.DataFrame, run_dir: Path, images: dict) -> list[str]:  # type: ignore[type-arg]
     table = clean_table(df)
     lines = ["## Clean accuracy and compute", ""]
     if table.empty:
         return lines + ["No clean rows in this run: nothing to show here.", ""]
     for dataset, t in table.groupby("dataset"):
-        best = t.accuracy.max()
+        bold = significance.bold_counts(
+            list(t.n_correct), list(t.n_images), list(t.row_key), images
+        )
         shown = pd.DataFrame(
             {
                 "model": t.model,
                 "exit": [f"{e}/{n}" for e, n in zip(t.exit, t.exits_total)],
                 "GMACs": t.gmacs.map(lambda v: f"{v:.4g}"),
                 "params (M)": t.params_m.map(lambda v: f"{v:.3f}"),
-                "accuracy (%)": [pct(a, best) for a in t.accuracy],
+                "accuracy (%)": [
+                    _bold(pct_interval(k, n), i in bold)
+                    for i, (k, n) in enumerate(zip(t.n_correct, t.n_images))
+                ],
                 "images": t.n_images,
                 "weights": t.weights,
             }
@@ -114,7 +125,7 @@ def _clean_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
             "",
             md_table(shown),
             "",
-            "Best accuracy in bold. MGNet exit t has seen t glimpses; the official baseline "
+            f"{INTERVALS} MGNet exit t has seen t glimpses; the official baseline "
             "(`mgbase_*`) is MGNet with one full-resolution glimpse.",
             "",
             f"![clean accuracy vs GMACs]({fig.relative_to(run_dir).as_posix()})",
@@ -123,7 +134,7 @@ def _clean_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
     return lines
 
 
-def _attack_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
+def _attack_section(df: pd.DataFrame, run_dir: Path, images: dict) -> list[str]:  # type: ignore[type-arg]
     att = latest(df[df.kind == "attack"])
     if att.empty:
         return [
@@ -149,18 +160,22 @@ def _attack_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
             run_dir,
             f" ({dataset})" if several else "",
             f"_{file_stem(dataset)}" if several else "",
+            images,
         )
     return lines
 
 
-def _headline_columns(at: pd.DataFrame, clean: pd.Series, pgd: str) -> dict[str, pd.Series]:
-    """Accuracy per (model, exit) of each attack at the headline radius, by column name."""
+COUNTED = ["accuracy", "n_correct", "n_images", "row_key"]
 
-    def pick(name: str, **kw: object) -> pd.Series:
+
+def _headline_columns(at: pd.DataFrame, clean: pd.DataFrame, pgd: str) -> dict[str, pd.DataFrame]:
+    """Accuracy and counts per (model, exit) of each attack at the headline radius, by column."""
+
+    def pick(name: str, **kw: object) -> pd.DataFrame:
         s = at[at.condition == name]
         for k, v in kw.items():
             s = s[s[k] == v]
-        return s.set_index(["model", "exit"]).accuracy
+        return s.set_index(["model", "exit"])[COUNTED]
 
     return {
         "clean": clean,
@@ -172,28 +187,52 @@ def _headline_columns(at: pd.DataFrame, clean: pd.Series, pgd: str) -> dict[str,
     }
 
 
-def _headline_rows(att: pd.DataFrame, cols: dict[str, pd.Series]) -> list[dict[str, str]]:
-    """One table row per attacked (model, exit), best per column in bold."""
+def _headline_rows(
+    att: pd.DataFrame,
+    cols: dict[str, pd.DataFrame],
+    images: dict,  # type: ignore[type-arg]
+) -> list[dict[str, str]]:
+    """One table row per attacked (model, exit); the significant best per column in bold."""
     models = att[["model", "exit", "exits_total", "gmacs", "family"]].drop_duplicates(
         ["model", "exit"]
     )
     models = models.sort_values(["family", "model", "exit"])
-    rows = []
-    for r in models.itertuples():
-        row = {"model": r.model, "exit": f"{r.exit}/{r.exits_total}", "GMACs": f"{r.gmacs:.4g}"}
-        for c, s in cols.items():
-            v = s.get((r.model, r.exit))
-            row[c + " (%)"] = pct(v, s.max() if len(s) and c != PAPER_COLUMN else None)
-        rows.append(row)
+    keys = list(zip(models.model, models.exit))
+    rows = [
+        {"model": m, "exit": f"{e}/{n}", "GMACs": f"{g:.4g}"}
+        for m, e, n, g in zip(models.model, models.exit, models.exits_total, models.gmacs)
+    ]
+    for c, s in cols.items():
+        got = s.reindex(keys)
+        bold = set()
+        if c != PAPER_COLUMN:
+            bold = significance.bold_counts(
+                list(got.n_correct), list(got.n_images), list(got.row_key), images
+            )
+        for i, (k, n) in enumerate(zip(got.n_correct, got.n_images)):
+            shown = "–" if pd.isna(k) else _bold(pct_interval(int(k), int(n)), i in bold)
+            rows[i][c + " (%)"] = shown
     return rows
 
 
+def _interval(row: pd.Series) -> str:
+    return pct_interval(int(row.n_correct), int(row.n_images))
+
+
+def _bold(text: str, bold: bool) -> str:
+    return f"**{text}**" if bold else text
+
+
 def _headline_table(
-    att: pd.DataFrame, at: pd.DataFrame, clean_rows: pd.DataFrame, heading: str
+    att: pd.DataFrame,
+    at: pd.DataFrame,
+    clean_rows: pd.DataFrame,
+    heading: str,
+    images: dict,  # type: ignore[type-arg]
 ) -> list[str]:
     """The robust-accuracy table at 4/255 with its image counts and notes."""
-    cols = _headline_columns(at, clean_rows.set_index(["model", "exit"]).accuracy, _pgd(att))
-    rows = _headline_rows(att, cols)
+    cols = _headline_columns(at, clean_rows.set_index(["model", "exit"])[COUNTED], _pgd(att))
+    rows = _headline_rows(att, cols, images)
     counts = [f"{name} {int(n)}" for name, n in at.groupby("condition").n_images.max().items()]
     if len(clean_rows):
         counts.append(f"clean {int(clean_rows.n_images.max())}")
@@ -204,8 +243,8 @@ def _headline_table(
         if len(at)
         else "No L∞ attack ran at 4/255 (see the figures below).",
         "",
-        f"Images per column: {', '.join(counts) or 'none'}. Best per column in bold (not for the "
-        "paper protocol); – = not run (the `default` suite runs AutoAttack at each model's last "
+        f"Images per column: {', '.join(counts) or 'none'}. {INTERVALS} The paper protocol is not "
+        "marked; – = not run (the `default` suite runs AutoAttack at each model's last "
         "exit only). Transfer: PGD examples crafted on the run's ResNet baseline.",
         "",
     ]
@@ -247,12 +286,17 @@ def _eps_figures(att: pd.DataFrame, run_dir: Path, stem: str) -> list[str]:
 
 
 def _attack_tables(
-    att: pd.DataFrame, clean_rows: pd.DataFrame, run_dir: Path, heading: str, stem: str
+    att: pd.DataFrame,
+    clean_rows: pd.DataFrame,
+    run_dir: Path,
+    heading: str,
+    stem: str,
+    images: dict,  # type: ignore[type-arg]
 ) -> list[str]:
     """One data set's robust-accuracy table, figures and paper-vs-strict comparison."""
     at = att[(att.epsilon - HEADLINE_EPS).abs() < 1e-9]
     return (
-        _headline_table(att, at, clean_rows, heading)
+        _headline_table(att, at, clean_rows, heading, images)
         + _headline_figure(att, at, run_dir, stem)
         + _eps_figures(att, run_dir, stem)
         + _paper_section(att)
@@ -279,8 +323,8 @@ def _paper_section(att: pd.DataFrame) -> list[str]:
         {
             "model": m,
             "exit": e,
-            "paper PGD (%)": pct(paper.loc[(m, e), "accuracy"]),
-            f"strict {pgd_name(strict_rows)} 4/255 (%)": pct(strict.loc[(m, e), "accuracy"]),
+            "paper PGD (%)": _interval(paper.loc[(m, e)]),
+            f"strict {pgd_name(strict_rows)} 4/255 (%)": _interval(strict.loc[(m, e)]),
             "difference (points)": _points(
                 paper.loc[(m, e), "accuracy"] - strict.loc[(m, e), "accuracy"]
             ),
@@ -294,7 +338,8 @@ def _paper_section(att: pd.DataFrame) -> list[str]:
         "pixels), with no random start and no clamp, 10 steps of 1/255 (normalized), the loss on "
         "the last exit only while every exit is scored, the gradient rescaler and stop-gradient "
         "active, and accuracy on the attacked images alone. The difference is how much reported "
-        "robustness does not survive the strict protocol.",
+        "robustness does not survive the strict protocol. Accuracies with their 95 % Wilson "
+        "interval.",
         "",
         md_table(pd.DataFrame(rows)),
         "",
@@ -449,9 +494,9 @@ def build(run_dir: Path, baseline: str | None = None) -> Path:
     images = _per_image_records(df, run_dir)
     lines = _intro(run_dir)
     lines += headline.section(df, baseline, images)
-    lines += _clean_section(df, run_dir)
+    lines += _clean_section(df, run_dir, images)
     lines += corruption_section.section(df, run_dir, baseline, images)
-    lines += _attack_section(df, run_dir)
+    lines += _attack_section(df, run_dir, images)
     lines += _glimpse_section(df, run_dir)
     lines += _sanity_section(df, run_dir, images)
     lines += _compute_section(df)

@@ -4,6 +4,7 @@ has their records, else by non-overlapping intervals (torch-free)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -40,10 +41,9 @@ def corruption_interval(row: pd.Series, images: dict) -> tuple[float, float]:
     return stats.mean_interval(got[1]) if got else (math.nan, math.nan)
 
 
-def _accuracy_test(t: pd.DataFrame, column: str, images: dict):  # type: ignore[no-untyped-def]
-    """differs(i, j) for a count column: McNemar on the same images, else disjoint intervals."""
-    recs = [_record(images, k) for k in t[f"row_key {column}"]]
-    k, n = t[f"n_correct {column}"], t[f"n_images {column}"]
+def _count_test(k: Sequence[int], n: Sequence[int], keys: Sequence[object], images: dict):  # type: ignore[no-untyped-def]
+    """differs(i, j) for accuracies: McNemar on the same images, else disjoint intervals."""
+    recs = [_record(images, key) for key in keys]
 
     def differs(i: int, j: int) -> bool:
         a, b = recs[i], recs[j]
@@ -56,9 +56,9 @@ def _accuracy_test(t: pd.DataFrame, column: str, images: dict):  # type: ignore[
     return differs
 
 
-def _corruption_test(t: pd.DataFrame, images: dict):  # type: ignore[no-untyped-def]
+def _corruption_test(keys: Sequence[tuple[str, ...]], images: dict):  # type: ignore[no-untyped-def]
     """differs(i, j) for mean corruption accuracy: a paired test over images, else intervals."""
-    means = [per_image_mean(tuple(k), images) for k in t[f"row_key {CORRUPTION}"]]
+    means = [per_image_mean(tuple(k), images) for k in keys]
 
     def differs(i: int, j: int) -> bool:
         a, b = means[i], means[j]
@@ -71,9 +71,22 @@ def _corruption_test(t: pd.DataFrame, images: dict):  # type: ignore[no-untyped-
     return differs
 
 
-def tied_best_rows(t: pd.DataFrame, column: str, images: dict) -> set[int]:
-    """Row positions of the highest accuracy and of those not significantly below it."""
-    differs = (
-        _corruption_test(t, images) if column == CORRUPTION else _accuracy_test(t, column, images)
-    )
-    return stats.tied_best(list(t[column].astype(float)), higher=True, differs=differs)
+def _unless_all(tied: set[int], values: Sequence[float]) -> set[int]:
+    """The tied best, or nothing where every value is tied (no entry stands out)."""
+    return set() if len(tied) == sum(not math.isnan(v) for v in values) else tied
+
+
+def bold_counts(
+    k: Sequence[float], n: Sequence[float], keys: Sequence[object], images: dict
+) -> set[int]:
+    """Positions of the accuracies to show in bold: the best and those tied with it."""
+    values = [float(a) / float(b) if b == b and b else math.nan for a, b in zip(k, n)]
+    return _unless_all(stats.tied_best(values, True, _count_test(k, n, keys, images)), values)
+
+
+def bold_corruption(
+    values: Sequence[float], keys: Sequence[tuple[str, ...]], images: dict
+) -> set[int]:
+    """Positions of the mean corruption accuracies to show in bold."""
+    values = [float(v) for v in values]
+    return _unless_all(stats.tied_best(values, True, _corruption_test(keys, images)), values)

@@ -1,0 +1,81 @@
+"""The learning-curve figure of docs/training.md, drawn from checkpoint sidecars (no torch).
+
+Each folder holds the sidecars (<model>.json) of one training budget: `bench train` writes them
+beside its checkpoints, and the shipped weights carry theirs. Left: test accuracy after each epoch
+(a budget's curve, where its sidecar has one). Right: the final test accuracy of each budget, which
+is what shows convergence under a one-cycle schedule, whose rate reaches zero at every budget's end.
+
+Usage: python benchmarks/learning_curves.py DIR [DIR ...] --out docs/figures/learning_curves.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+MODELS = {"mgnet_small": "tab:red", "mgbase_small": "tab:blue", "resnet_small": "tab:green"}
+
+
+def budgets(folders: list[Path]) -> dict[str, list[dict]]:
+    """model -> its sidecars, by increasing epoch budget."""
+    out: dict[str, list[dict]] = {m: [] for m in MODELS}
+    for folder in folders:
+        for m in MODELS:
+            side = folder / f"{m}.json"
+            if side.is_file():
+                out[m].append(json.loads(side.read_text()))
+    return {m: sorted(s, key=lambda d: d["recipe"]["epochs"]) for m, s in out.items()}
+
+
+def draw(runs: dict[str, list[dict]], out: Path) -> None:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
+    for m, colour in MODELS.items():
+        for meta in runs[m]:
+            curve = meta.get("curve")
+            if curve:
+                epochs = range(1, len(curve) + 1)
+                longest = meta is runs[m][-1]
+                left.plot(
+                    epochs,
+                    [100 * a[-1] for a in curve],
+                    color=colour,
+                    ls="-" if longest else ":",
+                    label=f"{m} ({meta['recipe']['epochs']} epochs)",
+                )
+        xs = [meta["recipe"]["epochs"] for meta in runs[m]]
+        right.plot(xs, [100 * meta["accuracy"] for meta in runs[m]], "o-", color=colour, label=m)
+        for x, meta in zip(xs, runs[m]):
+            right.annotate(f"{100 * meta['accuracy']:.1f}", (x, 100 * meta["accuracy"]), fontsize=7)
+    left.set(xlabel="epoch", ylabel="test accuracy, last exit (%)", title="after each epoch")
+    right.set(
+        xlabel="epochs in the one-cycle schedule",
+        ylabel="final test accuracy, last exit (%)",
+        title="final accuracy by training budget",
+    )
+    right.set_xscale("log", base=2)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("folders", nargs="+", type=Path, help="folders of sidecars, one per budget")
+    p.add_argument("--out", type=Path, default=Path("docs/figures/learning_curves.png"))
+    a = p.parse_args()
+    draw(budgets(a.folders), a.out)
+    print(a.out)
+
+
+if __name__ == "__main__":
+    main()
