@@ -64,6 +64,26 @@ def test_cluttered_images_are_deterministic_and_independent_of_count(fmnist_dir:
     )
 
 
+def test_the_object_box_holds_every_pixel_the_item_changes() -> None:
+    """Rendering item i as a blank changes nothing outside object_box (the pixels the item covers)
+    and something inside it."""
+    from tests.conftest import fake_items
+
+    items, _ = fake_items(1000, 3)
+    spec = cluttered.ClutterSpec()
+    for i in range(0, 1000, 50):
+        blank = items.copy()
+        blank[i] = 0
+        changed = np.any(
+            cluttered.render(items, i, 1, spec) != cluttered.render(blank, i, 1, spec), axis=-1
+        )
+        x0, y0, x1, y1 = (round(v * spec.canvas) for v in cluttered.object_box(items, i, 1, spec))
+        inside = np.zeros_like(changed)
+        inside[y0:y1, x0:x1] = True
+        assert changed.any() and not (changed & ~inside).any(), i
+        assert x1 - x0 <= spec.item_max and y1 - y0 <= spec.item_max
+
+
 def test_cluttered_cache_is_used_and_a_damaged_entry_rebuilt(
     fmnist_dir: Path, tmp_path: Path
 ) -> None:

@@ -63,7 +63,7 @@ def render(items: np.ndarray, i: int, split_id: int, spec: ClutterSpec) -> np.nd
 def object_box(
     items: np.ndarray, i: int, split_id: int, spec: ClutterSpec
 ) -> tuple[float, float, float, float]:
-    """Where item i lies in its image: the tight box (x0, y0, x1, y1) of its visible pixels, as
+    """Where item i lies in its image: the tight box (x0, y0, x1, y1) of the pixels it covers, as
     fractions of the canvas, for comparing glimpses with objects."""
     return _render(items, i, split_id, spec)[1]
 
@@ -98,7 +98,7 @@ def _render(
     colour = _colour_far_from(rng, bg_mean, 140.0)
     region = canvas[py : py + side, px : px + side]
     canvas[py : py + side, px : px + side] = region * (1 - alpha) + colour * alpha
-    ys, xs = np.nonzero(alpha[..., 0] > 0.1)
+    ys, xs = np.nonzero(alpha[..., 0] > 0)
     box = (
         (px + xs.min(), py + ys.min(), px + xs.max() + 1, py + ys.max() + 1)
         if len(xs)
