@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from bench.report.stats import wilson  # noqa: E402
 from bench.report.tables import pareto_front  # noqa: E402
 
 
@@ -21,6 +22,17 @@ def save(fig: plt.Figure, path: Path, tight: bool = True) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _interval_bars(ax: plt.Axes, xs: pd.Series, g: pd.DataFrame, colour: str, alpha: float) -> None:
+    """95 % Wilson intervals as error bars, where the rows carry their counts."""
+    if "n_correct" not in g or "n_images" not in g:
+        return
+    lo, hi = zip(*(wilson(int(k), int(n)) for k, n in zip(g.n_correct, g.n_images)))
+    acc = g.n_correct / g.n_images
+    below, above = acc - pd.Series(lo, index=g.index), pd.Series(hi, index=g.index) - acc
+    err = [100 * below.clip(lower=0), 100 * above.clip(lower=0)]  # rounding can dip below 0
+    ax.errorbar(xs, 100 * acc, yerr=err, fmt="none", ecolor=colour, alpha=alpha, capsize=2, lw=0.8)
 
 
 FAMILY_STYLE = {
@@ -45,6 +57,7 @@ def accuracy_vs_gmacs(table: pd.DataFrame, path: Path, title: str) -> Path:
             linestyle="-" if len(g) > 1 else "none",
             markersize=7,
         )
+        _interval_bars(ax, g.gmacs, g, colour, 0.6)
         if len(g) > 1:
             for _, r in g.iterrows():
                 ax.annotate(
@@ -67,7 +80,7 @@ def accuracy_vs_gmacs(table: pd.DataFrame, path: Path, title: str) -> Path:
     )
     ax.set_xscale("log")
     ax.set_xlabel("GMACs per image (log scale; numbers = MGNet exits)")
-    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_ylabel("top-1 accuracy (%), bars: 95 % interval")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
@@ -93,8 +106,9 @@ def accuracy_vs_eps(df: pd.DataFrame, path: Path, title: str, l2: bool) -> Path:
                 markersize=5,
                 alpha=0.35 + 0.65 * ex / n_exits,
             )
+            _interval_bars(ax, xs, s, colour, 0.35 + 0.65 * ex / n_exits)
     ax.set_xlabel("ε (L2, [0,1] pixel units)" if l2 else "ε (L∞, k/255)")
-    ax.set_ylabel("robust accuracy (%)")
+    ax.set_ylabel("robust accuracy (%), bars: 95 % interval")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="best")
