@@ -353,72 +353,82 @@ def _train_setup(a: argparse.Namespace, name: str, sets: tuple | None) -> tuple:
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
-    import json
-
     from bench.data import cache_dir, check_name
     from bench.devices import distributed
     from bench.fast.training import speedups
     from bench.load.specs import default_checkpoint, expand
-    from bench.train import train
+    from bench.train import RECIPES, train
 
     check_name(a.data)
     if not 0 <= a.seed < 2**32:
         raise BenchError(f"--seed must be in [0, 2**32), got {a.seed}")
     recipe, sets = _recipe(a), None
+    if a.ship and recipe != RECIPES[a.data]:  # before any training, on every rank
+        raise BenchError(
+            f"--ship takes the {a.data} recipe as it is: drop --epochs/--batch-size/--lr"
+        )
     for name in [s.partition("@")[0] for spec in a.models for s in expand(spec)]:
         out = default_checkpoint(cache_dir(), a.data, name)
-        if _trained_already(name, out, a.if_missing):
-            if a.ship and distributed.world().main:
-                print(f"{name}: {_against_shipped(out, name, a.data, a.ship)}")
-            continue
-        # under torchrun: an error on one rank stops every rank
-        lm, sets = distributed.together(lambda name=name, sets=sets: _train_setup(a, name, sets))
-        train(
-            lm.model,
-            name,
-            sets[0],
-            sets[1],
-            recipe,
-            out,
-            seed=a.seed,
-            device=a.device,
-            workers=a.workers,
-            speedups=speedups,
-        )
-        if distributed.world().main:
-            meta = json.loads(out.with_suffix(".json").read_text())
-            resumed = meta.get("resumed_after_epoch")
-            print(
-                f"{name}: test accuracy {100 * meta['accuracy']:.2f}% after {recipe.epochs} "
-                f"epochs ({meta['train_seconds']} s"
-                f"{f', resumed after epoch {resumed}' if resumed else ''}) -> {out}"
+        trained = not _trained_already(name, out, a.if_missing)
+        if trained:
+            # under torchrun: an error on one rank stops every rank
+            lm, sets = distributed.together(
+                lambda name=name, sets=sets: _train_setup(a, name, sets)
             )
-            print(f"{name}: {_against_shipped(out, name, a.data, a.ship)}")
+            train(
+                lm.model,
+                name,
+                sets[0],
+                sets[1],
+                recipe,
+                out,
+                seed=a.seed,
+                device=a.device,
+                workers=a.workers,
+                speedups=speedups,
+            )
+        if trained or a.ship:
+            distributed.on_main(lambda name=name, out=out: _after(out, name, a.data, a.ship))
     return 0
 
 
-def _against_shipped(out: Path, name: str, dataset: str, ship: bool) -> str:
-    """How the trained weights compare with the shipped ones (after shipping them, with --ship)."""
-    from dataclasses import asdict
+def _after(out: Path, name: str, dataset: str, ship: bool) -> None:
+    """Say what training gave and how it compares with the shipped weights, or ship it."""
+    import json
 
     from bench.load import checkpoint, shipped
-    from bench.train import RECIPES
 
+    meta = json.loads(checkpoint.sidecar(out).read_text())
+    resumed = meta.get("resumed_after_epoch")
+    print(
+        f"{name}: test accuracy {100 * meta['accuracy']:.2f}% after {meta['epoch']} epochs "
+        f"({meta['train_seconds']} s{f', resumed after epoch {resumed}' if resumed else ''}) -> "
+        f"{out}"
+    )
     sd, meta, _ = checkpoint.load(out)
     if ship:
-        if meta.get("recipe") != asdict(RECIPES[dataset]):
-            raise BenchError(f"--ship takes the {dataset} recipe as it is: drop --epochs/--lr/...")
         path, sha = shipped.ship(sd, meta, shipped.ROOT)
-        return f"shipped as {path} (sha256 {sha[:12]})"
-    use = f"evaluate these with {name}@trained"
+        print(f"{name}: shipped as {path} (sha256 {sha[:12]})")
+    else:
+        print(f"{name}: {_against_shipped(sd, name, dataset)}; evaluate it with {name}@trained")
+
+
+def _against_shipped(sd: dict, name: str, dataset: str) -> str:  # type: ignore[type-arg]
+    """Whether freshly trained weights are, bit for bit, the ones the package ships."""
+    from bench.load import shipped
+
     if not shipped.available(dataset, name):
-        return use
-    want = shipped.read_meta(shipped.path_for(dataset, name))["sha256"]
-    if shipped.digest(sd) == want:
-        return f"bit-identical to the shipped weights (sha256 {want[:12]}); {use}"
+        return "no shipped weights to compare with"
+    try:
+        want = shipped.read_meta(shipped.path_for(dataset, name))["sha256"]
+    except BenchError as e:
+        return f"cannot compare with the shipped weights ({e})"
+    got = shipped.digest(sd)
+    if got == want:
+        return f"bit-identical to the shipped weights (sha256 {want[:12]})"
     return (
-        f"not the shipped weights (sha256 {shipped.digest(sd)[:12]}, shipped {want[:12]}: another "
-        f"recipe, seed, machine or thread count gives other bits); {use}"
+        f"not the shipped weights (sha256 {got[:12]}, shipped {want[:12]}: another recipe, seed, "
+        "machine or thread count gives other bits)"
     )
 
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
 from bench import train
+from bench.core.errors import BenchError
 from bench.core.registry import MODELS
 from bench.load import checkpoint, shipped
 from bench.load.specs import default_checkpoint, load
@@ -59,7 +61,10 @@ def _trained_path() -> Path:
 
 
 def test_a_name_means_the_shipped_weights_and_at_trained_the_local_ones(
-    tiny_shipped: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_shipped: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     sha = shipped.read_meta(tiny_shipped)["sha256"]
     local = checkpoint.verify(_trained_path())
@@ -75,10 +80,24 @@ def test_a_name_means_the_shipped_weights_and_at_trained_the_local_ones(
         assert cli("run --models {} --suite smoke --n-images 4 --out {}", spec, out) == 0
         assert {r.weights for r in read_rows(out / "results.csv")} == {label}
 
-    # training again gives the same bits, and says so
+    # training again (into a cache of its own) gives the same bits, and says so
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "again"))
     capsys.readouterr()
     assert cli("train mgnet_tiny --data cluttered_fmnist") == 0
     assert f"bit-identical to the shipped weights (sha256 {sha[:12]})" in capsys.readouterr().out
+
+
+def test_trained_weights_must_be_there_with_their_sidecar(
+    trained: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(BenchError, match="no trained weights for mgnet_tiny on cluttered_fmnist"):
+        load("mgnet_tiny@trained", "cluttered_fmnist", tmp_path)
+    cache = tmp_path / "cache"
+    copy = default_checkpoint(cache, "cluttered_fmnist", "mgnet_tiny")
+    copy.parent.mkdir(parents=True)
+    shutil.copy(_trained_path(), copy)  # the weights without their sidecar
+    with pytest.raises(BenchError, match="has no sidecar"):
+        load("mgnet_tiny@trained", "cluttered_fmnist", cache)
 
 
 def _refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], spec: str = "mgnet_tiny") -> str:
@@ -110,6 +129,10 @@ def test_damaged_or_mismatched_shipped_weights_are_refused(
     side.write_text(json.dumps(elsewhere))
     assert "were measured on test images 0123456789abcdef" in _refused(tmp_path, capsys)
 
+    made_before = {k: v for k, v in meta.items() if k != "data"}
+    side.write_text(json.dumps(made_before))
+    assert "the sidecar has no test-data fingerprint" in _refused(tmp_path, capsys)
+
     side.write_text("{not json")
     assert "unreadable sidecar" in _refused(tmp_path, capsys)
     side.write_text(json.dumps(meta))
@@ -123,6 +146,10 @@ def test_shipping_refuses_another_recipe(
     recipe = train.RECIPES["cluttered_fmnist"]
     monkeypatch.setitem(train.RECIPES, "cluttered_fmnist", dataclasses.replace(recipe, epochs=99))
     capsys.readouterr()
+    # a checkpoint made with another recipe, found by --if-missing
     assert cli("train mgnet_tiny --data cluttered_fmnist --if-missing --ship") != 0
+    assert "checkpoint was trained with recipe" in capsys.readouterr().err
+    # a recipe changed on the command line: refused before any training
+    assert cli("train mgnet_tiny --data cluttered_fmnist --epochs 3 --ship") != 0
     assert "--ship takes the cluttered_fmnist recipe as it is" in capsys.readouterr().err
     assert not (tmp_path / "shipped").exists()

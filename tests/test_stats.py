@@ -34,6 +34,9 @@ def test_mcnemar_is_the_exact_binomial_test_on_the_disagreeing_images() -> None:
     assert stats.mcnemar(a, a) == 1.0
     # 10 against 0: p = 2 / 2¹⁰
     assert stats.mcnemar(np.ones(10, bool), np.zeros(10, bool)) == pytest.approx(2 / 1024)
+    # 2,000 images that all disagree, 1,060 against 940 (exact ints: 2.0**2000 overflows a float)
+    a = np.arange(2000) < 1060
+    assert stats.mcnemar(a, ~a) == pytest.approx(0.0077771189, rel=1e-6)  # scipy binomtest
 
 
 def test_a_mean_over_images_and_a_paired_difference() -> None:

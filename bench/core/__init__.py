@@ -1,2 +1,2 @@
 """Definitions every layer shares, free of torch: errors, the registry, model cards, conditions,
-suites, run configuration and per-image seeds."""
+suites, run configuration, training recipes and per-image seeds."""

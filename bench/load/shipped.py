@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import torch
 
 from bench.core.errors import BenchError, first_line
+from bench.core.recipe import RECIPES
 
 FORMAT = "bench-shipped-weights-v1"
 
@@ -39,10 +41,12 @@ def path_for(dataset: str, name: str) -> Path:
 
 
 def sidecar(path: Path) -> Path:
+    """The JSON beside a weights file that says how it was made."""
     return path.with_suffix(".json")
 
 
 def available(dataset: str, name: str) -> bool:
+    """Whether the package ships weights of model `name` for `dataset`."""
     return path_for(dataset, name).is_file()
 
 
@@ -98,23 +102,31 @@ def load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], str]:
     return sd, meta, sha
 
 
-def check_recipe(meta: Mapping[str, Any], path: Path) -> None:
-    """Refuse shipped weights made with another recipe than the data set's shared one."""
-    from bench.train.recipe import RECIPES
-
+def _other_recipe(meta: Mapping[str, Any]) -> str:
+    """How the weights' recipe differs from their data set's shared one ('' if it does not)."""
     dataset = meta.get("dataset")
     want = asdict(RECIPES[dataset]) if dataset in RECIPES else None
-    if meta.get("recipe") != want:
+    if meta.get("recipe") == want:
+        return ""
+    return f"trained with recipe {meta.get('recipe')}, but {dataset}'s recipe is {want}"
+
+
+def check_recipe(meta: Mapping[str, Any], path: Path) -> None:
+    """Refuse shipped weights made with another recipe than the data set's shared one."""
+    other = _other_recipe(meta)
+    if other:
         raise BenchError(
-            f"shipped weights {path} were trained with recipe {meta.get('recipe')}, but "
-            f"{dataset}'s recipe is {want}: retrain them (`make weights`) or restore the recipe"
+            f"shipped weights {path} were {other}: retrain them (`make weights`) or restore the "
+            "recipe"
         )
 
 
 def check_data(meta: Mapping[str, Any], test_identity: Mapping[str, Any], path: Path) -> None:
     """Refuse shipped weights whose test split is not the one being evaluated (its fingerprint)."""
-    made_on = meta.get("data", {}).get("test", {})
-    if made_on.get("fingerprint") != test_identity.get("fingerprint"):
+    made_on = (meta.get("data") or {}).get("test") or {}
+    if "fingerprint" not in made_on:
+        raise BenchError(f"shipped weights {path}: the sidecar has no test-data fingerprint")
+    if made_on["fingerprint"] != test_identity.get("fingerprint"):
         raise BenchError(
             f"shipped weights {path} were measured on test images {made_on.get('fingerprint')}, "
             f"but this {meta.get('dataset')} test split is {test_identity.get('fingerprint')} "
@@ -132,9 +144,18 @@ def ship(
     state_dict: Mapping[str, torch.Tensor], facts: Mapping[str, Any], dest: Path
 ) -> tuple[Path, str]:
     """Write a trained checkpoint's weights and facts as shipped weights; (path, sha256)."""
+    name, dataset = facts["model"], facts["dataset"]
+    other = _other_recipe(facts)
+    if other:
+        raise BenchError(f"{name}'s checkpoint was {other}: train it again before shipping")
+    missing = [k for k in ("curve", "data") if not facts.get(k)]
+    if missing:
+        raise BenchError(
+            f"{name}'s checkpoint has no {' or '.join(missing)} (made before bench train recorded "
+            "them): train it again before shipping"
+        )
     blob = to_bytes(state_dict)
     sha = hashlib.sha256(blob).hexdigest()
-    name, dataset = facts["model"], facts["dataset"]
     keep = {k: v for k, v in facts.items() if k not in ("format", "sha256", "resumed_after_epoch")}
     meta = {
         "format": FORMAT,
@@ -144,6 +165,11 @@ def ship(
     }
     path = dest / dataset / f"{name}.safetensors"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(blob)
-    sidecar(path).write_text(json.dumps(meta, indent=1) + "\n")
+    tmp, side_tmp = path.with_name(f".{path.name}.tmp"), path.with_name(f".{path.stem}.json.tmp")
+    tmp.write_bytes(blob)
+    side_tmp.write_text(json.dumps(meta, indent=1) + "\n")
+    # the sidecar first, as checkpoint.save: weights never stand beside another file's sidecar
+    # for longer than one rename
+    os.replace(side_tmp, sidecar(path))
+    os.replace(tmp, path)
     return path, sha

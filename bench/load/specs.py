@@ -250,8 +250,9 @@ def _ours(
     (`@trained`, or the default otherwise), a checkpoint path, or a foreign weights file."""
     if weights == "shipped" or (not weights and shipped.available(dataset, card.name)):
         return _shipped(model, card, dataset)
-    path = _trained(card, dataset, cache) if weights in ("", "trained") else Path(weights)
-    if weights and path.is_file() and not checkpoint.sidecar(path).is_file():
+    local = weights in ("", "trained")
+    path = _trained(card, dataset, cache) if local else Path(weights)
+    if not local and path.is_file() and not checkpoint.sidecar(path).is_file():
         return _foreign(net, card.name, path)
     sd, meta, digest = checkpoint.load(path)
     if meta.get("model") not in (None, card.name):

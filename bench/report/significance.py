@@ -4,7 +4,7 @@ has their records, else by non-overlapping intervals (torch-free)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -41,7 +41,12 @@ def corruption_interval(row: pd.Series, images: dict) -> tuple[float, float]:
     return stats.mean_interval(got[1]) if got else (math.nan, math.nan)
 
 
-def _count_test(k: Sequence[int], n: Sequence[int], keys: Sequence[object], images: dict):  # type: ignore[no-untyped-def]
+Differs = Callable[[int, int], bool]
+
+
+def _count_test(
+    k: Sequence[float], n: Sequence[float], keys: Sequence[object], images: dict
+) -> Differs:
     """differs(i, j) for accuracies: McNemar on the same images, else disjoint intervals."""
     recs = [_record(images, key) for key in keys]
 
@@ -56,14 +61,12 @@ def _count_test(k: Sequence[int], n: Sequence[int], keys: Sequence[object], imag
     return differs
 
 
-def _corruption_test(keys: Sequence[tuple[str, ...]], images: dict):  # type: ignore[no-untyped-def]
+def _corruption_test(means: Sequence[Record | None]) -> Differs:
     """differs(i, j) for mean corruption accuracy: a paired test over images, else intervals."""
-    means = [per_image_mean(tuple(k), images) for k in keys]
 
     def differs(i: int, j: int) -> bool:
         a, b = means[i], means[j]
-        if a is None or b is None:
-            return False  # no interval, no difference to call
+        assert a is not None and b is not None
         if np.array_equal(a[0], b[0]):
             return stats.paired_differs(a[1], b[1])
         return stats.disjoint(stats.mean_interval(a[1]), stats.mean_interval(b[1]))
@@ -87,6 +90,10 @@ def bold_counts(
 def bold_corruption(
     values: Sequence[float], keys: Sequence[tuple[str, ...]], images: dict
 ) -> set[int]:
-    """Positions of the mean corruption accuracies to show in bold."""
+    """Positions of the mean corruption accuracies to show in bold; none where a compared row has
+    no per-image records (no interval, so no difference can be called)."""
     values = [float(v) for v in values]
-    return _unless_all(stats.tied_best(values, True, _corruption_test(keys, images)), values)
+    means = [per_image_mean(tuple(k), images) for k in keys]
+    if any(m is None for m, v in zip(means, values) if not math.isnan(v)):
+        return set()
+    return _unless_all(stats.tied_best(values, True, _corruption_test(means)), values)

@@ -34,7 +34,7 @@ def mcnemar(a: np.ndarray, b: np.ndarray) -> float:
     n = only_a + only_b
     if n == 0:
         return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2.0**n
+    tail = sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2**n  # exact ints
     return min(1.0, 2 * tail)
 
 
@@ -49,7 +49,8 @@ def mean_interval(per_image: np.ndarray, z: float = Z95) -> tuple[float, float]:
 
 
 def paired_differs(a: np.ndarray, b: np.ndarray, z: float = Z95) -> bool:
-    """Whether two per-image means over the same images differ at 95 % (paired normal test)."""
+    """Whether two per-image means over the same images differ at 95 % (paired normal test; with
+    the suites' hundreds of images the normal and t quantiles agree to 0.3 %)."""
     d = a.astype(float) - b.astype(float)
     if len(d) < 2:
         return False
@@ -76,12 +77,17 @@ def tied_best(
 
 
 def pct_interval(k: int, n: int) -> str:
-    """An accuracy with its Wilson interval, in percent: "48.5 (46.3–50.7)"."""
+    """An accuracy with its Wilson interval, in percent: "48.5 (46.3–50.7)"; "–" without images."""
+    if n <= 0:
+        return "–"
     lo, hi = wilson(k, n)
     return f"{100 * k / n + 1e-9:.1f} ({100 * lo + 1e-9:.1f}–{100 * hi + 1e-9:.1f})"
 
 
 def half_width(k: int, n: int) -> float:
-    """The larger side of the Wilson interval, in fractions (for a table's caption)."""
+    """The larger side of the Wilson interval, in fractions (for a table's caption); 0 without
+    images."""
+    if n <= 0:
+        return 0.0
     lo, hi = wilson(k, n)
     return max(k / n - lo, hi - k / n)

@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from bench.core.errors import BenchError, NonFiniteLogits, ensure_writable
+from bench.core.recipe import Recipe
 from bench.data import FolderImageSet, ImageSet, iter_batches, loader_workers, to_unit
 from bench.devices import distributed
 from bench.devices.device import rank_device
@@ -24,7 +25,6 @@ from bench.load import checkpoint
 from bench.store import data_guard
 from bench.store.provenance import utc_now, versions
 from bench.train import state as train_state
-from bench.train.recipe import Recipe
 
 
 def _augment(

@@ -104,7 +104,7 @@ def load(
     sched.load_state_dict(blob["scheduler"])
     gen.set_state(blob["generator"])
     torch.set_rng_state(blob["torch_rng"])
-    curve = tuple(tuple(float(a) for a in accs) for accs in blob.get("curve", []))
+    curve = tuple(tuple(float(a) for a in accs) for accs in blob["curve"])
     return Resumed(epoch=int(blob["epoch"]), seconds=float(blob["seconds"]), curve=curve)
 
 
