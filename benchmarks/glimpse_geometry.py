@@ -19,12 +19,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.data import cache_dir, cluttered, fmnist, load_split, to_unit  # noqa: E402
 from bench.load.specs import expand, load  # noqa: E402
 
+CANVAS = cluttered.ClutterSpec().canvas  # the default data set's image side, in pixels
+
 
 def _area(b: np.ndarray) -> np.ndarray:
+    """Areas of (x0, y0, x1, y1) boxes, zero where a box is empty."""
     return np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Areas of the intersections of two arrays of boxes."""
     lo, hi = np.maximum(a[..., :2], b[..., :2]), np.minimum(a[..., 2:], b[..., 2:])
     return _area(np.concatenate([lo, hi], axis=-1))
 
@@ -45,7 +49,7 @@ def measure(model_spec: str, n: int) -> dict[str, np.ndarray]:
     return {"objects": objects, "glimpses": ex.boxes.numpy(), "correct": correct, "scales": scales}
 
 
-def summary(m: dict[str, np.ndarray], canvas: int = 64) -> list[str]:
+def summary(m: dict[str, np.ndarray], canvas: int = CANVAS) -> list[str]:
     """A markdown table: per exit, glimpse side, object coverage and the move from glimpse 2."""
     obj, g, ok = m["objects"], m["glimpses"], m["correct"]
     side = np.maximum(obj[:, 2] - obj[:, 0], obj[:, 3] - obj[:, 1]) * canvas
@@ -72,7 +76,8 @@ def summary(m: dict[str, np.ndarray], canvas: int = 64) -> list[str]:
     return lines
 
 
-def draw(m: dict[str, np.ndarray], out: Path, canvas: int = 64) -> None:
+def draw(m: dict[str, np.ndarray], out: Path, canvas: int = CANVAS) -> None:
+    """Glimpse side against object side, and the object's share each glimpse covers."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -109,6 +114,7 @@ def draw(m: dict[str, np.ndarray], out: Path, canvas: int = 64) -> None:
 
 
 def main() -> None:
+    """Measure, print the markdown table and write the figure."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="mgnet_small")
     p.add_argument("--n", type=int, default=1000)

@@ -34,6 +34,7 @@ def budgets(folders: list[Path]) -> dict[str, list[dict]]:
 
 
 def draw(runs: dict[str, list[dict]], out: Path) -> None:
+    """Left: test accuracy per epoch per budget; right: final accuracy against the budget."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
     for m, colour in MODELS.items():
         for meta in runs[m]:
@@ -69,6 +70,7 @@ def draw(runs: dict[str, list[dict]], out: Path) -> None:
 
 
 def main() -> None:
+    """Draw the figure from the sidecar folders given on the command line."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("folders", nargs="+", type=Path, help="folders of sidecars, one per budget")
     p.add_argument("--out", type=Path, default=Path("docs/figures/learning_curves.png"))

@@ -71,6 +71,7 @@ def object_box(
 def _render(
     items: np.ndarray, i: int, split_id: int, spec: ClutterSpec
 ) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """Image i and its object's box, drawn together so the box is the one the image shows."""
     rng = np.random.default_rng([spec.seed, split_id, i])
     n = spec.canvas
     c0, c1 = rng.uniform(0, 150, 3), rng.uniform(0, 150, 3)

@@ -14,6 +14,7 @@ from bench.report import figures, significance, stats
 from bench.report.fmt import md_table, pct
 from bench.report.metrics import COMMON, errors, mce, relative_mce
 from bench.report.tables import latest, origin
+from bench.store.per_image import Records
 
 
 def pick_baseline(df: pd.DataFrame, wanted: str | None) -> str | None:
@@ -32,8 +33,8 @@ def pick_baseline(df: pd.DataFrame, wanted: str | None) -> str | None:
 
 
 def _clean_counts(
-    df: pd.DataFrame, model: str, ex: int, subset_rows: pd.DataFrame, images: dict | None
-) -> tuple[int, int]:  # type: ignore[type-arg]
+    df: pd.DataFrame, model: str, ex: int, subset_rows: pd.DataFrame, images: Records | None
+) -> tuple[int, int]:
     """(correct, images) clean on the corruption rows' images (per-image records), else on the
     clean rows; (0, 0) without clean rows."""
     clean = df[(df.kind == "clean") & (df.model == model) & (df.exit == ex)]
@@ -52,6 +53,7 @@ def _clean_counts(
 
 
 def _error(counts: tuple[int, int]) -> float:
+    """Error rate of (correct, images); NaN without images, so mCE shows it as missing."""
     k, n = counts
     return 1.0 - k / n if n else math.nan
 
@@ -87,8 +89,8 @@ def headline(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
 
 
 def section(
-    df: pd.DataFrame, run_dir: Path, baseline: str | None, images: dict | None
-) -> list[str]:  # type: ignore[type-arg]
+    df: pd.DataFrame, run_dir: Path, baseline: str | None, images: Records | None
+) -> list[str]:
     cor = latest(df[df.kind == "corruption"])
     if cor.empty:
         return [
@@ -131,8 +133,8 @@ class _Baseline:
 
 
 def _baseline_for(
-    df: pd.DataFrame, full: pd.DataFrame, name: str | None, images: dict | None
-) -> _Baseline:  # type: ignore[type-arg]
+    df: pd.DataFrame, full: pd.DataFrame, name: str | None, images: Records | None
+) -> _Baseline:
     """Collect what every model's mCE and relative mCE are normalised by, once per origin."""
     ex, rows = _reference(full, name)
     here = bool(len(rows))
@@ -152,8 +154,8 @@ def _relative(
 
 
 def _summary_row(
-    df: pd.DataFrame, model: str, ex: int, m: pd.DataFrame, ref: _Baseline, images: dict | None
-) -> dict[str, object]:  # type: ignore[type-arg]
+    df: pd.DataFrame, model: str, ex: int, m: pd.DataFrame, ref: _Baseline, images: Records | None
+) -> dict[str, object]:
     """One (model, exit) line of the mCE table; `_acc` and `_why` feed ranking and footnote."""
     err = errors(m)
     complete = len(m) == 75
@@ -179,8 +181,8 @@ def _summary_row(
 
 
 def _summary_table(
-    df: pd.DataFrame, full: pd.DataFrame, ref: _Baseline, images: dict | None
-) -> pd.DataFrame:  # type: ignore[type-arg]
+    df: pd.DataFrame, full: pd.DataFrame, ref: _Baseline, images: Records | None
+) -> pd.DataFrame:
     """The mCE table of one origin, the best complete sweep's mean accuracy in bold."""
     table = pd.DataFrame(
         [
@@ -252,9 +254,9 @@ def _tables(
     full: pd.DataFrame,
     ref: _Baseline,
     baseline: str | None,
-    images: dict | None,
+    images: Records | None,
     heading: str,
-) -> list[str]:  # type: ignore[type-arg]
+) -> list[str]:
     """The markdown of one origin's mCE and per-corruption tables with their notes."""
     table = _summary_table(df, full, ref, images)
     whys = sorted({w for w in table._why if w})
@@ -303,10 +305,10 @@ def _dataset_section(
     cor: pd.DataFrame,
     run_dir: Path,
     baseline: str | None,
-    images: dict | None,
+    images: Records | None,
     heading: str,
     stem: str,
-) -> list[str]:  # type: ignore[type-arg]
+) -> list[str]:
     """One data set's tables and figures per origin (generated or rendered); `df` is its rows."""
     lines: list[str] = []
     ref_name = pick_baseline(cor, baseline)

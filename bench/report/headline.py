@@ -35,9 +35,10 @@ CORRUPTION = significance.CORRUPTION
 CAPTION = (
     "Accuracies in % with their 95 % interval (Wilson; for the mean over corruptions, a normal "
     "interval over images). Bold: the best, and any accuracy not significantly different from it "
-    "(McNemar's exact test on the same images, p ≥ 0.05), so several bold entries are a tie and "
-    "none means no accuracy stands out; the lowest GMACs and parameters; a speed only if 1.3× "
-    "ahead of the next (timing noise). mCE is not marked."
+    "at p ≥ 0.05 (McNemar's exact test on the same images; a paired test over images for the "
+    "mean; overlapping intervals without per-image records; no multiple-comparison correction), "
+    "so several bold entries are a tie and none means no accuracy stands out; the lowest GMACs "
+    "and parameters; a speed only if 1.3× ahead of the next (timing noise). mCE is not marked."
 )
 
 

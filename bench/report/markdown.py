@@ -19,6 +19,7 @@ from bench.report.fmt import md_table, pgd_name
 from bench.report.sanity import attack_findings
 from bench.report.stats import pct_interval
 from bench.report.tables import clean_table, current, latest, load_results
+from bench.store.per_image import Records
 from bench.store.results import SCORING
 
 INTERVALS = (
@@ -92,7 +93,8 @@ def _older_scoring(df: pd.DataFrame) -> list[str]:
     ]
 
 
-def _clean_section(df: pd.DataFrame, run_dir: Path, images: dict) -> list[str]:  # type: ignore[type-arg]
+def _clean_section(df: pd.DataFrame, run_dir: Path, images: Records) -> list[str]:
+    """Clean accuracy per model and exit with its interval, beside compute and the figure."""
     table = clean_table(df)
     lines = ["## Clean accuracy and compute", ""]
     if table.empty:
@@ -134,7 +136,8 @@ def _clean_section(df: pd.DataFrame, run_dir: Path, images: dict) -> list[str]: 
     return lines
 
 
-def _attack_section(df: pd.DataFrame, run_dir: Path, images: dict) -> list[str]:  # type: ignore[type-arg]
+def _attack_section(df: pd.DataFrame, run_dir: Path, images: Records) -> list[str]:
+    """Robust accuracy: the headline at 4/255, the ε curves, the paper protocol and checks."""
     att = latest(df[df.kind == "attack"])
     if att.empty:
         return [
@@ -146,10 +149,10 @@ def _attack_section(df: pd.DataFrame, run_dir: Path, images: dict) -> list[str]:
     lines = [
         "## Adversarial robustness",
         "",
-        "Strict protocol unless marked: ε in [0,1] pixel units, random start, projection and clamp "
-        "to [0,1], every exit attacked through its own truncated model with the true gradient "
-        "(MGNet's rescaler and position stop-gradient off); an image an exit misclassifies clean "
-        "is not robust there.",
+        "Strict protocol unless marked: ε in [0,1] pixel units, random start, projection and "
+        "clamp to [0,1], every exit attacked through its own truncated model with the true "
+        "gradient (MGNet's rescaler and position stop-gradient off); an image an exit "
+        "misclassifies clean is not robust there.",
         "",
     ]
     several = att.dataset.nunique() > 1
@@ -188,9 +191,7 @@ def _headline_columns(at: pd.DataFrame, clean: pd.DataFrame, pgd: str) -> dict[s
 
 
 def _headline_rows(
-    att: pd.DataFrame,
-    cols: dict[str, pd.DataFrame],
-    images: dict,  # type: ignore[type-arg]
+    att: pd.DataFrame, cols: dict[str, pd.DataFrame], images: Records
 ) -> list[dict[str, str]]:
     """One table row per attacked (model, exit); the significant best per column in bold."""
     models = att[["model", "exit", "exits_total", "gmacs", "family"]].drop_duplicates(
@@ -216,19 +217,17 @@ def _headline_rows(
 
 
 def _interval(row: pd.Series) -> str:
+    """A row's accuracy with its Wilson interval, in percent."""
     return pct_interval(int(row.n_correct), int(row.n_images))
 
 
 def _bold(text: str, bold: bool) -> str:
+    """Markdown bold where the significance test marked the entry."""
     return f"**{text}**" if bold else text
 
 
 def _headline_table(
-    att: pd.DataFrame,
-    at: pd.DataFrame,
-    clean_rows: pd.DataFrame,
-    heading: str,
-    images: dict,  # type: ignore[type-arg]
+    att: pd.DataFrame, at: pd.DataFrame, clean_rows: pd.DataFrame, heading: str, images: Records
 ) -> list[str]:
     """The robust-accuracy table at 4/255 with its image counts and notes."""
     cols = _headline_columns(at, clean_rows.set_index(["model", "exit"])[COUNTED], _pgd(att))
@@ -291,7 +290,7 @@ def _attack_tables(
     run_dir: Path,
     heading: str,
     stem: str,
-    images: dict,  # type: ignore[type-arg]
+    images: Records,
 ) -> list[str]:
     """One data set's robust-accuracy table, figures and paper-vs-strict comparison."""
     at = att[(att.epsilon - HEADLINE_EPS).abs() < 1e-9]
@@ -369,7 +368,7 @@ def _glimpse_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
     return lines
 
 
-def _sanity_section(df: pd.DataFrame, run_dir: Path, images: dict) -> list[str]:  # type: ignore[type-arg]
+def _sanity_section(df: pd.DataFrame, run_dir: Path, images: Records) -> list[str]:
     from bench.store.checks import read_checks
 
     findings = attack_findings(df, images)
@@ -440,7 +439,7 @@ def _intro(run_dir: Path) -> list[str]:
     ]
 
 
-def _per_image_records(df: pd.DataFrame, run_dir: Path) -> dict:  # type: ignore[type-arg]
+def _per_image_records(df: pd.DataFrame, run_dir: Path) -> Records:
     """per_image.csv, refused where a record disagrees with its row in results.csv.
 
     An edited record would silently change the tables computed on shared images.

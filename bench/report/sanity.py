@@ -7,11 +7,13 @@ what to do. Tolerances are in images, so small subsets do not raise noise.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bench.report.tables import latest
+from bench.store.per_image import Records
 
 LARGE_EPS_MAX_ACC = 0.05  # accuracy allowed at the largest L∞ radius of the sweep
 MAX_PGD_GAP = 0.10  # PGD may overestimate robustness relative to AutoAttack by this much
@@ -33,7 +35,7 @@ def _tol(n: int) -> float:
     return TOL_IMAGES / max(n, 1)
 
 
-def _on_shared_images(r, ref, images: dict | None) -> tuple[float, float, int] | None:  # type: ignore[no-untyped-def]
+def _on_shared_images(r: Any, ref: Any, images: Records | None) -> tuple[float, float, int] | None:
     """(accuracy of r, accuracy of ref, n) on the images both rows scored; None if unknown."""
     if r.subset == ref.subset:
         return float(r.accuracy), float(ref.accuracy), int(r.n_images)
@@ -144,8 +146,8 @@ def _against_pgd(
 
 
 def _reference_findings(
-    model: str, ex: int, g: pd.DataFrame, p: pd.DataFrame, images: dict | None
-) -> list[Finding]:  # type: ignore[type-arg]
+    model: str, ex: int, g: pd.DataFrame, p: pd.DataFrame, images: Records | None
+) -> list[Finding]:
     """AutoAttack must not leave more than PGD, a transfer attack not less, at each radius."""
     out: list[Finding] = []
     for other, check, relation in (
@@ -161,7 +163,7 @@ def _reference_findings(
     return out
 
 
-def attack_findings(df: pd.DataFrame, images: dict | None = None) -> list[Finding]:  # type: ignore[type-arg]
+def attack_findings(df: pd.DataFrame, images: Records | None = None) -> list[Finding]:
     """Monotone in ε, PGD <= FGSM, ~0 at a large ε, AutoAttack <= PGD, transfer >= white-box.
 
     `images` (per_image.read) lets rows on different subsets be compared on their shared images;

@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 
 from bench.report import stats
+from bench.store.per_image import Records
 
 CORRUPTION = "mean corruption acc (%)"
 Record = tuple[np.ndarray, np.ndarray]  # (image indices, correct)
 
 
-def _record(images: dict, key: object) -> Record | None:
+def _record(images: Records, key: object) -> Record | None:
     """A row's per-image record, sorted by image index (None if the run folder lacks it)."""
     if not isinstance(key, str) or key not in images:
         return None
@@ -24,7 +25,7 @@ def _record(images: dict, key: object) -> Record | None:
     return idx[order], ok[order]
 
 
-def per_image_mean(keys: tuple[str, ...], images: dict) -> Record | None:
+def per_image_mean(keys: tuple[str, ...], images: Records) -> Record | None:
     """(indices, each image's accuracy over the rows): the unit a mean over conditions varies by."""
     records = [_record(images, k) for k in keys]
     if not records or any(r is None for r in records):
@@ -35,7 +36,7 @@ def per_image_mean(keys: tuple[str, ...], images: dict) -> Record | None:
     return idx, np.mean([r[1] for r in records], axis=0)
 
 
-def corruption_interval(row: pd.Series, images: dict) -> tuple[float, float]:
+def corruption_interval(row: pd.Series, images: Records) -> tuple[float, float]:
     """The 95 % interval of a row's mean corruption accuracy (NaN without per-image records)."""
     got = per_image_mean(tuple(row[f"row_key {CORRUPTION}"]), images)
     return stats.mean_interval(got[1]) if got else (math.nan, math.nan)
@@ -45,7 +46,7 @@ Differs = Callable[[int, int], bool]
 
 
 def _count_test(
-    k: Sequence[float], n: Sequence[float], keys: Sequence[object], images: dict
+    k: Sequence[float], n: Sequence[float], keys: Sequence[object], images: Records
 ) -> Differs:
     """differs(i, j) for accuracies: McNemar on the same images, else disjoint intervals."""
     recs = [_record(images, key) for key in keys]
@@ -80,7 +81,7 @@ def _unless_all(tied: set[int], values: Sequence[float]) -> set[int]:
 
 
 def bold_counts(
-    k: Sequence[float], n: Sequence[float], keys: Sequence[object], images: dict
+    k: Sequence[float], n: Sequence[float], keys: Sequence[object], images: Records
 ) -> set[int]:
     """Positions of the accuracies to show in bold: the best and those tied with it."""
     values = [float(a) / float(b) if b == b and b else math.nan for a, b in zip(k, n)]
@@ -88,7 +89,7 @@ def bold_counts(
 
 
 def bold_corruption(
-    values: Sequence[float], keys: Sequence[tuple[str, ...]], images: dict
+    values: Sequence[float], keys: Sequence[tuple[str, ...]], images: Records
 ) -> set[int]:
     """Positions of the mean corruption accuracies to show in bold; none where a compared row has
     no per-image records (no interval, so no difference can be called)."""

@@ -77,7 +77,7 @@ def tied_best(
 
 
 def pct_interval(k: int, n: int) -> str:
-    """An accuracy with its Wilson interval, in percent: "48.5 (46.3–50.7)"; "–" without images."""
+    """An accuracy with its Wilson interval in percent, "48.5 (46.3–50.7)"; "–" without images."""
     if n <= 0:
         return "–"
     lo, hi = wilson(k, n)

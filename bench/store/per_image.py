@@ -41,7 +41,10 @@ def append(path: Path, items: Iterable[tuple[Row, np.ndarray, np.ndarray]]) -> N
     )
 
 
-def read(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+Records = dict[str, tuple[np.ndarray, np.ndarray]]  # row_key -> (image indices, correct)
+
+
+def read(path: Path) -> Records:
     """row_key -> (indices, correct bool); the latest record wins."""
 
     def record(rec: Sequence[str]) -> tuple[str, tuple[np.ndarray, np.ndarray]]:
