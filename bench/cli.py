@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from bench.core.errors import BenchError
+from bench.core.recipe import RECIPES
 
 EXAMPLES = {
     "models": "bench models 'mgnet_*'",
@@ -83,11 +84,16 @@ def _add_train(sp: argparse._SubParsersAction) -> None:
         help="data set and recipe: cluttered_fmnist (default) or imagenet100",
     )
     c.add_argument("--data-root", default="", help=IMAGENET_ROOT)
-    c.add_argument("--epochs", type=int, help="override the recipe's epochs (cluttered_fmnist: 8)")
+    r = RECIPES["cluttered_fmnist"]
     c.add_argument(
-        "--batch-size", type=int, help="override the recipe's batch size (cluttered_fmnist: 128)"
+        "--epochs", type=int, help=f"override the recipe's epochs (cluttered_fmnist: {r.epochs})"
     )
-    c.add_argument("--lr", type=float, help="override the recipe's OneCycle max lr (0.1)")
+    c.add_argument(
+        "--batch-size",
+        type=int,
+        help=f"override the recipe's batch size (cluttered_fmnist: {r.batch_size})",
+    )
+    c.add_argument("--lr", type=float, help=f"override the recipe's OneCycle max lr ({r.lr})")
     c.add_argument(
         "--seed", type=int, default=0, help="initialisation, order and flips (default 0)"
     )
@@ -305,8 +311,6 @@ def _cmd_data(a: argparse.Namespace) -> int:
 
 def _recipe(a: argparse.Namespace) -> Any:
     """The data set's training recipe with the epochs, batch size and lr the command gave."""
-    from bench.train import RECIPES
-
     if a.data not in RECIPES:
         raise BenchError(
             f"no training recipe for data set {a.data!r} (known: {', '.join(RECIPES)})"
@@ -357,7 +361,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
     from bench.devices import distributed
     from bench.fast.training import speedups
     from bench.load.specs import default_checkpoint, expand
-    from bench.train import RECIPES, train
+    from bench.train import train
 
     check_name(a.data)
     if not 0 <= a.seed < 2**32:
