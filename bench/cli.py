@@ -360,6 +360,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
     from bench.data import cache_dir, check_name
     from bench.devices import distributed
     from bench.fast.training import speedups
+    from bench.load import shipped
     from bench.load.specs import default_checkpoint, expand
     from bench.train import train
 
@@ -367,10 +368,12 @@ def _cmd_train(a: argparse.Namespace) -> int:
     if not 0 <= a.seed < 2**32:
         raise BenchError(f"--seed must be in [0, 2**32), got {a.seed}")
     recipe, sets = _recipe(a), None
-    if a.ship and recipe != RECIPES[a.data]:  # before any training, on every rank
-        raise BenchError(
-            f"--ship takes the {a.data} recipe as it is: drop --epochs/--batch-size/--lr"
-        )
+    if a.ship:  # before any training, on every rank
+        if recipe != RECIPES[a.data]:
+            raise BenchError(
+                f"--ship takes the {a.data} recipe as it is: drop --epochs/--batch-size/--lr"
+            )
+        shipped.check_writable(a.data)
     for name in [s.partition("@")[0] for spec in a.models for s in expand(spec)]:
         out = default_checkpoint(cache_dir(), a.data, name)
         trained = not _trained_already(name, out, a.if_missing)

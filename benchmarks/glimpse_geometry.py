@@ -17,7 +17,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.data import cache_dir, cluttered, fmnist, load_split, to_unit  # noqa: E402
-from bench.load.specs import expand, load  # noqa: E402
+from bench.load.specs import check_test_split, expand, load  # noqa: E402
 
 CANVAS = cluttered.ClutterSpec().canvas  # the default data set's image side, in pixels
 
@@ -37,6 +37,7 @@ def measure(model_spec: str, n: int) -> dict[str, np.ndarray]:
     """Per image: the object's box, each exit's glimpse box and correctness."""
     lm = load(expand(model_spec)[0], "cluttered_fmnist", cache_dir())
     test = load_split("cluttered_fmnist", "test")
+    check_test_split(lm, test, "cluttered_fmnist")
     idx = np.arange(min(n, len(test)))
     with torch.no_grad():
         ex = lm.model.exits(to_unit(test.images[idx], torch.device("cpu")))

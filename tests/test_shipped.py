@@ -17,7 +17,7 @@ from bench import train
 from bench.core.errors import BenchError
 from bench.core.registry import MODELS
 from bench.load import checkpoint, shipped
-from bench.load.specs import default_checkpoint, load
+from bench.load.specs import _config, default_checkpoint, load
 from bench.store.results import read_rows
 from tests.conftest import cli
 
@@ -37,6 +37,7 @@ def test_the_package_ships_each_default_model_with_a_sidecar_that_matches(name: 
     assert meta["curve"][-1] == [round(a, 5) for a in meta["test_accuracy_per_exit"]]
     assert set(meta["data"]) == {"train", "test"} and meta["data"]["test"]["images"] == 2000
     model = MODELS.get(name).build()
+    shipped.check_config(meta, _config(model), path)  # the settings the state dict does not hold
     checkpoint.load_weights(model, sd, name)  # strict: every key, every shape
     # the file holds the tensors alone: the same weights give the same bytes
     assert shipped.digest(model.state_dict()) == sha
@@ -129,9 +130,25 @@ def test_damaged_or_mismatched_shipped_weights_are_refused(
     side.write_text(json.dumps(elsewhere))
     assert "were measured on test images 0123456789abcdef" in _refused(tmp_path, capsys)
 
-    made_before = {k: v for k, v in meta.items() if k != "data"}
-    side.write_text(json.dumps(made_before))
+    no_print = {**meta, "data": {**meta["data"], "test": {"images": 2000}}}
+    side.write_text(json.dumps(no_print))
     assert "the sidecar has no test-data fingerprint" in _refused(tmp_path, capsys)
+
+    for field, bad in (("data", "x"), ("recipe", None), ("model_config", [1])):
+        side.write_text(json.dumps({**meta, field: bad}))
+        assert f"unreadable sidecar {side.name} (missing or malformed: {field})" in _refused(
+            tmp_path, capsys
+        )
+
+    cfg = meta["model_config"]
+    side.write_text(json.dumps({**meta, "model_config": {**cfg, "scale_max": 0.4}}))
+    assert "trained with other model settings (scale_max)" in _refused(tmp_path, capsys)
+    side.write_text(json.dumps(meta))
+
+    # the shipped file named by path is not a checkpoint: one line that says how to load it
+    assert f"{tiny_shipped} is a shipped weights file: evaluate it as mgnet_tiny@shipped" in (
+        _refused(tmp_path, capsys, f"mgnet_tiny@{tiny_shipped}")
+    )
 
     side.write_text("{not json")
     assert "unreadable sidecar" in _refused(tmp_path, capsys)
@@ -153,3 +170,9 @@ def test_shipping_refuses_another_recipe(
     assert cli("train mgnet_tiny --data cluttered_fmnist --epochs 3 --ship") != 0
     assert "--ship takes the cluttered_fmnist recipe as it is" in capsys.readouterr().err
     assert not (tmp_path / "shipped").exists()
+    # a package folder that cannot be written: refused before any training
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setattr(shipped, "ROOT", tmp_path / "a-file" / "weights")
+    monkeypatch.setitem(train.RECIPES, "cluttered_fmnist", recipe)
+    assert cli("train mgnet_tiny --data cluttered_fmnist --ship") != 0
+    assert "is not a writable folder" in capsys.readouterr().err

@@ -100,3 +100,31 @@ def test_the_headline_bolds_the_significant_best_alone_and_ties_together(tmp_pat
     # 50 each on disjoint images: 100 discordant, 50 each way, p = 1: all tie, none in bold
     lines = _run(tmp_path / "all", {"a": _ok(0, 50), "b": _ok(50, 50)})
     assert [line.split(" | ")[6] for line in lines] == ["50.0 (40.4–59.6)"] * 2
+
+
+def test_the_mean_over_corruptions_is_bolded_by_a_paired_test_over_images() -> None:
+    from bench.report.significance import bold_corruption
+
+    idx = np.arange(100)
+    # each model has two corruption rows; an image's accuracy is its mean over them
+    images = {
+        "a1": (idx, _ok(0, 80)),
+        "a2": (idx, _ok(0, 80)),
+        "b1": (idx, _ok(0, 78)),  # 2 images lower on both rows: mean difference 0.02,
+        "b2": (idx, _ok(0, 78)),  # standard error 0.014, so 0.02 < 1.96 × 0.014: a tie
+        "c1": (idx, _ok(0, 40)),
+        "c2": (idx, _ok(0, 40)),
+    }
+    keys = [("a1", "a2"), ("b1", "b2"), ("c1", "c2")]
+    assert bold_corruption([0.8, 0.78, 0.4], keys, images) == {0, 1}
+    # b 20 images lower: mean difference 0.2, standard error 0.04, a alone
+    b_low = {**images, "b1": (idx, _ok(0, 60)), "b2": (idx, _ok(0, 60))}
+    assert bold_corruption([0.8, 0.6, 0.4], keys, b_low) == {0}
+    # a compared row without records: no interval, so nothing is called
+    del b_low["c2"]
+    assert bold_corruption([0.8, 0.6, 0.4], keys, b_low) == set()
+    # on other images there is no pairing: the normal intervals (±0.08) must not overlap
+    shifted = {**images, "c1": (idx + 100, _ok(0, 40)), "c2": (idx + 100, _ok(0, 40))}
+    assert bold_corruption([0.8, 0.78, 0.4], keys, shifted) == {0, 1}
+    shifted_b = {**images, "b1": (idx + 100, _ok(0, 78)), "b2": (idx + 100, _ok(0, 78))}
+    assert bold_corruption([0.8, 0.78, 0.4], keys, shifted_b) == {0, 1}

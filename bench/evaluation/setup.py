@@ -15,9 +15,8 @@ from bench.data import ImageSet, cache_dir, check_name, load_split, loader_worke
 from bench.data.corrupted import CorruptedData
 from bench.devices.device import rank_device
 from bench.evaluation import plan
-from bench.load import shipped
 from bench.load.contract import check_outputs, probe_batch
-from bench.load.specs import LoadedModel, check_fits, expand, load
+from bench.load.specs import LoadedModel, check_fits, check_test_split, expand, load
 from bench.store import data_guard
 
 
@@ -77,15 +76,6 @@ def _corrupted_data(
     return data
 
 
-def _check_shipped_data(loaded: list[LoadedModel], images: ImageSet, dataset: str) -> None:
-    """Refuse shipped weights on test images other than those they were measured on."""
-    made = [lm for lm in loaded if lm.weights.startswith("shipped:")]
-    if made:
-        here = data_guard.identity(images)
-        for lm in made:
-            shipped.check_data(lm.meta, here, shipped.path_for(dataset, lm.card.name))
-
-
 def load_setup(cfg: RunConfig) -> Setup:
     """Plan cells, load models and the test split, check they fit, and probe the output folder."""
     cells = plan.cells(cfg)
@@ -98,7 +88,7 @@ def load_setup(cfg: RunConfig) -> Setup:
     for lm in loaded:
         check_fits(lm, len(images.classes), first.shape, cfg.dataset)
         check_outputs(lm, probe)
-    _check_shipped_data(loaded, images, cfg.dataset)
+        check_test_split(lm, images, cfg.dataset)
     dev = rank_device(cfg.device)
     corrupted = _corrupted_data(cells, images, cfg, cache, dev)
     workers = loader_workers(images, cfg.workers)

@@ -67,6 +67,18 @@ def digest(state_dict: Mapping[str, torch.Tensor]) -> str:
     return hashlib.sha256(to_bytes(state_dict)).hexdigest()
 
 
+def is_shipped(path: Path) -> bool:
+    """Whether a file's sidecar is a shipped-weights sidecar (not a checkpoint's)."""
+    try:
+        return json.loads(sidecar(path).read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+# sidecar field -> the type it must have, so a hand-edited sidecar fails as one clear line
+FIELDS = {"sha256": str, "model": str, "dataset": str, "recipe": dict, "data": dict}
+
+
 def read_meta(path: Path) -> dict[str, Any]:
     """The sidecar of a shipped weights file, checked to be ours."""
     side = sidecar(path)
@@ -74,8 +86,9 @@ def read_meta(path: Path) -> dict[str, Any]:
         meta = json.loads(side.read_text())
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError(f"not a {FORMAT} sidecar")
-        if not isinstance(meta.get("sha256"), str):
-            raise ValueError("no sha256")
+        wrong = [k for k, t in FIELDS.items() if not isinstance(meta.get(k), t)]
+        if wrong or not isinstance(meta.get("model_config", {}), dict):
+            raise ValueError(f"missing or malformed: {', '.join(wrong) or 'model_config'}")
     except (OSError, ValueError) as e:
         raise BenchError(f"shipped weights {path}: unreadable sidecar {side.name} ({e})") from None
     return meta
@@ -121,10 +134,21 @@ def check_recipe(meta: Mapping[str, Any], path: Path) -> None:
         )
 
 
+def check_config(meta: Mapping[str, Any], config: Mapping[str, Any], path: Path) -> None:
+    """Refuse shipped weights trained with other model settings than the registered model's."""
+    made, config = meta.get("model_config", {}), json.loads(json.dumps(config))  # tuples: lists
+    if made != config:
+        diff = sorted(k for k in set(made) | set(config) if made.get(k) != config.get(k))
+        raise BenchError(
+            f"shipped weights {path} were trained with other model settings ({', '.join(diff)}) "
+            "than the registered model: retrain them (`make weights`) or restore the settings"
+        )
+
+
 def check_data(meta: Mapping[str, Any], test_identity: Mapping[str, Any], path: Path) -> None:
     """Refuse shipped weights whose test split is not the one being evaluated (its fingerprint)."""
-    made_on = (meta.get("data") or {}).get("test") or {}
-    if "fingerprint" not in made_on:
+    made_on = meta["data"].get("test")
+    if not isinstance(made_on, dict) or "fingerprint" not in made_on:
         raise BenchError(f"shipped weights {path}: the sidecar has no test-data fingerprint")
     if made_on["fingerprint"] != test_identity.get("fingerprint"):
         raise BenchError(
@@ -132,6 +156,18 @@ def check_data(meta: Mapping[str, Any], test_identity: Mapping[str, Any], path: 
             f"but this {meta.get('dataset')} test split is {test_identity.get('fingerprint')} "
             "(another Fashion-MNIST copy or build?): train your own with `bench train` and "
             "evaluate NAME@trained"
+        )
+
+
+def check_writable(dataset: str) -> None:
+    """Refuse --ship before training when the package's weights folder cannot be written, without
+    creating anything (a later refusal must leave nothing behind)."""
+    target = ROOT / dataset
+    there = next(p for p in (target, *target.parents) if p.exists())
+    if not there.is_dir() or not os.access(there, os.W_OK):
+        raise BenchError(
+            f"cannot write shipped weights to {target} ({there} is not a writable folder): "
+            "ship from a source checkout (pip install -e)"
         )
 
 
@@ -154,7 +190,10 @@ def ship(
             f"{name}'s checkpoint has no {' or '.join(missing)} (made before bench train recorded "
             "them): train it again before shipping"
         )
-    blob = to_bytes(state_dict)
+    try:
+        blob = to_bytes(state_dict)
+    except RuntimeError as e:  # safetensors refuses tensors that share memory
+        raise BenchError(f"{name}'s weights cannot be shipped: {first_line(e)}") from None
     sha = hashlib.sha256(blob).hexdigest()
     keep = {k: v for k, v in facts.items() if k not in ("format", "sha256", "resumed_after_epoch")}
     meta = {
@@ -164,12 +203,22 @@ def ship(
         **keep,
     }
     path = dest / dataset / f"{name}.safetensors"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp, side_tmp = path.with_name(f".{path.name}.tmp"), path.with_name(f".{path.stem}.json.tmp")
-    tmp.write_bytes(blob)
-    side_tmp.write_text(json.dumps(meta, indent=1) + "\n")
-    # the sidecar first, as checkpoint.save: weights never stand beside another file's sidecar
-    # for longer than one rename
-    os.replace(side_tmp, sidecar(path))
-    os.replace(tmp, path)
+    _write(path, blob, json.dumps(meta, indent=1) + "\n")
     return path, sha
+
+
+def _write(path: Path, blob: bytes, side_text: str) -> None:
+    """Write weights and sidecar through temporary files; on failure, leave neither behind."""
+    tmp, side_tmp = path.with_name(f".{path.name}.tmp"), path.with_name(f".{path.stem}.json.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(blob)
+        side_tmp.write_text(side_text)
+        # the sidecar first, as checkpoint.save: weights never stand beside another file's sidecar
+        # for longer than one rename
+        os.replace(side_tmp, sidecar(path))
+        os.replace(tmp, path)
+    except OSError as e:
+        for t in (tmp, side_tmp):
+            t.unlink(missing_ok=True)
+        raise BenchError(f"cannot write shipped weights {path}: {e.strerror or e}") from None

@@ -9,6 +9,7 @@ initialisation), a path to one of our checkpoints or to a state dict, or `offici
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import logging
@@ -231,8 +232,25 @@ def _shipped(model: Any, card: ModelCard, dataset: str) -> tuple[str, dict]:
     if meta.get("model") != card.name or meta.get("dataset") != dataset:
         raise BenchError(f"shipped weights {path} are {meta.get('model')} on {meta.get('dataset')}")
     shipped.check_recipe(meta, path)
+    shipped.check_config(meta, _config(model), path)
     checkpoint.load_weights(model, sd, f"shipped weights {path}")
     return "shipped:" + digest[:12], meta
+
+
+def _config(model: Any) -> dict[str, Any]:
+    """The model's settings that its state dict does not hold (MGNet's config), as a dict."""
+    cfg = getattr(model, "cfg", None)
+    return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else {}
+
+
+def check_test_split(lm: LoadedModel, images: Any, dataset: str) -> None:
+    """Refuse shipped weights on test images other than those they were measured on; loading a
+    model cannot check this, since it has no data, so every caller that scores a split does."""
+    if lm.weights.startswith("shipped:"):
+        from bench.store import data_guard
+
+        here = data_guard.identity(images)
+        shipped.check_data(lm.meta, here, shipped.path_for(dataset, lm.card.name))
 
 
 def _trained(card: ModelCard, dataset: str, cache: Path) -> Path:
@@ -254,6 +272,8 @@ def _ours(
     path = _trained(card, dataset, cache) if local else Path(weights)
     if not local and path.is_file() and not checkpoint.sidecar(path).is_file():
         return _foreign(net, card.name, path)
+    if not local and shipped.is_shipped(path):
+        raise BenchError(f"{path} is a shipped weights file: evaluate it as {card.name}@shipped")
     sd, meta, digest = checkpoint.load(path)
     if meta.get("model") not in (None, card.name):
         raise BenchError(f"checkpoint {path} was trained for {meta['model']}, not {card.name}")

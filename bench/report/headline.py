@@ -11,6 +11,7 @@ from bench.report import corruption_section, significance
 from bench.report.fmt import md_table, pct, pgd_name
 from bench.report.stats import pct_interval
 from bench.report.tables import latest
+from bench.store.per_image import Records
 
 # column -> (format, or None for a percentage shown by fmt.pct; True when lower is better)
 COLUMNS = {
@@ -35,8 +36,9 @@ CORRUPTION = significance.CORRUPTION
 CAPTION = (
     "Accuracies in % with their 95 % interval (Wilson; for the mean over corruptions, a normal "
     "interval over images). Bold: the best, and any accuracy not significantly different from it "
-    "at p ≥ 0.05 (McNemar's exact test on the same images; a paired test over images for the "
-    "mean; overlapping intervals without per-image records; no multiple-comparison correction), "
+    "at p ≥ 0.05 (McNemar's exact test on the same images, or disjoint intervals without "
+    "per-image records; for the mean over corruptions a paired test over images, and no mark "
+    "without records; no multiple-comparison correction), "
     "so several bold entries are a tie and none means no accuracy stands out; the lowest GMACs "
     "and parameters; a speed only if 1.3× ahead of the next (timing noise). mCE is not marked."
 )
@@ -137,7 +139,7 @@ def _speed_marks(s: pd.Series, lower: bool) -> set[int]:
     return {int(ranked.index[0])} if ahead >= SPEED_MARGIN else set()
 
 
-def _format(v: float, column: str, t: pd.Series, images: dict) -> str:
+def _format(v: float, column: str, t: pd.Series, images: Records) -> str:
     """A value as shown: an accuracy with its 95 % interval, others by the column's format."""
     if v is None or pd.isna(v):
         return "–"
@@ -150,7 +152,7 @@ def _format(v: float, column: str, t: pd.Series, images: dict) -> str:
     return fmt.format(v)
 
 
-def _marks(t: pd.DataFrame, column: str, runs: list[str], images: dict) -> set[int]:
+def _marks(t: pd.DataFrame, column: str, runs: list[str], images: Records) -> set[int]:
     """Rows shown in bold: the exact best of a count, a speed clearly ahead, or an accuracy that is
     best or statistically tied with the best (none where every row is tied)."""
     s, lower = t[column], COLUMNS[column][1]
@@ -167,7 +169,7 @@ def _marks(t: pd.DataFrame, column: str, runs: list[str], images: dict) -> set[i
     return set() if len(tied) == s.notna().sum() else tied
 
 
-def section(df: pd.DataFrame, baseline: str | None, images: dict | None = None) -> list[str]:
+def section(df: pd.DataFrame, baseline: str | None, images: Records | None = None) -> list[str]:
     """Markdown lines of the headline table (one per data set), the significant best in bold.
 
     `images` (per_image.csv's records) pairs accuracies on the same images; without them two
