@@ -416,16 +416,14 @@ def _after(out: Path, name: str, dataset: str, ship: bool) -> None:
     if ship:
         path, sha = shipped.ship(sd, meta, shipped.ROOT)
         print(f"{name}: shipped as {path} (sha256 {sha[:12]})")
-    else:
+    elif shipped.available(dataset, name):  # NAME means the shipped weights: say how to pick these
         print(f"{name}: {_against_shipped(sd, name, dataset)}; evaluate it with {name}@trained")
 
 
-def _against_shipped(sd: dict, name: str, dataset: str) -> str:  # type: ignore[type-arg]
+def _against_shipped(sd: dict[str, Any], name: str, dataset: str) -> str:
     """Whether freshly trained weights are, bit for bit, the ones the package ships."""
     from bench.load import shipped
 
-    if not shipped.available(dataset, name):
-        return "no shipped weights to compare with"
     try:
         want = shipped.read_meta(shipped.path_for(dataset, name))["sha256"]
     except BenchError as e:

@@ -2,8 +2,8 @@
 
 Each folder holds the sidecars (<model>.json) of one training budget: `bench train` writes them
 beside its checkpoints, and the shipped weights carry theirs. Left: test accuracy after each epoch
-(a budget's curve, where its sidecar has one). Right: the final test accuracy of each budget, which
-is what shows convergence under a one-cycle schedule, whose rate reaches zero at every budget's end.
+(solid: the shipped budget). Right: the final test accuracy of each budget, which is what shows
+convergence under a one-cycle schedule, whose rate reaches zero at every budget's end.
 
 Usage: python benchmarks/learning_curves.py DIR [DIR ...] --out docs/figures/learning_curves.png
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -19,6 +20,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.core.recipe import RECIPES  # noqa: E402
+
+SHIPPED = RECIPES["cluttered_fmnist"].epochs  # the budget the shipped weights were trained for
 MODELS = {"mgnet_small": "tab:red", "mgbase_small": "tab:blue", "resnet_small": "tab:green"}
 
 
@@ -41,12 +47,13 @@ def draw(runs: dict[str, list[dict]], out: Path) -> None:
             curve = meta.get("curve")
             if curve:
                 epochs = range(1, len(curve) + 1)
-                longest = meta is runs[m][-1]
+                budget = meta["recipe"]["epochs"]
                 left.plot(
                     epochs,
                     [100 * a[-1] for a in curve],
                     color=colour,
-                    ls="-" if longest else ":",
+                    ls="-" if budget == SHIPPED else ":",
+                    lw=1.5 if budget == SHIPPED else 1,
                     label=f"{m} ({meta['recipe']['epochs']} epochs)",
                 )
         xs = [meta["recipe"]["epochs"] for meta in runs[m]]
@@ -60,6 +67,10 @@ def draw(runs: dict[str, list[dict]], out: Path) -> None:
         title="final accuracy by training budget",
     )
     right.set_xscale("log", base=2)
+    budgets_drawn = sorted({meta["recipe"]["epochs"] for r in runs.values() for meta in r})
+    right.set_xticks(budgets_drawn, [str(b) for b in budgets_drawn])
+    right.minorticks_off()
+    right.axvline(SHIPPED, color="grey", ls="--", lw=0.8, label=f"shipped ({SHIPPED} epochs)")
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
