@@ -401,18 +401,15 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
 def _after(out: Path, name: str, dataset: str, ship: bool) -> None:
     """Say what training gave and how it compares with the shipped weights, or ship it."""
-    import json
-
     from bench.load import checkpoint, shipped
 
-    meta = json.loads(checkpoint.sidecar(out).read_text())
+    sd, meta, _ = checkpoint.load(out)
     resumed = meta.get("resumed_after_epoch")
     print(
         f"{name}: test accuracy {100 * meta['accuracy']:.2f}% after {meta['epoch']} epochs "
         f"({meta['train_seconds']} s{f', resumed after epoch {resumed}' if resumed else ''}) -> "
         f"{out}"
     )
-    sd, meta, _ = checkpoint.load(out)
     if ship:
         path, sha = shipped.ship(sd, meta, shipped.ROOT)
         print(f"{name}: shipped as {path} (sha256 {sha[:12]})")

@@ -37,7 +37,7 @@ def measure(model_spec: str, n: int) -> dict[str, np.ndarray]:
     """Per image: the object's box, each exit's glimpse box and correctness."""
     lm = load(expand(model_spec)[0], "cluttered_fmnist", cache_dir())
     test = load_split("cluttered_fmnist", "test")
-    check_test_split(lm, test, "cluttered_fmnist")
+    check_test_split([lm], test, "cluttered_fmnist")
     idx = np.arange(min(n, len(test)))
     with torch.no_grad():
         ex = lm.model.exits(to_unit(test.images[idx], torch.device("cpu")))

@@ -54,7 +54,7 @@ def draw(runs: dict[str, list[dict]], out: Path) -> None:
                     color=colour,
                     ls="-" if budget == SHIPPED else ":",
                     lw=1.5 if budget == SHIPPED else 1,
-                    label=f"{m} ({meta['recipe']['epochs']} epochs)",
+                    label=f"{m} ({budget} epochs)",
                 )
         xs = [meta["recipe"]["epochs"] for meta in runs[m]]
         right.plot(xs, [100 * meta["accuracy"] for meta in runs[m]], "o-", color=colour, label=m)

@@ -17,7 +17,7 @@ from bench import train
 from bench.core.errors import BenchError
 from bench.core.registry import MODELS
 from bench.load import checkpoint, shipped
-from bench.load.specs import _config, default_checkpoint, load
+from bench.load.specs import default_checkpoint, load
 from bench.store.results import read_rows
 from tests.conftest import cli
 
@@ -37,7 +37,7 @@ def test_the_package_ships_each_default_model_with_a_sidecar_that_matches(name: 
     assert meta["curve"][-1] == [round(a, 5) for a in meta["test_accuracy_per_exit"]]
     assert set(meta["data"]) == {"train", "test"} and meta["data"]["test"]["images"] == 2000
     model = MODELS.get(name).build()
-    shipped.check_config(meta, _config(model), path)  # the settings the state dict does not hold
+    shipped.check_config(meta, checkpoint.model_config(model), path)  # not in the state dict
     checkpoint.load_weights(model, sd, name)  # strict: every key, every shape
     # the file holds the tensors alone: the same weights give the same bytes
     assert shipped.digest(model.state_dict()) == sha

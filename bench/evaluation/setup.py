@@ -88,7 +88,7 @@ def load_setup(cfg: RunConfig) -> Setup:
     for lm in loaded:
         check_fits(lm, len(images.classes), first.shape, cfg.dataset)
         check_outputs(lm, probe)
-        check_test_split(lm, images, cfg.dataset)
+    check_test_split(loaded, images, cfg.dataset)
     dev = rank_device(cfg.device)
     corrupted = _corrupted_data(cells, images, cfg, cache, dev)
     workers = loader_workers(images, cfg.workers)

@@ -9,7 +9,6 @@ initialisation), a path to one of our checkpoints or to a state dict, or `offici
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import importlib.util
 import logging
@@ -232,25 +231,21 @@ def _shipped(model: Any, card: ModelCard, dataset: str) -> tuple[str, dict]:
     if meta.get("model") != card.name or meta.get("dataset") != dataset:
         raise BenchError(f"shipped weights {path} are {meta.get('model')} on {meta.get('dataset')}")
     shipped.check_recipe(meta, path)
-    shipped.check_config(meta, _config(model), path)
+    shipped.check_config(meta, checkpoint.model_config(model), path)
     checkpoint.load_weights(model, sd, f"shipped weights {path}")
     return "shipped:" + digest[:12], meta
 
 
-def _config(model: Any) -> dict[str, Any]:
-    """The model's settings that its state dict does not hold (MGNet's config), as a dict."""
-    cfg = getattr(model, "cfg", None)
-    return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else {}
-
-
-def check_test_split(lm: LoadedModel, images: Any, dataset: str) -> None:
+def check_test_split(loaded: list[LoadedModel], images: Any, dataset: str) -> None:
     """Refuse shipped weights on test images other than those they were measured on; loading a
     model cannot check this, since it has no data, so every caller that scores a split does."""
-    if lm.weights.startswith("shipped:"):
+    made = [lm for lm in loaded if lm.weights.startswith("shipped:")]
+    if made:
         from bench.store import data_guard
 
-        here = data_guard.identity(images)
-        shipped.check_data(lm.meta, here, shipped.path_for(dataset, lm.card.name))
+        here = data_guard.identity(images)  # once: it hashes the whole split
+        for lm in made:
+            shipped.check_data(lm.meta, here, shipped.path_for(dataset, lm.card.name))
 
 
 def _trained(card: ModelCard, dataset: str, cache: Path) -> Path:

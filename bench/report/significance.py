@@ -10,10 +10,9 @@ import numpy as np
 import pandas as pd
 
 from bench.report import stats
-from bench.store.per_image import Records
+from bench.store.per_image import Record, Records
 
 CORRUPTION = "mean corruption acc (%)"
-Record = tuple[np.ndarray, np.ndarray]  # (image indices, correct)
 
 
 def _record(images: Records, key: object) -> Record | None:

@@ -41,13 +41,14 @@ def append(path: Path, items: Iterable[tuple[Row, np.ndarray, np.ndarray]]) -> N
     )
 
 
-Records = dict[str, tuple[np.ndarray, np.ndarray]]  # row_key -> (image indices, correct)
+Record = tuple[np.ndarray, np.ndarray]  # (image indices, correct)
+Records = dict[str, Record]  # row_key -> its record
 
 
 def read(path: Path) -> Records:
     """row_key -> (indices, correct bool); the latest record wins."""
 
-    def record(rec: Sequence[str]) -> tuple[str, tuple[np.ndarray, np.ndarray]]:
+    def record(rec: Sequence[str]) -> tuple[str, Record]:
         key, idx, ok = rec
         fields = idx.split()
         if not all(f.isdigit() for f in fields) or len(ok) != len(fields) or set(ok) - {"0", "1"}:

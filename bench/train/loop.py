@@ -352,12 +352,11 @@ def _facts(
     seconds: float,
 ) -> dict:
     """How the weights were made, for the checkpoint's sidecar."""
-    cfg = getattr(model, "cfg", None)
     return {
         "dataset": train_set.name,
         "data": {"train": data_guard.identity(train_set), "test": data_guard.identity(test_set)},
         "epoch": recipe.epochs,
-        "model_config": asdict(cfg) if dataclasses.is_dataclass(cfg) else {},
+        "model_config": checkpoint.model_config(model),
         "seed": seed,
         "recipe": asdict(recipe),
         "n_train": len(train_set),
