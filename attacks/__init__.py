@@ -1,8 +1,8 @@
 """Adversarial attacks behind one contract, built from a results Condition by (name, source).
 
 A new attack: one file in this folder (clean [0,1] images in, adversarial [0,1] images out), then
-one `ATTACKS.register` line below saying how to build it from a Condition and how the harness scores
-it.
+one `ATTACKS.register` line below saying how to build it from a Condition, how the harness scores
+it, and whether it needs a model that declares a glimpse sampler.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from bench.attacks.adaptive import AdaptivePGD
 from bench.attacks.autoattack import AutoAttack
 from bench.attacks.base import Attack, LogitsGuard, PassCounter, attack_mode, check_args, project
 from bench.attacks.fgsm import FGSM
@@ -30,11 +31,13 @@ class AttackEntry:
 
     white_box: crafted on the model being scored (under the strict protocol, on each exit's own
     view); transfer: crafted on another model of the run; cascade: a sequence of attacks that
-    returns per-image robust flags (AutoAttack).
+    returns per-image robust flags (AutoAttack). `needs_sampler`: it attacks through a glimpse
+    sampler, so a model that declares none skips it, with a line saying so.
     """
 
     build: Callable[[Condition], Any]
     mode: Mode
+    needs_sampler: bool = False
 
 
 def _torchattacks_pgd(c: Condition) -> TorchattacksAttack:
@@ -59,6 +62,20 @@ def _autoattack(c: Condition) -> AutoAttack:
     return AutoAttack(c.epsilon, c.norm or "linf", str(c.params.get("version", "standard")))  # type: ignore[arg-type]
 
 
+def _adaptive(c: Condition) -> AdaptivePGD:
+    p = c.params
+    return AdaptivePGD(
+        c.epsilon,
+        c.step_size,
+        c.steps,
+        c.norm or "linf",  # type: ignore[arg-type]
+        route="smooth" if c.name == "smooth_transfer" else "bpda",
+        eot=int(p.get("eot", 1)),
+        jitter=float(p.get("jitter", 0.0)),
+        look=float(p.get("look", 0.0)),
+    )
+
+
 ATTACKS: Registry[AttackEntry] = Registry("attack")
 ATTACKS.register("fgsm", AttackEntry(lambda c: FGSM(c.epsilon), "white_box"))
 ATTACKS.register("pgd", AttackEntry(_pgd, "white_box"))
@@ -72,6 +89,9 @@ ATTACKS.register(
 )
 ATTACKS.register("pgd@torchattacks", AttackEntry(_torchattacks_pgd, "white_box"))
 ATTACKS.register("autoattack@pyautoattack", AttackEntry(_autoattack, "cascade"))
+# the adaptive attacks (attacks/adaptive.py): each exit attacked through its own view, as PGD
+for _name in ("bpda_pgd", "eot_pgd", "look_pgd", "smooth_transfer"):
+    ATTACKS.register(_name, AttackEntry(_adaptive, "white_box", needs_sampler=True))
 
 
 def entry(cond: Condition) -> AttackEntry:
@@ -90,8 +110,14 @@ def build(cond: Condition) -> Any:
     return entry(cond).build(cond)
 
 
+def needs_sampler(cond: Condition) -> bool:
+    """Whether a condition's attack works through a glimpse sampler (False for clean images)."""
+    return cond.kind == "attack" and entry(cond).needs_sampler
+
+
 __all__ = [
     "ATTACKS",
+    "AdaptivePGD",
     "Attack",
     "AttackEntry",
     "AutoAttack",
@@ -106,5 +132,6 @@ __all__ = [
     "check_args",
     "entry",
     "mode",
+    "needs_sampler",
     "project",
 ]

@@ -26,7 +26,40 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.attacks.base import check_args, l2_norms, per_image_noise, project
+from bench.attacks.trace import Trace
 from bench.core.errors import BenchError
+
+
+def random_start(x: Tensor, seeds: Tensor, eps: float, norm: str) -> Tensor:
+    """A uniform point of the L∞ ball, or a uniform radius along a Gaussian direction for L2, drawn
+    from each image's own seed, in [0,1]."""
+    if norm == "linf":
+        delta = eps * per_image_noise(seeds, x.shape, "uniform", x.device)
+    else:
+        d = per_image_noise(seeds, x.shape, "normal", x.device)
+        r = (
+            torch.stack(
+                [
+                    torch.rand((), generator=torch.Generator().manual_seed(int(k) + 1))
+                    for k in seeds.tolist()
+                ]
+            )
+            .to(x.device)
+            .view(-1, 1, 1, 1)
+        )
+        delta = d / (l2_norms(d) + 1e-12) * r * eps
+    return (x + delta).clamp(0.0, 1.0)
+
+
+def ascent_step(
+    x: Tensor, x_adv: Tensor, grad: Tensor, size: float, eps: float, norm: str
+) -> Tensor:
+    """One step up the loss (signed for L∞, normalised per image for L2), projected back."""
+    if norm == "linf":
+        step = size * grad.sign()
+    else:
+        step = size * grad / (l2_norms(grad) + 1e-10)
+    return project(x, x_adv + step, eps, norm)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,31 +83,12 @@ class PGD:
                 "restarts without a random start repeat the same run: use one, or a random start"
             )
 
-    def _start(self, x: Tensor, seeds: Tensor, restart: int) -> Tensor:
-        if not self.random_start:
-            return x.clone()
-        s = seeds + restart * 7919
-        if self.norm == "linf":
-            delta = self.eps * per_image_noise(s, x.shape, "uniform", x.device)
-        else:
-            d = per_image_noise(s, x.shape, "normal", x.device)
-            r = (
-                torch.stack(
-                    [
-                        torch.rand((), generator=torch.Generator().manual_seed(int(k) + 1))
-                        for k in s.tolist()
-                    ]
-                )
-                .to(x.device)
-                .view(-1, 1, 1, 1)
-            )
-            delta = d / (l2_norms(d) + 1e-12) * r * self.eps
-        return (x + delta).clamp(0.0, 1.0)
-
-    def _run(self, model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor) -> Tensor:
+    def _run(
+        self, model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor, trace: Trace | None = None
+    ) -> Tensor:
         out = x_adv.detach().clone()
         live = torch.arange(len(x), device=x.device)  # batch positions of the images still attacked
-        for _ in range(self.steps):
+        for i in range(self.steps):
             leaf = x_adv.detach().requires_grad_(True)
             logits = model(leaf)
             keep = slice(None)
@@ -86,21 +100,30 @@ class PGD:
                     return out
                 # this pass ran on the whole batch; the images left go on from here
                 live, x, y = live[keep], x[keep], y[keep]
-            (grad,) = torch.autograd.grad(F.cross_entropy(logits[keep], y, reduction="sum"), leaf)
+            ce = F.cross_entropy(logits[keep], y, reduction="none")
+            (grad,) = torch.autograd.grad(ce.sum(), leaf)
             grad, x_adv = grad[keep], leaf.detach()[keep]
-            if self.norm == "linf":
-                step = self.step_size * grad.sign()
-            else:
-                step = self.step_size * grad / (l2_norms(grad) + 1e-10)
-            x_adv = project(x, x_adv + step, self.eps, self.norm)
+            if trace is not None:
+                trace.put(i, live, ce.detach(), grad)
+            x_adv = ascent_step(x, x_adv, grad, self.step_size, self.eps, self.norm)
         out[live] = x_adv
         return out
 
-    def __call__(self, model: nn.Module, x: Tensor, y: Tensor, *, seeds: Tensor) -> Tensor:
+    def _start(self, x: Tensor, seeds: Tensor, restart: int) -> Tensor:
+        if not self.random_start:
+            return x.clone()
+        return random_start(x, seeds + restart * 7919, self.eps, self.norm)
+
+    def __call__(
+        self, model: nn.Module, x: Tensor, y: Tensor, *, seeds: Tensor, trace: Trace | None = None
+    ) -> Tensor:
+        """`trace`, if given, records the first run's per-image loss (restarts are not traced)."""
         x = x.detach()
+        if trace is not None:
+            trace.start(len(x), self.steps, x.device)
         if self.eps == 0:
             return x.clone()
-        best = self._run(model, x, y, self._start(x, seeds, 0))
+        best = self._run(model, x, y, self._start(x, seeds, 0), trace)
         for r in range(1, self.restarts):
             with torch.no_grad():
                 robust = model(best).argmax(1) == y

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.models.base import BenchModel, Exits, GradRescale, GradStop, check_exit
-from bench.models.glimpse import affine_to_box, glimpse_side, take_glimpse
+from bench.models.glimpse import affine_to_box, glimpse_side
+from bench.models.sampler import GlimpseSampler
 
 Translation = Literal["tight-crop", "center-invariant", "naive"]
 
@@ -106,6 +107,7 @@ class MGNet(BenchModel):
         self.side = glimpse_side(input_size, cfg.scale)
         d = feat_dim + 3
         self.backbone = backbone
+        self.sampler = GlimpseSampler()
         self.feat_fusion = FeatureFusion(d)
         self.loc_network = LocalizationNet(d, cfg.grad_scale if cfg.n_iter > 1 else 1.0)
         # one glimpse never runs it (its weights stay: official checkpoints hold them)
@@ -137,7 +139,7 @@ class MGNet(BenchModel):
         affine = x.new_tensor([1.0, 0.0, 0.0]).expand(x.shape[0], 3)
         tokens, logits, affines, feats = [], [], [], []
         for t in range(n):
-            h = self.backbone(take_glimpse(x, affine, self.side))
+            h = self.backbone(self.sampler(x, affine, self.side))
             tokens.append(torch.cat([h, self.affine_stop(affine)], 1))
             z = self.feat_fusion(torch.stack(tokens))
             logits.append(self.global_fc.fc(z))

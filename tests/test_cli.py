@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from bench.cli import main
+from bench.core.conditions import ADAPTIVE
 from bench.data import cache_dir
 from bench.load import checkpoint
 from bench.load.specs import default_checkpoint
@@ -594,7 +595,14 @@ def test_attack_suite_end_to_end(
         ("paper_pgd", "linf", "paper"),
         ("transfer_pgd", "linf", "strict"),
         ("autoattack", "linf", "strict"),
+        ("bpda_pgd", "linf", "strict"),
+        ("eot_pgd", "linf", "strict"),
+        ("look_pgd", "linf", "strict"),
+        ("smooth_transfer", "linf", "strict"),
     } == kinds
+    adaptive = [r for r in rows if r.condition in ADAPTIVE]
+    assert {(r.model, r.exit) for r in adaptive} == {("mgnet_tiny", 4)}, "last exit, sampler only"
+    assert "skip resnet_tiny bpda_pgd: it attacks through a glimpse sampler" in caplog.text
     assert not any(r.condition == "transfer_pgd" for r in rows if r.model == "resnet_tiny"), (
         "no self-transfer"
     )
@@ -635,11 +643,13 @@ def test_attack_suite_end_to_end(
         "deterministic",
         "zero_gradient_fraction",
         "rescaler_effect",
+        "attack_zero_gradient",
     }
     report = (out / "report.md").read_text()
     assert (
         "Paper protocol vs strict protocol" in report and "accuracy_vs_eps_pgd_linf.png" in report
     )
+    assert "best-known L∞ 4/255 (%)" in report and "`mgnet_tiny` exit 4: 8 attacks" in report
     assert "generated on the fly" in report and "(partial)" not in report, (
         "torch and reference rows form one sweep"
     )

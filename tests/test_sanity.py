@@ -144,3 +144,53 @@ def test_a_folder_with_two_data_sets_checks_each_apart() -> None:
         rows += [_att("pgd", e / 255, a, dataset=dataset) for e, a in ((0, 0.9), (4, strong))]
     findings = attack_findings(_frame(rows))
     assert _status(findings, "pgd_not_weaker_than_fgsm") == {"ok", "warn"}, "b's PGD 0.6 > FGSM 0.5"
+
+
+def test_a_weaker_attack_breaking_what_a_stronger_one_missed_is_raised(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from bench.store import per_image
+
+    fgsm = _att("fgsm", 4 / 255, 0.5, steps=1, n=6)
+    pgd = _att("pgd", 4 / 255, 0.5, n=6)
+    idx = np.arange(6)
+    # FGSM breaks images 0-2, PGD images 3-5: FGSM broke 3 images PGD left robust
+    fgsm_ok, pgd_ok = idx >= 3, idx < 3
+    per_image.append(tmp_path / "p.csv", [(fgsm, idx, fgsm_ok), (pgd, idx, pgd_ok)])
+    df = _frame([fgsm, pgd])
+    df["row_key"] = [per_image.row_key(fgsm), per_image.row_key(pgd)]
+    images = per_image.read(tmp_path / "p.csv")
+    (f,) = [x for x in attack_findings(df, images) if x.check == "weaker_attack_breaks_more"]
+    assert f.status == "warn" and "fgsm broke 3 of 6 images that pgd left robust" in f.detail
+    # the same robust images: nothing to raise; without records, nothing to compare
+    per_image.append(tmp_path / "q.csv", [(fgsm, idx, pgd_ok), (pgd, idx, pgd_ok)])
+    (f,) = [
+        x
+        for x in attack_findings(df, per_image.read(tmp_path / "q.csv"))
+        if x.check == "weaker_attack_breaks_more"
+    ]
+    assert f.status == "ok"
+    assert not [x for x in attack_findings(df, {}) if x.check == "weaker_attack_breaks_more"]
+
+
+def test_per_cell_attack_indicators_collapse_to_one_line_per_model() -> None:
+    from bench.report.markdown import _warn_rows
+    from bench.store.checks import CheckRow
+
+    def row(exit_: int, k: int) -> CheckRow:
+        return CheckRow(
+            model="m",
+            weights="w",
+            dataset="d",
+            exit=exit_,
+            check="attack_not_converged",
+            status="warn",
+            value=float(k),
+            detail=f"pgd: {k} images",
+            created="",
+        )
+
+    (r,) = _warn_rows([row(1, 2), row(3, 7), row(2, 4)])
+    assert r["exit"] == "1, 2, 3" and r["detail"] == (
+        "raised in 3 cells; the largest count, at exit 3: pgd: 7 images"
+    )

@@ -129,6 +129,29 @@ def autoattack(
     )
 
 
+ADAPTIVE = ("bpda_pgd", "eot_pgd", "look_pgd", "smooth_transfer")  # docs/attacks.md
+JITTER = 0.05  # EOT: each glimpse's (s, u, v) moved by up to ±0.05 (normalized; 1 = half the image)
+LOOK = 0.3  # misdirection: weight of the glimpses' L1 move against cross-entropy
+
+
+def adaptive(name: str, eps: float = HEADLINE_EPS, steps: int = 10, eot: int = 4) -> Condition:
+    """An adaptive attack through the glimpse sampler, with PGD's step for its step count."""
+    if name not in ADAPTIVE:
+        raise BenchError(f"unknown adaptive attack {name!r} (known: {', '.join(ADAPTIVE)})")
+    params = {"eot_pgd": Params(eot=eot, jitter=JITTER), "look_pgd": Params(look=LOOK)}
+    return Condition(
+        kind="attack",
+        name=name,
+        source="bench",
+        protocol="strict",
+        norm="linf",
+        epsilon=eps,
+        steps=steps,
+        step_size=pgd_step(eps, steps),
+        params=params.get(name, NO_PARAMS),
+    )
+
+
 PAPER_PGD = Condition(
     kind="attack",
     name="paper_pgd",

@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.core.conditions import (
+    ADAPTIVE,
     CLEAN,
+    HEADLINE_EPS,
     L2_EPS,
     LINF_EPS,
     PAPER_PGD,
     Condition,
+    adaptive,
     autoattack,
     corruption,
     fgsm,
@@ -44,13 +47,28 @@ def _attack_sweep(n: int | None, n_aa: int | None, aa_last_only: bool = False) -
     )
 
 
+def _adaptive_cells(n: int | None, steps: int, eot: int, last_only: bool) -> tuple[Cell, ...]:
+    return tuple(Cell(adaptive(a, steps=steps, eot=eot), n, last_only) for a in ADAPTIVE)
+
+
 SUITES: dict[str, tuple[Cell, ...]] = {
     "clean": (Cell(CLEAN),),
     "corruptions": (Cell(CLEAN),) + _corruption_sweep(None),
     "corruptions_rendered": (Cell(CLEAN),) + _corruption_sweep(None, source="rendered"),
     "attacks": _attack_sweep(1000, 200),
     "paper": (Cell(CLEAN), Cell(PAPER_PGD, 1000), Cell(pgd(4 / 255), 1000)),
-    "default": (Cell(CLEAN),) + _corruption_sweep(300) + _attack_sweep(500, 100, aa_last_only=True),
+    "default": (Cell(CLEAN),)
+    + _corruption_sweep(300)
+    + _attack_sweep(500, 100, aa_last_only=True)
+    + _adaptive_cells(100, 10, 2, last_only=True),
+    "adaptive": (
+        Cell(CLEAN),
+        Cell(fgsm(HEADLINE_EPS), 1000),
+        Cell(pgd(HEADLINE_EPS, steps=50), 1000),
+        Cell(transfer(), 1000),
+        Cell(autoattack(), 200),
+    )
+    + _adaptive_cells(1000, 50, 4, last_only=False),
     "smoke": (
         Cell(CLEAN, 16),
         Cell(corruption("fog", 3), 16),
@@ -70,8 +88,12 @@ SUITE_HELP = {
     "ResNet baseline (1,000 images), AutoAttack standard L∞ 4/255 (200 images)",
     "paper": "the official MGNet PGD beside strict PGD at the same nominal ε",
     "default": "clean (all images), 15 x 5 corruptions on 300 images, the attack sweep on 500 "
-    "images; AutoAttack on 100 images at each model's last exit only (make bench, sized for 2 CPU "
-    "cores)",
+    "images; AutoAttack and the four adaptive attacks (10 steps, EOT over 2 placements) at 4/255 "
+    "on 100 images at each model's last exit only (make bench, sized for 2 CPU cores)",
+    "adaptive": "the adaptive attacks through the glimpse sampler (BPDA, EOT over 4 placements, "
+    "misdirection, smooth-surrogate transfer; 50 steps) at 4/255 on 1,000 images at every exit, "
+    "beside FGSM, PGD-50 and transfer on the same images and AutoAttack on 200: the "
+    "best-known robust accuracy combines them (docs/attacks.md)",
     "smoke": "a few images, cheap attacks: a quick check that everything runs",
     "scale": "clean, the 15 x 5 corruptions and the PGD-10 L∞ sweep at 0-16/255 on every image "
     "(the GPU wall-time target: 5,000 ImageNet100 images, benchmarks/gpu_suite.py)",

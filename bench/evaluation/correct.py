@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# (exit, check, images raising it, images counted over): attack-failure indicators of a cell
+Indicators = tuple[tuple[int, str, int, int], ...]
+
 
 @dataclass(frozen=True)
 class Correct:
@@ -26,6 +29,7 @@ class Correct:
     # AutoAttack: (exit, attack, images still robust after it) on these images, for the Square check
     # over a cell
     robust_after: tuple[tuple[int, str, int], ...] = ()
+    indicators: Indicators = ()
 
     def seconds_of(self, t: int, n_rows: int) -> float:
         """Seconds on exit t's row: its measured share, else an even split over the cell's rows."""
@@ -51,6 +55,7 @@ def merge(
     seconds, notes = 0.0, []
     exit_seconds: np.ndarray | None = None
     robust_after: dict[tuple[int, str], int] = {}
+    found: dict[tuple[int, str], tuple[int, int]] = {}
     for pos, part in parts:
         if part is None:
             continue
@@ -62,6 +67,9 @@ def merge(
         notes += [n for n in part.notes if n not in notes]
         for t, name, k in part.robust_after:
             robust_after[t, name] = robust_after.get((t, name), 0) + k
+        for t, check, k, n in part.indicators:
+            k0, n0 = found.get((t, check), (0, 0))
+            found[t, check] = (k0 + k, n0 + n)
         if part.exit_seconds is not None:
             exit_seconds = (
                 part.exit_seconds
@@ -90,4 +98,5 @@ def merge(
         tuple(notes),
         exit_seconds,
         tuple((t, name, k) for (t, name), k in robust_after.items()),
+        tuple((t, c, k, n) for (t, c), (k, n) in sorted(found.items())),
     )

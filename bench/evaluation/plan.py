@@ -159,8 +159,19 @@ def resolve(
     input), with a line saying why.
 
     AutoAttack switches to its `rand` version (EOT) for a model whose evaluation is not
-    deterministic.
+    deterministic. An attack through the glimpse sampler skips a model that declares none.
     """
+    from bench.attacks.glimpse_control import samplers
+
+    if attacks.needs_sampler(cond) and not samplers(target.model):
+        log.warning(
+            "skip %s %s: it attacks through a glimpse sampler, and %s declares none "
+            "(docs/attacks.md says how a model declares one)",
+            target.card.name,
+            cond.name,
+            target.card.name,
+        )
+        return None
     # its ε and step live in that space
     if cond.protocol == "paper" and not target.model.normalizes:
         log.warning(

@@ -155,22 +155,27 @@ def _seeds(seed: int, idx: np.ndarray, tag: str, exit_: int) -> torch.Tensor:
 
 def _attack_exit(
     job: Job, atk: Callable, x: torch.Tensor, y: torch.Tensor, idx: np.ndarray, t: int
-) -> tuple[np.ndarray, int, int]:
-    """Exit t attacked via its view on images it gets right: (robust, forward, backward passes)."""
+) -> tuple[np.ndarray, int, int, dict[str, tuple[int, int]]]:
+    """Exit t attacked via its view on images it gets right: (robust, forward and backward passes,
+    the attack-failure counts of its trace)."""
     from bench import attacks
+    from bench.attacks.trace import Trace, failure_counts, traces
 
     view = job.model.at_exit(t)
     counter = attacks.PassCounter(attacks.LogitsGuard(view))
+    trace = Trace() if traces(atk) else None
     with true_gradient(job.model), attacks.attack_mode(job.model):
         with torch.inference_mode():
             hit = predictions(view(x)) == y
         todo = hit.nonzero().squeeze(1)  # a misclassified image is not robust: nothing to attack
         if len(todo):
             seeds = _seeds(job.seed, idx[todo.cpu().numpy()], _seed_tag(job.cond), t)
-            x_adv = atk(counter, x[todo], y[todo], seeds=seeds)
+            kw = {} if trace is None else {"trace": trace}
+            x_adv = atk(counter, x[todo], y[todo], seeds=seeds, **kw)
             with torch.inference_mode():
                 hit[todo] = predictions(view(x_adv)) == y[todo]
-    return hit.cpu().numpy(), counter.n_forward + len(idx) + len(todo), counter.n_backward
+    found = failure_counts(trace, hit[todo].cpu()) if trace is not None and len(todo) else {}
+    return hit.cpu().numpy(), counter.n_forward + len(idx) + len(todo), counter.n_backward, found
 
 
 def score_white_box(job: Job) -> Correct:
@@ -180,19 +185,30 @@ def score_white_box(job: Job) -> Correct:
     atk, e, wanted = attacks.build(job.cond), job.model.n_exits, job.wanted()
     correct = np.zeros((e, len(job.indices)), dtype=bool)
     n_fwd, n_bwd, per_exit = np.zeros(e, dtype=np.int64), np.zeros(e, dtype=np.int64), np.zeros(e)
-    start, pos = time.perf_counter(), 0
+    start, pos, found = time.perf_counter(), 0, {}
     for idx, imgs, labels in job.batches():
         x, y = to_unit(imgs, job.device), torch.from_numpy(labels).to(job.device)
         sl = slice(pos, pos + len(idx))
         pos += len(idx)
         for t in wanted:
             t0 = time.perf_counter()
-            correct[t - 1, sl], fwd, bwd = _attack_exit(job, atk, x, y, idx, t)
+            correct[t - 1, sl], fwd, bwd, counts = _attack_exit(job, atk, x, y, idx, t)
             n_fwd[t - 1] += fwd
             n_bwd[t - 1] += bwd
             per_exit[t - 1] += time.perf_counter() - t0  # the .cpu() above waited for the device
+            for check, (k, n) in counts.items():
+                k0, n0 = found.get((t, check), (0, 0))
+                found[t, check] = (k0 + k, n0 + n)
     total = time.perf_counter() - start
-    return Correct(job.indices, correct, total, n_fwd, n_bwd, exit_seconds=shares(per_exit, total))
+    return Correct(
+        job.indices,
+        correct,
+        total,
+        n_fwd,
+        n_bwd,
+        exit_seconds=shares(per_exit, total),
+        indicators=tuple((t, c, k, n) for (t, c), (k, n) in sorted(found.items())),
+    )
 
 
 Hits = tuple[np.ndarray, int, int]  # (E, n) correctness of a batch, its forward and backward passes

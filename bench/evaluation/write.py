@@ -6,6 +6,7 @@ import json
 import math
 
 from bench import attacks
+from bench.attacks.trace import window
 from bench.core.conditions import Condition
 from bench.cost import mfu
 from bench.cost.flops import FlopCount
@@ -96,31 +97,60 @@ def _row(
     )
 
 
+INDICATOR_TOL = 1  # images an attack-failure indicator may count before it warns
+
+
+def indicator_detail(cond: Condition, check: str, k: int, n: int) -> str:
+    """What an attack-failure count means for this cell, in one line (docs/checks.md)."""
+    if check == "attack_not_converged":
+        w = window(cond.steps)
+        return (
+            f"{cond.label()}: {k} of the {n} images it left robust were still gaining loss over "
+            f"its last {w} of {cond.steps} steps"
+        )
+    return f"{cond.label()}: {k} of {n} attacked images had exactly zero input gradient"
+
+
+def _check_rows(ctx: Context, task: Task, correct: Correct) -> list[CheckRow]:
+    """The cell's attack flags (AutoAttack's own) and attack-failure indicators, as checks."""
+    lm, now = task.lm, utc_now()
+    key = {"model": lm.card.name, "weights": lm.weights, "dataset": ctx.setup.cfg.dataset}
+    flags = [
+        CheckRow(
+            **key,
+            exit=t,
+            check="autoattack_flag",
+            status="warn",
+            value=1.0,
+            detail=msg,
+            created=now,
+        )
+        for t, msg in correct.notes
+    ]
+    return flags + [
+        CheckRow(
+            **key,
+            exit=t,
+            check=check,
+            status="warn" if k > INDICATOR_TOL else "ok",
+            value=float(k),
+            detail=indicator_detail(task.cond, check, k, n),
+            created=now,
+        )
+        for t, check, k, n in correct.indicators
+        if n  # nothing left robust, or nothing attacked: nothing to count
+    ]
+
+
 def write_cell(ctx: Context, task: Task, correct: Correct, speeds: dict[int, Speed]) -> None:
     """Append the cell's per-image records, attack flags and rows, then drop its progress."""
-    created, lm = ctx.started, task.lm
+    created = ctx.started
     rows = [_row(ctx, task, k, t, correct, speeds.get(t, NOT_TIMED), created) for k, t in task.todo]
     per_image.append(
         ctx.out / "per_image.csv",
         [(r, task.indices, correct.correct[t - 1]) for r, t in zip(rows, task.wanted)],
     )
-    append_checks(
-        ctx.checks,
-        [
-            CheckRow(
-                model=lm.card.name,
-                weights=lm.weights,
-                dataset=ctx.setup.cfg.dataset,
-                exit=t,
-                check="autoattack_flag",
-                status="warn",
-                value=1.0,
-                detail=msg,
-                created=utc_now(),
-            )
-            for t, msg in correct.notes
-        ],
-    )
+    append_checks(ctx.checks, _check_rows(ctx, task, correct))
     append_rows(ctx.results, rows)  # last: a cell killed before this line is run again whole
     # every rank's, of any world size an interrupted launch had
     remove_state(state_path(ctx.out, task.keys[0]))

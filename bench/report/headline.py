@@ -7,7 +7,7 @@ import math
 import pandas as pd
 
 from bench.core.conditions import HEADLINE_EPS
-from bench.report import corruption_section, significance
+from bench.report import best_known, corruption_section, significance
 from bench.report.fmt import md_table, pct, pgd_name
 from bench.report.stats import pct_interval
 from bench.report.tables import latest
@@ -24,7 +24,9 @@ COLUMNS = {
     "mCE": ("{:.1f}", True),
     "PGD-10 L∞ 4/255 (%)": (None, False),
     "AutoAttack L∞ 4/255 (%)": (None, False),
+    "best-known L∞ 4/255 (%)": (None, False),
 }
+BEST = "best-known L∞ 4/255 (%)"
 
 
 SEEDED = [c for c in COLUMNS if c not in ("GMACs", "params (M)")]
@@ -40,12 +42,18 @@ CAPTION = (
     "per-image records; for the mean over corruptions a paired test over images, and no mark "
     "without records; no multiple-comparison correction), "
     "so several bold entries are a tie and none means no accuracy stands out; the lowest GMACs "
-    "and parameters; a speed only if 1.3× ahead of the next (timing noise). mCE is not marked."
+    "and parameters; a speed only if 1.3× ahead of the next (timing noise). mCE is not marked. "
+    "Best-known: an image counts as robust only if it survived every strict attack run on it at "
+    "4/255, on the images all of them ran on (see Adversarial robustness); it is marked only among "
+    "figures that include AutoAttack, since one without it is an upper bound from weaker attacks."
 )
 
 
-def values(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
-    """Values (NaN if unmeasured) per dataset, model and exit, with their seeds (`seeds COLUMN`)."""
+def values(
+    df: pd.DataFrame, baseline: str | None, best: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Values (NaN if unmeasured) per dataset, model and exit, with their seeds (`seeds COLUMN`);
+    `best`: best_known.table's rows."""
     d = latest(df)
     base = d.sort_values("created").drop_duplicates(["dataset", "model", "exit"], keep="last")
     out = base[["dataset", "family", "model", "exit", "exits_total", "gmacs", "params_m"]].copy()
@@ -77,6 +85,13 @@ def values(df: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
         "accuracy",
     )
     put("AutoAttack L∞ 4/255 (%)", att[att.condition == "autoattack"], "accuracy")
+    b = best if best is not None else pd.DataFrame(columns=[*best_known.CELL, *best_known.COLUMNS])
+    b = b[((b.epsilon - HEADLINE_EPS).abs() < 1e-9) & (b.norm == "linf")]
+    put(BEST, b, "accuracy")
+    got = out.merge(
+        b[["dataset", "model", "exit", "attacks"]], how="left", on=["dataset", "model", "exit"]
+    )
+    out[f"attacks {BEST}"] = got.attacks.values
     out["mean corruption acc (%)"] = math.nan
     out["mCE"] = math.nan
     out["seeds mean corruption acc (%)"] = [()] * len(out)
@@ -164,6 +179,9 @@ def _marks(t: pd.DataFrame, column: str, runs: list[str], images: Records) -> se
         return significance.bold_corruption(list(s), list(t[f"row_key {column}"]), images)
     if column not in ("GMACs", "params (M)"):
         k, n, keys = (list(t[f"{c} {column}"]) for c in COUNTS)
+        if column == BEST:  # ranked only among figures that combine the same most attacks
+            ok = best_known.comparable(list(t[f"attacks {BEST}"]))
+            k = [v if keep else math.nan for v, keep in zip(k, ok)]
         return significance.bold_counts(k, n, keys, images)
     tied = {i for i, v in s.items() if v == s.min()}
     return set() if len(tied) == s.notna().sum() else tied
@@ -175,7 +193,9 @@ def section(df: pd.DataFrame, baseline: str | None, images: Records | None = Non
     `images` (per_image.csv's records) pairs accuracies on the same images; without them two
     accuracies differ only where their intervals do not overlap.
     """
-    v = values(df, baseline)
+    best, extra = best_known.table(df, images or {})
+    images = {**(images or {}), **extra}
+    v = values(df, baseline, best)
     lines = ["## Headline", ""]
     for dataset, t in v.groupby("dataset"):
         d = df[

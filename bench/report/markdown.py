@@ -7,13 +7,22 @@ wrote them.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from bench.core.card import file_stem
-from bench.core.conditions import HEADLINE_EPS
-from bench.report import corruption_section, glimpse_figure, headline, html, significance
+from bench.core.conditions import ADAPTIVE, HEADLINE_EPS
+from bench.report import (
+    best_known,
+    corruption_section,
+    glimpse_figure,
+    headline,
+    html,
+    significance,
+)
 from bench.report.figures import accuracy_vs_eps, accuracy_vs_gmacs
 from bench.report.fmt import md_table, pgd_name
 from bench.report.sanity import attack_findings
@@ -29,6 +38,7 @@ INTERVALS = (
 
 CHECKS_DOC = Path(__file__).resolve().parents[2] / "docs" / "checks.md"
 PAPER_COLUMN = "paper PGD (official protocol)"  # its numbers are not a ranking: never in bold
+BEST_COLUMN = "best-known"
 
 
 def check_explanations(names: list[str]) -> dict[str, str]:
@@ -156,6 +166,8 @@ def _attack_section(df: pd.DataFrame, run_dir: Path, images: Records) -> list[st
         "",
     ]
     several = att.dataset.nunique() > 1
+    best, extra = best_known.table(df, images)
+    images = {**images, **extra}
     for dataset, a in att.groupby("dataset"):
         lines += _attack_tables(
             a,
@@ -164,6 +176,7 @@ def _attack_section(df: pd.DataFrame, run_dir: Path, images: Records) -> list[st
             f" ({dataset})" if several else "",
             f"_{file_stem(dataset)}" if several else "",
             images,
+            best[best.dataset == dataset],
         )
     return lines
 
@@ -171,8 +184,11 @@ def _attack_section(df: pd.DataFrame, run_dir: Path, images: Records) -> list[st
 COUNTED = ["accuracy", "n_correct", "n_images", "row_key"]
 
 
-def _headline_columns(at: pd.DataFrame, clean: pd.DataFrame, pgd: str) -> dict[str, pd.DataFrame]:
-    """Accuracy and counts per (model, exit) of each attack at the headline radius, by column."""
+def _headline_columns(
+    at: pd.DataFrame, clean: pd.DataFrame, pgd: str, best: pd.DataFrame
+) -> dict[str, pd.DataFrame]:
+    """Accuracy and counts per (model, exit) of each attack at the headline radius, by column;
+    the adaptive attacks and the best-known figure where they ran."""
 
     def pick(name: str, **kw: object) -> pd.DataFrame:
         s = at[at.condition == name]
@@ -187,6 +203,8 @@ def _headline_columns(at: pd.DataFrame, clean: pd.DataFrame, pgd: str) -> dict[s
         "AutoAttack": pick("autoattack"),
         "transfer PGD": pick("transfer_pgd"),
         PAPER_COLUMN: pick("paper_pgd"),
+        **{best_known.NAMES[a]: pick(a) for a in ADAPTIVE if (at.condition == a).any()},
+        BEST_COLUMN: best.set_index(["model", "exit"])[[*COUNTED, "attacks"]],
     }
 
 
@@ -205,11 +223,12 @@ def _headline_rows(
     ]
     for c, s in cols.items():
         got = s.reindex(keys)
-        bold = set()
+        k, bold = list(got.n_correct), set()
+        if c == BEST_COLUMN:  # ranked only among figures that combine the same most attacks
+            ok = best_known.comparable(list(got.attacks))
+            k = [v if keep else math.nan for v, keep in zip(k, ok)]
         if c != PAPER_COLUMN:
-            bold = significance.bold_counts(
-                list(got.n_correct), list(got.n_images), list(got.row_key), images
-            )
+            bold = significance.bold_counts(k, list(got.n_images), list(got.row_key), images)
         for i, (k, n) in enumerate(zip(got.n_correct, got.n_images)):
             shown = "–" if pd.isna(k) else _bold(pct_interval(int(k), int(n)), i in bold)
             rows[i][c + " (%)"] = shown
@@ -226,26 +245,63 @@ def _bold(text: str, bold: bool) -> str:
     return f"**{text}**" if bold else text
 
 
+def _best_lines(best: pd.DataFrame) -> list[str]:
+    """Per model and exit: which attacks the best-known figure combines, and the strongest."""
+
+    def strongest(r: Any) -> str:
+        if not r.strongest:
+            return "none broke an image"
+        tied = r.strongest.split(", ")
+        return "all broke as many" if len(tied) == len(r.attacks) > 1 else r.strongest
+
+    lines = [
+        f"- `{r.model}` exit {r.exit}: {len(r.attacks)} attacks on {r.n_images} images "
+        f"({', '.join(r.attacks)}); the strongest: {strongest(r)}"
+        for r in best.sort_values(["model", "exit"]).itertuples()
+    ]
+    if not lines:
+        return []
+    return [
+        "Best-known: an image counts as robust only if it survived every strict attack run on it "
+        "here, on the images all of them ran on (computed from per_image.csv). It is marked only "
+        "among figures that include AutoAttack: one without it is an upper bound from weaker "
+        "attacks. It combines:",
+        "",
+        *lines,
+        "",
+    ]
+
+
 def _headline_table(
-    att: pd.DataFrame, at: pd.DataFrame, clean_rows: pd.DataFrame, heading: str, images: Records
+    att: pd.DataFrame,
+    at: pd.DataFrame,
+    clean_rows: pd.DataFrame,
+    heading: str,
+    images: Records,
+    best: pd.DataFrame,
 ) -> list[str]:
     """The robust-accuracy table at 4/255 with its image counts and notes."""
-    cols = _headline_columns(at, clean_rows.set_index(["model", "exit"])[COUNTED], _pgd(att))
-    rows = _headline_rows(att, cols, images)
+    best = best[((best.epsilon - HEADLINE_EPS).abs() < 1e-9) & (best.norm == "linf")]
+    clean = clean_rows.set_index(["model", "exit"])[COUNTED]
+    rows = _headline_rows(att, _headline_columns(at, clean, _pgd(att), best), images)
+    shown = pd.DataFrame(rows)
+    shown = shown[[c for c in shown.columns if (shown[c] != "–").any()]]
     counts = [f"{name} {int(n)}" for name, n in at.groupby("condition").n_images.max().items()]
     if len(clean_rows):
         counts.append(f"clean {int(clean_rows.n_images.max())}")
     return [
         f"### Robust accuracy at ε = 4/255 (L∞){heading}",
         "",
-        md_table(pd.DataFrame(rows))
-        if len(at)
-        else "No L∞ attack ran at 4/255 (see the figures below).",
+        md_table(shown) if len(at) else "No L∞ attack ran at 4/255 (see the figures below).",
         "",
         f"Images per column: {', '.join(counts) or 'none'}. {INTERVALS} The paper protocol is not "
-        "marked; – = not run (the `default` suite runs AutoAttack at each model's last "
-        "exit only). Transfer: PGD examples crafted on the run's ResNet baseline.",
+        "marked; – = not run (the `default` suite runs AutoAttack and the adaptive attacks at "
+        "each model's last exit only, and the adaptive attacks skip a model without a glimpse "
+        "sampler). Transfer: PGD examples crafted on the run's ResNet baseline. BPDA, EOT, "
+        "misdirection and smooth transfer attack through the glimpse sampler "
+        "(the bench repository's docs/attacks.md).",
         "",
+        *_best_lines(best),
     ]
 
 
@@ -291,11 +347,12 @@ def _attack_tables(
     heading: str,
     stem: str,
     images: Records,
+    best: pd.DataFrame,
 ) -> list[str]:
     """One data set's robust-accuracy table, figures and paper-vs-strict comparison."""
     at = att[(att.epsilon - HEADLINE_EPS).abs() < 1e-9]
     return (
-        _headline_table(att, at, clean_rows, heading, images)
+        _headline_table(att, at, clean_rows, heading, images, best)
         + _headline_figure(att, at, run_dir, stem)
         + _eps_figures(att, run_dir, stem)
         + _paper_section(att)
@@ -368,6 +425,32 @@ def _glimpse_section(df: pd.DataFrame, run_dir: Path) -> list[str]:
     return lines
 
 
+# raised per cell: one line per model
+COLLAPSED = ("attack_not_converged", "attack_zero_gradient", "weaker_attack_breaks_more")
+
+
+def _warn_rows(warn: list) -> list[dict[str, object]]:  # type: ignore[type-arg]
+    """Table rows of raised checks; per-cell attack indicators collapse to one row per model and
+    check, naming the cell with the largest count."""
+    rows: list[dict[str, object]] = []
+    groups: dict[tuple[str, str], list] = {}  # type: ignore[type-arg]
+    for f in warn:
+        if f.check in COLLAPSED:
+            groups.setdefault((f.model, f.check), []).append(f)
+        else:
+            rows.append({"model": f.model, "exit": f.exit, "check": f.check, "detail": f.detail})
+    for (model, check), fs in groups.items():
+        top = max(fs, key=lambda c: c.value)
+        exits = ", ".join(map(str, sorted({c.exit for c in fs})))
+        detail = (
+            top.detail
+            if len(fs) == 1
+            else (f"raised in {len(fs)} cells; the largest count, at exit {top.exit}: {top.detail}")
+        )
+        rows.append({"model": model, "exit": exits, "check": check, "detail": detail})
+    return rows
+
+
 def _sanity_section(df: pd.DataFrame, run_dir: Path, images: Records) -> list[str]:
     from bench.store.checks import read_checks
 
@@ -396,10 +479,7 @@ def _sanity_section(df: pd.DataFrame, run_dir: Path, images: Records) -> list[st
         "",
     ]
     if warn:
-        rows = [
-            {"model": f.model, "exit": f.exit, "check": f.check, "detail": f.detail} for f in warn
-        ]
-        lines += [md_table(pd.DataFrame(rows)), ""]
+        lines += [md_table(pd.DataFrame(_warn_rows(warn))), ""]
         explained = check_explanations(list(dict.fromkeys(f.check for f in warn)))
         lines += [line for name, text in explained.items() for line in (f"- **{name}**: {text}",)]
         lines += [""] if explained else []

@@ -16,6 +16,7 @@ from bench.report.tables import latest
 from bench.store.per_image import Records
 
 LARGE_EPS_MAX_ACC = 0.05  # accuracy allowed at the largest L∞ radius of the sweep
+LARGE_EPS = 8 / 255  # the check needs a sweep reaching this radius (a 4/255 cell alone is not one)
 MAX_PGD_GAP = 0.10  # PGD may overestimate robustness relative to AutoAttack by this much
 TOL_IMAGES = 1  # an accuracy may exceed its bound by this many images before a warning
 
@@ -29,6 +30,7 @@ class Finding:
     check: str
     status: str  # ok | warn
     detail: str
+    value: float = 0.0  # the count behind a per-image check (the report shows the largest)
 
 
 def _tol(n: int) -> float:
@@ -87,7 +89,7 @@ def _sweep_findings(model: str, ex: int, g: pd.DataFrame) -> list[Finding]:
     for (name, norm), s in g[g.condition.isin(["fgsm", "pgd"])].groupby(["condition", "norm"]):
         s = s.sort_values("epsilon")
         out.append(_monotone(model, ex, name, norm, s))
-        if norm == "linf" and name == "pgd" and len(s):
+        if norm == "linf" and name == "pgd" and len(s) and s.epsilon.max() >= LARGE_EPS - 1e-9:
             out.append(_large_eps(model, ex, s))
     return out
 
@@ -145,6 +147,47 @@ def _against_pgd(
     return out
 
 
+# (weaker, stronger): the stronger attack should break every image the weaker one breaks
+STRONGER = (("fgsm", "pgd"), ("pgd", "autoattack"), ("fgsm", "autoattack"))
+
+
+def _broken_not_by(weak: Any, strong: Any, images: Records) -> tuple[int, int] | None:
+    """(images `weak` broke that `strong` left robust, images both ran on); None without records."""
+    if weak.row_key not in images or strong.row_key not in images:
+        return None
+    (iw, cw), (is_, cs) = images[weak.row_key], images[strong.row_key]
+    _, pw, ps = np.intersect1d(iw, is_, return_indices=True)
+    return int((~cw[pw] & cs[ps]).sum()), len(pw)
+
+
+def _weaker_findings(model: str, ex: int, g: pd.DataFrame, images: Records | None) -> list[Finding]:
+    """Flag a weaker attack that broke images a stronger one left robust, on the same images."""
+    out: list[Finding] = []
+    if not images:
+        return out  # per-image records are what this check compares
+    for (norm, eps), at in g.groupby(["norm", "epsilon"]):
+        by = {r.condition: r for r in at.itertuples()}
+        for weak, strong in STRONGER:
+            got = (
+                _broken_not_by(by[weak], by[strong], images) if {weak, strong} <= set(by) else None
+            )
+            if got is None or not got[1]:
+                continue
+            k, n = got
+            out.append(
+                Finding(
+                    model,
+                    ex,
+                    "weaker_attack_breaks_more",
+                    "warn" if k > TOL_IMAGES else "ok",
+                    f"{weak} broke {k} of {n} images that {strong} left robust ({norm} "
+                    f"{f'{eps * 255:.3g}/255' if norm == 'linf' else f'{eps:g}'})",
+                    float(k),
+                )
+            )
+    return out
+
+
 def _reference_findings(
     model: str, ex: int, g: pd.DataFrame, p: pd.DataFrame, images: Records | None
 ) -> list[Finding]:
@@ -153,6 +196,7 @@ def _reference_findings(
     for other, check, relation in (
         ("autoattack", "autoattack_not_weaker_than_pgd", "above"),
         ("transfer_pgd", "transfer_not_stronger_than_whitebox", "below"),
+        ("smooth_transfer", "transfer_not_stronger_than_whitebox", "below"),
     ):
         for r in g[g.condition == other].itertuples():
             ref = p.loc[r.epsilon] if r.epsilon in p.index else None
@@ -164,7 +208,8 @@ def _reference_findings(
 
 
 def attack_findings(df: pd.DataFrame, images: Records | None = None) -> list[Finding]:
-    """Monotone in ε, PGD <= FGSM, ~0 at a large ε, AutoAttack <= PGD, transfer >= white-box.
+    """Monotone in ε, PGD <= FGSM, ~0 at a large ε, AutoAttack <= PGD, transfer >= white-box, and
+    no weaker attack breaking images a stronger one left robust.
 
     `images` (per_image.read) lets rows on different subsets be compared on their shared images;
     the frame then needs a `row_key` column.
@@ -176,4 +221,5 @@ def attack_findings(df: pd.DataFrame, images: Records | None = None) -> list[Fin
         out += _sweep_findings(model, ex, g)
         out += _pgd_vs_fgsm(model, ex, g, p)
         out += _reference_findings(model, ex, g, p, images)
+        out += _weaker_findings(model, ex, g, images)
     return out
