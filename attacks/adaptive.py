@@ -84,7 +84,9 @@ class AdaptivePGD:
         d = per_image_noise(s, torch.Size((len(seeds), n_glimpses, 3)), "uniform", seeds.device)
         return self.jitter * d.transpose(0, 1)
 
-    def _objective(self, logits: Tensor, y: Tensor, seen: list[Tensor], anchor: Tensor | None):  # type: ignore[no-untyped-def]
+    def _objective(
+        self, logits: Tensor, y: Tensor, seen: list[Tensor], anchor: Tensor | None
+    ) -> Tensor:
         """Per-image loss to maximise: cross-entropy, plus the misdirection term when asked."""
         loss = F.cross_entropy(logits, y, reduction="none")
         if self.look and anchor is not None and seen:

@@ -11,6 +11,15 @@ import numpy as np
 Indicators = tuple[tuple[int, str, int, int], ...]
 
 
+Tally = dict[tuple[int, str], tuple[int, int]]  # (exit, check) -> (images raising it, counted)
+
+
+def tally(found: Tally, t: int, check: str, k: int, n: int) -> None:
+    """Add one count of an attack-failure indicator to a running tally."""
+    k0, n0 = found.get((t, check), (0, 0))
+    found[t, check] = (k0 + k, n0 + n)
+
+
 @dataclass(frozen=True)
 class Correct:
     """Per-image correctness: index (N,), correct (E,N) bool; plus the passes and time it cost."""
@@ -55,7 +64,7 @@ def merge(
     seconds, notes = 0.0, []
     exit_seconds: np.ndarray | None = None
     robust_after: dict[tuple[int, str], int] = {}
-    found: dict[tuple[int, str], tuple[int, int]] = {}
+    found: Tally = {}
     for pos, part in parts:
         if part is None:
             continue
@@ -68,8 +77,7 @@ def merge(
         for t, name, k in part.robust_after:
             robust_after[t, name] = robust_after.get((t, name), 0) + k
         for t, check, k, n in part.indicators:
-            k0, n0 = found.get((t, check), (0, 0))
-            found[t, check] = (k0 + k, n0 + n)
+            tally(found, t, check, k, n)
         if part.exit_seconds is not None:
             exit_seconds = (
                 part.exit_seconds

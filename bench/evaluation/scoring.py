@@ -27,7 +27,7 @@ from bench.core.conditions import Condition
 from bench.core.errors import BenchError
 from bench.core.seeds import image_seeds
 from bench.data import ImageSet, iter_batches, to_unit
-from bench.evaluation.correct import Correct, shares
+from bench.evaluation.correct import Correct, Tally, shares, tally
 from bench.fast import cpu_kernels
 from bench.fast.precision import autocast
 from bench.models.base import predictions, true_gradient
@@ -185,7 +185,8 @@ def score_white_box(job: Job) -> Correct:
     atk, e, wanted = attacks.build(job.cond), job.model.n_exits, job.wanted()
     correct = np.zeros((e, len(job.indices)), dtype=bool)
     n_fwd, n_bwd, per_exit = np.zeros(e, dtype=np.int64), np.zeros(e, dtype=np.int64), np.zeros(e)
-    start, pos, found = time.perf_counter(), 0, {}
+    start, pos = time.perf_counter(), 0
+    found: Tally = {}
     for idx, imgs, labels in job.batches():
         x, y = to_unit(imgs, job.device), torch.from_numpy(labels).to(job.device)
         sl = slice(pos, pos + len(idx))
@@ -197,8 +198,7 @@ def score_white_box(job: Job) -> Correct:
             n_bwd[t - 1] += bwd
             per_exit[t - 1] += time.perf_counter() - t0  # the .cpu() above waited for the device
             for check, (k, n) in counts.items():
-                k0, n0 = found.get((t, check), (0, 0))
-                found[t, check] = (k0 + k, n0 + n)
+                tally(found, t, check, k, n)
     total = time.perf_counter() - start
     return Correct(
         job.indices,
