@@ -62,14 +62,15 @@ def _autoattack(c: Condition) -> AutoAttack:
     return AutoAttack(c.epsilon, c.norm or "linf", str(c.params.get("version", "standard")))  # type: ignore[arg-type]
 
 
-def _adaptive(c: Condition) -> AdaptivePGD:
+def _adaptive(c: Condition, route: str = "bpda") -> AdaptivePGD:
+    """An adaptive attack from its condition: EOT samples, jitter and misdirection in `params`."""
     p = c.params
     return AdaptivePGD(
         c.epsilon,
         c.step_size,
         c.steps,
         c.norm or "linf",  # type: ignore[arg-type]
-        route="smooth" if c.name == "smooth_transfer" else "bpda",
+        route=route,  # type: ignore[arg-type]
         eot=int(p.get("eot", 1)),
         jitter=float(p.get("jitter", 0.0)),
         look=float(p.get("look", 0.0)),
@@ -90,8 +91,12 @@ ATTACKS.register(
 ATTACKS.register("pgd@torchattacks", AttackEntry(_torchattacks_pgd, "white_box"))
 ATTACKS.register("autoattack@pyautoattack", AttackEntry(_autoattack, "cascade"))
 # the adaptive attacks (attacks/adaptive.py): each exit attacked through its own view, as PGD
-for _name in ("bpda_pgd", "eot_pgd", "look_pgd", "smooth_transfer"):
+for _name in ("bpda_pgd", "eot_pgd", "look_pgd"):
     ATTACKS.register(_name, AttackEntry(_adaptive, "white_box", needs_sampler=True))
+ATTACKS.register(
+    "smooth_transfer",
+    AttackEntry(lambda c: _adaptive(c, route="smooth"), "white_box", needs_sampler=True),
+)
 
 
 def entry(cond: Condition) -> AttackEntry:

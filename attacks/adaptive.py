@@ -7,8 +7,9 @@ loop, on any model that declares a glimpse sampler (models/sampler.py):
 - `bpda`: the forward pass is the model's own; the backward pass replaces point sampling by the
   sampler's smooth surrogate, so every pixel under a glimpse gets gradient (BPDA: Athalye, Carlini
   and Wagner, ICML 2018).
-- EOT (`eot` > 1): BPDA gradients averaged over `eot` random placements of every glimpse, each of
-  its (s, u, v) moved by up to ±`jitter` in normalized coordinates (EOT: Athalye et al. 2018).
+- EOT (`eot` > 1): BPDA gradients averaged over `eot` random placements of every glimpse the model
+  places from the image, each of its (s, u, v) moved by up to ±`jitter` in normalized coordinates
+  (EOT: Athalye et al. 2018); a fixed glimpse (MGNet's first, the whole image) is not moved.
 - `look` > 0: BPDA on cross-entropy plus `look` times the L1 distance of each glimpse's (s, u, v)
   from where the clean image put it, so a perturbation can win by misdirecting attention.
 - `route="smooth"`: crafted on the smoothed surrogate (the same weights, glimpses taken by the
@@ -23,15 +24,14 @@ depend on batch size or order.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.attacks.base import check_args, per_image_noise
+from bench.attacks.base import ascent_step, check_args, per_image_noise, random_start
 from bench.attacks.glimpse_control import steer
-from bench.attacks.pgd import ascent_step, random_start
 from bench.attacks.trace import Trace
 from bench.core.errors import BenchError
 
@@ -50,6 +50,7 @@ class AdaptivePGD:
     eot: int = 1
     jitter: float = 0.0
     look: float = 0.0
+    traces_loss: ClassVar[bool] = True  # __call__ takes a Trace (attacks/trace.py)
 
     def __post_init__(self) -> None:
         check_args(self.eps, self.norm, self.steps, self.step_size)
@@ -96,34 +97,35 @@ class AdaptivePGD:
 
     def _gradient(
         self, model: nn.Module, x_adv: Tensor, y: Tensor, seeds: Tensor, step: int, g: Glimpses
-    ) -> tuple[Tensor, Tensor]:
-        """(per-image loss, input gradient), averaged over the EOT samples."""
+    ) -> Tensor:
+        """The objective's input gradient, averaged over the EOT samples."""
         anchor, n_glimpses = g
         leaf = x_adv.detach().requires_grad_(True)
-        total_loss, total_grad = torch.zeros(len(y), device=y.device), torch.zeros_like(leaf)
+        total = torch.zeros_like(leaf)
         for k in range(self.eot):
             offsets = self._offsets(seeds, step, k, n_glimpses)
             if offsets is not None:
                 offsets = offsets.to(leaf.device)
             with steer(model, self.route, offsets, record=bool(self.look)) as seen:
                 loss = self._objective(model(leaf), y, seen, anchor)
-            (grad,) = torch.autograd.grad(loss.sum(), leaf)
-            total_loss, total_grad = total_loss + loss.detach(), total_grad + grad
-        return total_loss / self.eot, total_grad / self.eot
+            total = total + torch.autograd.grad(loss.sum(), leaf)[0]
+        return total / self.eot
 
     def _fooled_and_gradient(
         self, model: nn.Module, x_adv: Tensor, y: Tensor, seeds: Tensor, step: int, g: Glimpses
     ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """(fooled under the model's own forward, then loss and gradient of the images left)."""
+        """(fooled under the model's own forward; then, for the images left, the model's own
+        cross-entropy, which the trace records, and the objective's gradient)."""
         if not self.scores_itself:
             with torch.no_grad():
-                fooled = model(x_adv).argmax(1) != y
+                logits = model(x_adv)
+            fooled = logits.argmax(1) != y
             if fooled.all():
                 return fooled, None, None
             keep = ~fooled
             sub = (None if g[0] is None else g[0][:, keep], g[1])
-            rest = (x_adv[keep], y[keep], seeds[keep.cpu()])
-            return fooled, *self._gradient(model, *rest, step, sub)
+            grad = self._gradient(model, x_adv[keep], y[keep], seeds[keep.cpu()], step, sub)
+            return fooled, F.cross_entropy(logits[keep], y[keep], reduction="none"), grad
         leaf = x_adv.detach().requires_grad_(True)
         with steer(model, "bpda", record=bool(self.look)) as seen:
             logits = model(leaf)
@@ -131,15 +133,17 @@ class AdaptivePGD:
         keep = ~fooled
         if not keep.any():
             return fooled, None, None
-        kept = [a[keep] for a in seen]
         anchor = None if g[0] is None else g[0][:, keep]
-        loss = self._objective(logits[keep], y[keep], kept, anchor)
+        loss = self._objective(logits[keep], y[keep], [a[keep] for a in seen], anchor)
         (grad,) = torch.autograd.grad(loss.sum(), leaf)
-        return fooled, loss.detach(), grad[keep]
+        ce = F.cross_entropy(logits.detach()[keep], y[keep], reduction="none")
+        return fooled, ce, grad[keep]
 
     def __call__(
         self, model: nn.Module, x: Tensor, y: Tensor, *, seeds: Tensor, trace: Trace | None = None
     ) -> Tensor:
+        """Adversarial images for x; `trace`, if given, records the model's own cross-entropy at
+        every iterate."""
         x = x.detach()
         if trace is not None:
             trace.start(len(x), self.steps, x.device)

@@ -53,6 +53,38 @@ def per_image_noise(seeds: Tensor, shape: torch.Size, kind: str, device: torch.d
     return out.to(device)
 
 
+def random_start(x: Tensor, seeds: Tensor, eps: float, norm: str) -> Tensor:
+    """A uniform point of the L∞ ball, or a uniform radius along a Gaussian direction for L2, drawn
+    from each image's own seed, in [0,1]."""
+    if norm == "linf":
+        delta = eps * per_image_noise(seeds, x.shape, "uniform", x.device)
+    else:
+        d = per_image_noise(seeds, x.shape, "normal", x.device)
+        r = (
+            torch.stack(
+                [
+                    torch.rand((), generator=torch.Generator().manual_seed(int(k) + 1))
+                    for k in seeds.tolist()
+                ]
+            )
+            .to(x.device)
+            .view(-1, 1, 1, 1)
+        )
+        delta = d / (l2_norms(d) + 1e-12) * r * eps
+    return (x + delta).clamp(0.0, 1.0)
+
+
+def ascent_step(
+    x: Tensor, x_adv: Tensor, grad: Tensor, size: float, eps: float, norm: str
+) -> Tensor:
+    """One step up the loss (signed for L∞, normalised per image for L2), projected back."""
+    if norm == "linf":
+        step = size * grad.sign()
+    else:
+        step = size * grad / (l2_norms(grad) + 1e-10)
+    return project(x, x_adv + step, eps, norm)
+
+
 def l2_norms(d: Tensor) -> Tensor:
     """Per-image L2 norm, shaped to broadcast over (N, C, H, W)."""
     return d.flatten(1).norm(p=2, dim=1).view(-1, *([1] * (d.ndim - 1)))

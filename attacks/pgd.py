@@ -19,47 +19,15 @@ attack returns the last iterate for every image, step for step as torchattacks d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.attacks.base import check_args, l2_norms, per_image_noise, project
+from bench.attacks.base import ascent_step, check_args, random_start
 from bench.attacks.trace import Trace
 from bench.core.errors import BenchError
-
-
-def random_start(x: Tensor, seeds: Tensor, eps: float, norm: str) -> Tensor:
-    """A uniform point of the L∞ ball, or a uniform radius along a Gaussian direction for L2, drawn
-    from each image's own seed, in [0,1]."""
-    if norm == "linf":
-        delta = eps * per_image_noise(seeds, x.shape, "uniform", x.device)
-    else:
-        d = per_image_noise(seeds, x.shape, "normal", x.device)
-        r = (
-            torch.stack(
-                [
-                    torch.rand((), generator=torch.Generator().manual_seed(int(k) + 1))
-                    for k in seeds.tolist()
-                ]
-            )
-            .to(x.device)
-            .view(-1, 1, 1, 1)
-        )
-        delta = d / (l2_norms(d) + 1e-12) * r * eps
-    return (x + delta).clamp(0.0, 1.0)
-
-
-def ascent_step(
-    x: Tensor, x_adv: Tensor, grad: Tensor, size: float, eps: float, norm: str
-) -> Tensor:
-    """One step up the loss (signed for L∞, normalised per image for L2), projected back."""
-    if norm == "linf":
-        step = size * grad.sign()
-    else:
-        step = size * grad / (l2_norms(grad) + 1e-10)
-    return project(x, x_adv + step, eps, norm)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +41,7 @@ class PGD:
     restarts: int = 1
     random_start: bool = True
     early_stop: bool = False
+    traces_loss: ClassVar[bool] = True  # __call__ takes a Trace (attacks/trace.py)
 
     def __post_init__(self) -> None:
         check_args(self.eps, self.norm, self.steps, self.step_size)

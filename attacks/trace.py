@@ -4,7 +4,6 @@ NeurIPS 2022, "Indicators of attack failure"): the loss at each step, and images
 
 from __future__ import annotations
 
-import inspect
 import math
 from dataclasses import dataclass, field
 
@@ -52,8 +51,8 @@ def still_rising(loss: Tensor) -> Tensor:
 
 
 def traces(attack: object) -> bool:
-    """Whether an attack records a Trace when given one (the harness's own PGD family does)."""
-    return "trace" in inspect.signature(type(attack).__call__).parameters
+    """Whether an attack records a Trace when given one (it says so: `traces_loss`)."""
+    return bool(getattr(attack, "traces_loss", False))
 
 
 def failure_counts(trace: Trace, robust: Tensor) -> dict[str, tuple[int, int]]:

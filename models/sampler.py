@@ -59,13 +59,17 @@ class _ThroughSmooth(torch.autograd.Function):
     """The sampler's own output forward; the smooth surrogate's vector-Jacobian product backward."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, affine: Tensor, side: int, sampler: GlimpseSampler) -> Tensor:  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        ctx, x: Tensor, affine: Tensor, side: int, sampler: GlimpseSampler
+    ) -> Tensor:
         ctx.save_for_backward(x, affine)
         ctx.side, ctx.sampler = side, sampler
         return sampler.sample(x, affine, side)
 
     @staticmethod
-    def backward(ctx, g: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:  # type: ignore[override]
+    def backward(  # type: ignore[override]
+        ctx, g: Tensor
+    ) -> tuple[Tensor | None, Tensor | None, None, None]:
         x, affine = ctx.saved_tensors
         need = ctx.needs_input_grad[:2]
         with torch.enable_grad():
@@ -82,8 +86,9 @@ class GlimpseSampler(nn.Module):
 
     Attack-side state, all off in a model as built: `route` ("own": the model's sampling;
     "bpda": its output, with the smooth surrogate's gradient; "smooth": the surrogate), `offsets`
-    (G, N, 3) added to the t-th glimpse's (s, u, v) since they were set, and `seen`, a list the
-    affines asked for are appended to when it is not None.
+    (G, N, 3) added to the t-th glimpse's (s, u, v) since they were set, where that glimpse is
+    placed from the image (its affine has a gradient path), and `seen`, a list the affines asked
+    for are appended to when it is not None.
     """
 
     def __init__(self) -> None:
@@ -106,10 +111,13 @@ class GlimpseSampler(nn.Module):
         self.offsets, self.calls = offsets, 0
 
     def forward(self, x: Tensor, affine: Tensor, side: int) -> Tensor:
+        """The glimpse, routed and offset as the attack set (the model's own when nothing is)."""
         if self.seen is not None:
             self.seen.append(affine)
         if self.offsets is not None:
-            affine = affine + self.offsets[self.calls % len(self.offsets)]
+            # a glimpse placed from the image moves; a fixed one (no gradient path) stays
+            if affine.requires_grad:
+                affine = affine + self.offsets[self.calls % len(self.offsets)]
             self.calls += 1
         if self.route == "smooth":
             return self.smooth(x, affine, side)

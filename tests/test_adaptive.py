@@ -10,6 +10,7 @@ from torch import nn
 
 from bench import attacks
 from bench.attacks import PGD, AdaptivePGD
+from bench.attacks.base import random_start
 from bench.attacks.glimpse_control import samplers, steer
 from bench.attacks.trace import Trace, failure_counts, still_rising
 from bench.core.conditions import ADAPTIVE, adaptive
@@ -136,20 +137,29 @@ def test_box_blur_keeps_constants_and_is_centred() -> None:
 
 
 def _tiny_mgnet() -> MGNet:
+    """Two glimpses, float64: batch sizes then change no gradient sign through rounding."""
     torch.manual_seed(0)
     net, dim = backbone("resnet_tiny")
-    return MGNet(net, dim, 10, 64, MGNetConfig(n_iter=2), (0.5,) * 3, (0.25,) * 3).eval()
+    m = MGNet(net, dim, 10, 64, MGNetConfig(n_iter=2), (0.5,) * 3, (0.25,) * 3)
+    return m.double().eval()
 
 
-ATTACKS = [attacks.build(adaptive(a, eps=8 / 255, steps=3, eot=2)) for a in ADAPTIVE] + [
-    AdaptivePGD(0.5, 0.2, 3, norm="l2")
+def _images(n: int, m: MGNet) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random images labelled with the model's own predictions, so every attack has work to do."""
+    x = torch.rand(n, 3, 64, 64, generator=torch.Generator().manual_seed(n), dtype=torch.float64)
+    with torch.no_grad():
+        return x, m(x).argmax(1)
+
+
+ATTACKS = [attacks.build(adaptive(a, eps=16 / 255, steps=4, eot=2)) for a in ADAPTIVE] + [
+    AdaptivePGD(1.0, 0.4, 4, norm="l2")
 ]
 
 
 @pytest.mark.parametrize("atk", ATTACKS, ids=[*ADAPTIVE, "bpda_l2"])
 def test_adaptive_attacks_stay_in_the_threat_model_seeded_and_batch_free(atk) -> None:  # type: ignore[no-untyped-def]
     m = _tiny_mgnet()
-    x, y = torch.rand(6, 3, 64, 64), torch.arange(6)
+    x, y = _images(6, m)
     seeds = torch.arange(6) * 1000
     with true_gradient(m), attacks.attack_mode(m):
         a = atk(m, x, y, seeds=seeds)
@@ -157,17 +167,20 @@ def test_adaptive_attacks_stay_in_the_threat_model_seeded_and_batch_free(atk) ->
         parts = torch.cat(
             [atk(m, x[i : i + 2], y[i : i + 2], seeds=seeds[i : i + 2]) for i in (0, 2, 4)]
         )
-    assert torch.allclose(a, parts, atol=1e-6), "the batch does not matter"
+        fooled = m(a).argmax(1) != y
+    assert torch.allclose(a, parts, atol=1e-9), "the batch does not matter"
     d = (a - x).flatten(1)
     size = d.norm(dim=1) if atk.norm == "l2" else d.abs().amax(1)
-    assert float(size.max()) <= atk.eps + 1e-5 and a.min() >= 0 and a.max() <= 1
-    assert not torch.equal(a, x)
+    assert float(size.max()) <= atk.eps + 1e-9 and a.min() >= 0 and a.max() <= 1
+    start = random_start(x, seeds, atk.eps, atk.norm)
+    moved = (a - start).flatten(1).abs().amax(1) > 0
+    assert moved.any() and fooled.any(), "the attack stepped from its start and broke images"
 
 
 def test_eot_draws_other_placements_for_other_seeds() -> None:
     m = _tiny_mgnet()
     atk = attacks.build(adaptive("eot_pgd", eps=8 / 255, steps=2, eot=2))
-    x, y = torch.rand(2, 3, 64, 64), torch.arange(2)
+    x, y = _images(2, m)
     with true_gradient(m), attacks.attack_mode(m):
         one = atk(m, x, y, seeds=torch.tensor([1, 2]))
         other = atk(m, x, y, seeds=torch.tensor([3, 4]))
@@ -193,7 +206,7 @@ def test_steer_restores_every_sampler_even_on_error() -> None:
 
 def test_misdirection_moves_the_glimpses_further_than_bpda() -> None:
     m = _tiny_mgnet()
-    x, y = torch.rand(8, 3, 64, 64), torch.arange(8)
+    x, y = _images(8, m)
     with torch.no_grad():
         clean = m.exits(x).boxes
     moved = {}
@@ -226,3 +239,14 @@ def test_traces_count_images_without_gradient(twins) -> None:  # type: ignore[no
         assert trace.zero_grad.tolist() == [zero] * 8
         counts = failure_counts(trace, torch.ones(8, dtype=torch.bool))
         assert counts["attack_zero_gradient"] == (8 if zero else 0, 8)
+
+
+def test_eot_offsets_move_only_glimpses_placed_from_the_image() -> None:
+    s = GlimpseSampler()
+    x = torch.rand(2, 3, 16, 16)
+    fixed = torch.tensor([[1.0, 0.0, 0.0]] * 2)
+    placed = torch.tensor([[0.5, 0.1, -0.1]] * 2, requires_grad=True)
+    s.set_offsets(torch.full((2, 2, 3), 0.05))
+    assert torch.equal(s(x, fixed, 8), take_glimpse(x, fixed, 8)), "a fixed glimpse stays"
+    assert not torch.equal(s(x, placed, 8), take_glimpse(x, placed, 8)), "a placed one moves"
+    assert s.calls == 2

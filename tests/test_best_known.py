@@ -106,3 +106,13 @@ def test_only_figures_that_include_autoattack_are_ranked_when_any_does() -> None
     with_aa, without = ("AutoAttack", "PGD-10"), ("FGSM", "PGD-10", "transfer PGD")
     assert best_known.comparable([with_aa, without, float("nan")]) == [True, False, False]
     assert best_known.comparable([without, ("PGD-10",)]) == [True, True]
+
+
+def test_the_strongest_attack_is_counted_on_images_right_on_clean() -> None:
+    idx = np.arange(4)
+    clean = (idx, np.array([1, 1, 0, 0], bool))  # images 2 and 3 are wrong before any attack
+    a = ("A", idx, np.array([0, 1, 0, 0], bool))  # breaks image 0
+    b = ("B", idx, np.array([1, 1, 0, 0], bool))  # breaks nothing the model got right
+    assert best_known.combine([a, b], clean)[2] == "A"
+    assert best_known.combine([b], clean)[2] == ""
+    assert best_known.combine([a, b])[2] == "A", "without the clean record every miss counts"

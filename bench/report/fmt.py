@@ -26,6 +26,22 @@ def pgd_name(rows: pd.DataFrame) -> str:
     return f"PGD-{steps[0]}" if len(steps) == 1 else "PGD"
 
 
+ATTACK_NAMES = {
+    "fgsm": "FGSM",
+    "autoattack": "AutoAttack",
+    "transfer_pgd": "transfer PGD",
+    "bpda_pgd": "BPDA",
+    "eot_pgd": "EOT",
+    "look_pgd": "misdirection",
+    "smooth_transfer": "smooth transfer",
+}
+
+
+def attack_name(condition: str, steps: int) -> str:
+    """How a report names an attack: 'PGD-10', 'BPDA', 'AutoAttack'."""
+    return f"PGD-{steps}" if condition == "pgd" else ATTACK_NAMES.get(condition, condition)
+
+
 def pct(v: float | None, best: float | None = None) -> str:
     """A fraction as a percentage with one decimal, bold when it equals `best`; '–' when missing."""
     if v is None or (isinstance(v, float) and math.isnan(v)) or pd.isna(v):

@@ -44,8 +44,8 @@ CAPTION = (
     "so several bold entries are a tie and none means no accuracy stands out; the lowest GMACs "
     "and parameters; a speed only if 1.3× ahead of the next (timing noise). mCE is not marked. "
     "Best-known: an image counts as robust only if it survived every strict attack run on it at "
-    "4/255, on the images all of them ran on (see Adversarial robustness); it is marked only among "
-    "figures that include AutoAttack, since one without it is an upper bound from weaker attacks."
+    "4/255, on the images all of them ran on (see Adversarial robustness); * marks one without "
+    "AutoAttack where others include it: an upper bound from weaker attacks, never in bold."
 )
 
 
@@ -86,7 +86,7 @@ def values(
     )
     put("AutoAttack L∞ 4/255 (%)", att[att.condition == "autoattack"], "accuracy")
     b = best if best is not None else pd.DataFrame(columns=[*best_known.CELL, *best_known.COLUMNS])
-    b = b[((b.epsilon - HEADLINE_EPS).abs() < 1e-9) & (b.norm == "linf")]
+    b = best_known.at_headline(b)
     put(BEST, b, "accuracy")
     got = out.merge(
         b[["dataset", "model", "exit", "attacks"]], how="left", on=["dataset", "model", "exit"]
@@ -163,7 +163,8 @@ def _format(v: float, column: str, t: pd.Series, images: Records) -> str:
         lo, hi = significance.corruption_interval(t, images)
         return f"{100 * v + 1e-9:.1f}" + ("" if pd.isna(lo) else f" ({pct(lo)}–{pct(hi)})")
     if fmt is None:
-        return pct_interval(int(t[f"n_correct {column}"]), int(t[f"n_images {column}"]))
+        shown = pct_interval(int(t[f"n_correct {column}"]), int(t[f"n_images {column}"]))
+        return shown + ("*" if column == BEST and not t[f"ranked {BEST}"] else "")
     return fmt.format(v)
 
 
@@ -179,9 +180,8 @@ def _marks(t: pd.DataFrame, column: str, runs: list[str], images: Records) -> se
         return significance.bold_corruption(list(s), list(t[f"row_key {column}"]), images)
     if column not in ("GMACs", "params (M)"):
         k, n, keys = (list(t[f"{c} {column}"]) for c in COUNTS)
-        if column == BEST:  # ranked only among figures that combine the same most attacks
-            ok = best_known.comparable(list(t[f"attacks {BEST}"]))
-            k = [v if keep else math.nan for v, keep in zip(k, ok)]
+        if column == BEST:
+            k = [v if ok else math.nan for v, ok in zip(k, t[f"ranked {BEST}"])]
         return significance.bold_counts(k, n, keys, images)
     tied = {i for i, v in s.items() if v == s.min()}
     return set() if len(tied) == s.notna().sum() else tied
@@ -212,6 +212,7 @@ def section(df: pd.DataFrame, baseline: str | None, images: Records | None = Non
         )
         runs = sorted({r for r in t["run latency (ms)"] if isinstance(r, str)})
         t = t.reset_index(drop=True)
+        t[f"ranked {BEST}"] = best_known.comparable(list(t[f"attacks {BEST}"]))
         for c in COLUMNS:
             marks = _marks(t, c, runs, images or {})
             cells = [_format(t.at[i, c], c, t.loc[i], images or {}) for i in t.index]

@@ -24,7 +24,7 @@ from bench.report import (
     significance,
 )
 from bench.report.figures import accuracy_vs_eps, accuracy_vs_gmacs
-from bench.report.fmt import md_table, pgd_name
+from bench.report.fmt import ATTACK_NAMES, md_table, pgd_name
 from bench.report.sanity import attack_findings
 from bench.report.stats import pct_interval
 from bench.report.tables import clean_table, current, latest, load_results
@@ -203,7 +203,7 @@ def _headline_columns(
         "AutoAttack": pick("autoattack"),
         "transfer PGD": pick("transfer_pgd"),
         PAPER_COLUMN: pick("paper_pgd"),
-        **{best_known.NAMES[a]: pick(a) for a in ADAPTIVE if (at.condition == a).any()},
+        **{ATTACK_NAMES[a]: pick(a) for a in ADAPTIVE if (at.condition == a).any()},
         BEST_COLUMN: best.set_index(["model", "exit"])[[*COUNTED, "attacks"]],
     }
 
@@ -223,15 +223,16 @@ def _headline_rows(
     ]
     for c, s in cols.items():
         got = s.reindex(keys)
-        k, bold = list(got.n_correct), set()
-        if c == BEST_COLUMN:  # ranked only among figures that combine the same most attacks
-            ok = best_known.comparable(list(got.attacks))
-            k = [v if keep else math.nan for v, keep in zip(k, ok)]
+        counts, bold, star = list(got.n_correct), set(), [False] * len(keys)
+        if c == BEST_COLUMN:
+            ranked = best_known.comparable(list(got.attacks))
+            star = [not ok for ok in ranked]
+            counts = [v if ok else math.nan for v, ok in zip(counts, ranked)]
         if c != PAPER_COLUMN:
-            bold = significance.bold_counts(k, list(got.n_images), list(got.row_key), images)
+            bold = significance.bold_counts(counts, list(got.n_images), list(got.row_key), images)
         for i, (k, n) in enumerate(zip(got.n_correct, got.n_images)):
-            shown = "–" if pd.isna(k) else _bold(pct_interval(int(k), int(n)), i in bold)
-            rows[i][c + " (%)"] = shown
+            text = pct_interval(int(k), int(n)) + ("*" if star[i] else "") if pd.notna(k) else ""
+            rows[i][c + " (%)"] = _bold(text, i in bold) if text else "–"
     return rows
 
 
@@ -263,9 +264,9 @@ def _best_lines(best: pd.DataFrame) -> list[str]:
         return []
     return [
         "Best-known: an image counts as robust only if it survived every strict attack run on it "
-        "here, on the images all of them ran on (computed from per_image.csv). It is marked only "
-        "among figures that include AutoAttack: one without it is an upper bound from weaker "
-        "attacks. It combines:",
+        "here, on the images all of them ran on (computed from per_image.csv); * marks one without "
+        "AutoAttack where others include it: an upper bound from weaker attacks, never in bold. "
+        "It combines:",
         "",
         *lines,
         "",
@@ -281,7 +282,7 @@ def _headline_table(
     best: pd.DataFrame,
 ) -> list[str]:
     """The robust-accuracy table at 4/255 with its image counts and notes."""
-    best = best[((best.epsilon - HEADLINE_EPS).abs() < 1e-9) & (best.norm == "linf")]
+    best = best_known.at_headline(best)
     clean = clean_rows.set_index(["model", "exit"])[COUNTED]
     rows = _headline_rows(att, _headline_columns(at, clean, _pgd(att), best), images)
     shown = pd.DataFrame(rows)
