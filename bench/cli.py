@@ -23,6 +23,7 @@ EXAMPLES = {
     "--n-images 500",
     "flops": "bench flops mgnet_r18 resnet18",
     "report": "bench report results/default",
+    "exits": "bench exits results/default --tau 0.5 0.9 0.99",
 }
 
 
@@ -233,6 +234,27 @@ def _add_report(sp: argparse._SubParsersAction) -> None:
     )
 
 
+def _add_exits(sp: argparse._SubParsersAction) -> None:
+    """The options of `bench exits`."""
+    c = _sub(
+        sp,
+        "exits",
+        "Early exits: accuracy and mean GMACs of a multi-exit model that stops at the first exit "
+        "whose confidence reaches τ, from a run's stored records (no model is run).",
+    )
+    c.add_argument("run", type=Path, help="a run folder written by `bench run`")
+    c.add_argument(
+        "--tau", type=float, nargs="+", required=True, help="confidence thresholds in (0, 1]"
+    )
+    c.add_argument("--models", nargs="+", help="multi-exit models (default: all of the run's)")
+    c.add_argument(
+        "--measure",
+        choices=("msp", "entropy"),
+        default="msp",
+        help="largest softmax probability (default) or 1 − normalized entropy",
+    )
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with its usage errors as one line, like every other error of bench."""
 
@@ -255,6 +277,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_run(sp)
     _add_flops(sp)
     _add_report(sp)
+    _add_exits(sp)
     return p
 
 
@@ -511,6 +534,13 @@ def _cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_exits(a: argparse.Namespace) -> int:
+    from bench.report.early_exit_section import policy_table
+
+    print(policy_table(a.run, a.tau, a.models, a.measure))
+    return 0
+
+
 COMMANDS = {
     "models": _cmd_models,
     "suites": _cmd_suites,
@@ -519,6 +549,7 @@ COMMANDS = {
     "run": _cmd_run,
     "flops": _cmd_flops,
     "report": _cmd_report,
+    "exits": _cmd_exits,
 }
 
 

@@ -39,6 +39,9 @@ class Correct:
     # over a cell
     robust_after: tuple[tuple[int, str, int], ...] = ()
     indicators: Indicators = ()
+    # (2, E, N) per-exit confidences (bench/store/confidence.py) of a multi-exit model's clean or
+    # corruption cell; None elsewhere
+    confidence: np.ndarray | None = None
 
     def seconds_of(self, t: int, n_rows: int) -> float:
         """Seconds on exit t's row: its measured share, else an even split over the cell's rows."""
@@ -65,6 +68,7 @@ def merge(
     exit_seconds: np.ndarray | None = None
     robust_after: dict[tuple[int, str], int] = {}
     found: Tally = {}
+    conf: np.ndarray | None = None
     for pos, part in parts:
         if part is None:
             continue
@@ -78,6 +82,10 @@ def merge(
             robust_after[t, name] = robust_after.get((t, name), 0) + k
         for t, check, k, n in part.indicators:
             tally(found, t, check, k, n)
+        if part.confidence is not None:
+            if conf is None:
+                conf = np.zeros((part.confidence.shape[0], n_exits, len(indices)), np.float32)
+            conf[:, :, pos] = part.confidence
         if part.exit_seconds is not None:
             exit_seconds = (
                 part.exit_seconds
@@ -107,4 +115,5 @@ def merge(
         exit_seconds,
         tuple((t, name, k) for (t, name), k in robust_after.items()),
         tuple((t, c, k, n) for (t, c), (k, n) in sorted(found.items())),
+        conf,
     )

@@ -27,6 +27,7 @@ from bench.core.conditions import Condition
 from bench.core.errors import BenchError
 from bench.core.seeds import image_seeds
 from bench.data import ImageSet, iter_batches, to_unit
+from bench.evaluation.confidence import exit_confidence
 from bench.evaluation.correct import Correct, Tally, shares, tally
 from bench.fast import cpu_kernels
 from bench.fast.precision import autocast
@@ -84,31 +85,46 @@ def _check_logits(logits: object, n: int) -> None:
         raise BenchError(f"model returned {shape}; expected per-exit logits (E, {n}, K)")
 
 
+def exit_logits(
+    model: torch.nn.Module, x: torch.Tensor, n: int, precision: str = "fp32"
+) -> torch.Tensor:
+    """(E, N, K) logits of every exit from one pass, checked for shape."""
+    with torch.inference_mode(), autocast(precision, x.device):
+        logits = model.exits(x).logits
+    _check_logits(logits, n)
+    return logits
+
+
+def hits_of(logits: torch.Tensor, labels: np.ndarray) -> np.ndarray:
+    """(E, N) bool: whether each exit's logits classify each image right."""
+    return (predictions(logits).cpu() == torch.from_numpy(labels)[None]).numpy()
+
+
 def exit_hits(
     model: torch.nn.Module, x: torch.Tensor, labels: np.ndarray, precision: str = "fp32"
 ) -> np.ndarray:
     """(E, N) bool: whether each exit classifies each image right."""
-    with torch.inference_mode(), autocast(precision, x.device):
-        logits = model.exits(x).logits
-    _check_logits(logits, len(labels))
-    return (predictions(logits).cpu() == torch.from_numpy(labels)[None]).numpy()
+    return hits_of(exit_logits(model, x, len(labels), precision), labels)
 
 
 def score_images(job: Job) -> Correct:
-    """Every exit on the images as they are (clean or already corrupted), one pass per batch."""
+    """Every exit on the images as they are (clean or already corrupted), one pass per batch; a
+    multi-exit model's per-exit confidences too, for early-exit policies."""
     model = job.model.eval()
     start = time.perf_counter()
-    out = [
-        exit_hits(model, to_unit(imgs, job.device), labels, job.precision)
-        for _, imgs, labels in job.batches()
-    ]
+    hits, conf = [], []
+    for _, imgs, labels in job.batches():
+        logits = exit_logits(model, to_unit(imgs, job.device), len(labels), job.precision)
+        hits.append(hits_of(logits, labels))
+        conf.append(exit_confidence(logits))
     e = model.n_exits
     return Correct(
         job.indices,
-        np.concatenate(out, axis=1),
+        np.concatenate(hits, axis=1),
         time.perf_counter() - start,
         np.full(e, len(job.indices)),
         np.zeros(e, dtype=np.int64),
+        confidence=np.concatenate(conf, axis=2) if e > 1 and conf else None,
     )
 
 

@@ -16,7 +16,7 @@ from bench.evaluation.context import Context
 from bench.evaluation.correct import Correct
 from bench.evaluation.state import remove_state, state_path
 from bench.evaluation.task import Task
-from bench.store import per_image
+from bench.store import confidence, per_image
 from bench.store.checks import CheckRow, append_checks
 from bench.store.provenance import utc_now
 from bench.store.results import Row, append_rows
@@ -150,6 +150,11 @@ def write_cell(ctx: Context, task: Task, correct: Correct, speeds: dict[int, Spe
         ctx.out / "per_image.csv",
         [(r, task.indices, correct.correct[t - 1]) for r, t in zip(rows, task.wanted)],
     )
+    if correct.confidence is not None:
+        confidence.append(
+            ctx.out / "confidence.csv",
+            [(r, correct.confidence[:, t - 1]) for r, t in zip(rows, task.wanted)],
+        )
     append_checks(ctx.checks, _check_rows(ctx, task, correct))
     append_rows(ctx.results, rows)  # last: a cell killed before this line is run again whole
     # every rank's, of any world size an interrupted launch had

@@ -142,3 +142,32 @@ def corruption_heatmap(rows: pd.DataFrame, path: Path, title: str) -> Path:
     fig.colorbar(im, ax=ax, label="accuracy (%)")
     ax.set_title(title, fontsize=9)
     return save(fig, path)
+
+
+def policy_curves(
+    curves: dict[str, pd.DataFrame], static: pd.DataFrame, path: Path, title: str
+) -> Path:
+    """Accuracy against average GMACs of an early-exit policy over τ (one line per image set),
+    beside every model's fixed exits on clean images (markers)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    shades = plt.cm.Greys([0.35 + 0.13 * i for i in range(len(curves))])
+    for i, (label, c) in enumerate(curves.items()):
+        colour = "tab:red" if label == "clean" else shades[i]
+        ax.plot(c.gmacs, 100 * c.accuracy, color=colour, label=f"policy, {label}", lw=1.4)
+    for model, g in static.groupby("model", sort=True):
+        colour, marker = FAMILY_STYLE.get(g.family.iloc[0], ("tab:purple", "D"))
+        ax.plot(
+            g.gmacs,
+            100 * g.accuracy,
+            marker=marker,
+            color=colour,
+            linestyle="none",
+            label=f"{model}, fixed exits (clean)",
+        )
+        _interval_bars(ax, g.gmacs, g, colour, 0.6)
+    ax.set_xlabel("average GMACs per image")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    return save(fig, path)

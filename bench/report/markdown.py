@@ -1,7 +1,7 @@
 """report.md and report.html: tables and figures of one run, rebuilt from its stored results alone.
 
-Inputs: results.csv, plus per_image.csv, checks.csv and glimpses.csv (with examples/) when the run
-wrote them.
+Inputs: results.csv, plus per_image.csv, checks.csv, confidence.csv and glimpses.csv (with
+examples/) when the run wrote them. Besides the report it writes early_exit.csv.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from bench.core.conditions import ADAPTIVE, HEADLINE_EPS
 from bench.report import (
     best_known,
     corruption_section,
+    early_exit_section,
     glimpse_figure,
     headline,
     html,
@@ -490,7 +491,7 @@ def _sanity_section(df: pd.DataFrame, run_dir: Path, images: Records) -> list[st
     return lines + ([""] if info else [])
 
 
-def _load(run_dir: Path, baseline: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def load_run(run_dir: Path, baseline: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All stored rows and the current ones, refusing a missing, empty or unknown input."""
     from bench.core.errors import BenchError, unknown
 
@@ -520,7 +521,7 @@ def _intro(run_dir: Path) -> list[str]:
     ]
 
 
-def _per_image_records(df: pd.DataFrame, run_dir: Path) -> Records:
+def checked_per_image(df: pd.DataFrame, run_dir: Path) -> Records:
     """per_image.csv, refused where a record disagrees with its row in results.csv.
 
     An edited record would silently change the tables computed on shared images.
@@ -570,12 +571,13 @@ def build(run_dir: Path, baseline: str | None = None) -> Path:
 
     `baseline` names the model mCE is normalised by (default: the run's ResNet baseline).
     """
-    stored, df = _load(run_dir, baseline)
-    images = _per_image_records(df, run_dir)
+    stored, df = load_run(run_dir, baseline)
+    images = checked_per_image(df, run_dir)
     lines = _intro(run_dir)
     lines += headline.section(df, baseline, images)
     lines += _clean_section(df, run_dir, images)
     lines += corruption_section.section(df, run_dir, baseline, images)
+    lines += early_exit_section.section(df, run_dir, images)
     lines += _attack_section(df, run_dir, images)
     lines += _glimpse_section(df, run_dir)
     lines += _sanity_section(df, run_dir, images)

@@ -1,0 +1,92 @@
+"""Early exits: the confidence-threshold policy on hand-made confidences, the stored confidences,
+and `bench exits` refusing what it cannot evaluate."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bench.cli import main
+from bench.core.errors import BenchError
+from bench.evaluation.confidence import exit_confidence
+from bench.report import early_exit as ee
+from bench.store import confidence
+from tests.test_cli import _fails
+from tests.test_results import make_row
+
+# 3 exits, 4 images; exit costs 1, 2, 4 GMACs
+CORRECT = np.array([[1, 0, 0, 1], [1, 1, 0, 0], [1, 1, 1, 0]], bool)
+MSP = np.array([[0.95, 0.50, 0.30, 0.60], [0.99, 0.80, 0.40, 0.70], [0.99, 0.90, 0.50, 0.80]])
+DATA = ee.ExitData(CORRECT, np.stack([MSP, MSP]), np.array([1.0, 2.0, 4.0]))
+
+
+def test_the_policy_takes_the_first_confident_exit() -> None:
+    assert ee.exits_taken(MSP, 0.75).tolist() == [0, 1, 2, 2]
+    o = ee.outcome(DATA, 0.75)
+    # right: image 0 at exit 1, image 1 at exit 2, image 2 at exit 3; image 3 wrong at exit 3
+    assert (o.n_correct, o.n_images) == (3, 4)
+    assert o.gmacs == pytest.approx((1 + 2 + 4 + 4) / 4) and o.exit == pytest.approx(9 / 4)
+
+
+def test_tau_one_is_the_last_exit_and_a_tiny_tau_the_first() -> None:
+    last, first = ee.outcome(DATA, 1.0), ee.outcome(DATA, 0.001)
+    assert (last.n_correct, last.gmacs, last.exit) == (3, 4.0, 3.0)
+    assert (first.n_correct, first.gmacs, first.exit) == (2, 1.0, 1.0)
+    c = ee.curve(DATA)
+    assert c.gmacs.is_monotonic_increasing and c.tau.iloc[-1] == 1.0
+
+
+@pytest.mark.parametrize("tau", [0.0, -0.1, 1.5, math.nan])
+def test_a_tau_outside_the_unit_interval_is_refused(tau: float) -> None:
+    with pytest.raises(BenchError, match=r"τ must be in \(0, 1\]"):
+        ee.outcome(DATA, tau)
+
+
+def test_confidences_are_the_softmax_maximum_and_one_minus_normalized_entropy() -> None:
+    logits = torch.tensor([[[0.0, 0.0], [10.0, -10.0]]])  # 1 exit, 2 images, 2 classes
+    conf = exit_confidence(logits)
+    assert conf.shape == (2, 1, 2)
+    assert conf[0, 0].tolist() == pytest.approx([0.5, 1.0]) and conf[1, 0, 0] == pytest.approx(0)
+    assert conf[1, 0, 1] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_stored_confidences_round_trip_at_a_resolution_of_a_thousandth(tmp_path: Path) -> None:
+    assert confidence.encode(np.array([0.0, 0.12349, 0.9996, 1.0])) == "000123999999"
+    rows = [make_row(exit=1), make_row(exit=2)]
+    values = [np.array([[0.5, 0.99], [0.1, 0.2]]), np.array([[0.25, 1.0], [0.0, 0.3]])]
+    confidence.append(tmp_path / "c.csv", zip(rows, values))
+    back = confidence.read(tmp_path / "c.csv")
+    from bench.store.per_image import row_key
+
+    got = back[row_key(rows[1])]
+    assert got.tolist() == [[0.25, 0.999], [0.0, 0.3]]
+    line = (tmp_path / "c.csv").read_text().splitlines()[1]
+    assert len(line.split(",")[1]) == 3 * 2, "3 bytes per image and measure"
+
+
+def test_early_exits_end_to_end_and_bad_input(
+    trained: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    run = ["run", "--suite", "smoke", "--models", "mgnet_tiny", "resnet_tiny", "--out", str(out)]
+    assert main(run + ["--n-images", "8"]) == 0
+    conf = confidence.read(out / "confidence.csv")
+    assert len(conf) == 2 * 4, "clean and fog, at each of MGNet's 4 exits; none for the ResNet"
+    report = (out / "report.md").read_text()
+    assert "## Early exits" in report and "early_exit_mgnet_tiny.png" in report
+    csv = (out / "early_exit.csv").read_text().splitlines()
+    assert csv[0].startswith("dataset,model,weights,condition,severity,measure,tau")
+    capsys.readouterr()
+    assert main(["exits", str(out), "--tau", "0.5", "1"]) == 0
+    table = capsys.readouterr().out
+    assert "| mgnet_tiny | 1 | clean (8) |" in table and "all corruptions (8)" in table
+    before = sorted(p.name for p in out.iterdir())
+    _fails(["exits", str(out), "--tau", "1.5"], capsys, "τ must be in (0, 1]")
+    _fails(["exits", str(out), "--tau", "0.9", "--models", "resnet_tiny"], capsys, "one exit")
+    (out / "confidence.csv").rename(tmp_path / "moved.csv")
+    _fails(["exits", str(out), "--tau", "0.9"], capsys, "holds no per-exit confidences")
+    assert sorted(p.name for p in out.iterdir()) == [n for n in before if n != "confidence.csv"]
