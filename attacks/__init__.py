@@ -14,6 +14,7 @@ from typing import Any, Literal
 from bench.attacks.adaptive import AdaptivePGD
 from bench.attacks.autoattack import AutoAttack
 from bench.attacks.base import Attack, LogitsGuard, PassCounter, attack_mode, check_args, project
+from bench.attacks.exit_policy import ExitPolicyPGD
 from bench.attacks.fgsm import FGSM
 from bench.attacks.paper_pgd import PaperPGD
 from bench.attacks.pgd import PGD
@@ -22,7 +23,7 @@ from bench.core.conditions import Condition
 from bench.core.errors import BenchError
 from bench.core.registry import Registry
 
-Mode = Literal["white_box", "transfer", "cascade"]
+Mode = Literal["white_box", "transfer", "cascade", "dynamic"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,13 +32,15 @@ class AttackEntry:
 
     white_box: crafted on the model being scored (under the strict protocol, on each exit's own
     view); transfer: crafted on another model of the run; cascade: a sequence of attacks that
-    returns per-image robust flags (AutoAttack). `needs_sampler`: it attacks through a glimpse
-    sampler, so a model that declares none skips it, with a line saying so.
+    returns per-image robust flags (AutoAttack); dynamic: one attack on all exits of a multi-exit
+    model run with an early-exit policy. `needs_sampler`: it attacks through a glimpse sampler;
+    `needs_exits`: it needs several exits. A model without skips it, with a line saying so.
     """
 
     build: Callable[[Condition], Any]
     mode: Mode
     needs_sampler: bool = False
+    needs_exits: bool = False
 
 
 def _torchattacks_pgd(c: Condition) -> TorchattacksAttack:
@@ -93,6 +96,16 @@ ATTACKS.register("autoattack@pyautoattack", AttackEntry(_autoattack, "cascade"))
 # the adaptive attacks (attacks/adaptive.py): each exit attacked through its own view, as PGD
 for _name in ("bpda_pgd", "eot_pgd", "look_pgd"):
     ATTACKS.register(_name, AttackEntry(_adaptive, "white_box", needs_sampler=True))
+# attacks on the early-exit policy (attacks/exit_policy.py): all exits at once
+for _name, _goal in (("exit_union_pgd", "union"), ("slowdown_pgd", "slowdown")):
+    ATTACKS.register(
+        _name,
+        AttackEntry(
+            lambda c, g=_goal: ExitPolicyPGD(c.epsilon, c.step_size, c.steps, g),
+            "dynamic",
+            needs_exits=True,
+        ),
+    )
 ATTACKS.register(
     "smooth_transfer",
     AttackEntry(lambda c: _adaptive(c, route="smooth"), "white_box", needs_sampler=True),
@@ -120,12 +133,18 @@ def needs_sampler(cond: Condition) -> bool:
     return cond.kind == "attack" and entry(cond).needs_sampler
 
 
+def needs_exits(cond: Condition) -> bool:
+    """Whether a condition's attack needs a model with several exits (False for clean images)."""
+    return cond.kind == "attack" and entry(cond).needs_exits
+
+
 __all__ = [
     "ATTACKS",
     "AdaptivePGD",
     "Attack",
     "AttackEntry",
     "AutoAttack",
+    "ExitPolicyPGD",
     "FGSM",
     "LogitsGuard",
     "PGD",
@@ -137,6 +156,7 @@ __all__ = [
     "check_args",
     "entry",
     "mode",
+    "needs_exits",
     "needs_sampler",
     "project",
 ]

@@ -599,10 +599,13 @@ def test_attack_suite_end_to_end(
         ("eot_pgd", "linf", "strict"),
         ("look_pgd", "linf", "strict"),
         ("smooth_transfer", "linf", "strict"),
+        ("exit_union_pgd", "linf", "strict"),
+        ("slowdown_pgd", "linf", "strict"),
     } == kinds
     adaptive = [r for r in rows if r.condition in ADAPTIVE]
     assert {(r.model, r.exit) for r in adaptive} == {("mgnet_tiny", 4)}, "last exit, sampler only"
     assert "skip resnet_tiny bpda_pgd: it attacks through a glimpse sampler" in caplog.text
+    assert "skip resnet_tiny slowdown_pgd: it attacks an early-exit policy" in caplog.text
     assert not any(r.condition == "transfer_pgd" for r in rows if r.model == "resnet_tiny"), (
         "no self-transfer"
     )
@@ -649,7 +652,8 @@ def test_attack_suite_end_to_end(
     assert (
         "Paper protocol vs strict protocol" in report and "accuracy_vs_eps_pgd_linf.png" in report
     )
-    assert "best-known L∞ 4/255 (%)" in report and "`mgnet_tiny` exit 4: 8 attacks" in report
+    assert "best-known L∞ 4/255 (%)" in report and "`mgnet_tiny` exit 4: 10 attacks" in report
+    assert "under slow-down PGD 4/255" in report
     assert "generated on the fly" in report and "(partial)" not in report, (
         "torch and reference rows form one sweep"
     )

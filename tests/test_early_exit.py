@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from bench.attacks.exit_policy import ExitPolicyPGD, ExitStack
 from bench.cli import main
 from bench.core.errors import BenchError
 from bench.evaluation.confidence import exit_confidence
+from bench.models.base import BenchModel, Exits
 from bench.report import early_exit as ee
 from bench.store import confidence
 from tests.test_cli import _fails
@@ -90,3 +92,45 @@ def test_early_exits_end_to_end_and_bad_input(
     (out / "confidence.csv").rename(tmp_path / "moved.csv")
     _fails(["exits", str(out), "--tau", "0.9"], capsys, "holds no per-exit confidences")
     assert sorted(p.name for p in out.iterdir()) == [n for n in before if n != "confidence.csv"]
+
+
+class TwoExits(BenchModel):
+    """Exit 1 is as sure as the image is bright away from 0.5; exit 2 always answers class 0."""
+
+    def __init__(self) -> None:
+        super().__init__(None, None)
+
+    @property
+    def n_exits(self) -> int:
+        return 2
+
+    def exits_upto(self, x: torch.Tensor, n: int) -> Exits:
+        d = 20 * (x.mean((1, 2, 3)) - 0.5)
+        first = torch.stack([d, -d], 1)
+        second = torch.stack([torch.ones_like(d), -torch.ones_like(d)], 1)
+        return Exits(torch.stack([first, second])[:n])
+
+
+@pytest.mark.parametrize("goal", ["union", "slowdown"])
+def test_attacks_on_the_policy_stay_in_the_ball(goal: str) -> None:
+    x = torch.full((6, 1, 4, 4), 0.55) + torch.linspace(-0.02, 0.02, 6).view(-1, 1, 1, 1)
+    y = torch.zeros(6, dtype=torch.long)
+    eps = 8 / 255
+    x_adv = ExitPolicyPGD(eps, eps / 4, 10, goal)(
+        ExitStack(TwoExits()), x, y, seeds=torch.arange(6)
+    )
+    assert (x_adv - x).abs().max() <= eps + 1e-6 and 0 <= x_adv.min() and x_adv.max() <= 1
+
+
+def test_the_slowdown_attack_sends_images_to_the_later_exit() -> None:
+    model, eps = TwoExits(), 12 / 255
+    x = torch.full((6, 1, 4, 4), 0.56) + torch.linspace(-0.01, 0.01, 6).view(-1, 1, 1, 1)
+    y = torch.zeros(6, dtype=torch.long)
+    x_adv = ExitPolicyPGD(eps, eps / 4, 10, "slowdown")(
+        ExitStack(model), x, y, seeds=torch.arange(6)
+    )
+    with torch.no_grad():
+        before = exit_confidence(model.exits(x).logits)[0]
+        after = exit_confidence(model.exits(x_adv).logits)[0]
+    assert ee.exits_taken(before, 0.8).mean() == 0, "every image stops early when clean"
+    assert ee.exits_taken(after, 0.8).mean() == 1, "every attacked image goes on to exit 2"

@@ -152,6 +152,25 @@ def adaptive(name: str, eps: float = HEADLINE_EPS, steps: int = 10, eot: int = 4
     )
 
 
+EXIT_POLICY = ("exit_union_pgd", "slowdown_pgd")  # attacks on the early-exit policy
+
+
+def exit_policy(name: str, eps: float = HEADLINE_EPS, steps: int = 10) -> Condition:
+    """An attack on a multi-exit model's early-exit policy, with PGD's step for its step count."""
+    if name not in EXIT_POLICY:
+        raise BenchError(f"unknown early-exit attack {name!r} (known: {', '.join(EXIT_POLICY)})")
+    return Condition(
+        kind="attack",
+        name=name,
+        source="bench",
+        protocol="strict",
+        norm="linf",
+        epsilon=eps,
+        steps=steps,
+        step_size=pgd_step(eps, steps),
+    )
+
+
 PAPER_PGD = Condition(
     kind="attack",
     name="paper_pgd",

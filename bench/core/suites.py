@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from bench.core.conditions import (
     ADAPTIVE,
     CLEAN,
+    EXIT_POLICY,
     HEADLINE_EPS,
     L2_EPS,
     LINF_EPS,
@@ -15,6 +16,7 @@ from bench.core.conditions import (
     adaptive,
     autoattack,
     corruption,
+    exit_policy,
     fgsm,
     pgd,
     transfer,
@@ -44,6 +46,7 @@ def _attack_sweep(n: int | None, n_aa: int | None, aa_last_only: bool = False) -
         + tuple(Cell(pgd(e), n) for e in LINF_EPS)
         + tuple(Cell(pgd(e, "l2"), n) for e in L2_EPS)
         + (Cell(PAPER_PGD, n), Cell(transfer(), n), Cell(autoattack(), n_aa, aa_last_only))
+        + tuple(Cell(exit_policy(a), n) for a in EXIT_POLICY)
     )
 
 
@@ -85,7 +88,8 @@ SUITE_HELP = {
     "corruptions_rendered": "the 15 x 5 from pre-rendered ImageNet100-C files (--corruption-root), "
     "read without resize or crop",
     "attacks": "FGSM and PGD-10 L∞ at 0-16/255, PGD-10 L2 at 0-1, paper PGD, transfer from the "
-    "ResNet baseline (1,000 images), AutoAttack standard L∞ 4/255 (200 images)",
+    "ResNet baseline, the two attacks on a multi-exit model's early-exit policy at 4/255 (1,000 "
+    "images), AutoAttack standard L∞ 4/255 (200 images)",
     "paper": "the official MGNet PGD beside strict PGD at the same nominal ε",
     "default": "clean (all images), 15 x 5 corruptions on 300 images, the attack sweep on 500 "
     "images; AutoAttack and the four adaptive attacks (10 steps, EOT over 2 placements) at 4/255 "

@@ -159,7 +159,8 @@ def resolve(
     input), with a line saying why.
 
     AutoAttack switches to its `rand` version (EOT) for a model whose evaluation is not
-    deterministic. An attack through the glimpse sampler skips a model that declares none.
+    deterministic. An attack through the glimpse sampler skips a model that declares none; an
+    attack on an early-exit policy, a model with one exit.
     """
     from bench.attacks.glimpse_control import samplers
 
@@ -167,6 +168,14 @@ def resolve(
         log.warning(
             "skip %s %s: it attacks through a glimpse sampler, and %s declares none "
             "(docs/attacks.md says how a model declares one)",
+            target.card.name,
+            cond.name,
+            target.card.name,
+        )
+        return None
+    if attacks.needs_exits(cond) and target.model.n_exits < 2:
+        log.warning(
+            "skip %s %s: it attacks an early-exit policy, and %s has one exit",
             target.card.name,
             cond.name,
             target.card.name,

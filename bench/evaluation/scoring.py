@@ -284,6 +284,35 @@ def score_transfer(job: Job) -> Correct:
     return _one_attack_for_all(job, score_batch)
 
 
+def score_dynamic(job: Job) -> Correct:
+    """Attacks on an early-exit policy: one attack on all exits at once; per exit, right on clean
+    and attacked images, with the attacked images' confidences, so the report scores any τ."""
+    from bench import attacks
+    from bench.attacks.exit_policy import ExitStack
+
+    atk, model, tag, e = attacks.build(job.cond), job.model, _seed_tag(job.cond), job.model.n_exits
+    correct, conf, passes = [], [], np.zeros(2, dtype=np.int64)
+    start = time.perf_counter()
+    for idx, imgs, labels in job.batches():
+        x, y = to_unit(imgs, job.device), torch.from_numpy(labels).to(job.device)
+        counter = attacks.PassCounter(ExitStack(model))
+        with true_gradient(model), attacks.attack_mode(model):
+            x_adv = atk(counter, x, y, seeds=_seeds(job.seed, idx, tag, 0))
+            clean = hits_of(exit_logits(model, x, len(labels)), labels)
+            logits = exit_logits(model, x_adv, len(labels))
+        correct.append(clean & hits_of(logits, labels))
+        conf.append(exit_confidence(logits))
+        passes += (counter.n_forward + 2 * len(idx), counter.n_backward)
+    return Correct(
+        job.indices,
+        np.concatenate(correct, axis=1),
+        time.perf_counter() - start,
+        np.full(e, passes[0]),
+        np.full(e, passes[1]),
+        confidence=np.concatenate(conf, axis=2),
+    )
+
+
 def small_batch_kernels(view: torch.nn.Module, x: torch.Tensor) -> Callable:
     """The context AutoAttack enters around each chunk: PyTorch's own convolutions for the few
     images still robust on a CPU (bench/fast/cpu_kernels.py), from the model's largest convolution,
@@ -355,6 +384,7 @@ SCORERS: dict[tuple[str, str, str], Scorer] = {
     ("attack", "strict", "transfer"): score_transfer,
     ("attack", "strict", "cascade"): score_cascade,
     ("attack", "paper", "white_box"): score_paper,
+    ("attack", "strict", "dynamic"): score_dynamic,
 }
 
 

@@ -4,7 +4,8 @@ from stored per-image records alone (torch-free).
 Per image, the exit taken is the first whose confidence (largest softmax probability, or 1 −
 normalized entropy) is at least τ, else the last; the image is right if that exit is right, and
 costs that exit's GMACs. τ = 1 is the last exit (stored confidences stay below 1), and τ near 0
-the first. A sweep over τ gives accuracy against average compute, clean and per corruption.
+the first. A sweep over τ gives accuracy against average compute, clean, per corruption, and
+under the attacks on the policy (attacks/exit_policy.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bench.core.conditions import EXIT_POLICY, HEADLINE_EPS
 from bench.core.errors import BenchError
 from bench.report.tables import latest
 from bench.store.confidence import MEASURES
@@ -93,9 +95,11 @@ def matched_tau(d: ExitData, gmacs: float, measure: str = "msp") -> float:
 def cells(
     df: pd.DataFrame, model: str, images: Records, confidence: dict[str, np.ndarray]
 ) -> dict[tuple[str, int], ExitData]:
-    """(condition, severity) -> ExitData of a model's clean and corruption cells whose every exit
-    has its per-image and confidence records (one pass scored all exits: same images)."""
-    rows = latest(df[(df.model == model) & df.kind.isin(["clean", "corruption"])])
+    """(condition, severity) -> ExitData of a model's clean and corruption cells, and of the
+    attacks on its policy at the headline ε, whose every exit has its per-image and confidence
+    records (one pass or one attack scored all exits: the same images)."""
+    on_policy = df.condition.isin(EXIT_POLICY) & ((df.epsilon - HEADLINE_EPS).abs() < 1e-9)
+    rows = latest(df[(df.model == model) & (df.kind.isin(["clean", "corruption"]) | on_policy)])
     out = {}
     for (cond, sev), g in rows.groupby(["condition", "severity"]):
         g = g.sort_values("exit")
@@ -114,8 +118,8 @@ def cells(
 def by_severity(data: dict[tuple[str, int], ExitData]) -> dict[int, ExitData]:
     """Corruption cells pooled per severity (1–5), every corruption's images alike."""
     out: dict[int, ExitData] = {}
-    for (cond, sev), d in sorted(data.items()):
-        if cond != "clean":
+    for (_, sev), d in sorted(data.items()):
+        if sev >= 1:
             out[sev] = out[sev] + d if sev in out else d
     return out
 

@@ -35,10 +35,14 @@ CSV_COLUMNS = [
 ]
 
 
+ATTACKED = {"exit_union_pgd": "exit-union PGD 4/255", "slowdown_pgd": "slow-down PGD 4/255"}
+
+
 def _image_sets(data: dict[tuple[str, int], ee.ExitData]) -> dict[str, ee.ExitData]:
-    """Clean images, then the corruptions pooled per severity."""
+    """Clean images, the corruptions pooled per severity, then the attacks on the policy."""
     pooled = {f"corruptions s{s}": d for s, d in ee.by_severity(data).items()}
-    return {"clean": data["clean", 0], **pooled}
+    attacked = {f"under {label}": data[a, 0] for a, label in ATTACKED.items() if (a, 0) in data}
+    return {"clean": data["clean", 0], **pooled, **attacked}
 
 
 def _operating_points(sets: dict[str, ee.ExitData]) -> list[dict[str, str]]:
@@ -144,8 +148,12 @@ def section(df: pd.DataFrame, run_dir: Path, images: Records) -> list[str]:
         "probability) is at least τ, else at its last, and spends that exit's GMACs. τ is matched "
         "on clean images to the compute of each middle exit; the same τ then runs on the "
         "corrupted images, pooled per severity over the corruptions. × clean compute: the mean "
-        "GMACs against the clean images' at that τ. Accuracies in % with their 95 % Wilson "
-        "interval. Every τ, both confidence measures and every cell: `early_exit.csv`.",
+        "GMACs against the clean images' at that τ. Under attack (L∞ 4/255, 10 steps, strict): "
+        "exit-union PGD maximises every exit's cross-entropy, so whichever exit is taken errs; "
+        "slow-down PGD lowers the confidence of every exit but the last, to push images to "
+        "costlier exits (docs/protocol.md). An image wrong on clean counts as wrong under attack. "
+        "Accuracies in % with their 95 % Wilson interval. Every τ, both confidence measures and "
+        "every cell: `early_exit.csv`.",
         "",
         *lines,
     ]
@@ -176,10 +184,11 @@ def policy_table(
         data = ee.cells(df, model, images, conf)
         if ("clean", 0) not in data:
             raise BenchError(f"{run_dir}: no clean cell of {model} with stored confidences")
-        corrupted = [d for (c, _), d in sorted(data.items()) if c != "clean"]
+        corrupted = [d for (_, sev), d in sorted(data.items()) if sev >= 1]
         sets = {"clean": data["clean", 0]}
         if corrupted:
             sets["all corruptions"] = sum(corrupted[1:], corrupted[0])
+        sets |= {k: v for k, v in _image_sets(data).items() if k.startswith("under ")}
         for t in taus:
             for name, d in sets.items():
                 o = ee.outcome(d, t, measure)

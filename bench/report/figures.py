@@ -151,9 +151,18 @@ def policy_curves(
     beside every model's fixed exits on clean images (markers)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
     shades = plt.cm.Greys([0.35 + 0.13 * i for i in range(len(curves))])
+    attacked = iter(["tab:orange", "tab:purple", "tab:brown"])
     for i, (label, c) in enumerate(curves.items()):
-        colour = "tab:red" if label == "clean" else shades[i]
-        ax.plot(c.gmacs, 100 * c.accuracy, color=colour, label=f"policy, {label}", lw=1.4)
+        under = label.startswith("under ")
+        colour = "tab:red" if label == "clean" else next(attacked) if under else shades[i]
+        ax.plot(
+            c.gmacs,
+            100 * c.accuracy,
+            color=colour,
+            label=f"policy, {label}",
+            lw=1.4,
+            linestyle="--" if under else "-",
+        )
     for model, g in static.groupby("model", sort=True):
         colour, marker = FAMILY_STYLE.get(g.family.iloc[0], ("tab:purple", "D"))
         ax.plot(

@@ -34,6 +34,8 @@ ATTACK_NAMES = {
     "eot_pgd": "EOT",
     "look_pgd": "misdirection",
     "smooth_transfer": "smooth transfer",
+    "exit_union_pgd": "exit-union PGD",
+    "slowdown_pgd": "slow-down PGD",
 }
 
 
