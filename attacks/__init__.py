@@ -101,7 +101,7 @@ for _name, _goal in (("exit_union_pgd", "union"), ("slowdown_pgd", "slowdown")):
     ATTACKS.register(
         _name,
         AttackEntry(
-            lambda c, g=_goal: ExitPolicyPGD(c.epsilon, c.step_size, c.steps, g),
+            lambda c, g=_goal: ExitPolicyPGD(c.epsilon, c.step_size, c.steps, g, c.norm or "linf"),
             "dynamic",
             needs_exits=True,
         ),

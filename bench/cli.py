@@ -535,7 +535,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
 
 def _cmd_exits(a: argparse.Namespace) -> int:
-    from bench.report.early_exit_section import policy_table
+    from bench.report.policy_table import policy_table
 
     print(policy_table(a.run, a.tau, a.models, a.measure))
     return 0

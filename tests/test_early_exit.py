@@ -17,13 +17,20 @@ from bench.evaluation.confidence import exit_confidence
 from bench.models.base import BenchModel, Exits
 from bench.report import early_exit as ee
 from bench.store import confidence
-from tests.test_cli import _fails
 from tests.test_results import make_row
+
+
+def _fails(argv: list[str], capsys: pytest.CaptureFixture[str], match: str) -> None:
+    """One `bench: error:` line naming the problem, exit status 2."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("bench: error: ") and "\n" not in err and match in err, err
+
 
 # 3 exits, 4 images; exit costs 1, 2, 4 GMACs
 CORRECT = np.array([[1, 0, 0, 1], [1, 1, 0, 0], [1, 1, 1, 0]], bool)
 MSP = np.array([[0.95, 0.50, 0.30, 0.60], [0.99, 0.80, 0.40, 0.70], [0.99, 0.90, 0.50, 0.80]])
-DATA = ee.ExitData(CORRECT, np.stack([MSP, MSP]), np.array([1.0, 2.0, 4.0]))
+DATA = ee.ExitData(np.arange(4), CORRECT, np.stack([MSP, MSP]), np.array([1.0, 2.0, 4.0]))
 
 
 def test_the_policy_takes_the_first_confident_exit() -> None:
@@ -46,6 +53,21 @@ def test_tau_one_is_the_last_exit_and_a_tiny_tau_the_first() -> None:
 def test_a_tau_outside_the_unit_interval_is_refused(tau: float) -> None:
     with pytest.raises(BenchError, match=r"τ must be in \(0, 1\]"):
         ee.outcome(DATA, tau)
+    with pytest.raises(BenchError, match="resolves to 0.001"):
+        ee.outcome(DATA, 0.9995)
+
+
+def test_under_attack_the_policy_must_be_right_on_the_clean_image_too() -> None:
+    # clean, image 1 wrong everywhere: at τ = 0.75 the policy is right on images 0 and 2 only;
+    # attacked, every exit is right and sure, so every image stops at exit 1
+    clean = ee.ExitData(
+        np.arange(4), CORRECT & np.array([1, 0, 1, 1], bool), DATA.confidence, DATA.gmacs
+    )
+    attacked = ee.ExitData(
+        np.arange(4), np.ones((3, 4), bool), np.ones((2, 3, 4)) * 0.9, DATA.gmacs, clean=clean
+    )
+    o = ee.outcome(attacked, 0.75)
+    assert (o.n_correct, o.gmacs) == (2, 1.0), "images 0 and 2 right clean; all stop at exit 1"
 
 
 def test_confidences_are_the_softmax_maximum_and_one_minus_normalized_entropy() -> None:
@@ -85,10 +107,13 @@ def test_early_exits_end_to_end_and_bad_input(
     capsys.readouterr()
     assert main(["exits", str(out), "--tau", "0.5", "1"]) == 0
     table = capsys.readouterr().out
-    assert "| mgnet_tiny | 1 | clean (8) |" in table and "all corruptions (8)" in table
+    assert "| mgnet_tiny | 1 | clean (8) |" in table
+    assert "| mgnet_tiny | 0.5 | all corruptions, all severities (8) |" in table
     before = sorted(p.name for p in out.iterdir())
     _fails(["exits", str(out), "--tau", "1.5"], capsys, "τ must be in (0, 1]")
     _fails(["exits", str(out), "--tau", "0.9", "--models", "resnet_tiny"], capsys, "one exit")
+    _fails(["exits", str(out), "--tau", "0.9", "--models", "nope"], capsys, "no rows of model")
+    _fails(["exits", str(out), "--tau", "0.9995"], capsys, "resolves to 0.001")
     (out / "confidence.csv").rename(tmp_path / "moved.csv")
     _fails(["exits", str(out), "--tau", "0.9"], capsys, "holds no per-exit confidences")
     assert sorted(p.name for p in out.iterdir()) == [n for n in before if n != "confidence.csv"]
@@ -134,3 +159,36 @@ def test_the_slowdown_attack_sends_images_to_the_later_exit() -> None:
         after = exit_confidence(model.exits(x_adv).logits)[0]
     assert ee.exits_taken(before, 0.8).mean() == 0, "every image stops early when clean"
     assert ee.exits_taken(after, 0.8).mean() == 1, "every attacked image goes on to exit 2"
+
+
+def test_records_that_do_not_line_up_are_one_error(tmp_path: Path) -> None:
+    from bench.report.tables import load_results
+    from bench.store import per_image
+    from bench.store.results import append_rows
+
+    rows = [make_row(exit=t, exits_total=2, n_images=3, n_correct=1) for t in (1, 2)]
+    append_rows(tmp_path / "results.csv", rows)
+    ok = np.array([True, False, False])
+    per_image.append(tmp_path / "p.csv", [(r, np.arange(3), ok) for r in rows])
+    confidence.append(
+        tmp_path / "c.csv", [(rows[0], np.full((2, 3), 0.5)), (rows[1], np.full((2, 2), 0.5))]
+    )
+    df = load_results(tmp_path / "results.csv")
+    images, conf = per_image.read(tmp_path / "p.csv"), confidence.read(tmp_path / "c.csv")
+    with pytest.raises(BenchError, match="do not line up"):
+        ee.cells(df, "m", images, conf)
+
+
+def test_confidences_merge_across_ranks_in_image_order() -> None:
+    from bench.evaluation.correct import Correct, merge
+
+    def part(n: int, start: float) -> Correct:
+        conf = np.arange(start, start + 2 * 2 * n).reshape(2, 2, n).astype(np.float32)
+        zeros = np.zeros(2, dtype=np.int64)
+        return Correct(np.arange(n), np.ones((2, n), bool), 1.0, zeros, zeros, confidence=conf)
+
+    a, b = part(2, 0), part(1, 100)
+    m = merge([(np.array([0, 2]), a), (np.array([1]), b)], np.arange(3), 2)
+    assert m.confidence is not None
+    assert m.confidence[:, :, [0, 2]].tolist() == a.confidence.tolist()
+    assert m.confidence[:, :, [1]].tolist() == b.confidence.tolist()

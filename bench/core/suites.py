@@ -58,7 +58,7 @@ SUITES: dict[str, tuple[Cell, ...]] = {
     "clean": (Cell(CLEAN),),
     "corruptions": (Cell(CLEAN),) + _corruption_sweep(None),
     "corruptions_rendered": (Cell(CLEAN),) + _corruption_sweep(None, source="rendered"),
-    "attacks": _attack_sweep(1000, 200),
+    "attacks": (Cell(CLEAN, 1000),) + _attack_sweep(1000, 200),
     "paper": (Cell(CLEAN), Cell(PAPER_PGD, 1000), Cell(pgd(4 / 255), 1000)),
     "default": (Cell(CLEAN),)
     + _corruption_sweep(300)

@@ -39,8 +39,8 @@ class Correct:
     # over a cell
     robust_after: tuple[tuple[int, str, int], ...] = ()
     indicators: Indicators = ()
-    # (2, E, N) per-exit confidences (bench/store/confidence.py) of a multi-exit model's clean or
-    # corruption cell; None elsewhere
+    # (2, E, N) per-exit confidences (bench/store/confidence.py) of a multi-exit model's clean,
+    # corruption or early-exit attack cell; None elsewhere
     confidence: np.ndarray | None = None
 
     def seconds_of(self, t: int, n_rows: int) -> float:

@@ -1,5 +1,5 @@
 """The report's early-exit section and early_exit.csv: the confidence-threshold policy of each
-multi-exit model, clean and under corruption (torch-free)."""
+multi-exit model, clean, under corruption and under the attacks on it (torch-free)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 
 from bench.core.card import file_stem
-from bench.core.errors import BenchError
+from bench.core.conditions import EXIT_POLICY, HEADLINE_EPS
 from bench.report import early_exit as ee
 from bench.report.figures import policy_curves
-from bench.report.fmt import md_table
+from bench.report.fmt import ATTACK_NAMES, md_table
 from bench.report.stats import pct_interval, wilson
 from bench.report.tables import clean_table
 from bench.store import confidence
@@ -33,27 +33,33 @@ CSV_COLUMNS = [
     "mean_gmacs",
     "mean_exit",
 ]
+HEADLINE = f"{HEADLINE_EPS * 255:g}/255"
 
 
-ATTACKED = {"exit_union_pgd": "exit-union PGD 4/255", "slowdown_pgd": "slow-down PGD 4/255"}
+def attacked_sets(data: ee.Cells) -> dict[str, ee.ExitData]:
+    """The cells of the attacks on the policy, by label ('under slow-down PGD 4/255')."""
+    return {
+        f"under {ATTACK_NAMES[a]} {HEADLINE}": data[a, 0] for a in EXIT_POLICY if (a, 0) in data
+    }
 
 
-def _image_sets(data: dict[tuple[str, int], ee.ExitData]) -> dict[str, ee.ExitData]:
+def _image_sets(data: ee.Cells) -> dict[str, ee.ExitData]:
     """Clean images, the corruptions pooled per severity, then the attacks on the policy."""
     pooled = {f"corruptions s{s}": d for s, d in ee.by_severity(data).items()}
-    attacked = {f"under {label}": data[a, 0] for a, label in ATTACKED.items() if (a, 0) in data}
-    return {"clean": data["clean", 0], **pooled, **attacked}
+    return {"clean": data["clean", 0], **pooled, **attacked_sets(data)}
 
 
 def _operating_points(sets: dict[str, ee.ExitData]) -> list[dict[str, str]]:
     """Per exit k between the first and the last: τ matched on clean images to exit k's compute,
-    then the policy and exit k on every image set."""
+    then the policy and exit k on every image set (compute against the same images clean)."""
     clean, rows = sets["clean"], []
     for k in range(2, len(clean.gmacs)):
         tau = ee.matched_tau(clean, float(clean.gmacs[k - 1]))
-        base = ee.outcome(clean, tau).gmacs
         for name, d in sets.items():
-            o = ee.outcome(d, tau)
+            o, base = ee.outcome(d, tau), ee.outcome(clean.on(d.indices), tau).gmacs
+            alone = (
+                d.correct[k - 1] if d.clean is None else d.correct[k - 1] & d.clean.correct[k - 1]
+            )
             rows.append(
                 {
                     "matched to": f"exit {k} ({clean.gmacs[k - 1]:.4g} GMACs)",
@@ -63,16 +69,15 @@ def _operating_points(sets: dict[str, ee.ExitData]) -> list[dict[str, str]]:
                     "mean GMACs": f"{o.gmacs:.4g}",
                     "× clean compute": f"{o.gmacs / base:.2f}",
                     "mean exit": f"{o.exit:.2f}",
-                    "that exit alone (%)": pct_interval(int(d.correct[k - 1].sum()), o.n_images),
+                    "that exit alone (%)": pct_interval(int(alone.sum()), o.n_images),
                 }
             )
     return rows
 
 
-def _csv_rows(dataset: str, model: str, weights: str, data: dict) -> list[dict[str, object]]:  # type: ignore[type-arg]
+def _csv_rows(dataset: str, model: str, weights: str, data: ee.Cells) -> list[dict[str, object]]:
     """The policy at every τ and measure on every cell, and on the corruptions per severity."""
-    named = {(c, s): d for (c, s), d in data.items()}
-    named |= {("all corruptions", s): d for s, d in ee.by_severity(data).items()}
+    named = {**data, **{("all corruptions", s): d for s, d in ee.by_severity(data).items()}}
     out = []
     for (cond, sev), d in sorted(named.items()):
         for measure in confidence.MEASURES:
@@ -81,37 +86,33 @@ def _csv_rows(dataset: str, model: str, weights: str, data: dict) -> list[dict[s
                 lo, hi = wilson(o.n_correct, o.n_images)
                 out.append(
                     dict(
-                        zip(
-                            CSV_COLUMNS,
-                            (
-                                dataset,
-                                model,
-                                weights,
-                                cond,
-                                sev,
-                                measure,
-                                t,
-                                o.n_images,
-                                o.n_correct,
-                                o.n_correct / o.n_images,
-                                lo,
-                                hi,
-                                o.gmacs,
-                                o.exit,
-                            ),
-                        )
+                        dataset=dataset,
+                        model=model,
+                        weights=weights,
+                        condition=cond,
+                        severity=sev,
+                        measure=measure,
+                        tau=t,
+                        n_images=o.n_images,
+                        n_correct=o.n_correct,
+                        accuracy=o.n_correct / o.n_images,
+                        accuracy_low=lo,
+                        accuracy_high=hi,
+                        mean_gmacs=o.gmacs,
+                        mean_exit=o.exit,
                     )
                 )
     return out
 
 
-def _model_lines(df: pd.DataFrame, model: str, sets: dict, run_dir: Path) -> list[str]:  # type: ignore[type-arg]
+def _model_lines(
+    df: pd.DataFrame, model: str, sets: dict[str, ee.ExitData], run_dir: Path
+) -> list[str]:
     """A model's figure and operating-point table."""
     curves = {name: ee.curve(d) for name, d in sets.items()}
-    static = clean_table(df)
     fig = policy_curves(
         curves,
-        static,
+        clean_table(df),
         run_dir / "figures" / f"early_exit_{file_stem(model)}.png",
         f"{model}: stop at the first exit with confidence ≥ τ",
     )
@@ -125,11 +126,26 @@ def _model_lines(df: pd.DataFrame, model: str, sets: dict, run_dir: Path) -> lis
     ]
 
 
+INTRO = (
+    "A multi-exit model stops at the first exit whose confidence (its largest softmax probability) "
+    "is at least τ, else at its last, and spends that exit's GMACs. τ is matched on clean images "
+    "to the compute of each middle exit; the same τ then runs on the corrupted images, pooled per "
+    "severity over the corruptions, and on the attacked ones. × clean compute: the mean GMACs "
+    "against the same images' clean. Under attack (strict L∞, see docs/protocol.md#early-exits): "
+    "exit-union PGD maximises every exit's cross-entropy, so whichever exit is taken errs; "
+    "slow-down PGD lowers the confidence of every exit but the last, to push images to costlier "
+    "exits; an image counts as right only if the policy is right on it clean and the exit taken "
+    "on the attacked image is right. Accuracies in % with their 95 % Wilson interval. Every τ, "
+    "both confidence measures and every cell: `early_exit.csv`."
+)
+
+
 def section(df: pd.DataFrame, run_dir: Path, images: Records) -> list[str]:
     """Markdown lines of the early-exit section (none without stored confidences), and
     early_exit.csv beside the report."""
     conf = confidence.read(run_dir / "confidence.csv")
-    lines, rows = [], []
+    lines: list[str] = []
+    rows: list[dict[str, object]] = []
     for dataset, d in df.groupby("dataset"):
         for model in ee.multi_exit_models(d):
             data = ee.cells(d, model, images, conf)
@@ -141,22 +157,7 @@ def section(df: pd.DataFrame, run_dir: Path, images: Records) -> list[str]:
     if not rows:
         return []
     _write_csv(run_dir / "early_exit.csv", pd.DataFrame(rows, columns=CSV_COLUMNS))
-    return [
-        "## Early exits",
-        "",
-        "A multi-exit model stops at the first exit whose confidence (its largest softmax "
-        "probability) is at least τ, else at its last, and spends that exit's GMACs. τ is matched "
-        "on clean images to the compute of each middle exit; the same τ then runs on the "
-        "corrupted images, pooled per severity over the corruptions. × clean compute: the mean "
-        "GMACs against the clean images' at that τ. Under attack (L∞ 4/255, 10 steps, strict): "
-        "exit-union PGD maximises every exit's cross-entropy, so whichever exit is taken errs; "
-        "slow-down PGD lowers the confidence of every exit but the last, to push images to "
-        "costlier exits (docs/protocol.md). An image wrong on clean counts as wrong under attack. "
-        "Accuracies in % with their 95 % Wilson interval. Every τ, both confidence measures and "
-        "every cell: `early_exit.csv`.",
-        "",
-        *lines,
-    ]
+    return ["## Early exits", "", INTRO, "", *lines]
 
 
 def _write_csv(path: Path, table: pd.DataFrame) -> None:
@@ -164,42 +165,3 @@ def _write_csv(path: Path, table: pd.DataFrame) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     table.to_csv(tmp, index=False, float_format="%.6g")
     tmp.replace(path)
-
-
-def policy_table(
-    run_dir: Path, taus: list[float], models: list[str] | None, measure: str = "msp"
-) -> str:
-    """`bench exits`: the policy at the given τ for the run's multi-exit models (or `models`), on
-    clean images and on all corruptions pooled, as markdown; writes nothing."""
-    from bench.report.markdown import checked_per_image, load_run
-
-    for t in taus:
-        ee.check_tau(t)
-    _, df = load_run(run_dir, None)
-    conf = confidence.read(run_dir / "confidence.csv")
-    wanted = models or ee.multi_exit_models(df)
-    ee.check_policy_input(df, wanted, conf, str(run_dir))
-    images, rows = checked_per_image(df, run_dir), []
-    for model in wanted:
-        data = ee.cells(df, model, images, conf)
-        if ("clean", 0) not in data:
-            raise BenchError(f"{run_dir}: no clean cell of {model} with stored confidences")
-        corrupted = [d for (_, sev), d in sorted(data.items()) if sev >= 1]
-        sets = {"clean": data["clean", 0]}
-        if corrupted:
-            sets["all corruptions"] = sum(corrupted[1:], corrupted[0])
-        sets |= {k: v for k, v in _image_sets(data).items() if k.startswith("under ")}
-        for t in taus:
-            for name, d in sets.items():
-                o = ee.outcome(d, t, measure)
-                rows.append(
-                    {
-                        "model": model,
-                        "τ": f"{t:g}",
-                        "images": f"{name} ({o.n_images})",
-                        "accuracy (%)": pct_interval(o.n_correct, o.n_images),
-                        "mean GMACs": f"{o.gmacs:.4g}",
-                        "mean exit": f"{o.exit:.2f}",
-                    }
-                )
-    return md_table(pd.DataFrame(rows))

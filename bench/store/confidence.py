@@ -1,12 +1,13 @@
 """confidence.csv: the per-image confidence behind each exit's row of a multi-exit model, so an
 early-exit policy can be evaluated at any threshold without running the model again (torch-free).
 
-One record per clean or corruption row of a model with several exits: the row's key hash, then one
-fixed-width string per measure, in the image order of the row's per_image.csv record. A measure is
+One record per clean, corruption or early-exit attack row of a model with several exits (for an
+attack, the confidences on the attacked images): the row's key hash, then one fixed-width string
+per measure, in the image order of the row's per_image.csv record. A measure is
 a confidence c in [0, 1] (`msp`: the largest softmax probability; `entropy`: 1 − the softmax
 entropy over log K), stored as floor(1000·c) in 3 digits, capped at 999. Thresholds therefore
-resolve to 0.001, and τ = 1 never stops early. Size: 6 bytes per image and exit, so 48 KB for the
-default run's clean cell of MGNet (2,000 images, 4 exits) and 540 KB for its 75 corruption cells.
+resolve to 0.001, and τ = 1 never stops early. Size: 6 bytes per image and exit (docs/protocol.md
+gives the default run's).
 """
 
 from __future__ import annotations
