@@ -20,6 +20,7 @@ from bench.models.glimpse import take_glimpse
 from bench.models.mgnet import MGNet, MGNetConfig
 from bench.models.resnet import backbone
 from bench.models.sampler import GlimpseSampler, box_blur
+from tests.test_attacks import _data
 
 EPS = 6 / 255
 TOL = 0.03  # BPDA on the masked model within 3 points (6 of 200 images) of PGD on its smooth twin
@@ -60,15 +61,6 @@ class OneGlimpse(BenchModel):
     def exits_upto(self, x: torch.Tensor, n: int) -> Exits:
         whole = x.new_tensor([1.0, 0.0, 0.0]).expand(len(x), 3)
         return Exits(self.net(self.sampler(x, whole, 12))[None])
-
-
-def _data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two classes of 16-px images: class 1 has a brighter centre."""
-    g = torch.Generator().manual_seed(seed)
-    y = torch.arange(n) % 2
-    x = torch.rand(n, 3, 16, 16, generator=g) * 0.6 + 0.2
-    x[:, :, 4:12, 4:12] += (y.float() * 0.1 - 0.05).view(-1, 1, 1, 1)
-    return x.clamp(0, 1), y
 
 
 @pytest.fixture(scope="module")

@@ -139,6 +139,11 @@ def adaptive(name: str, eps: float = HEADLINE_EPS, steps: int = 10, eot: int = 4
     if name not in ADAPTIVE:
         raise BenchError(f"unknown adaptive attack {name!r} (known: {', '.join(ADAPTIVE)})")
     params = {"eot_pgd": Params(eot=eot, jitter=JITTER), "look_pgd": Params(look=LOOK)}
+    return _strict_linf(name, eps, steps, params.get(name, NO_PARAMS))
+
+
+def _strict_linf(name: str, eps: float, steps: int, params: Params = NO_PARAMS) -> Condition:
+    """A strict L∞ attack of the harness with PGD's step for its step count."""
     return Condition(
         kind="attack",
         name=name,
@@ -148,7 +153,7 @@ def adaptive(name: str, eps: float = HEADLINE_EPS, steps: int = 10, eot: int = 4
         epsilon=eps,
         steps=steps,
         step_size=pgd_step(eps, steps),
-        params=params.get(name, NO_PARAMS),
+        params=params,
     )
 
 
@@ -159,16 +164,7 @@ def exit_policy(name: str, eps: float = HEADLINE_EPS, steps: int = 10) -> Condit
     """An attack on a multi-exit model's early-exit policy, with PGD's step for its step count."""
     if name not in EXIT_POLICY:
         raise BenchError(f"unknown early-exit attack {name!r} (known: {', '.join(EXIT_POLICY)})")
-    return Condition(
-        kind="attack",
-        name=name,
-        source="bench",
-        protocol="strict",
-        norm="linf",
-        epsilon=eps,
-        steps=steps,
-        step_size=pgd_step(eps, steps),
-    )
+    return _strict_linf(name, eps, steps)
 
 
 PAPER_PGD = Condition(

@@ -110,21 +110,21 @@ def exit_hits(
 def score_images(job: Job) -> Correct:
     """Every exit on the images as they are (clean or already corrupted), one pass per batch; a
     multi-exit model's per-exit confidences too, for early-exit policies."""
-    model = job.model.eval()
+    model, e = job.model.eval(), job.model.n_exits
     start = time.perf_counter()
     hits, conf = [], []
     for _, imgs, labels in job.batches():
         logits = exit_logits(model, to_unit(imgs, job.device), len(labels), job.precision)
         hits.append(hits_of(logits, labels))
-        conf.append(exit_confidence(logits))
-    e = model.n_exits
+        if e > 1:
+            conf.append(exit_confidence(logits))
     return Correct(
         job.indices,
         np.concatenate(hits, axis=1),
         time.perf_counter() - start,
         np.full(e, len(job.indices)),
         np.zeros(e, dtype=np.int64),
-        confidence=np.concatenate(conf, axis=2) if e > 1 and conf else None,
+        confidence=np.concatenate(conf, axis=2) if conf else None,
     )
 
 
