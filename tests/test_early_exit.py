@@ -102,6 +102,7 @@ def test_early_exits_end_to_end_and_bad_input(
     assert len(conf) == 2 * 4, "clean and fog, at each of MGNet's 4 exits; none for the ResNet"
     report = (out / "report.md").read_text()
     assert "## Early exits" in report and "early_exit_mgnet_tiny.png" in report
+    assert "early_exit_corruptions_mgnet_tiny.png" in report, "the per-corruption figure"
     csv = (out / "early_exit.csv").read_text().splitlines()
     assert csv[0].startswith("dataset,model,weights,condition,severity,measure,tau")
     capsys.readouterr()

@@ -9,6 +9,7 @@ gathered results and the CSV are the same as a single-process run.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 from collections.abc import Callable
@@ -57,7 +58,18 @@ def world() -> World:
         if cuda and local < torch.cuda.device_count():
             torch.cuda.set_device(local)
         dist.init_process_group("cpu:gloo,cuda:nccl" if cuda else "gloo", timeout=TIMEOUT)
+        # left to interpreter shutdown, gloo's worker threads can abort the process (SIGABRT,
+        # "terminate called without an active exception"): pytorch/pytorch#190489
+        atexit.register(_leave)
     return World(rank=dist.get_rank(), size=dist.get_world_size(), local_rank=local)
+
+
+def _leave() -> None:
+    """Destroy the process group while the interpreter is still whole."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def barrier() -> None:

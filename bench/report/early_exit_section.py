@@ -10,7 +10,7 @@ import pandas as pd
 from bench.core.card import file_stem
 from bench.core.conditions import EXIT_POLICY, HEADLINE_EPS
 from bench.report import early_exit as ee
-from bench.report.figures import policy_curves
+from bench.report.figures import policy_curves, policy_grid
 from bench.report.fmt import ATTACK_NAMES, md_table
 from bench.report.stats import pct_interval, wilson
 from bench.report.tables import clean_table
@@ -105,10 +105,26 @@ def _csv_rows(dataset: str, model: str, weights: str, data: ee.Cells) -> list[di
     return out
 
 
-def _model_lines(
-    df: pd.DataFrame, model: str, sets: dict[str, ee.ExitData], run_dir: Path
-) -> list[str]:
-    """A model's figure and operating-point table."""
+def _grid(data: ee.Cells, model: str, run_dir: Path) -> list[str]:
+    """The per-corruption figure: every corruption's curve at each severity (none without any)."""
+    panels: dict[str, dict[int, pd.DataFrame]] = {}
+    for (cond, sev), d in sorted(data.items()):
+        if sev >= 1:
+            panels.setdefault(cond, {})[sev] = ee.curve(d)
+    if not panels:
+        return []
+    fig = policy_grid(
+        panels,
+        ee.curve(data["clean", 0]),
+        run_dir / "figures" / f"early_exit_corruptions_{file_stem(model)}.png",
+        f"{model}: early exits per corruption and severity",
+    )
+    return [f"![early exits of {model} per corruption]({fig.relative_to(run_dir).as_posix()})", ""]
+
+
+def _model_lines(df: pd.DataFrame, model: str, data: ee.Cells, run_dir: Path) -> list[str]:
+    """A model's figures and operating-point table."""
+    sets = _image_sets(data)
     curves = {name: ee.curve(d) for name, d in sets.items()}
     fig = policy_curves(
         curves,
@@ -123,6 +139,7 @@ def _model_lines(
         "",
         f"![early exits of {model}]({fig.relative_to(run_dir).as_posix()})",
         "",
+        *_grid(data, model, run_dir),
     ]
 
 
@@ -153,7 +170,7 @@ def section(df: pd.DataFrame, run_dir: Path, images: Records) -> list[str]:
                 continue
             weights = str(d[d.model == model].weights.iloc[-1])
             rows += _csv_rows(str(dataset), model, weights, data)
-            lines += _model_lines(d, model, _image_sets(data), run_dir)
+            lines += _model_lines(d, model, data, run_dir)
     if not rows:
         return []
     _write_csv(run_dir / "early_exit.csv", pd.DataFrame(rows, columns=CSV_COLUMNS))

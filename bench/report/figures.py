@@ -180,3 +180,25 @@ def policy_curves(
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     return save(fig, path)
+
+
+def policy_grid(
+    panels: dict[str, dict[int, pd.DataFrame]], clean: pd.DataFrame, path: Path, title: str
+) -> Path:
+    """One panel per corruption: the early-exit policy's accuracy against average GMACs over τ at
+    each severity (darker: more severe), the clean curve in red."""
+    cols = 5
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.4 * rows), dpi=100, squeeze=False)
+    shades = plt.cm.Greys([0.35 + 0.13 * i for i in range(5)])
+    for ax, (name, by_sev) in zip(axes.flat, panels.items()):
+        ax.plot(clean.gmacs, 100 * clean.accuracy, color="tab:red", lw=1.2)
+        for sev, c in sorted(by_sev.items()):
+            ax.plot(c.gmacs, 100 * c.accuracy, color=shades[sev - 1], lw=1.0)
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.grid(True, alpha=0.3)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    fig.suptitle(f"{title} (x: average GMACs, y: accuracy %)", fontsize=10)
+    return save(fig, path)
