@@ -20,7 +20,7 @@ from bench.models.glimpse import take_glimpse
 from bench.models.mgnet import MGNet, MGNetConfig
 from bench.models.resnet import backbone
 from bench.models.sampler import GlimpseSampler, box_blur
-from tests.test_attacks import _data
+from tests.test_attacks import _data, fit, toy_net
 
 EPS = 6 / 255
 TOL = 0.03  # BPDA on the masked model within 3 points (6 of 200 images) of PGD on its smooth twin
@@ -50,13 +50,7 @@ class OneGlimpse(BenchModel):
     def __init__(self, sampler: GlimpseSampler) -> None:
         super().__init__(None, None)
         self.sampler = sampler
-        self.net = nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(4),
-            nn.Flatten(),
-            nn.Linear(128, 2),
-        )
+        self.net = toy_net()
 
     def exits_upto(self, x: torch.Tensor, n: int) -> Exits:
         whole = x.new_tensor([1.0, 0.0, 0.0]).expand(len(x), 3)
@@ -67,13 +61,7 @@ class OneGlimpse(BenchModel):
 def twins() -> tuple[OneGlimpse, OneGlimpse]:
     """(smooth twin, masked model): the same trained weights behind the two samplers."""
     torch.manual_seed(0)
-    smooth = OneGlimpse(Bilinear())
-    x, y = _data(256, 1)
-    opt = torch.optim.Adam(smooth.parameters(), lr=1e-2)
-    for _ in range(150):
-        opt.zero_grad()
-        F.cross_entropy(smooth(x), y).backward()
-        opt.step()
+    smooth = fit(OneGlimpse(Bilinear()))
     masked = OneGlimpse(Quantised())
     masked.load_state_dict(smooth.state_dict())
     return smooth.eval(), masked.eval()

@@ -36,25 +36,34 @@ def _data(n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return x.clamp(0, 1), y
 
 
-@pytest.fixture(scope="module")
-def toy() -> nn.Module:
-    """A small conv net trained to near-perfect accuracy in well under a second."""
-    torch.manual_seed(0)
-    net = nn.Sequential(
+def toy_net() -> nn.Module:
+    """Conv, pool and a linear layer: two classes from a 16-px image."""
+    return nn.Sequential(
         nn.Conv2d(3, 8, 3, padding=1),
         nn.ReLU(),
         nn.AdaptiveAvgPool2d(4),
         nn.Flatten(),
         nn.Linear(128, 2),
     )
-    model = Classifier(net, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+
+
+def fit(model: nn.Module) -> nn.Module:
+    """The model trained on 256 of _data's images (150 Adam steps), in eval mode."""
     x, y = _data(256, 1)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(150):
         opt.zero_grad()
         F.cross_entropy(model(x), y).backward()
         opt.step()
-    model.eval()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def toy() -> nn.Module:
+    """A small conv net trained to near-perfect accuracy in well under a second."""
+    torch.manual_seed(0)
+    model = fit(Classifier(toy_net(), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)))
+    x, y = _data(256, 1)
     assert (model(x).argmax(1) == y).float().mean() > 0.95
     return model
 

@@ -227,7 +227,9 @@ def score_white_box(job: Job) -> Correct:
     )
 
 
-Hits = tuple[np.ndarray, int, int]  # (E, n) correctness of a batch, its forward and backward passes
+# (E, n) correctness of a batch, its forward and backward passes, and the per-exit confidences
+# (2, E, n) of the images scored where the scorer keeps them
+Hits = tuple[np.ndarray, int, int, np.ndarray | None]
 
 
 def _one_attack_for_all(job: Job, score_batch: Callable[..., Hits]) -> Correct:
@@ -235,14 +237,18 @@ def _one_attack_for_all(job: Job, score_batch: Callable[..., Hits]) -> Correct:
     e = job.model.n_exits
     correct = np.zeros((e, len(job.indices)), dtype=bool)
     n_fwd, n_bwd = np.zeros(e, dtype=np.int64), np.zeros(e, dtype=np.int64)
-    start, pos = time.perf_counter(), 0
+    start, pos, conf = time.perf_counter(), 0, []
     for idx, imgs, labels in job.batches():
         x, y = to_unit(imgs, job.device), torch.from_numpy(labels).to(job.device)
-        correct[:, pos : pos + len(idx)], fwd, bwd = score_batch(x, y, idx, labels)
+        correct[:, pos : pos + len(idx)], fwd, bwd, c = score_batch(x, y, idx, labels)
         pos += len(idx)
         n_fwd += fwd
         n_bwd += bwd
-    return Correct(job.indices, correct, time.perf_counter() - start, n_fwd, n_bwd)
+        conf += [] if c is None else [c]
+    confidence = np.concatenate(conf, axis=2) if conf else None
+    return Correct(
+        job.indices, correct, time.perf_counter() - start, n_fwd, n_bwd, confidence=confidence
+    )
 
 
 def score_paper(job: Job) -> Correct:
@@ -257,7 +263,7 @@ def score_paper(job: Job) -> Correct:
             x_adv = atk.with_space(model)(counter, x, y, seeds=_seeds(job.seed, idx, tag, 0))
             hits = exit_hits(model, x_adv, labels)  # as the official code scores it
         # the scoring pass, shared by every exit
-        return hits, counter.n_forward + len(idx), counter.n_backward
+        return hits, counter.n_forward + len(idx), counter.n_backward, None
 
     return _one_attack_for_all(job, score_batch)
 
@@ -279,7 +285,7 @@ def score_transfer(job: Job) -> Correct:
         # robust: right on the clean image and on the transferred one
         with attacks.attack_mode(model):
             hits = exit_hits(model, x, labels) & exit_hits(model, x_adv, labels)
-        return hits, counter.n_forward + 2 * len(idx), counter.n_backward
+        return hits, counter.n_forward + 2 * len(idx), counter.n_backward, None
 
     return _one_attack_for_all(job, score_batch)
 
@@ -290,27 +296,18 @@ def score_dynamic(job: Job) -> Correct:
     from bench import attacks
     from bench.attacks.exit_policy import ExitStack
 
-    atk, model, tag, e = attacks.build(job.cond), job.model, _seed_tag(job.cond), job.model.n_exits
-    correct, conf, passes = [], [], np.zeros(2, dtype=np.int64)
-    start = time.perf_counter()
-    for idx, imgs, labels in job.batches():
-        x, y = to_unit(imgs, job.device), torch.from_numpy(labels).to(job.device)
+    atk, model, tag = attacks.build(job.cond), job.model, _seed_tag(job.cond)
+
+    def score_batch(x: torch.Tensor, y: torch.Tensor, idx: np.ndarray, labels: np.ndarray) -> Hits:
         counter = attacks.PassCounter(ExitStack(model))
         with true_gradient(model), attacks.attack_mode(model):
             x_adv = atk(counter, x, y, seeds=_seeds(job.seed, idx, tag, 0))
             clean = hits_of(exit_logits(model, x, len(labels)), labels)
             logits = exit_logits(model, x_adv, len(labels))
-        correct.append(clean & hits_of(logits, labels))
-        conf.append(exit_confidence(logits))
-        passes += (counter.n_forward + 2 * len(idx), counter.n_backward)
-    return Correct(
-        job.indices,
-        np.concatenate(correct, axis=1),
-        time.perf_counter() - start,
-        np.full(e, passes[0]),
-        np.full(e, passes[1]),
-        confidence=np.concatenate(conf, axis=2),
-    )
+        hits = clean & hits_of(logits, labels)
+        return hits, counter.n_forward + 2 * len(idx), counter.n_backward, exit_confidence(logits)
+
+    return _one_attack_for_all(job, score_batch)
 
 
 def small_batch_kernels(view: torch.nn.Module, x: torch.Tensor) -> Callable:

@@ -118,3 +118,9 @@ def table(df: pd.DataFrame, images: Records) -> tuple[pd.DataFrame, Records]:
             )
         )
     return pd.DataFrame(rows, columns=[*CELL, *COLUMNS]), recs
+
+
+def joined(df: pd.DataFrame, images: Records) -> tuple[pd.DataFrame, Records]:
+    """The best-known rows, and the run's records with theirs joined (computed once per report)."""
+    best, extra = table(df, images)
+    return best, {**images, **extra}

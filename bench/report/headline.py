@@ -187,14 +187,20 @@ def _marks(t: pd.DataFrame, column: str, runs: list[str], images: Records) -> se
     return set() if len(tied) == s.notna().sum() else tied
 
 
-def section(df: pd.DataFrame, baseline: str | None, images: Records | None = None) -> list[str]:
+def section(
+    df: pd.DataFrame,
+    baseline: str | None,
+    images: Records | None = None,
+    best: pd.DataFrame | None = None,
+) -> list[str]:
     """Markdown lines of the headline table (one per data set), the significant best in bold.
 
     `images` (per_image.csv's records) pairs accuracies on the same images; without them two
-    accuracies differ only where their intervals do not overlap.
+    accuracies differ only where their intervals do not overlap. `best` and its records in
+    `images` come from best_known.joined (computed here when not given).
     """
-    best, extra = best_known.table(df, images or {})
-    images = {**(images or {}), **extra}
+    if best is None:
+        best, images = best_known.joined(df, images or {})
     v = values(df, baseline, best)
     lines = ["## Headline", ""]
     for dataset, t in v.groupby("dataset"):

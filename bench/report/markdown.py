@@ -147,7 +147,9 @@ def _clean_section(df: pd.DataFrame, run_dir: Path, images: Records) -> list[str
     return lines
 
 
-def _attack_section(df: pd.DataFrame, run_dir: Path, images: Records) -> list[str]:
+def _attack_section(
+    df: pd.DataFrame, run_dir: Path, images: Records, best: pd.DataFrame | None = None
+) -> list[str]:
     """Robust accuracy: the headline at 4/255, the ε curves, the paper protocol and checks."""
     att = latest(df[df.kind == "attack"])
     if att.empty:
@@ -167,8 +169,8 @@ def _attack_section(df: pd.DataFrame, run_dir: Path, images: Records) -> list[st
         "",
     ]
     several = att.dataset.nunique() > 1
-    best, extra = best_known.table(df, images)
-    images = {**images, **extra}
+    if best is None:
+        best, images = best_known.joined(df, images)
     for dataset, a in att.groupby("dataset"):
         lines += _attack_tables(
             a,
@@ -574,11 +576,12 @@ def build(run_dir: Path, baseline: str | None = None) -> Path:
     stored, df = load_run(run_dir, baseline)
     images = checked_per_image(df, run_dir)
     lines = _intro(run_dir)
-    lines += headline.section(df, baseline, images)
+    best, images = best_known.joined(df, images)
+    lines += headline.section(df, baseline, images, best)
     lines += _clean_section(df, run_dir, images)
     lines += corruption_section.section(df, run_dir, baseline, images)
     lines += early_exit_section.section(df, run_dir, images)
-    lines += _attack_section(df, run_dir, images)
+    lines += _attack_section(df, run_dir, images, best)
     lines += _glimpse_section(df, run_dir)
     lines += _sanity_section(df, run_dir, images)
     lines += _compute_section(df)
